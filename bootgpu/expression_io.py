@@ -1,0 +1,291 @@
+"""Reading and writing the expression matrix (genes x samples).
+
+Input is TSV/CSV (optionally gzip-compressed) or HDF5.  Every problem with the
+input is reported as one ``BootgpuError`` line that names the file and the
+line, gene and sample at fault, so a user can fix the file without a traceback.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+
+from .atomic import atomic_path
+from .errors import BootgpuError
+
+GZIP_MAGIC = b"\x1f\x8b"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+DEMO_FILE = "all_leukemia_top2000.tsv.gz"
+
+
+@dataclass(frozen=True, eq=False)
+class Expression:
+    """An expression matrix with its gene and sample names.
+
+    ``values`` is coerced to C-contiguous float64 so every backend can rely on
+    one memory layout.  ``source`` (the file it came from) only feeds error
+    messages.  ``eq=False`` because array fields make value equality ambiguous.
+    """
+
+    values: np.ndarray  # (n_genes, n_samples) float64, C-contiguous
+    gene_names: tuple[str, ...]
+    sample_names: tuple[str, ...]
+    source: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        values = np.ascontiguousarray(self.values, dtype=np.float64)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "gene_names", tuple(str(g) for g in self.gene_names))
+        object.__setattr__(self, "sample_names", tuple(str(s) for s in self.sample_names))
+        shape = (len(self.gene_names), len(self.sample_names))
+        if values.shape != shape:
+            raise ValueError(f"values shape {values.shape} does not match names {shape}")
+
+    @property
+    def n_genes(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def n_samples(self) -> int:
+        return self.values.shape[1]
+
+    @cached_property
+    def _gene_rows(self) -> dict[str, int]:
+        return {g: i for i, g in enumerate(self.gene_names)}
+
+    def gene_index(self, name: str) -> int:
+        """Row of gene ``name``; a BootgpuError (not KeyError) if it is absent."""
+        try:
+            return self._gene_rows[name]
+        except KeyError:
+            where = f"{self.source}: " if self.source else ""
+            raise BootgpuError(f"{where}unknown gene {name!r} (not among the "
+                               f"{self.n_genes} gene ids)") from None
+
+
+def demo_expression_path() -> Path:
+    """Path of the bundled demo matrix (top-2000-variance ALL probes, 2000 x 128)."""
+    return Path(str(resources.files("bootgpu").joinpath("data", DEMO_FILE)))
+
+
+def read_expression(path: str | os.PathLike) -> Expression:
+    """Load a TSV/CSV (plain or gzip) or HDF5 expression matrix, fully validated."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except FileNotFoundError:
+        raise BootgpuError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise BootgpuError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if head.startswith(HDF5_MAGIC) or path.suffix.lower() in (".h5", ".hdf5"):
+        return _read_h5(path)
+    return _read_text(path, head.startswith(GZIP_MAGIC))
+
+
+def write_expression_h5(expr: Expression, path: str | os.PathLike) -> None:
+    """Write the original pipeline's HDF5 layout, atomically.
+
+    ``/expr`` is float32 genes x samples (half the size; microarray data has
+    no meaningful digits beyond float32), ``/gene_names`` and ``/sample_names``
+    are variable-length UTF-8 strings.
+    """
+    values = expr.values.astype(np.float32)
+    if not np.isfinite(values).all():
+        i, j = np.argwhere(~np.isfinite(values))[0]
+        raise BootgpuError(f"{path}: gene {expr.gene_names[i]!r}, sample "
+                           f"{expr.sample_names[j]!r}: {expr.values[i, j]!r} "
+                           f"does not fit in float32")
+    strings = h5py.string_dtype(encoding="utf-8")
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("expr", data=values)
+            f.create_dataset("gene_names", data=list(expr.gene_names), dtype=strings)
+            f.create_dataset("sample_names", data=list(expr.sample_names), dtype=strings)
+
+
+# --- text ------------------------------------------------------------------
+
+def _delimiter(path: Path, header: str) -> str:
+    """Pick the delimiter from the extension (ignoring .gz), else from the header."""
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    if name.endswith((".tsv", ".txt")):
+        return "\t"
+    if name.endswith(".csv"):
+        return ","
+    if "\t" in header:
+        return "\t"
+    if "," in header:
+        return ","
+    raise BootgpuError(f"{path}: line 1: cannot tell the delimiter (no tab or comma "
+                       f"in the header); use a .tsv or .csv file")
+
+
+def _name(cell: str) -> str:
+    """Strip whitespace and one pair of double quotes (as R's write.csv adds)."""
+    cell = cell.strip()
+    if len(cell) >= 2 and cell[0] == cell[-1] == '"':
+        cell = cell[1:-1]
+    return cell
+
+
+def _read_text(path: Path, gzipped: bool) -> Expression:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BootgpuError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        if gzipped:
+            raw = gzip.decompress(raw)
+        text = raw.decode("utf-8-sig")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise BootgpuError(f"{path}: corrupt gzip data ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise BootgpuError(f"{path}: not UTF-8 text (byte {exc.start} of the "
+                           f"{'decompressed ' if gzipped else ''}data)") from None
+    del raw
+
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise BootgpuError(f"{path}: file is empty")
+    delim = _delimiter(path, lines[0])
+    header = [_name(c) for c in lines[0].split(delim)]
+    samples = header[1:]
+    body = lines[1:]
+    if not body:
+        raise BootgpuError(f"{path}: header only, no data rows")
+    for col, s in enumerate(samples, start=2):
+        if not s:
+            raise BootgpuError(f"{path}: line 1, column {col}: empty sample id")
+    _check_names(path, genes=[], samples=samples, row=None, col=_text_col)
+
+    n_delims = len(header) - 1
+    genes = []
+    for lineno, line in enumerate(body, start=2):
+        gene = _name(line.partition(delim)[0])
+        if line.count(delim) != n_delims:
+            raise BootgpuError(f"{path}: line {lineno} (gene {gene!r}): "
+                               f"{line.count(delim) + 1} fields, expected {n_delims + 1} "
+                               f"like the header")
+        if not gene:
+            raise BootgpuError(f"{path}: line {lineno}: empty gene id")
+        genes.append(gene)
+
+    try:
+        values = np.loadtxt(body, delimiter=delim, usecols=range(1, n_delims + 1),
+                            dtype=np.float64, comments=None, ndmin=2)
+    except ValueError:
+        _raise_bad_cell(path, body, delim, genes, samples)
+        raise  # pragma: no cover - _raise_bad_cell always raises
+    return _validated(path, values, genes, samples, _text_row, _text_col)
+
+
+def _text_row(i: int) -> str:
+    return f"line {i + 2}"
+
+
+def _text_col(j: int) -> str:
+    return f"column {j + 2}"
+
+
+def _raise_bad_cell(path, body, delim, genes, samples):
+    """Slow path, run only after the fast parse failed: find and name the bad cell."""
+    for i, line in enumerate(body):
+        for j, cell in enumerate(line.split(delim)[1:]):
+            try:
+                float(cell)
+                ok = "_" not in cell  # Python accepts 1_000; numpy does not
+            except ValueError:
+                ok = False
+            if not ok:
+                raise BootgpuError(f"{path}: line {i + 2}, gene {genes[i]!r}, sample "
+                                   f"{samples[j]!r}: {cell!r} is not a number")
+    raise BootgpuError(f"{path}: a value cell is not a number")
+
+
+# --- HDF5 ------------------------------------------------------------------
+
+def _read_h5(path: Path) -> Expression:
+    try:
+        with h5py.File(path, "r") as f:
+            parts = {}
+            for key in ("expr", "gene_names", "sample_names"):
+                if key not in f or not isinstance(f[key], h5py.Dataset):
+                    raise BootgpuError(f"{path}: HDF5 dataset {'/' + key!r} is missing "
+                                       f"(need /expr, /gene_names, /sample_names)")
+                parts[key] = f[key][()]
+    except OSError as exc:
+        raise BootgpuError(f"{path}: not a readable HDF5 file ({exc})") from None
+
+    genes = [_decode(path, "gene_names", g) for g in np.atleast_1d(parts["gene_names"])]
+    samples = [_decode(path, "sample_names", s) for s in np.atleast_1d(parts["sample_names"])]
+    values = np.asarray(parts["expr"])
+    if values.ndim != 2 or values.shape != (len(genes), len(samples)):
+        raise BootgpuError(f"{path}: dataset '/expr' has shape {values.shape}, expected "
+                           f"({len(genes)}, {len(samples)}) from /gene_names and "
+                           f"/sample_names (genes x samples)")
+    if not np.issubdtype(values.dtype, np.number) or np.iscomplexobj(values):
+        raise BootgpuError(f"{path}: dataset '/expr' has non-numeric dtype {values.dtype}")
+    for kind, names in (("gene", genes), ("sample", samples)):
+        for i, n in enumerate(names):
+            if not n:
+                raise BootgpuError(f"{path}: dataset '/{kind}_names' row {i}: empty {kind} id")
+    return _validated(path, values.astype(np.float64), genes, samples,
+                      lambda i: f"'/expr' row {i}", lambda j: f"'/expr' column {j}")
+
+
+def _decode(path: Path, key: str, item) -> str:
+    if isinstance(item, bytes):
+        try:
+            return item.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BootgpuError(f"{path}: dataset '/{key}' holds non-UTF-8 bytes "
+                               f"{item!r}") from None
+    return str(item)
+
+
+# --- shared checks -----------------------------------------------------------
+
+def _check_names(path: Path, genes: list[str], samples: list[str],
+                 row: Callable[[int], str] | None, col: Callable[[int], str]) -> None:
+    """Sample ids must be unique and at least 2; gene ids must be unique."""
+    first_col: dict[str, int] = {}
+    for j, s in enumerate(samples):
+        if s in first_col:
+            raise BootgpuError(f"{path}: duplicate sample id {s!r} in {col(first_col[s])} "
+                               f"and {col(j)}")
+        first_col[s] = j
+    if len(samples) < 2:
+        raise BootgpuError(f"{path}: {len(samples)} sample column(s) {samples}; "
+                           f"need at least 2 samples")
+    first_row: dict[str, int] = {}
+    for i, g in enumerate(genes):
+        if g in first_row:
+            raise BootgpuError(f"{path}: duplicate gene id {g!r} at {row(first_row[g])} "
+                               f"and {row(i)}")
+        first_row[g] = i
+
+
+def _validated(path: Path, values: np.ndarray, genes: list[str], samples: list[str],
+               row: Callable[[int], str], col: Callable[[int], str]) -> Expression:
+    """Checks common to all formats; ``row(i)``/``col(j)`` name places for messages."""
+    _check_names(path, genes, samples, row, col)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise BootgpuError(f"{path}: {row(i)}, gene {genes[i]!r}, sample {samples[j]!r}: "
+                           f"value is {values[i, j]} (NaN and infinite values are not allowed)")
+    return Expression(values, tuple(genes), tuple(samples), source=str(path))
