@@ -1,0 +1,124 @@
+"""CuPy on a CUDA device.  Imported only when asked for, so a CPU-only install never touches CUDA."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from bootgpu.backends._base import Backend, PeakMemory
+
+
+def cupy_unusable_reason() -> str | None:
+    """None when CuPy can run on a device here; otherwise why not, in a few words."""
+    try:
+        import cupy
+    except ImportError as exc:
+        return f"cupy is not installed ({exc}); install bootgpu[gpu] or bootgpu[gpu-cuda13]"
+    except Exception as exc:  # a broken CUDA install can raise anything at import
+        return f"cupy failed to import: {exc}"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return f"CUDA driver/runtime error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    if count < 1:
+        return "no CUDA device is visible"
+    return None
+
+
+class _PoolHook:
+    """Counts bytes CuPy's pool hands out, to know the peak inside a block (CuPy keeps no peak)."""
+
+    def __init__(self):
+        import cupy.cuda.memory_hook as memory_hook
+
+        class Hook(memory_hook.MemoryHook):
+            name = "bootgpu_peak"
+
+            def __init__(hook):
+                hook.current = 0
+                hook.peak = 0
+                hook.sizes = {}
+
+            def malloc_postprocess(hook, device_id, size, mem_size, mem_ptr, pmem_id):
+                hook.sizes[mem_ptr] = mem_size
+                hook.current += mem_size
+                hook.peak = max(hook.peak, hook.current)
+
+            def free_postprocess(hook, device_id, mem_size, mem_ptr, pmem_id):
+                hook.current -= hook.sizes.pop(mem_ptr, mem_size)
+
+        self.hook = Hook()
+
+
+class CupyBackend(Backend):
+    name = "cupy"
+
+    def __init__(self):
+        import cupy
+
+        try:  # the array-API-compatible view of CuPy when available
+            import array_api_compat.cupy as xp
+        except ImportError:
+            xp = cupy
+        self.cupy = cupy
+        self.xp = xp
+
+    def device_name(self) -> str:
+        dev = self.cupy.cuda.Device()
+        props = self.cupy.cuda.runtime.getDeviceProperties(dev.id)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        return f"cuda:{dev.id} ({name})"
+
+    def memory_info(self) -> tuple[int, int]:
+        free, total = self.cupy.cuda.runtime.memGetInfo()
+        pool = self.cupy.get_default_memory_pool()
+        free += pool.free_bytes()  # cached blocks are reusable
+        limit = pool.get_limit()
+        if limit:
+            free = min(free, max(0, limit - pool.used_bytes()))
+        return int(free), int(total)
+
+    def synchronize(self) -> None:
+        self.cupy.cuda.get_current_stream().synchronize()
+
+    @contextlib.contextmanager
+    def track_peak(self):
+        result = PeakMemory()
+        hook = _PoolHook().hook
+        try:
+            with hook:
+                yield result
+        finally:
+            self.synchronize()
+            result.peak_bytes = int(hook.peak)
+
+    def to_device(self, array):
+        return self.cupy.asarray(np.asarray(array))
+
+    def to_host(self, array):
+        return self.cupy.asnumpy(array)
+
+    def bincount(self, x, minlength: int):
+        return self.cupy.bincount(x, minlength=minlength)
+
+    def cummin(self, x):
+        """Hillis-Steele scan: log2(n) passes of elementwise minimum, all on the device."""
+        cp = self.cupy
+        out = cp.array(x, copy=True)
+        shift = 1
+        n = out.shape[0]
+        while shift < n:
+            out[shift:] = cp.minimum(out[shift:], out[:-shift].copy())
+            shift *= 2
+        return out
+
+    def betainc(self, a, b, x):
+        import cupyx.scipy.special as sp
+
+        return sp.betainc(a, b, x)
+
+    def erfc(self, x):
+        import cupyx.scipy.special as sp
+
+        return sp.erfc(x)

@@ -1,0 +1,89 @@
+"""NumPy on the host: the reference backend and the CPU workhorse."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import threading
+import time
+
+import numpy as np
+import scipy.special
+
+from bootgpu.backends._base import Backend, PeakMemory
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def available_host_memory() -> int:
+    """MemAvailable from /proc/meminfo (bytes); the planner adds cgroup and rlimit caps."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+    xp = np
+
+    def device_name(self) -> str:
+        return "cpu"
+
+    def memory_info(self) -> tuple[int, int]:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return available_host_memory(), total
+
+    @contextlib.contextmanager
+    def track_peak(self):
+        """Samples RSS every 5 ms in a thread (ru_maxrss cannot be reset), reports the rise."""
+        result = PeakMemory()
+        start = _rss_bytes()
+        peak = [start]
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                peak[0] = max(peak[0], _rss_bytes())
+                time.sleep(0.005)
+
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        try:
+            yield result
+        finally:
+            done.set()
+            thread.join()
+            peak[0] = max(peak[0], _rss_bytes())
+            result.peak_bytes = peak[0] - start
+
+    def to_device(self, array):
+        return np.asarray(array)
+
+    def to_host(self, array):
+        return np.asarray(array)
+
+    def bincount(self, x, minlength: int):
+        return np.bincount(x, minlength=minlength)
+
+    def cummin(self, x):
+        return np.minimum.accumulate(x)
+
+    def betainc(self, a, b, x):
+        return scipy.special.betainc(a, b, x)
+
+    def erfc(self, x):
+        return scipy.special.erfc(x)
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

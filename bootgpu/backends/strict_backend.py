@@ -1,0 +1,45 @@
+"""array_api_strict on the host: runs the core with only what the array-API standard allows.
+
+It stands in for a GPU library on CPU CI: code that leans on NumPy-only behaviour fails here.
+Kernels outside the standard go through NumPy explicitly, via DLPack, as a device library would
+use its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bootgpu.backends.numpy_backend import NumpyBackend
+
+
+class StrictBackend(NumpyBackend):
+    name = "strict"
+
+    def __init__(self):
+        import array_api_strict
+
+        self.xp = array_api_strict
+
+    def device_name(self) -> str:
+        return "cpu (array_api_strict)"
+
+    def to_device(self, array):
+        return self.xp.asarray(np.asarray(array))
+
+    def to_host(self, array):
+        return np.from_dlpack(array)
+
+    def _via_numpy(self, fn, x):
+        return self.xp.asarray(fn(np.from_dlpack(x)))
+
+    def bincount(self, x, minlength: int):
+        return self._via_numpy(lambda a: np.bincount(a, minlength=minlength), x)
+
+    def cummin(self, x):
+        return self._via_numpy(np.minimum.accumulate, x)
+
+    def betainc(self, a, b, x):
+        return self._via_numpy(lambda v: NumpyBackend.betainc(self, a, b, v), x)
+
+    def erfc(self, x):
+        return self._via_numpy(lambda v: NumpyBackend.erfc(self, v), x)

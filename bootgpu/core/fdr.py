@@ -1,0 +1,142 @@
+"""Step 3d: exact Benjamini-Hochberg over every gene pair, without sorting (or even computing) all
+p-values.
+
+BH's q of a pair is  min over pairs y with p_y >= p_x  of  p_y / (F(y) / m),  F(y) = #{p <= p_y},
+capped at 1 (statsmodels' ``fdr_bh``).  Each test's p is a non-increasing function of a statistic
+s (see ``significance``), so ordering by p is ordering by s, descending.
+
+1. ``count``: a histogram of s over fine bins, streamed over pair blocks.  From bin counts alone,
+   every bin gets a lower and an upper bound on the smallest BH term inside it.
+2. ``refine``: only bins whose bounds could decide the answer are gathered exactly (their pairs'
+   s values, p evaluated for those alone), sorted, and their exact terms computed.  A bin whose
+   lower bound is not below what later bins certainly reach can never hold the minimum, so
+   skipping it changes nothing: the result equals the full sort.
+3. ``threshold`` (significance is q < alpha, i.e. s >= s*) and ``q_values`` of query pairs come
+   from the refined subset.
+
+Bin bookkeeping is a few hundred kilobytes and lives on the host (explicit ``to_host``); pair
+values never leave the device.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+N_BINS = 1 << 16
+_SLACK = 1e-12  # relative widening of bin bounds against rounding of p at bin edges
+
+
+class BHStream:
+    """Exact BH for one test over statistics that arrive in blocks."""
+
+    def __init__(self, backend, test, which: str, n_bins: int = N_BINS):
+        self.backend, self.xp = backend, backend.xp
+        self.test, self.which = test, which
+        self.n_bins = n_bins
+        self.counts = np.zeros(n_bins, dtype=np.int64)
+
+    # -- bins (t = 0 holds the largest s, i.e. the smallest p) ---------------------------------
+    def bins(self, s):
+        xp = self.xp
+        b = xp.astype(xp.floor(s * (self.n_bins / self.test.s_max)), xp.int64)
+        return (self.n_bins - 1) - xp.clip(b, 0, self.n_bins - 1)
+
+    def count(self, s) -> None:
+        """Pass 1: add a block of statistics (valid pairs only) to the histogram."""
+        self.counts += self.backend.to_host(self.backend.bincount(self.bins(s), self.n_bins))
+
+    def _bounds(self):
+        """Per bin (lower, upper) bound on the smallest BH term of its pairs; inf when empty."""
+        if hasattr(self, "_lb"):
+            return self._lb, self._ub
+        n = self.n_bins
+        width = self.test.s_max / n
+        b = np.arange(n - 1, -1, -1, dtype=np.float64)  # s-bin index of t = 0..n-1
+        lo = np.clip((b - 1) * width, 0.0, self.test.s_max)
+        hi = np.clip((b + 2) * width, 0.0, self.test.s_max)
+        p_lo = self.backend.to_host(self.test.pvalue(self.backend, self.backend.to_device(lo)))
+        p_hi = self.backend.to_host(self.test.pvalue(self.backend, self.backend.to_device(hi)))
+        self.m = int(self.counts.sum())
+        frac = np.cumsum(self.counts) / max(self.m, 1)
+        empty = self.counts == 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self._lb = np.where(empty, np.inf, p_hi / frac * (1 - _SLACK))
+            self._ub = np.where(empty, np.inf, p_lo / frac * (1 + _SLACK))
+        return self._lb, self._ub
+
+    # -- which bins must be seen exactly --------------------------------------------------------
+    def bins_for_threshold(self, alpha: float) -> np.ndarray:
+        """Bins that decide s*: the last bin surely holding a term < alpha, and later ones that might."""
+        lb, ub = self._bounds()
+        t = np.arange(self.n_bins)
+        sure = np.flatnonzero(ub < alpha)
+        t_sure = int(sure[-1]) if sure.size else -1
+        return ((lb < alpha) & (t > t_sure)) | (t == t_sure)
+
+    def bins_for_queries(self, query_bins: np.ndarray) -> np.ndarray:
+        """Bins that decide q of pairs in ``query_bins``: those bins and every later bin whose lower
+        bound is below the best upper bound reached after it."""
+        lb, ub = self._bounds()
+        need = np.zeros(self.n_bins, dtype=bool)
+        if query_bins.size == 0:
+            return need
+        suffix_ub = np.minimum.accumulate(ub[::-1])[::-1]
+        after = np.append(suffix_ub[1:], np.inf)
+        need[int(query_bins.min()) :] = (lb < after)[int(query_bins.min()) :]
+        need[np.unique(query_bins)] = True
+        return need & (self.counts > 0)
+
+    def refinement(self, bin_mask: np.ndarray) -> "Refinement":
+        return Refinement(self, bin_mask)
+
+
+class Refinement:
+    """Exact BH terms for every pair in a chosen set of bins (gathered over one pass of blocks)."""
+
+    def __init__(self, stream: BHStream, bin_mask: np.ndarray):
+        self.stream, self.xp = stream, stream.xp
+        self.bin_mask = bin_mask
+        self._mask_dev = stream.backend.to_device(bin_mask)
+        self._parts = []
+
+    def gather(self, s) -> None:
+        """Pass 2: keep the statistics of pairs that fall in the chosen bins."""
+        keep = self.xp.take(self._mask_dev, self.stream.bins(s))
+        self._parts.append(s[keep])
+
+    def finish(self) -> "Refinement":
+        xp, st = self.xp, self.stream
+        backend = st.backend
+        s = xp.concat(self._parts) if self._parts else xp.zeros((0,), dtype=xp.float64)
+        self._parts = []
+        self.keys = xp.sort(-s)  # ascending key = descending s = ascending p
+        s_sorted = -self.keys
+        # F(y) = #pairs with s >= s_y = pairs in earlier bins + those in y's (fully gathered) bin
+        counts = st.counts
+        before_all = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        gathered = np.where(self.bin_mask, counts, 0)
+        before_gathered = np.concatenate([[0], np.cumsum(gathered)[:-1]])
+        t = st.bins(s_sorted)
+        base = xp.take(backend.to_device(before_all - before_gathered), t)
+        f_count = base + xp.searchsorted(self.keys, self.keys, side="right")
+        p = st.test.pvalue(backend, s_sorted)
+        term = p / (xp.astype(f_count, xp.float64) / st.m)
+        self.s_sorted, self.term = s_sorted, term
+        self.suffix_min = xp.flip(backend.cummin(xp.flip(term)))
+        return self
+
+    def threshold(self, alpha: float) -> float:
+        """s* such that q < alpha exactly when s >= s*; +inf when no pair is significant."""
+        xp = self.xp
+        passing = self.s_sorted[self.term < alpha]
+        if passing.shape[0] == 0:
+            return math.inf
+        return float(self.stream.backend.to_host(xp.min(passing)))
+
+    def q_values(self, s_query):
+        """BH q of pairs with statistics ``s_query`` (their bins must have been refined)."""
+        xp = self.xp
+        idx = xp.searchsorted(self.keys, -s_query, side="left")
+        return xp.minimum(xp.take(self.suffix_min, idx), 1.0)

@@ -1,0 +1,139 @@
+"""Step 3b: Spearman correlation of every gene pair within a group, in row blocks of pair space.
+
+With doubled centred ranks ``d`` (integers), r_ij = (d_i . d_j) / sqrt(|d_i|^2 |d_j|^2).  The dot
+products come from one matrix product per row block.  For a group of k samples every product and
+partial sum is at most (k^3 - k) / 3, so while that stays below 2**24 (k <= 369) float32 -- and TF32
+on a GPU -- computes them exactly; larger groups use float64, exact to 2**53.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bootgpu.core.ranks import GroupOrder, doubled_centred_ranks, group_order
+
+
+def exact_float32_limit(k: int) -> bool:
+    """True when rank dot products of a k-sample group are exact in float32."""
+    return (k**3 - k) // 3 < 2**24
+
+
+@dataclass
+class GroupRanks:
+    """One group's base ranks: its sort structure, doubled centred ranks and their squared norms."""
+
+    order: GroupOrder
+    d: Any  # (G, k) doubled centred ranks, float32 when exact, else float64
+    sumsq: Any  # (G,) float64, |d_g|^2 (0 for a gene constant within the group)
+
+    @property
+    def k(self) -> int:
+        return self.order.k
+
+
+def group_ranks(xp, values) -> GroupRanks:
+    """Base ranks of ``values`` (G, k): each gene ranked across the group's samples."""
+    k = values.shape[1]
+    order = group_order(xp, values)
+    d = doubled_centred_ranks(xp, order, xp.ones((1, k), dtype=xp.int64), k)[0, ...]
+    d = xp.astype(d, xp.float32 if exact_float32_limit(k) else xp.float64)
+    sumsq = xp.sum(xp.astype(d, xp.float64) ** 2, axis=1)
+    return GroupRanks(order=order, d=d, sumsq=sumsq)
+
+
+def correlation(xp, dots, sumsq_i, sumsq_j):
+    """r = dots / sqrt(sumsq_i * sumsq_j) in float64; NaN where a gene is constant."""
+    den = xp.sqrt(sumsq_i * sumsq_j)
+    ok = den > 0
+    return xp.where(ok, xp.astype(dots, xp.float64) / xp.where(ok, den, 1.0), xp.nan)
+
+
+@dataclass
+class PairBlock:
+    """Pairs (i, j > i) for rows ``start:stop`` in condensed order (row-major upper triangle)."""
+
+    start: int
+    stop: int
+    offset: int  # condensed index of the block's first pair
+    r_low: Any  # (n_pairs_in_block,) float64
+    r_high: Any
+
+
+class PairBlocks:
+    """Iterates row blocks of the upper triangle of pair space for both groups.
+
+    ``cache=True`` keeps each block's dot products (exact, 4 or 8 bytes a pair per group) so later
+    passes skip the matrix products; the planner turns it off when pair space does not fit.
+    """
+
+    def __init__(self, xp, low: GroupRanks, high: GroupRanks, rows_per_block: int, cache: bool):
+        self.xp, self.low, self.high = xp, low, high
+        self.n_genes = low.d.shape[0]
+        self.rows = max(1, int(rows_per_block))
+        self.cache = cache
+        self._cached: dict[int, tuple[Any, Any]] = {}
+        n = self.n_genes
+        self.n_pairs = n * (n - 1) // 2
+
+    def _dots(self, start: int, stop: int):
+        xp = self.xp
+        if start in self._cached:
+            return self._cached[start]
+        out = []
+        for grp in (self.low, self.high):
+            full = xp.matmul(grp.d[start:stop, :], xp.matrix_transpose(grp.d[start:, :]))
+            out.append(full[self._upper_mask(start, stop)])
+        out = tuple(out)
+        if self.cache:
+            self._cached[start] = out
+        return out
+
+    def _upper_mask(self, start: int, stop: int):
+        xp = self.xp
+        rows = xp.arange(start, stop, dtype=xp.int64)[:, None]
+        cols = xp.arange(start, self.n_genes, dtype=xp.int64)[None, :]
+        return cols > rows
+
+    def pair_rows(self, start: int, stop: int):
+        """Gene index i of every pair in the block, (n_pairs_in_block,) int64."""
+        xp = self.xp
+        lengths = self.n_genes - 1 - xp.arange(start, stop, dtype=xp.int64)
+        ends = xp.cumulative_sum(lengths)
+        flat = xp.arange(int(ends[-1]) if stop > start else 0, dtype=xp.int64)
+        return start + xp.searchsorted(ends, flat, side="right")
+
+    def __iter__(self):
+        xp = self.xp
+        offset = 0
+        for start in range(0, self.n_genes - 1, self.rows):
+            stop = min(start + self.rows, self.n_genes - 1)
+            dots_low, dots_high = self._dots(start, stop)
+            i = self.pair_rows(start, stop)
+            j = self._pair_cols(start, stop)
+            r_low = correlation(xp, dots_low, xp.take(self.low.sumsq, i), xp.take(self.low.sumsq, j))
+            r_high = correlation(xp, dots_high, xp.take(self.high.sumsq, i), xp.take(self.high.sumsq, j))
+            yield PairBlock(start, stop, offset, r_low, r_high)
+            offset += r_low.shape[0]
+
+    def _pair_cols(self, start: int, stop: int):
+        xp = self.xp
+        cols = xp.broadcast_to(xp.arange(start, self.n_genes, dtype=xp.int64)[None, :], (stop - start, self.n_genes - start))
+        return cols[self._upper_mask(start, stop)]
+
+    def genes_of(self, block: PairBlock, flat_in_block):
+        """(i, j) of pairs given their indices within ``block``."""
+        xp = self.xp
+        i = xp.take(self.pair_rows(block.start, block.stop), flat_in_block)
+        j = xp.take(self._pair_cols(block.start, block.stop), flat_in_block)
+        return i, j
+
+
+def base_correlations(xp, values_low, values_high):
+    """Convenience for tests: full (G, G) Spearman matrices of both groups."""
+    low, high = group_ranks(xp, values_low), group_ranks(xp, values_high)
+    out = []
+    for g in (low, high):
+        dots = xp.matmul(xp.astype(g.d, xp.float64), xp.matrix_transpose(xp.astype(g.d, xp.float64)))
+        out.append(correlation(xp, dots, g.sumsq[:, None], g.sumsq[None, :]))
+    return out[0], out[1]

@@ -1,0 +1,147 @@
+"""One focus gene end to end, on any backend: split, ranks, pair tests, BH, selection, bootstrap.
+
+Pair space is visited in passes over row blocks (see ``core.fdr``): histogram, BH thresholds,
+selection, q-values of the selected edges.  Only the selected edges' values outlive a block.
+The result is moved to the host explicitly at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bootgpu.config import AnalysisConfig
+from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_deltas, summarise
+from bootgpu.core.change import classify_change
+from bootgpu.core.fdr import BHStream
+from bootgpu.core.significance import FisherTest, TTest
+from bootgpu.core.spearman import PairBlocks, group_ranks
+from bootgpu.core.split import split_samples
+from bootgpu.planner import Plan
+
+TESTS = ("low", "high", "diff")
+EDGE_FLOAT_FIELDS = (
+    "r_low", "r_high", "delta", "q_low", "q_high", "q_diff",
+    "boot_mean", "boot_std", "ci_low", "ci_high", "bias", "boot_p",
+)  # fmt: skip
+
+
+@dataclass
+class FocusResult:
+    """Host (NumPy) results of one focus gene; ``edges`` holds the selected edges' arrays."""
+
+    focus: int
+    attrs: dict
+    low_samples: np.ndarray
+    high_samples: np.ndarray
+    edges: dict = field(default_factory=dict)
+
+
+def _collect(xp, parts):
+    return {key: xp.concat([p[key] for p in parts]) for key in parts[0]} if parts else None
+
+
+def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_low: int, k_high: int) -> FocusResult:
+    """Analyse focus gene ``focus`` of ``expr`` (device array, genes x samples, float64)."""
+    xp = backend.xp
+    alpha = cfg.fdr_alpha
+    low_idx, high_idx = split_samples(xp, expr[focus, :], k_low, k_high)
+    low = group_ranks(xp, xp.take(expr, low_idx, axis=1))
+    high = group_ranks(xp, xp.take(expr, high_idx, axis=1))
+    pairs = PairBlocks(xp, low, high, plan.rows_per_block, plan.cache_pairs)
+    tests = {"low": TTest(k_low), "high": TTest(k_high), "diff": FisherTest(k_low, k_high)}
+    streams = {name: BHStream(backend, test, name) for name, test in tests.items()}
+
+    def block_stats(block):
+        valid = xp.isfinite(block.r_low) & xp.isfinite(block.r_high)
+        r_low, r_high = block.r_low[valid], block.r_high[valid]
+        stats = {name: test.statistic(xp, r_low, r_high, name) for name, test in tests.items()}
+        return valid, r_low, r_high, stats
+
+    # pass 1: histograms
+    n_nan = 0
+    for block in pairs:
+        valid, _, _, stats = block_stats(block)
+        n_nan += int(valid.shape[0]) - int(xp.count_nonzero(valid))
+        for name in TESTS:
+            streams[name].count(stats[name])
+    n_tests = pairs.n_pairs - n_nan
+
+    # pass 2: exact BH thresholds (q < alpha  <=>  s >= s*)
+    refs = {name: streams[name].refinement(streams[name].bins_for_threshold(alpha)) for name in TESTS}
+    for block in pairs:
+        _, _, _, stats = block_stats(block)
+        for name in TESTS:
+            refs[name].gather(stats[name])
+    s_star = {name: refs[name].finish().threshold(alpha) for name in TESTS}
+
+    # pass 3: significance counts and the selected edges
+    counts = dict.fromkeys(("n_sig_low", "n_sig_high", "n_sig_diff", "n_sig_edges"), 0)
+    parts = []
+    for block in pairs:
+        valid, r_low, r_high, stats = block_stats(block)
+        sig = {name: stats[name] >= s_star[name] for name in TESTS}
+        sig_edges = (sig["low"] | sig["high"]) & sig["diff"]
+        for name in TESTS:
+            counts[f"n_sig_{name}"] += int(xp.count_nonzero(sig[name]))
+        counts["n_sig_edges"] += int(xp.count_nonzero(sig_edges))
+        chosen = sig_edges if cfg.edge_selection == "sig_edges" else sig["diff"]
+        if int(xp.count_nonzero(chosen)) == 0:
+            continue
+        in_block = xp.nonzero(valid)[0][chosen]
+        gene_i, gene_j = pairs.genes_of(block, in_block)
+        part = {"gene_i": gene_i, "gene_j": gene_j, "r_low": r_low[chosen], "r_high": r_high[chosen]}
+        part.update({f"s_{name}": stats[name][chosen] for name in TESTS})
+        part.update({f"sig_{name}": sig[name][chosen] for name in ("low", "high")})
+        parts.append(part)
+    sel = _collect(xp, parts)
+
+    low_samples = backend.to_host(low_idx).astype(np.int32)
+    high_samples = backend.to_host(high_idx).astype(np.int32)
+    attrs = {"k_low": k_low, "k_high": k_high, "n_tests": n_tests, "n_nan": n_nan, **counts}
+    if sel is None:
+        attrs["n_robust"] = 0
+        return FocusResult(focus, attrs, low_samples, high_samples, _empty_edges())
+
+    # pass 4: exact q of the selected edges
+    qrefs = {}
+    for name in TESTS:
+        query_bins = backend.to_host(streams[name].bins(sel[f"s_{name}"]))
+        qrefs[name] = streams[name].refinement(streams[name].bins_for_queries(query_bins))
+    for block in pairs:
+        _, _, _, stats = block_stats(block)
+        for name in TESTS:
+            qrefs[name].gather(stats[name])
+    edges = {f"q_{name}": qrefs[name].finish().q_values(sel[f"s_{name}"]) for name in TESTS}
+
+    # bootstrap of the selected edges, in edge chunks
+    delta = sel["r_high"] - sel["r_low"]
+    boot_cfg = BootstrapSettings(
+        cfg.seed, focus, cfg.n_bootstrap, cfg.bootstrap_frac, cfg.ci_alpha, plan.replicate_chunk, plan.edge_chunk
+    )
+    summaries = []
+    n_edges = int(delta.shape[0])
+    for e0 in range(0, n_edges, plan.edge_chunk):
+        e1 = min(e0 + plan.edge_chunk, n_edges)
+        deltas = bootstrap_deltas(xp, low, high, sel["gene_i"][e0:e1], sel["gene_j"][e0:e1], boot_cfg)
+        summaries.append(summarise(xp, deltas, delta[e0:e1], cfg.ci_alpha))
+    edges.update(_collect(xp, summaries))
+    edges.update(r_low=sel["r_low"], r_high=sel["r_high"], delta=delta)
+    robust = (edges["ci_low"] > 0) | (edges["ci_high"] < 0)
+    attrs["n_robust"] = int(xp.count_nonzero(robust))
+    change = classify_change(xp, sel["sig_low"], sel["sig_high"], sel["r_low"], sel["r_high"])
+
+    host = {key: backend.to_host(edges[key]).astype(np.float32) for key in EDGE_FLOAT_FIELDS}
+    host["gene_i"] = backend.to_host(sel["gene_i"]).astype(np.int32)
+    host["gene_j"] = backend.to_host(sel["gene_j"]).astype(np.int32)
+    host["change"] = backend.to_host(change).astype(np.int8)
+    host["robust"] = backend.to_host(robust)
+    return FocusResult(focus, attrs, low_samples, high_samples, host)
+
+
+def _empty_edges() -> dict:
+    out = {key: np.zeros(0, dtype=np.float32) for key in EDGE_FLOAT_FIELDS}
+    out.update(gene_i=np.zeros(0, np.int32), gene_j=np.zeros(0, np.int32), change=np.zeros(0, np.int8))
+    out["robust"] = np.zeros(0, dtype=bool)
+    return out
