@@ -38,6 +38,42 @@ class FocusResult:
     edges: dict = field(default_factory=dict)
 
 
+class PairPasses:
+    """Repeated passes over pair space yielding (block, valid, r_low, r_high, statistics).
+
+    With ``cache`` the first pass keeps each block's values (about 25 bytes a pair), so later passes
+    cost only the cheap statistics; without it every pass recomputes the matrix products.
+    """
+
+    def __init__(self, xp, pairs: PairBlocks, tests: dict, cache: bool):
+        self.xp, self.pairs, self.tests, self.cache = xp, pairs, tests, cache
+        self._cached = None
+
+    def _compute(self, block):
+        xp = self.xp
+        valid = xp.isfinite(block.r_low) & xp.isfinite(block.r_high)
+        if int(xp.count_nonzero(valid)) == valid.shape[0]:
+            r_low, r_high = block.r_low, block.r_high
+        else:
+            r_low, r_high = block.r_low[valid], block.r_high[valid]
+        s_diff = self.tests["diff"].statistic(xp, r_low, r_high)
+        block.r_low = block.r_high = None  # only the valid pairs' values are kept
+        return block, valid, r_low, r_high, s_diff
+
+    def __iter__(self):
+        xp = self.xp
+        source = self._cached if self._cached is not None else map(self._compute, self.pairs)
+        keep = [] if self.cache and self._cached is None else None
+        for item in source:
+            if keep is not None:
+                keep.append(item)
+            block, valid, r_low, r_high, s_diff = item
+            stats = {"low": xp.abs(r_low), "high": xp.abs(r_high), "diff": s_diff}
+            yield block, valid, r_low, r_high, stats
+        if keep is not None:
+            self._cached = keep
+
+
 def _collect(xp, parts):
     return {key: xp.concat([p[key] for p in parts]) for key in parts[0]} if parts else None
 
@@ -49,20 +85,14 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
     low_idx, high_idx = split_samples(xp, expr[focus, :], k_low, k_high)
     low = group_ranks(xp, xp.take(expr, low_idx, axis=1))
     high = group_ranks(xp, xp.take(expr, high_idx, axis=1))
-    pairs = PairBlocks(xp, low, high, plan.rows_per_block, plan.cache_pairs)
+    pairs = PairBlocks(xp, low, high, plan.rows_per_block)
     tests = {"low": TTest(k_low), "high": TTest(k_high), "diff": FisherTest(k_low, k_high)}
     streams = {name: BHStream(backend, test, name) for name, test in tests.items()}
-
-    def block_stats(block):
-        valid = xp.isfinite(block.r_low) & xp.isfinite(block.r_high)
-        r_low, r_high = block.r_low[valid], block.r_high[valid]
-        stats = {name: test.statistic(xp, r_low, r_high, name) for name, test in tests.items()}
-        return valid, r_low, r_high, stats
+    passes = PairPasses(xp, pairs, tests, plan.cache_pairs)
 
     # pass 1: histograms
     n_nan = 0
-    for block in pairs:
-        valid, _, _, stats = block_stats(block)
+    for block, valid, _, _, stats in passes:
         n_nan += int(valid.shape[0]) - int(xp.count_nonzero(valid))
         for name in TESTS:
             streams[name].count(stats[name])
@@ -70,8 +100,7 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
 
     # pass 2: exact BH thresholds (q < alpha  <=>  s >= s*)
     refs = {name: streams[name].refinement(streams[name].bins_for_threshold(alpha)) for name in TESTS}
-    for block in pairs:
-        _, _, _, stats = block_stats(block)
+    for _, _, _, _, stats in passes:
         for name in TESTS:
             refs[name].gather(stats[name])
     s_star = {name: refs[name].finish().threshold(alpha) for name in TESTS}
@@ -79,8 +108,7 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
     # pass 3: significance counts and the selected edges
     counts = dict.fromkeys(("n_sig_low", "n_sig_high", "n_sig_diff", "n_sig_edges"), 0)
     parts = []
-    for block in pairs:
-        valid, r_low, r_high, stats = block_stats(block)
+    for block, valid, r_low, r_high, stats in passes:
         sig = {name: stats[name] >= s_star[name] for name in TESTS}
         sig_edges = (sig["low"] | sig["high"]) & sig["diff"]
         for name in TESTS:
@@ -109,8 +137,7 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
     for name in TESTS:
         query_bins = backend.to_host(streams[name].bins(sel[f"s_{name}"]))
         qrefs[name] = streams[name].refinement(streams[name].bins_for_queries(query_bins))
-    for block in pairs:
-        _, _, _, stats = block_stats(block)
+    for _, _, _, _, stats in passes:
         for name in TESTS:
             qrefs[name].gather(stats[name])
     edges = {f"q_{name}": qrefs[name].finish().q_values(sel[f"s_{name}"]) for name in TESTS}

@@ -55,7 +55,6 @@ class PairBlock:
 
     start: int
     stop: int
-    offset: int  # condensed index of the block's first pair
     r_low: Any  # (n_pairs_in_block,) float64
     r_high: Any
 
@@ -63,31 +62,15 @@ class PairBlock:
 class PairBlocks:
     """Iterates row blocks of the upper triangle of pair space for both groups.
 
-    ``cache=True`` keeps each block's dot products (exact, 4 or 8 bytes a pair per group) so later
-    passes skip the matrix products; the planner turns it off when pair space does not fit.
+    Each block is one matrix product per group, (rows, G - start); correlations are formed in that
+    2-D layout and the pairs j > i are then taken out in condensed order.
     """
 
-    def __init__(self, xp, low: GroupRanks, high: GroupRanks, rows_per_block: int, cache: bool):
+    def __init__(self, xp, low: GroupRanks, high: GroupRanks, rows_per_block: int):
         self.xp, self.low, self.high = xp, low, high
         self.n_genes = low.d.shape[0]
         self.rows = max(1, int(rows_per_block))
-        self.cache = cache
-        self._cached: dict[int, tuple[Any, Any]] = {}
-        n = self.n_genes
-        self.n_pairs = n * (n - 1) // 2
-
-    def _dots(self, start: int, stop: int):
-        xp = self.xp
-        if start in self._cached:
-            return self._cached[start]
-        out = []
-        for grp in (self.low, self.high):
-            full = xp.matmul(grp.d[start:stop, :], xp.matrix_transpose(grp.d[start:, :]))
-            out.append(full[self._upper_mask(start, stop)])
-        out = tuple(out)
-        if self.cache:
-            self._cached[start] = out
-        return out
+        self.n_pairs = self.n_genes * (self.n_genes - 1) // 2
 
     def _upper_mask(self, start: int, stop: int):
         xp = self.xp
@@ -95,37 +78,28 @@ class PairBlocks:
         cols = xp.arange(start, self.n_genes, dtype=xp.int64)[None, :]
         return cols > rows
 
-    def pair_rows(self, start: int, stop: int):
-        """Gene index i of every pair in the block, (n_pairs_in_block,) int64."""
+    def _block_r(self, grp: GroupRanks, start: int, stop: int, upper):
         xp = self.xp
-        lengths = self.n_genes - 1 - xp.arange(start, stop, dtype=xp.int64)
-        ends = xp.cumulative_sum(lengths)
-        flat = xp.arange(int(ends[-1]) if stop > start else 0, dtype=xp.int64)
-        return start + xp.searchsorted(ends, flat, side="right")
+        dots = xp.matmul(grp.d[start:stop, :], xp.matrix_transpose(grp.d[start:, :]))
+        r = correlation(xp, dots, grp.sumsq[start:stop, None], grp.sumsq[None, start:])
+        return r[upper]
 
     def __iter__(self):
-        xp = self.xp
-        offset = 0
         for start in range(0, self.n_genes - 1, self.rows):
             stop = min(start + self.rows, self.n_genes - 1)
-            dots_low, dots_high = self._dots(start, stop)
-            i = self.pair_rows(start, stop)
-            j = self._pair_cols(start, stop)
-            r_low = correlation(xp, dots_low, xp.take(self.low.sumsq, i), xp.take(self.low.sumsq, j))
-            r_high = correlation(xp, dots_high, xp.take(self.high.sumsq, i), xp.take(self.high.sumsq, j))
-            yield PairBlock(start, stop, offset, r_low, r_high)
-            offset += r_low.shape[0]
-
-    def _pair_cols(self, start: int, stop: int):
-        xp = self.xp
-        cols = xp.broadcast_to(xp.arange(start, self.n_genes, dtype=xp.int64)[None, :], (stop - start, self.n_genes - start))
-        return cols[self._upper_mask(start, stop)]
+            upper = self._upper_mask(start, stop)
+            yield PairBlock(start, stop, self._block_r(self.low, start, stop, upper), self._block_r(self.high, start, stop, upper))
 
     def genes_of(self, block: PairBlock, flat_in_block):
-        """(i, j) of pairs given their indices within ``block``."""
+        """(i, j) of pairs given their indices within ``block`` (row r of the block holds
+        G - 1 - (start + r) pairs, so a cumulative sum of row lengths locates each index)."""
         xp = self.xp
-        i = xp.take(self.pair_rows(block.start, block.stop), flat_in_block)
-        j = xp.take(self._pair_cols(block.start, block.stop), flat_in_block)
+        lengths = self.n_genes - 1 - xp.arange(block.start, block.stop, dtype=xp.int64)
+        ends = xp.cumulative_sum(lengths)
+        row = xp.searchsorted(ends, flat_in_block, side="right")
+        first = ends - lengths
+        i = block.start + row
+        j = i + 1 + (flat_in_block - xp.take(first, row))
         return i, j
 
 
