@@ -1,0 +1,30 @@
+"""Shared fixtures: the array backends the core runs on, and a slice of the embedded demo data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bootgpu.backends import get_backend
+from bootgpu.backends.cupy_backend import cupy_unusable_reason
+from bootgpu.expression_io import demo_expression_path, read_expression
+
+DEMO_GENES = 120  # genes of the demo slice; all 128 samples are kept
+
+
+@pytest.fixture(params=["numpy", "strict", pytest.param("cupy", marks=pytest.mark.gpu)])
+def xp_backend(request):
+    """Each backend in turn; the CuPy one is skipped, with the reason, where no device is usable."""
+    if request.param == "cupy":
+        reason = cupy_unusable_reason()
+        if reason is not None:
+            pytest.skip(f"cupy backend not usable: {reason}")
+    return get_backend(request.param)
+
+
+@pytest.fixture(scope="session")
+def demo_values() -> np.ndarray:
+    """The first DEMO_GENES genes of the demo matrix (genes x 128 samples, float64), read-only."""
+    values = np.array(read_expression(demo_expression_path()).values[:DEMO_GENES], dtype=np.float64)
+    values.setflags(write=False)
+    return values
