@@ -1,0 +1,67 @@
+"""Resample ranks from draw counts equal scipy's average ranks of the resampled values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bootgpu.core.draws import draw_counts, draw_positions
+from bootgpu.core.ranks import doubled_centred_ranks, group_order, subset_order
+
+
+def matrices():
+    rng = np.random.default_rng(5)
+    yield "continuous", rng.standard_normal((9, 23))
+    yield "heavy_ties", rng.integers(0, 3, size=(9, 23)).astype(np.float64)
+    ties = rng.integers(0, 6, size=(9, 23)).astype(np.float64)
+    ties[2] = 4.0  # a constant gene
+    ties[5, ::2] = 1.0  # half the samples tied
+    yield "constant_and_half_tied", ties
+    yield "negative_and_huge", rng.choice([-1e300, -2.5, 0.0, 7.0, 1e300], size=(9, 23))
+
+
+MATRICES = dict(matrices())
+
+
+def expected_doubled_ranks(resample):
+    """2 * average rank - (m + 1), row by row, from scipy."""
+    m = resample.shape[1]
+    return 2 * stats.rankdata(resample, axis=1) - (m + 1)
+
+
+@pytest.mark.parametrize("name", list(MATRICES))
+def test_doubled_centred_ranks_equal_scipy_rankdata_of_each_resample(xp_backend, name):
+    values = MATRICES[name]
+    k = values.shape[1]
+    xp = xp_backend.xp
+    order = group_order(xp, xp_backend.to_device(values))
+    for m in (k, 18, 3):
+        pos = draw_positions(np, 99, 0, 1, np.arange(40), k, m)
+        counts = draw_counts(xp, xp_backend.to_device(pos), k)
+        d = xp_backend.to_host(doubled_centred_ranks(xp, order, counts, m))
+        assert d.shape == (40, values.shape[0], k)
+        for r in range(pos.shape[0]):
+            np.testing.assert_array_equal(d[r][:, pos[r]], expected_doubled_ranks(values[:, pos[r]]))
+
+
+@pytest.mark.parametrize("name", list(MATRICES))
+def test_base_ranks_with_unit_counts_equal_scipy_rankdata(xp_backend, name):
+    values = MATRICES[name]
+    k = values.shape[1]
+    xp = xp_backend.xp
+    order = group_order(xp, xp_backend.to_device(values))
+    d = doubled_centred_ranks(xp, order, xp.ones((1, k), dtype=xp.int64), k)
+    np.testing.assert_array_equal(xp_backend.to_host(d)[0], expected_doubled_ranks(values))
+
+
+def test_subset_order_ranks_equal_ranks_of_the_subset_rows(xp_backend):
+    values = MATRICES["constant_and_half_tied"]
+    k = values.shape[1]
+    xp = xp_backend.xp
+    genes = np.array([1, 2, 5, 8])
+    sub = subset_order(xp, group_order(xp, xp_backend.to_device(values)), xp_backend.to_device(genes))
+    pos = draw_positions(np, 3, 4, 0, np.arange(10), k, 15)
+    d = xp_backend.to_host(doubled_centred_ranks(xp, sub, draw_counts(xp, xp_backend.to_device(pos), k), 15))
+    for r in range(pos.shape[0]):
+        np.testing.assert_array_equal(d[r][:, pos[r]], expected_doubled_ranks(values[genes][:, pos[r]]))
