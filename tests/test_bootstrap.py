@@ -1,0 +1,136 @@
+"""Bootstrap of selected edges: re-ranked resample correlations equal scipy on the resampled values,
+independent of chunking, and summarised as numpy would."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bootgpu.backends import get_backend
+from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_deltas, resample_size, summarise
+from bootgpu.core.draws import draw_positions
+from bootgpu.core.spearman import group_ranks
+
+SEED, FOCUS, B = 77, 5, 23
+
+
+def groups(ties: bool):
+    rng = np.random.default_rng(4)
+    low, high = rng.standard_normal((10, 17)), rng.standard_normal((10, 21))
+    low[1] += 0.8 * low[0]
+    high[1] -= 0.8 * high[0]
+    if ties:
+        low, high = np.round(low), np.round(high * 0.7)
+    return low, high
+
+
+def settings(n_bootstrap=B, replicate_chunk=B, edge_chunk=1000, frac=0.8):
+    return BootstrapSettings(SEED, FOCUS, n_bootstrap, frac, 0.05, replicate_chunk, edge_chunk)
+
+
+def scipy_deltas(low, high, gene_i, gene_j, cfg):
+    """(E, B) r_high_b - r_low_b from scipy.spearmanr on explicitly resampled values (NaN if constant)."""
+    out = np.empty((len(gene_i), cfg.n_bootstrap))
+    pos = {}
+    for code, values in ((0, low), (1, high)):
+        k = values.shape[1]
+        pos[code] = draw_positions(np, SEED, FOCUS, code, np.arange(cfg.n_bootstrap), k, int(k * cfg.bootstrap_frac))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        for e, (i, j) in enumerate(zip(gene_i, gene_j)):
+            for b in range(cfg.n_bootstrap):
+                rl = stats.spearmanr(low[i, pos[0][b]], low[j, pos[0][b]]).statistic
+                rh = stats.spearmanr(high[i, pos[1][b]], high[j, pos[1][b]]).statistic
+                out[e, b] = rh - rl
+    return out
+
+
+def engine_deltas(backend, low, high, gene_i, gene_j, cfg):
+    xp = backend.xp
+    gl, gh = group_ranks(xp, backend.to_device(low)), group_ranks(xp, backend.to_device(high))
+    d = bootstrap_deltas(xp, gl, gh, backend.to_device(np.asarray(gene_i, dtype=np.int64)),
+                         backend.to_device(np.asarray(gene_j, dtype=np.int64)), cfg)
+    return backend.to_host(d)
+
+
+def engine_deltas_np(low, high, gene_i, gene_j, cfg):
+    return engine_deltas(get_backend("numpy"), low, high, gene_i, gene_j, cfg)
+
+
+EDGES = ([0, 0, 1, 2, 5, 8, 3], [1, 9, 4, 7, 6, 9, 4])
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_bootstrap_deltas_equal_scipy_spearman_of_resampled_values(xp_backend, ties):
+    low, high = groups(ties)
+    cfg = settings()
+    got = engine_deltas(xp_backend, low, high, *EDGES, cfg)
+    assert got.shape == (len(EDGES[0]), B) and got.dtype == np.float64
+    np.testing.assert_allclose(got, scipy_deltas(low, high, *EDGES, cfg), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("replicate_chunk", [1, 4, 7, B])
+def test_bootstrap_deltas_identical_for_any_replicate_chunk(replicate_chunk):
+    low, high = groups(True)
+    want = engine_deltas_np(low, high, *EDGES, settings())
+    got = engine_deltas_np(low, high, *EDGES, settings(replicate_chunk=replicate_chunk))
+    assert got.tobytes() == want.tobytes()
+
+
+def test_edge_deltas_do_not_depend_on_the_other_edges_computed_with_it():
+    """An edge's deltas are the same bytes alone, among 5 disjoint edges (10 genes, 5 edges: the
+    per-edge gather path, as genes^2 > 16 edges) and among all 45 pairs (one product per resample)."""
+    low, high = groups(True)
+    iu, ju = np.triu_indices(10, 1)
+    together = engine_deltas_np(low, high, iu, ju, settings())
+    disjoint_i, disjoint_j = [0, 2, 4, 6, 8], [1, 3, 5, 7, 9]
+    sparse = engine_deltas_np(low, high, disjoint_i, disjoint_j, settings())
+    for e, (i, j) in enumerate(zip(disjoint_i, disjoint_j)):
+        pair = np.flatnonzero((iu == i) & (ju == j))[0]
+        assert sparse[e].tobytes() == together[pair].tobytes()
+        alone = engine_deltas_np(low, high, [i], [j], settings())
+        assert alone[0].tobytes() == together[pair].tobytes()
+
+
+def test_gene_constant_in_a_resample_gives_nan_replicates_and_nan_summary():
+    rng = np.random.default_rng(0)
+    low, high = rng.standard_normal((3, 12)), rng.standard_normal((3, 12))
+    low[2] = 0.0
+    low[2, 0] = 1.0  # varies in the group, but a resample missing position 0 makes it constant
+    cfg = settings(n_bootstrap=40, frac=0.5)
+    got = engine_deltas_np(low, high, [0, 1], [2, 2], cfg)
+    want = scipy_deltas(low, high, [0, 1], [2, 2], cfg)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(got).any() and not np.isnan(got).all()
+    np.testing.assert_allclose(got, want, atol=1e-12, equal_nan=True)
+    summary = summarise(np, got, np.zeros(2), 0.05)
+    for key in ("ci_low", "ci_high", "boot_p"):
+        assert np.all(np.isnan(summary[key]))
+
+
+@pytest.mark.parametrize("n_boot,ci_alpha", [(23, 0.05), (100, 0.05), (1000, 0.1), (7, 0.3), (2, 0.05)])
+def test_summary_equals_numpy_mean_std_quantile_and_two_sided_p(xp_backend, n_boot, ci_alpha):
+    rng = np.random.default_rng(n_boot)
+    deltas = np.concatenate([rng.normal(0.3, 0.2, (4, n_boot)), rng.normal(0.0, 0.1, (3, n_boot)),
+                             np.zeros((1, n_boot)), -np.abs(rng.normal(0, 1, (1, n_boot)))])
+    deltas[5, : n_boot // 2] = 0.0  # zeros count as neither side
+    base = rng.normal(0, 0.2, deltas.shape[0])
+    got = summarise(xp_backend.xp, xp_backend.to_device(deltas), xp_backend.to_device(base), ci_alpha)
+    got = {k: xp_backend.to_host(v) for k, v in got.items()}
+    np.testing.assert_allclose(got["boot_mean"], deltas.mean(axis=1), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got["boot_std"], deltas.std(axis=1, ddof=1), rtol=1e-12, atol=1e-15)
+    lo, hi = np.quantile(deltas, [ci_alpha / 2, 1 - ci_alpha / 2], axis=1)
+    np.testing.assert_allclose(got["ci_low"], lo, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got["ci_high"], hi, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got["bias"], deltas.mean(axis=1) - base, rtol=1e-12, atol=1e-15)
+    above, below = (deltas > 0).mean(axis=1), (deltas < 0).mean(axis=1)
+    np.testing.assert_allclose(got["boot_p"], np.maximum(2 * np.minimum(above, below), 1 / n_boot), rtol=1e-12)
+    assert got["boot_p"][7] == 1.0 / n_boot  # all zeros: no side, the floor of 1/B
+
+
+@pytest.mark.parametrize("k,frac,m", [(25, 0.8, 20), (12, 0.5, 6), (7, 0.99, 6), (10, 1.0, 10), (33, 0.3, 9)])
+def test_resample_size_is_floor_of_k_times_fraction(k, frac, m):
+    assert resample_size(k, frac) == m
