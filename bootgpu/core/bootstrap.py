@@ -34,19 +34,26 @@ def resample_size(k: int, bootstrap_frac: float) -> int:
     return int(k * bootstrap_frac)
 
 
-def _replicate_correlations(xp, group: GroupRanks, genes, iu, ju, counts, m: int):
-    """(R, E) correlations of edges (iu, ju) -- indices into ``genes`` -- in R resamples."""
-    order = subset_order(xp, group.order, genes)
-    d = xp.astype(doubled_centred_ranks(xp, order, counts, m), xp.float64)  # (R, U, k)
-    w = d * xp.astype(counts, xp.float64)[:, None, :]
-    sumsq = xp.sum(w * d, axis=2)  # (R, U)
-    n_genes = genes.shape[0]
+def exact_dtype(xp, m: int):
+    """float32 while every weighted rank product sum is below 2**24: sum_p c_p |d_p|^2 <= m^3."""
+    return xp.float32 if m**3 < 2**24 else xp.float64
+
+
+def _replicate_correlations(xp, order, iu, ju, counts, m: int):
+    """(E, R) correlations of edges (iu, ju) -- rows of ``order`` -- given (k, R) draw counts."""
+    dtype = exact_dtype(xp, m)
+    d = doubled_centred_ranks(xp, order, counts, m, dtype)  # (k, U, R)
+    w = d * xp.astype(counts, dtype)[:, None, :]
+    sumsq = xp.sum(w * d, axis=0)  # (U, R)
+    n_genes = order.n_genes
     if n_genes * n_genes <= 16 * iu.shape[0]:  # dense edges: one product per resample is cheaper
-        full = xp.reshape(xp.matmul(w, xp.matrix_transpose(d)), (counts.shape[0], n_genes * n_genes))
-        dots = xp.take(full, iu * n_genes + ju, axis=1)
+        w_r = xp.permute_dims(w, (2, 1, 0))  # (R, U, k)
+        d_r = xp.permute_dims(d, (2, 0, 1))  # (R, k, U)
+        full = xp.reshape(xp.matmul(w_r, d_r), (counts.shape[1], n_genes * n_genes))
+        dots = xp.matrix_transpose(xp.take(full, iu * n_genes + ju, axis=1))
     else:
-        dots = xp.sum(xp.take(w, iu, axis=1) * xp.take(d, ju, axis=1), axis=2)
-    return correlation(xp, dots, xp.take(sumsq, iu, axis=1), xp.take(sumsq, ju, axis=1))
+        dots = xp.sum(xp.take(w, iu, axis=1) * xp.take(d, ju, axis=1), axis=0)
+    return correlation(xp, dots, xp.take(sumsq, iu, axis=0), xp.take(sumsq, ju, axis=0))
 
 
 def bootstrap_deltas(xp, low: GroupRanks, high: GroupRanks, gene_i, gene_j, cfg: BootstrapSettings):
@@ -54,16 +61,18 @@ def bootstrap_deltas(xp, low: GroupRanks, high: GroupRanks, gene_i, gene_j, cfg:
     genes = xp.sort(xp.unique_values(xp.concat([gene_i, gene_j])))
     iu = xp.searchsorted(genes, gene_i)
     ju = xp.searchsorted(genes, gene_j)
+    orders = [subset_order(xp, group.order, genes) for group in (low, high)]
     chunks = []
     for r0 in range(0, cfg.n_bootstrap, cfg.replicate_chunk):
         reps = xp.arange(r0, min(r0 + cfg.replicate_chunk, cfg.n_bootstrap), dtype=xp.int64)
         r = []
-        for code, group in ((LOW, low), (HIGH, high)):
-            m = resample_size(group.k, cfg.bootstrap_frac)
-            pos = draw_positions(xp, cfg.seed, cfg.focus, code, reps, group.k, m)
-            r.append(_replicate_correlations(xp, group, genes, iu, ju, draw_counts(xp, pos, group.k), m))
+        for code, order in ((LOW, orders[0]), (HIGH, orders[1])):
+            m = resample_size(order.k, cfg.bootstrap_frac)
+            pos = draw_positions(xp, cfg.seed, cfg.focus, code, reps, order.k, m)
+            counts = xp.matrix_transpose(draw_counts(xp, pos, order.k))  # (k, R)
+            r.append(_replicate_correlations(xp, order, iu, ju, counts, m))
         chunks.append(r[1] - r[0])
-    return xp.matrix_transpose(xp.concat(chunks, axis=0))
+    return xp.concat(chunks, axis=1)
 
 
 def _percentile_sorted(xp, sorted_x, q: float):

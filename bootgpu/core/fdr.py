@@ -20,12 +20,30 @@ values never leave the device.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
-N_BINS = 1 << 16
+N_BINS = 1 << 20
 _SLACK = 1e-12  # relative widening of bin bounds against rounding of p at bin edges
+
+
+@functools.lru_cache(maxsize=16)
+def _edge_pvalues_cached(backend, test, n_bins: int):
+    width = test.s_max / n_bins
+    b = np.arange(n_bins - 1, -1, -1, dtype=np.float64)  # s-bin index of t = 0..n-1
+    lo = np.clip((b - 1) * width, 0.0, test.s_max)  # one bin of margin on each side against
+    hi = np.clip((b + 2) * width, 0.0, test.s_max)  # rounding in the bin assignment
+    p_lo = backend.to_host(test.pvalue(backend, backend.to_device(lo)))
+    p_hi = backend.to_host(test.pvalue(backend, backend.to_device(hi)))
+    return p_lo, p_hi
+
+
+def _edge_pvalues(backend, test, n_bins: int):
+    """p at the (widened) edges of every bin, t order; the same for every focus gene of a study
+    (tests depend only on group sizes), so it is computed once."""
+    return _edge_pvalues_cached(backend, test, n_bins)
 
 
 class BHStream:
@@ -40,8 +58,8 @@ class BHStream:
     # -- bins (t = 0 holds the largest s, i.e. the smallest p) ---------------------------------
     def bins(self, s):
         xp = self.xp
-        b = xp.astype(xp.floor(s * (self.n_bins / self.test.s_max)), xp.int64)
-        return (self.n_bins - 1) - xp.clip(b, 0, self.n_bins - 1)
+        b = xp.astype(s * (self.n_bins / self.test.s_max), xp.int32)  # s >= 0: truncation is floor
+        return (self.n_bins - 1) - xp.minimum(b, self.n_bins - 1)
 
     def count(self, s) -> None:
         """Pass 1: add a block of statistics (valid pairs only) to the histogram."""
@@ -51,13 +69,7 @@ class BHStream:
         """Per bin (lower, upper) bound on the smallest BH term of its pairs; inf when empty."""
         if hasattr(self, "_lb"):
             return self._lb, self._ub
-        n = self.n_bins
-        width = self.test.s_max / n
-        b = np.arange(n - 1, -1, -1, dtype=np.float64)  # s-bin index of t = 0..n-1
-        lo = np.clip((b - 1) * width, 0.0, self.test.s_max)
-        hi = np.clip((b + 2) * width, 0.0, self.test.s_max)
-        p_lo = self.backend.to_host(self.test.pvalue(self.backend, self.backend.to_device(lo)))
-        p_hi = self.backend.to_host(self.test.pvalue(self.backend, self.backend.to_device(hi)))
+        p_lo, p_hi = _edge_pvalues(self.backend, self.test, self.n_bins)
         self.m = int(self.counts.sum())
         frac = np.cumsum(self.counts) / max(self.m, 1)
         empty = self.counts == 0
@@ -76,16 +88,25 @@ class BHStream:
         return ((lb < alpha) & (t > t_sure)) | (t == t_sure)
 
     def bins_for_queries(self, query_bins: np.ndarray) -> np.ndarray:
-        """Bins that decide q of pairs in ``query_bins``: those bins and every later bin whose lower
-        bound is below the best upper bound reached after it."""
+        """Bins that decide q of pairs in ``query_bins``.
+
+        q of a pair in bin t0 is the minimum of its own bin's terms (from it onwards) and of the
+        exact minima of later bins.  A later bin t can lower that only if its lower bound is at
+        most the best upper bound after t0 (SU[t0 + 1]) and below the cap of 1; SU grows with t0,
+        so the query bin closest below t is the one to test against.
+        """
         lb, ub = self._bounds()
-        need = np.zeros(self.n_bins, dtype=bool)
-        if query_bins.size == 0:
-            return need
-        suffix_ub = np.minimum.accumulate(ub[::-1])[::-1]
-        after = np.append(suffix_ub[1:], np.inf)
-        need[int(query_bins.min()) :] = (lb < after)[int(query_bins.min()) :]
-        need[np.unique(query_bins)] = True
+        n = self.n_bins
+        is_query = np.zeros(n, dtype=bool)
+        is_query[query_bins] = True
+        if not is_query.any():
+            return is_query
+        suffix_ub = np.append(np.minimum.accumulate(ub[::-1])[::-1], np.inf)  # SU[t], SU[n] = inf
+        t = np.arange(n)
+        last_query = np.maximum.accumulate(np.where(is_query, t, -1))
+        below = np.append(-1, last_query[:-1])  # largest query bin strictly before t
+        reach = np.where(below >= 0, suffix_ub[np.maximum(below, 0) + 1], -np.inf)
+        need = is_query | ((lb <= reach) & (lb < 1.0))
         return need & (self.counts > 0)
 
     def refinement(self, bin_mask: np.ndarray) -> "Refinement":
@@ -121,11 +142,20 @@ class Refinement:
         t = st.bins(s_sorted)
         base = xp.take(backend.to_device(before_all - before_gathered), t)
         f_count = base + xp.searchsorted(self.keys, self.keys, side="right")
-        p = st.test.pvalue(backend, s_sorted)
+        p = self._pvalues_sorted(s_sorted)
         term = p / (xp.astype(f_count, xp.float64) / st.m)
         self.s_sorted, self.term = s_sorted, term
         self.suffix_min = xp.flip(backend.cummin(xp.flip(term)))
         return self
+
+    def _pvalues_sorted(self, s_sorted):
+        """p of sorted statistics, evaluated once per distinct value (small groups have few)."""
+        xp = self.xp
+        if s_sorted.shape[0] == 0:
+            return s_sorted
+        new = xp.concat([xp.ones((1,), dtype=xp.bool), s_sorted[1:] != s_sorted[:-1]])
+        distinct = self.stream.test.pvalue(self.stream.backend, s_sorted[new])
+        return xp.take(distinct, xp.cumulative_sum(xp.astype(new, xp.int64)) - 1)
 
     def threshold(self, alpha: float) -> float:
         """s* such that q < alpha exactly when s >= s*; +inf when no pair is significant."""

@@ -5,6 +5,10 @@ the rank of a value is (counts strictly below) + (counts of its tie group + 1) /
 cumulative sum of the draw counts.  We work with *doubled centred* ranks
 ``d = 2 * rank - (m + 1) = below + (below + equal) - m``, which are integers, so correlations
 built from them are exact dot products.
+
+Layout is slot-major, (k, G, R): the cumulative sum then runs over the leading axis as k - 1
+whole-array additions, and sums over positions reduce the leading axis too.  Every index array
+addresses the flattened (k * G) leading axes so ``xp.take`` can gather them.
 """
 
 from __future__ import annotations
@@ -15,30 +19,25 @@ from typing import Any
 
 @dataclass
 class GroupOrder:
-    """Sort structure of every gene within one group; computed once, reused by all replicates.
-
-    All index arrays address the flattened (n_genes * k) layout so ``xp.take`` can gather them.
-    """
+    """Sort structure of every gene within one group; computed once, reused by all replicates."""
 
     k: int
-    perm: Any  # (G*k,) int64: position (0..k-1) at each sorted slot of each gene
-    unsort: Any  # (G*k,) int64: flat sorted slot holding each (gene, position)
-    tie_first: Any  # (G*k,) int64: flat sorted slot where each slot's tie group starts
-    tie_last: Any  # (G*k,) int64: flat sorted slot where it ends
-
-    @property
-    def n_genes(self) -> int:
-        return self.perm.shape[0] // self.k
+    n_genes: int
+    perm: Any  # (k*G,) int64, at s*G + g: the position holding gene g's s-th smallest value
+    unsort: Any  # (k*G,) int64, at p*G + g: s*G + g where s is the slot of position p
+    tie_first: Any  # (k*G,) int64, at s*G + g: s0*G + g, s0 the first slot of s's tie group
+    tie_last: Any  # (k*G,) int64: likewise the last slot
+    has_ties: bool = True  # False lets resample ranks skip the tie-group gathers
 
 
 def group_order(xp, values) -> GroupOrder:
     """Sort structure of ``values`` (G, k): each gene's own order and its groups of tied values."""
     n_genes, k = values.shape
-    perm = xp.argsort(values, axis=1, stable=True)
+    perm = xp.argsort(values, axis=1, stable=True)  # (G, k)
     svals = xp.take_along_axis(values, perm, axis=1)
-    offsets = xp.arange(n_genes, dtype=xp.int64)[:, None] * k
-    # unsort[g, p] = g*k + (slot of position p in gene g's order)
-    unsort = offsets + xp.argsort(perm, axis=1)
+    genes = xp.arange(n_genes, dtype=xp.int64)[:, None]
+    slot_of_pos = xp.argsort(perm, axis=1)  # (G, k): slot of each position
+    # tie groups along each gene's sorted row, located with a scan over the flattened (G, k) rows
     new_group = xp.ones((n_genes, k), dtype=xp.bool)
     if k > 1:
         new_group = xp.concat([new_group[:, :1], svals[:, 1:] != svals[:, :-1]], axis=1)
@@ -46,43 +45,70 @@ def group_order(xp, values) -> GroupOrder:
     starts = xp.nonzero(flat_new)[0]
     group_id = xp.cumulative_sum(xp.astype(flat_new, xp.int64)) - 1
     ends = xp.concat([starts[1:], xp.asarray([n_genes * k], dtype=starts.dtype)]) - 1
+    first_slot = xp.reshape(xp.take(starts, group_id), (n_genes, k)) - genes * k
+    last_slot = xp.reshape(xp.take(ends, group_id), (n_genes, k)) - genes * k
+
+    def slot_major(a):  # (G, k) -> (k*G,) in s*G + g order
+        return xp.reshape(xp.matrix_transpose(xp.astype(a, xp.int64)), (-1,))
+
     return GroupOrder(
         k=k,
-        perm=xp.reshape(xp.astype(perm, xp.int64), (-1,)),
-        unsort=xp.reshape(unsort, (-1,)),
-        tie_first=xp.take(starts, group_id),
-        tie_last=xp.take(ends, group_id),
+        n_genes=n_genes,
+        perm=slot_major(perm),
+        unsort=slot_major(slot_of_pos * n_genes + genes),
+        tie_first=slot_major(first_slot * n_genes + genes),
+        tie_last=slot_major(last_slot * n_genes + genes),
+        has_ties=starts.shape[0] < n_genes * k,
     )
 
 
 def subset_order(xp, order: GroupOrder, genes) -> GroupOrder:
-    """The sort structure of a subset of genes (1-D int array), re-based to the subset layout."""
-    k = order.k
-    n_sub = genes.shape[0]
-    rows = xp.reshape(genes[:, None] * k + xp.arange(k, dtype=xp.int64)[None, :], (-1,))
-    shift = (xp.arange(n_sub, dtype=xp.int64)[:, None] - genes[:, None]) * k
-    shift = xp.reshape(shift + xp.zeros((1, k), dtype=xp.int64), (-1,))
+    """The sort structure of a subset of genes (1-D int64 array), re-based to the subset."""
+    k, n_all, n_sub = order.k, order.n_genes, genes.shape[0]
+    rows = xp.reshape(xp.arange(k, dtype=xp.int64)[:, None] * n_all + genes[None, :], (-1,))
+    local = xp.reshape(xp.zeros((k, 1), dtype=xp.int64) + xp.arange(n_sub, dtype=xp.int64)[None, :], (-1,))
+
+    def rebase(index):  # s*G_all + g  ->  s*U + u
+        return (xp.take(index, rows) // n_all) * n_sub + local
+
     return GroupOrder(
         k=k,
+        n_genes=n_sub,
         perm=xp.take(order.perm, rows),
-        unsort=xp.take(order.unsort, rows) + shift,
-        tie_first=xp.take(order.tie_first, rows) + shift,
-        tie_last=xp.take(order.tie_last, rows) + shift,
+        unsort=rebase(order.unsort),
+        tie_first=rebase(order.tie_first),
+        tie_last=rebase(order.tie_last),
+        has_ties=order.has_ties,
     )
 
 
-def doubled_centred_ranks(xp, order: GroupOrder, counts, m: int):
+def _cumsum_leading(xp, x):
+    """Cumulative sum over axis 0.  NumPy's cumsum is ~3x slower than k - 1 in-place row
+    additions here, so NumPy gets the loop; device libraries keep their single-kernel scan."""
+    if getattr(xp, "__name__", "") != "numpy":
+        return xp.cumulative_sum(x, axis=0)
+    out = x.copy()
+    for s in range(1, out.shape[0]):
+        xp.add(out[s], out[s - 1], out=out[s])
+    return out
+
+
+def doubled_centred_ranks(xp, order: GroupOrder, counts, m: int, dtype=None):
     """Doubled centred average ranks of every gene in each resample.
 
-    counts: (R, k) draw counts per group position (all ones for the base group, m = k).
-    Returns (R, G, k) in position order, dtype of ``counts``; entries at undrawn positions are
-    defined but carry zero weight.
+    counts: (k, R) draw counts per group position and replicate (ones for the base group, m = k).
+    Returns (k, G, R) in position order, of ``dtype`` (default: that of ``counts``); entries at
+    undrawn positions are defined but carry zero weight.  Values are integers in [-m, m], so any
+    float dtype holds them exactly.
     """
-    n_rep = counts.shape[0]
-    sorted_counts = xp.take(counts, order.perm, axis=1)
-    g_k = sorted_counts.shape[1]
-    by_gene = xp.reshape(sorted_counts, (n_rep, g_k // order.k, order.k))
-    upto = xp.reshape(xp.cumulative_sum(by_gene, axis=2), (n_rep, g_k))
-    below = upto - sorted_counts
-    d_sorted = xp.take(below, order.tie_first, axis=1) + xp.take(upto, order.tie_last, axis=1) - m
-    return xp.reshape(xp.take(d_sorted, order.unsort, axis=1), (n_rep, g_k // order.k, order.k))
+    k, n_rep = counts.shape
+    if dtype is not None:
+        counts = xp.astype(counts, dtype)
+    sorted_counts = xp.take(counts, order.perm, axis=0)  # (k*G, R)
+    upto = xp.reshape(_cumsum_leading(xp, xp.reshape(sorted_counts, (k, order.n_genes * n_rep))), (-1, n_rep))
+    if order.has_ties:
+        below = upto - sorted_counts
+        d_sorted = xp.take(below, order.tie_first, axis=0) + xp.take(upto, order.tie_last, axis=0) - m
+    else:  # every tie group is a single slot: below + upto - m = 2 upto - count - m
+        d_sorted = 2 * upto - sorted_counts - m
+    return xp.reshape(xp.take(d_sorted, order.unsort, axis=0), (k, order.n_genes, n_rep))

@@ -36,7 +36,7 @@ def group_ranks(xp, values) -> GroupRanks:
     """Base ranks of ``values`` (G, k): each gene ranked across the group's samples."""
     k = values.shape[1]
     order = group_order(xp, values)
-    d = doubled_centred_ranks(xp, order, xp.ones((1, k), dtype=xp.int64), k)[0, ...]
+    d = xp.matrix_transpose(doubled_centred_ranks(xp, order, xp.ones((k, 1), dtype=xp.int64), k)[..., 0])
     d = xp.astype(d, xp.float32 if exact_float32_limit(k) else xp.float64)
     sumsq = xp.sum(xp.astype(d, xp.float64) ** 2, axis=1)
     return GroupRanks(order=order, d=d, sumsq=sumsq)
@@ -44,9 +44,12 @@ def group_ranks(xp, values) -> GroupRanks:
 
 def correlation(xp, dots, sumsq_i, sumsq_j):
     """r = dots / sqrt(sumsq_i * sumsq_j) in float64; NaN where a gene is constant."""
-    den = xp.sqrt(sumsq_i * sumsq_j)
+    den = xp.sqrt(xp.astype(sumsq_i, xp.float64) * xp.astype(sumsq_j, xp.float64))
+    dots = xp.astype(dots, xp.float64)
+    if bool(xp.all(den > 0)):
+        return dots / den
     ok = den > 0
-    return xp.where(ok, xp.astype(dots, xp.float64) / xp.where(ok, den, 1.0), xp.nan)
+    return xp.where(ok, dots / xp.where(ok, den, 1.0), xp.nan)
 
 
 @dataclass

@@ -1,0 +1,5 @@
+import sys
+
+from bootgpu.cli import main
+
+sys.exit(main())

@@ -1,0 +1,105 @@
+"""The results file (HDF5) and its per-focus-gene groups; layout in docs/results-format.md.
+
+Every file is written under a temporary name and renamed when complete, so a killed run leaves
+either a whole file or none.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from bootgpu import __version__
+from bootgpu.atomic import atomic_path
+from bootgpu.core.change import CHANGE_LABELS
+from bootgpu.errors import BootgpuError
+from bootgpu.pipeline import EDGE_FLOAT_FIELDS, FocusResult
+
+FOCUS_ATTRS = (
+    "gene_name", "k_low", "k_high", "n_tests", "n_nan", "n_sig_low", "n_sig_high",
+    "n_sig_diff", "n_sig_edges", "n_robust",
+)  # fmt: skip
+EDGE_DATASETS = ("gene_i", "gene_j", *EDGE_FLOAT_FIELDS, "change")
+_STR = h5py.string_dtype()
+
+
+def _dataset(group, name, data):
+    kwargs = {"track_times": False}
+    if data.size > 1024:
+        kwargs.update(compression="gzip", compression_opts=4, shuffle=True)
+    group.create_dataset(name, data=data, **kwargs)
+
+
+def write_focus(parent: h5py.Group, result: FocusResult, gene_name: str) -> None:
+    """Group ``focus/<index>`` with the focus gene's counts (attrs) and selected edges."""
+    grp = parent.create_group(str(result.focus), track_order=True)
+    grp.attrs["gene_name"] = gene_name
+    for key in FOCUS_ATTRS[1:]:
+        grp.attrs[key] = int(result.attrs[key])
+    _dataset(grp, "low_samples", result.low_samples.astype(np.int32))
+    _dataset(grp, "high_samples", result.high_samples.astype(np.int32))
+    for key in EDGE_DATASETS:
+        _dataset(grp, key, result.edges[key])
+    grp["change"].attrs["labels"] = np.array(CHANGE_LABELS, dtype=object).astype(_STR)
+
+
+def read_focus(grp: h5py.Group) -> FocusResult:
+    attrs = {key: (grp.attrs[key] if key == "gene_name" else int(grp.attrs[key])) for key in FOCUS_ATTRS}
+    edges = {key: grp[key][()] for key in EDGE_DATASETS}
+    edges["robust"] = (edges["ci_low"] > 0) | (edges["ci_high"] < 0)
+    return FocusResult(int(grp.name.rsplit("/", 1)[1]), attrs, grp["low_samples"][()], grp["high_samples"][()], edges)
+
+
+def write_meta(h5: h5py.File, meta: dict, gene_names, sample_names) -> None:
+    m = h5.create_group("meta")
+    for key, value in meta.items():
+        m.attrs[key] = value
+    h5.create_dataset("gene_names", data=np.array(gene_names, dtype=object), dtype=_STR, track_times=False)
+    h5.create_dataset("sample_names", data=np.array(sample_names, dtype=object), dtype=_STR, track_times=False)
+
+
+def study_meta(cfg, backend_name: str, device: str, n_genes: int, n_samples: int, rng: str) -> dict:
+    """The /meta attributes of a results file."""
+    return {
+        "bootgpu_version": __version__,
+        "backend": backend_name,
+        "device": device,
+        "n_genes": n_genes,
+        "n_samples": n_samples,
+        **cfg.as_dict(),
+        "rng_algorithm": rng,
+    }
+
+
+def write_results(path: os.PathLike, meta: dict, gene_names, sample_names, results) -> None:
+    """One results file holding ``results`` (FocusResult iterable), written atomically."""
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w", track_order=True) as h5:
+            write_meta(h5, meta, gene_names, sample_names)
+            focus = h5.create_group("focus", track_order=True)
+            for result in results:
+                write_focus(focus, result, gene_names[result.focus])
+
+
+def write_part(path: os.PathLike, meta: dict, result: FocusResult, gene_name: str) -> None:
+    """A single focus gene's result (resumable runs keep one per finished gene)."""
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as h5:
+            m = h5.create_group("meta")
+            for key, value in meta.items():
+                m.attrs[key] = value
+            write_focus(h5.create_group("focus"), result, gene_name)
+
+
+def read_results(path: os.PathLike) -> tuple[dict, list[FocusResult]]:
+    """(meta, results in file order) of a results or part file."""
+    path = Path(path)
+    if not path.exists():
+        raise BootgpuError(f"{path}: results file not found")
+    with h5py.File(path, "r") as h5:
+        meta = dict(h5["meta"].attrs)
+        results = [read_focus(h5["focus"][name]) for name in h5["focus"]]
+    return meta, results
