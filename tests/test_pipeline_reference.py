@@ -1,0 +1,112 @@
+"""analyse_focus equals the slow, independent reference (tests/reference.py: scipy spearmanr,
+scipy t, statsmodels fdr_bh, explicit resampling) given the same bootstrap draws."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bootgpu.backends import get_backend
+from bootgpu.config import AnalysisConfig
+from bootgpu.core.draws import draw_positions
+from bootgpu.pipeline import EDGE_FLOAT_FIELDS, analyse_focus
+from bootgpu.planner import plan_batches
+
+sys.path.insert(0, str(Path(__file__).parent))
+from reference import reference_focus  # noqa: E402
+
+B = 30
+# the engine stores float32: correlation-scale values to ~6e-8 absolute, p and q to ~6e-8 relative
+R_LIKE = ("r_low", "r_high", "delta", "boot_mean", "boot_std", "ci_low", "ci_high", "bias")
+P_LIKE = ("q_low", "q_high", "q_diff", "boot_p")
+assert set(R_LIKE + P_LIKE) == set(EDGE_FLOAT_FIELDS)
+
+
+def tied_matrix_with_constant_gene() -> np.ndarray:
+    """40 genes x 150 samples on a grid of 0.5 (heavy ties, the focus gene too), planted pairs of
+    every change class, and gene 39 constant within the LOW group of focus gene 0."""
+    rng = np.random.default_rng(21)
+    n = 150
+    values = rng.standard_normal((40, n))
+    values[0] = np.round(values[0] * 2) / 2  # a tied focus gene: the split's tie rule matters
+    order = np.argsort(values[0], kind="stable")
+    low, high = order[:30], order[-30:]
+    plant = {(1, 2): (0.9, 0.0), (3, 4): (0.0, 0.9), (5, 6): (0.9, -0.9), (7, 8): (0.8, 0.99),
+             (9, 10): (0.99, 0.8), (11, 12): (0.5, -0.5)}  # fmt: skip
+    for (a, b), rhos in plant.items():
+        for group, rho in zip((low, high), rhos):
+            values[b, group] = rho * values[a, group] + np.sqrt(1 - rho**2) * values[b, group]
+    values = np.round(values * 2) / 2
+    values[39, low] = 0.0  # constant within LOW only
+    return values
+
+
+def run_both(values, focus, cfg: AnalysisConfig, plan_kw: dict):
+    k_low, k_high = cfg.validate(values.shape[1])
+    plan = plan_batches(values.shape[0], values.shape[1], k_low, k_high, cfg.n_bootstrap, 1 << 30, **plan_kw)
+    backend = get_backend("numpy")
+    got = analyse_focus(backend, backend.to_device(values), focus, cfg, plan, k_low, k_high)
+
+    def draws(group, k, m):
+        return draw_positions(np, cfg.seed, focus, group, np.arange(cfg.n_bootstrap), k, m)
+
+    params = {key: value for key, value in cfg.as_dict().items() if key != "seed"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        want = reference_focus(np.asarray(values), focus, draws=draws, **params)
+    return got, want
+
+
+def assert_matches_reference(got, want, selection):
+    assert got.attrs == want["attrs"]
+    np.testing.assert_array_equal(got.low_samples, want["low_samples"])
+    np.testing.assert_array_equal(got.high_samples, want["high_samples"])
+    ref = want["edges"]
+    assert len(got.edges["gene_i"]) == want["attrs"][f"n_{selection}"] > 0
+    for key in ("gene_i", "gene_j", "change"):
+        np.testing.assert_array_equal(got.edges[key], ref[key], err_msg=key)
+    for key in R_LIKE:
+        np.testing.assert_allclose(got.edges[key], ref[key], rtol=1e-6, atol=1e-7, err_msg=key)
+    for key in P_LIKE:
+        np.testing.assert_allclose(got.edges[key], ref[key], rtol=1e-6, atol=0, err_msg=key)
+    robust = (ref["ci_low"] > 0) | (ref["ci_high"] < 0)
+    np.testing.assert_array_equal(got.edges["robust"], robust)
+
+
+DEMO_GENES = 60
+DEMO_FOCI = (4, 11)  # on 60 demo genes at fdr_alpha 0.2, each selects ~50-110 edges of 4 classes
+
+
+@pytest.mark.parametrize("selection", ["sig_diff", "sig_edges"])
+@pytest.mark.parametrize("focus", DEMO_FOCI)
+def test_demo_slice_equals_reference(demo_values, focus, selection):
+    cfg = AnalysisConfig(n_bootstrap=B, seed=7, fdr_alpha=0.2, edge_selection=selection)
+    got, want = run_both(demo_values[:DEMO_GENES], focus, cfg, dict(rows_per_block=9, replicate_chunk=7, edge_chunk=11))
+    assert_matches_reference(got, want, selection)
+
+
+@pytest.mark.parametrize("selection", ["sig_diff", "sig_edges"])
+def test_tied_matrix_with_constant_gene_equals_reference(selection):
+    values = tied_matrix_with_constant_gene()
+    cfg = AnalysisConfig(n_bootstrap=B, seed=3, fdr_alpha=0.1, edge_selection=selection)
+    got, want = run_both(values, 0, cfg, dict(rows_per_block=4, replicate_chunk=8, edge_chunk=5))
+    assert_matches_reference(got, want, selection)
+    assert got.attrs["n_nan"] == 39  # gene 39 against every other gene is undefined in LOW
+    classes = set(got.edges["change"].tolist())
+    assert classes == ({0, 1, 2, 3, 4, 5} if selection == "sig_diff" else {1, 2, 3, 4, 5})
+
+
+@pytest.mark.parametrize("focus", DEMO_FOCI)
+def test_demo_cases_differ_between_selections(demo_values, focus):
+    """Guards the cases above: the two selections choose different edges, not all edges are robust."""
+    cfg = AnalysisConfig(n_bootstrap=B, seed=7, fdr_alpha=0.2)
+    k_low, k_high = cfg.validate(128)
+    plan = plan_batches(DEMO_GENES, 128, k_low, k_high, B, 1 << 30)
+    got = analyse_focus(get_backend("numpy"), demo_values[:DEMO_GENES], focus, cfg, plan, k_low, k_high)
+    assert 0 < got.attrs["n_sig_edges"] < got.attrs["n_sig_diff"]
+    assert 0 < got.attrs["n_robust"] < got.attrs["n_sig_diff"]
