@@ -1,0 +1,79 @@
+"""GPU checks: the core on CuPy equals NumPy.  Needs only numpy, scipy and cupy (the GPU image's
+packages), so ``scripts/gpu-check`` can run this file alone.  Skipped cleanly without a device."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bootgpu.backends.cupy_backend import cupy_unusable_reason
+
+_reason = cupy_unusable_reason()
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_reason is not None, reason=f"no usable CUDA device: {_reason}")]
+
+
+@pytest.fixture(scope="module")
+def cupy_backend():
+    from bootgpu.backends import get_backend
+
+    return get_backend("cupy")
+
+
+def test_cupy_draws_are_the_numpy_bytes(cupy_backend):
+    from bootgpu.core.draws import draw_positions
+
+    xp = cupy_backend.xp
+    got = cupy_backend.to_host(draw_positions(xp, 123, 7, 1, xp.arange(300, dtype=xp.int64), 187, 149))
+    want = draw_positions(np, 123, 7, 1, np.arange(300, dtype=np.int64), 187, 149)
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def test_cupy_resample_ranks_equal_scipy(cupy_backend):
+    from scipy.stats import rankdata
+
+    from bootgpu.core.draws import draw_counts, draw_positions
+    from bootgpu.core.ranks import doubled_centred_ranks, group_order
+
+    rng = np.random.default_rng(1)
+    values = rng.integers(0, 6, size=(40, 30)).astype(np.float64)  # heavy ties
+    xp = cupy_backend.xp
+    pos = draw_positions(np, 3, 0, 0, np.arange(8), 30, 24)
+    counts = draw_counts(np, pos, 30).T
+    d = cupy_backend.to_host(doubled_centred_ranks(xp, group_order(xp, xp.asarray(values)), xp.asarray(counts), 24))
+    for r in range(8):
+        ref = 2 * rankdata(values[:, pos[r]], axis=1) - 25
+        np.testing.assert_array_equal(d[:, :, r].T[:, pos[r]], ref)
+
+
+def test_cupy_focus_gene_equals_numpy(cupy_backend):
+    from bootgpu.backends import get_backend
+    from bootgpu.config import AnalysisConfig
+    from bootgpu.pipeline import EDGE_FLOAT_FIELDS, analyse_focus
+    from bootgpu.planner import plan_batches
+    from bootgpu.synthetic import planted_matrix
+
+    data = planted_matrix(300, 200, 5)
+    cfg = AnalysisConfig(n_bootstrap=100)
+    k_low, k_high = cfg.validate(200)
+    plan = plan_batches(300, 200, k_low, k_high, 100, 1 << 30, replicate_chunk=17, edge_chunk=7, rows_per_block=33)
+    numpy_be = get_backend("numpy")
+    want = analyse_focus(numpy_be, data.values, 0, cfg, plan, k_low, k_high)
+    got = analyse_focus(cupy_backend, cupy_backend.to_device(data.values), 0, cfg, plan, k_low, k_high)
+    assert got.attrs == want.attrs and want.attrs["n_sig_diff"] > 0
+    for key in ("gene_i", "gene_j", "change"):
+        assert np.array_equal(got.edges[key], want.edges[key]), key
+    for key in EDGE_FLOAT_FIELDS:
+        np.testing.assert_allclose(got.edges[key], want.edges[key], rtol=1e-6, atol=1e-6, err_msg=key)
+
+
+def test_cupy_peak_tracker_sees_an_allocation(cupy_backend):
+    xp = cupy_backend.xp
+    with cupy_backend.track_peak() as peak:
+        block = xp.ones((64, 1 << 20), dtype=xp.float32)  # 256 MiB
+        del block
+    assert peak.peak_bytes >= 256 << 20
+
+
+def test_cupy_memory_info_reports_device_memory(cupy_backend):
+    free, total = cupy_backend.memory_info()
+    assert 0 < free <= total
