@@ -24,6 +24,15 @@ def matrices():
 MATRICES = dict(matrices())
 
 
+def ranks_by_replicate(backend, order, counts_rk, m, dtype=None):
+    """doubled_centred_ranks for (R, k) counts, returned on the host as (R, G, k)."""
+    xp = backend.xp
+    counts = xp.matrix_transpose(backend.to_device(counts_rk))  # the engine takes (k, R)
+    d = backend.to_host(doubled_centred_ranks(xp, order, counts, m, dtype))  # (k, G, R)
+    assert d.shape == (counts_rk.shape[1], order.n_genes, counts_rk.shape[0])
+    return np.transpose(d, (2, 1, 0))
+
+
 def expected_doubled_ranks(resample):
     """2 * average rank - (m + 1), row by row, from scipy."""
     m = resample.shape[1]
@@ -36,13 +45,14 @@ def test_doubled_centred_ranks_equal_scipy_rankdata_of_each_resample(xp_backend,
     k = values.shape[1]
     xp = xp_backend.xp
     order = group_order(xp, xp_backend.to_device(values))
+    assert order.has_ties == (name != "continuous")  # continuous data takes the no-ties path
     for m in (k, 18, 3):
         pos = draw_positions(np, 99, 0, 1, np.arange(40), k, m)
-        counts = draw_counts(xp, xp_backend.to_device(pos), k)
-        d = xp_backend.to_host(doubled_centred_ranks(xp, order, counts, m))
-        assert d.shape == (40, values.shape[0], k)
-        for r in range(pos.shape[0]):
-            np.testing.assert_array_equal(d[r][:, pos[r]], expected_doubled_ranks(values[:, pos[r]]))
+        counts = xp_backend.to_host(draw_counts(xp, xp_backend.to_device(pos), k))
+        for dtype in (None, xp.float32, xp.float64):
+            d = ranks_by_replicate(xp_backend, order, counts, m, dtype)
+            for r in range(pos.shape[0]):
+                np.testing.assert_array_equal(d[r][:, pos[r]], expected_doubled_ranks(values[:, pos[r]]))
 
 
 @pytest.mark.parametrize("name", list(MATRICES))
@@ -51,17 +61,20 @@ def test_base_ranks_with_unit_counts_equal_scipy_rankdata(xp_backend, name):
     k = values.shape[1]
     xp = xp_backend.xp
     order = group_order(xp, xp_backend.to_device(values))
-    d = doubled_centred_ranks(xp, order, xp.ones((1, k), dtype=xp.int64), k)
-    np.testing.assert_array_equal(xp_backend.to_host(d)[0], expected_doubled_ranks(values))
+    d = ranks_by_replicate(xp_backend, order, np.ones((1, k), dtype=np.int64), k)
+    np.testing.assert_array_equal(d[0], expected_doubled_ranks(values))
 
 
-def test_subset_order_ranks_equal_ranks_of_the_subset_rows(xp_backend):
-    values = MATRICES["constant_and_half_tied"]
+@pytest.mark.parametrize("name", ["continuous", "constant_and_half_tied"])
+def test_subset_order_ranks_equal_ranks_of_the_subset_rows(xp_backend, name):
+    values = MATRICES[name]
     k = values.shape[1]
     xp = xp_backend.xp
     genes = np.array([1, 2, 5, 8])
     sub = subset_order(xp, group_order(xp, xp_backend.to_device(values)), xp_backend.to_device(genes))
+    assert sub.n_genes == genes.size
     pos = draw_positions(np, 3, 4, 0, np.arange(10), k, 15)
-    d = xp_backend.to_host(doubled_centred_ranks(xp, sub, draw_counts(xp, xp_backend.to_device(pos), k), 15))
+    counts = xp_backend.to_host(draw_counts(xp, xp_backend.to_device(pos), k))
+    d = ranks_by_replicate(xp_backend, sub, counts, 15)
     for r in range(pos.shape[0]):
         np.testing.assert_array_equal(d[r][:, pos[r]], expected_doubled_ranks(values[genes][:, pos[r]]))
