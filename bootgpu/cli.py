@@ -164,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="list backends, devices and memory")
     info.set_defaults(func=cmd_info)
 
+    from bootgpu import sge
+
+    sge.register_commands(sub)  # `bootgpu sge submit` and `bootgpu status`
+
     conv = sub.add_parser("convert", help="write the original pipeline's expression.h5 layout")
     conv.add_argument("--expr", required=True)
     conv.add_argument("--out", required=True)

@@ -70,3 +70,13 @@ def plan_batches(
     edges = edge_chunk or max(1, (free // 2) // per_edge)
     peak = fixed + (cache if cache_pairs else 0) + max(rows * unit_row, reps * per_rep + edges * per_edge)
     return Plan(rows, cache_pairs, reps, edges, budget_bytes, peak)
+
+
+PROCESS_OVERHEAD_BYTES = 400 * 2**20  # interpreter, NumPy/SciPy/h5py and BLAS buffers
+
+
+def job_memory_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootstrap: int, budget_bytes: int) -> int:
+    """Bytes a batch job should ask the scheduler for when it runs with ``budget_bytes``: the
+    plan's predicted peak plus the process's own overhead (what Grid Engine's h_vmem must cover)."""
+    plan = plan_batches(n_genes, n_samples, k_low, k_high, n_bootstrap, budget_bytes)
+    return plan.predicted_peak_bytes + PROCESS_OVERHEAD_BYTES
