@@ -113,6 +113,20 @@ class BHStream:
         return Refinement(self, bin_mask)
 
 
+def _distinct_desc(xp, values, mult):
+    """Distinct values in descending order with their multiplicities (``mult`` None = ones)."""
+    if values.shape[0] == 0:
+        return values, xp.zeros((0,), dtype=xp.int64)
+    order = xp.argsort(-values, stable=True)
+    v = xp.take(values, order)
+    c = xp.ones(v.shape, dtype=xp.int64) if mult is None else xp.take(mult, order)
+    new = xp.concat([xp.ones((1,), dtype=xp.bool), v[1:] != v[:-1]])
+    ends = xp.cumulative_sum(c)
+    last = xp.concat([xp.nonzero(new)[0][1:] - 1, xp.asarray([v.shape[0] - 1], dtype=xp.int64)])
+    total = xp.take(ends, last)
+    return v[new], total - xp.concat([xp.zeros((1,), dtype=xp.int64), total[:-1]])
+
+
 class Refinement:
     """Exact BH terms for every pair in a chosen set of bins (gathered over one pass of blocks)."""
 
@@ -123,39 +137,36 @@ class Refinement:
         self._parts = []
 
     def gather(self, s) -> None:
-        """Pass 2: keep the statistics of pairs that fall in the chosen bins."""
-        keep = self.xp.take(self._mask_dev, self.stream.bins(s))
-        self._parts.append(s[keep])
+        """Pass 2: keep the statistics of pairs that fall in the chosen bins, as distinct values
+        with counts (small groups give heavily tied statistics; this keeps memory to the
+        number of distinct values)."""
+        xp = self.xp
+        keep = xp.take(self._mask_dev, self.stream.bins(s))
+        self._parts.append(_distinct_desc(xp, s[keep], None))
 
     def finish(self) -> "Refinement":
         xp, st = self.xp, self.stream
         backend = st.backend
-        s = xp.concat(self._parts) if self._parts else xp.zeros((0,), dtype=xp.float64)
+        if self._parts:
+            values = xp.concat([v for v, _ in self._parts])
+            mult = xp.concat([c for _, c in self._parts])
+        else:
+            values, mult = xp.zeros((0,), dtype=xp.float64), xp.zeros((0,), dtype=xp.int64)
         self._parts = []
-        self.keys = xp.sort(-s)  # ascending key = descending s = ascending p
-        s_sorted = -self.keys
-        # F(y) = #pairs with s >= s_y = pairs in earlier bins + those in y's (fully gathered) bin
+        s_sorted, mult = _distinct_desc(xp, values, mult)  # descending s = ascending p
+        self.keys = -s_sorted
+        # F(y) = #pairs with s >= s_y = pairs in earlier bins + gathered ones (whole bins) up to y
         counts = st.counts
         before_all = np.concatenate([[0], np.cumsum(counts)[:-1]])
         gathered = np.where(self.bin_mask, counts, 0)
         before_gathered = np.concatenate([[0], np.cumsum(gathered)[:-1]])
-        t = st.bins(s_sorted)
-        base = xp.take(backend.to_device(before_all - before_gathered), t)
-        f_count = base + xp.searchsorted(self.keys, self.keys, side="right")
-        p = self._pvalues_sorted(s_sorted)
+        base = xp.take(backend.to_device(before_all - before_gathered), st.bins(s_sorted))
+        f_count = base + xp.cumulative_sum(mult)
+        p = st.test.pvalue(backend, s_sorted)
         term = p / (xp.astype(f_count, xp.float64) / st.m)
         self.s_sorted, self.term = s_sorted, term
-        self.suffix_min = xp.flip(backend.cummin(xp.flip(term)))
+        self.suffix_min = xp.flip(backend.cummin(xp.flip(term))) if term.shape[0] else term
         return self
-
-    def _pvalues_sorted(self, s_sorted):
-        """p of sorted statistics, evaluated once per distinct value (small groups have few)."""
-        xp = self.xp
-        if s_sorted.shape[0] == 0:
-            return s_sorted
-        new = xp.concat([xp.ones((1,), dtype=xp.bool), s_sorted[1:] != s_sorted[:-1]])
-        distinct = self.stream.test.pvalue(self.stream.backend, s_sorted[new])
-        return xp.take(distinct, xp.cumulative_sum(xp.astype(new, xp.int64)) - 1)
 
     def threshold(self, alpha: float) -> float:
         """s* such that q < alpha exactly when s >= s*; +inf when no pair is significant."""
