@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from bootgpu.backends import get_backend
 from bootgpu.config import AnalysisConfig
+from bootgpu.errors import BootgpuError
 from bootgpu.pipeline import analyse_focus
 from bootgpu.planner import Plan, plan_batches
 
@@ -52,8 +55,9 @@ def run(backend, values, focus, cfg, plan: Plan):
 
 
 def make_plan(rows, cache, reps, edges) -> Plan:
-    return Plan(rows_per_block=rows, cache_pairs=cache, replicate_chunk=reps, edge_chunk=edges,
-                budget_bytes=1 << 30, predicted_peak_bytes=0)
+    """A plan with these batch sizes, through the planner's overrides (cache_pairs set after)."""
+    plan = plan_batches(200, 200, 40, 40, B, 1 << 30, rows_per_block=rows, replicate_chunk=reps, edge_chunk=edges)
+    return dataclasses.replace(plan, cache_pairs=cache)
 
 
 def assert_identical(a, b):
@@ -86,8 +90,9 @@ def test_result_bytes_identical_on_numpy_and_strict(demo_values, case, plan):
 
 
 def test_planner_overrides_give_the_requested_batches():
-    plan = plan_batches(60, 128, 25, 25, B, 1 << 30, rows_per_block=7, replicate_chunk=3, edge_chunk=11)
-    assert (plan.rows_per_block, plan.replicate_chunk, plan.edge_chunk) == (7, 3, 11)
+    for name, (rows, cache, reps, edges) in PLANS.items():
+        plan = make_plan(rows, cache, reps, edges)
+        assert (plan.rows_per_block, plan.cache_pairs, plan.replicate_chunk, plan.edge_chunk) == (rows, cache, reps, edges)
 
 
 def test_planned_batches_give_the_same_bytes_as_one_batch(demo_values):
@@ -97,6 +102,23 @@ def test_planned_batches_give_the_same_bytes_as_one_batch(demo_values):
     planned = plan_batches(values.shape[0], values.shape[1], k_low, k_high, B, 1 << 30,
                            rows_per_block=4, replicate_chunk=6, edge_chunk=5)
     assert_identical(run(backend, values, focus, cfg, planned), run(backend, values, focus, cfg, make_plan(*PLANS["one_batch"])))
+
+
+def test_planner_chosen_batches_for_small_budgets_give_the_same_bytes(demo_values):
+    """Whatever the planner picks (and however it re-sizes replicate chunks per edge chunk) for
+    budgets from tight to ample, the result is that of one batch."""
+    values, focus, cfg = cases(demo_values)["demo"]
+    k_low, k_high = cfg.validate(values.shape[1])
+    want = run(NUMPY, values, focus, cfg, make_plan(*PLANS["one_batch"]))
+    plans = []
+    for budget in (1 << 20, 3 << 20, 1 << 22, 1 << 24, 1 << 28):
+        try:
+            plans.append(plan_batches(values.shape[0], values.shape[1], k_low, k_high, B, budget))
+        except BootgpuError:
+            continue  # below the planner's minimum
+    assert any(p.rows_per_block < values.shape[0] - 1 or p.replicate_chunk < B for p in plans)
+    for plan in plans:
+        assert_identical(run(NUMPY, values, focus, cfg, plan), want)
 
 
 def test_repeated_runs_give_the_same_bytes(demo_values):
