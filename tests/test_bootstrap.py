@@ -134,3 +134,14 @@ def test_summary_equals_numpy_mean_std_quantile_and_two_sided_p(xp_backend, n_bo
 @pytest.mark.parametrize("k,frac,m", [(25, 0.8, 20), (12, 0.5, 6), (7, 0.99, 6), (10, 1.0, 10), (33, 0.3, 9)])
 def test_resample_size_is_floor_of_k_times_fraction(k, frac, m):
     assert resample_size(k, frac) == m
+
+
+@pytest.mark.parametrize("k", [319, 320, 420])  # m = 255 (last float32-exact size), 256, 336
+def test_bootstrap_deltas_exact_for_large_resamples(k):
+    rng = np.random.default_rng(k)
+    low, high = rng.standard_normal((5, k)), np.round(rng.standard_normal((5, k)) * 3)
+    low[1] += low[0]
+    cfg = settings(n_bootstrap=4)
+    edges = ([0, 0, 2, 3], [1, 4, 3, 4])
+    got = engine_deltas_np(low, high, *edges, cfg)
+    np.testing.assert_allclose(got, scipy_deltas(low, high, *edges, cfg), rtol=0, atol=1e-12)
