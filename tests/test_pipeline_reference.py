@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from reference import reference_focus  # noqa: E402
 
 B = 30
+NUMPY = get_backend("numpy")  # reused: BH edge p-values are cached per backend
 # the engine stores float32: correlation-scale values to ~6e-8 absolute, p and q to ~6e-8 relative
 R_LIKE = ("r_low", "r_high", "delta", "boot_mean", "boot_std", "ci_low", "ci_high", "bias")
 P_LIKE = ("q_low", "q_high", "q_diff", "boot_p")
@@ -49,8 +50,7 @@ def tied_matrix_with_constant_gene() -> np.ndarray:
 def run_both(values, focus, cfg: AnalysisConfig, plan_kw: dict):
     k_low, k_high = cfg.validate(values.shape[1])
     plan = plan_batches(values.shape[0], values.shape[1], k_low, k_high, cfg.n_bootstrap, 1 << 30, **plan_kw)
-    backend = get_backend("numpy")
-    got = analyse_focus(backend, backend.to_device(values), focus, cfg, plan, k_low, k_high)
+    got = analyse_focus(NUMPY, NUMPY.to_device(values), focus, cfg, plan, k_low, k_high)
 
     def draws(group, k, m):
         return draw_positions(np, cfg.seed, focus, group, np.arange(cfg.n_bootstrap), k, m)
@@ -107,6 +107,49 @@ def test_demo_cases_differ_between_selections(demo_values, focus):
     cfg = AnalysisConfig(n_bootstrap=B, seed=7, fdr_alpha=0.2)
     k_low, k_high = cfg.validate(128)
     plan = plan_batches(DEMO_GENES, 128, k_low, k_high, B, 1 << 30)
-    got = analyse_focus(get_backend("numpy"), demo_values[:DEMO_GENES], focus, cfg, plan, k_low, k_high)
+    got = analyse_focus(NUMPY, demo_values[:DEMO_GENES], focus, cfg, plan, k_low, k_high)
     assert 0 < got.attrs["n_sig_edges"] < got.attrs["n_sig_diff"]
     assert 0 < got.attrs["n_robust"] < got.attrs["n_sig_diff"]
+
+
+def test_no_selected_edge_gives_empty_typed_edges_and_reference_attrs():
+    values = np.random.default_rng(5).standard_normal((25, 80))  # independent genes: nothing differs
+    cfg = AnalysisConfig(n_bootstrap=B, seed=2, fdr_alpha=0.05)
+    got, want = run_both(values, 0, cfg, {})
+    assert got.attrs == want["attrs"] and got.attrs["n_sig_diff"] == 0 and got.attrs["n_robust"] == 0
+    assert set(got.edges) == {"gene_i", "gene_j", "change", "robust", *EDGE_FLOAT_FIELDS}
+    for key, array in got.edges.items():
+        assert array.shape == (0,)
+        assert array.dtype == {"gene_i": np.int32, "gene_j": np.int32, "change": np.int8, "robust": bool}.get(key, np.float32)
+
+
+def sparse_gene_matrix() -> np.ndarray:
+    """Gene 2 is zero in LOW except in the 4 samples where gene 1 is highest, so many resamples
+    see it constant; in HIGH it follows -gene 1.  Edge (1, 2) is selected."""
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((20, 150))
+    order = np.argsort(values[0], kind="stable")
+    low, high = order[:30], order[-30:]
+    values[2, low] = 0.0
+    top = low[np.argsort(values[1, low])[-4:]]
+    values[2, top] = values[1, top]
+    values[2, high] = -values[1, high] + 0.1 * rng.standard_normal(30)
+    return values
+
+
+def test_edge_with_resample_constant_gene_has_nan_bootstrap_summary():
+    cfg = AnalysisConfig(n_bootstrap=50, seed=1, fdr_alpha=0.2)
+    got, want = run_both(sparse_gene_matrix(), 0, cfg, {})
+    assert got.attrs == want["attrs"]
+    e = list(zip(got.edges["gene_i"].tolist(), got.edges["gene_j"].tolist())).index((1, 2))
+    for key in ("gene_i", "gene_j", "change"):
+        np.testing.assert_array_equal(got.edges[key], want["edges"][key])
+    for key in ("r_low", "r_high", "delta", "q_low", "q_high", "q_diff"):
+        np.testing.assert_allclose(got.edges[key], want["edges"][key], rtol=1e-6, atol=1e-7, err_msg=key)
+    # scipy gives NaN for a constant resample, so mean, std and the CI are NaN in both
+    for key in ("boot_mean", "boot_std", "ci_low", "ci_high", "bias"):
+        assert np.isnan(want["edges"][key][e]) and np.isnan(got.edges[key][e]), key
+    # bootgpu also makes boot_p NaN (documented in core/bootstrap.py: "An edge with a NaN replicate
+    # gets NaN statistics"); the reference's sign counts ignore NaN replicates and give a number.
+    assert np.isnan(got.edges["boot_p"][e]) and not np.isnan(want["edges"]["boot_p"][e])
+    assert not got.edges["robust"][e]
