@@ -98,3 +98,33 @@ def test_draw_counts_equal_bincount_per_row(xp_backend):
         assert counts.dtype == np.int64
         np.testing.assert_array_equal(counts, expected)
         assert np.all(counts.sum(axis=1) == m)
+
+
+_G, _M1, _M2, _MASK = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, (1 << 64) - 1
+
+
+def _mix_py(z: int) -> int:
+    z = ((z ^ (z >> 30)) * _M1) & _MASK
+    z = ((z ^ (z >> 27)) * _M2) & _MASK
+    return z ^ (z >> 31)
+
+
+def documented_position(seed, focus, group, rep, slot, k):
+    """splitmix64-stream-v1 as the draws module documents it, in plain Python integers."""
+    key = _mix_py(_mix_py(_mix_py((seed + _G) & _MASK) ^ (focus + 1)) ^ (group + 1))
+    rkey = _mix_py((key + (rep + 1) * _G) & _MASK)
+    word = _mix_py((rkey + (slot + 1) * _G) & _MASK)
+    return ((word >> 32) * k) >> 32
+
+
+@pytest.mark.parametrize("seed,focus,group,k", [(0, 0, 0, 25), (42, 8762, 1, 187), (2**63 - 1, 12345, 0, 3),
+                                                (7, 1, 1, 2**31 - 1)])
+def test_draws_follow_the_documented_splitmix64_stream(seed, focus, group, k):
+    """Results name their RNG algorithm, so its bytes must never change silently."""
+    from bootgpu.core.draws import RNG_ALGORITHM
+
+    assert RNG_ALGORITHM == "splitmix64-stream-v1"
+    reps = np.array([0, 1, 2, 999, 123456])
+    pos = draw_positions(np, seed, focus, group, reps, k, 9)
+    want = [[documented_position(seed, focus, group, int(r), s, k) for s in range(9)] for r in reps]
+    np.testing.assert_array_equal(pos, np.array(want, dtype=np.int64))
