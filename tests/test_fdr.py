@@ -11,11 +11,12 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from bootgpu.backends import get_backend
-from bootgpu.core.fdr import BHStream
+from bootgpu.core.fdr import N_BINS, BHStream
 from bootgpu.core.significance import FisherTest, TTest
 
 K = 25  # t-test group size
 FISHER = FisherTest(25, 31)
+NUMPY = get_backend("numpy")  # reused: per-bin edge p-values are cached per backend
 
 
 def t_pvalue(s, k=K):
@@ -89,12 +90,13 @@ def queries(s, q_sm, alpha, kind):
 
 
 @pytest.mark.parametrize("name", list(DATA))
-@pytest.mark.parametrize("n_bins", [16, 64, 1 << 16])
-@pytest.mark.parametrize("n_blocks", [1, 7])
-@pytest.mark.parametrize("alpha", [0.05, 0.2])
+@pytest.mark.parametrize("n_bins,n_blocks,alpha", [
+    (16, 1, 0.05), (16, 7, 0.2), (64, 1, 0.2), (64, 7, 0.05), (1 << 16, 1, 0.05), (1 << 16, 7, 0.2),
+    (N_BINS, 7, 0.05),  # the default resolution
+])  # fmt: skip
 def test_streamed_bh_equals_statsmodels_fdr_bh(name, n_bins, n_blocks, alpha):
     test, s, p = DATA[name]
-    backend = get_backend("numpy")
+    backend = NUMPY
     q_sm = multipletests(p, alpha=alpha, method="fdr_bh")[1]
     for kind in ("all", "random", "significant"):
         idx = queries(s, q_sm, alpha, kind)
@@ -116,17 +118,17 @@ def test_datasets_cover_no_selection_all_selected_and_ties():
 
 def test_no_significant_pair_gives_infinite_threshold():
     test, s, _ = DATA["all_null"]
-    s_star, _, _ = streamed_bh(get_backend("numpy"), test, [s], 0.05, 1 << 16, s[:3])
+    s_star, _, _ = streamed_bh(NUMPY, test, [s], 0.05, N_BINS, s[:3])
     assert s_star == math.inf
 
 
 @pytest.mark.parametrize("name", list(DATA))
 def test_bh_result_identical_for_any_bins_and_blocks(name):
     test, s, _ = DATA[name]
-    backend = get_backend("numpy")
+    backend = NUMPY
     idx = np.random.default_rng(1).choice(s.size, 200, replace=False)
     results = []
-    for n_bins in (16, 64, 1 << 16):
+    for n_bins in (16, 64, 1 << 16, N_BINS):
         for n_blocks in (1, 3, 20):
             s_star, q, _ = streamed_bh(backend, test, split(s, n_blocks, seed=n_blocks), 0.05, n_bins, s[idx])
             results.append((s_star, q.tobytes()))
@@ -137,8 +139,8 @@ def test_bh_identical_on_numpy_and_strict_backends(xp_backend):
     test, s, p = DATA["mixed"]
     idx = np.random.default_rng(2).choice(s.size, 300, replace=False)
     blocks = split(s, 5, seed=0)
-    want = streamed_bh(get_backend("numpy"), test, blocks, 0.05, 1 << 16, s[idx])
-    got = streamed_bh(xp_backend, test, blocks, 0.05, 1 << 16, s[idx])
+    want = streamed_bh(NUMPY, test, blocks, 0.05, N_BINS, s[idx])
+    got = streamed_bh(xp_backend, test, blocks, 0.05, N_BINS, s[idx])
     assert got[0] == want[0]
     np.testing.assert_array_equal(got[1], want[1])
 
@@ -146,6 +148,6 @@ def test_bh_identical_on_numpy_and_strict_backends(xp_backend):
 def test_fine_bins_refine_only_a_small_part_for_the_threshold():
     """The point of the bins: with the default resolution, the threshold pass gathers few pairs."""
     test, s, _ = DATA["mixed"]
-    _, _, stream = streamed_bh(get_backend("numpy"), test, [s], 0.05, 1 << 16, s[:1])
+    _, _, stream = streamed_bh(NUMPY, test, [s], 0.05, N_BINS, s[:1])
     gathered = stream.counts[stream.bins_for_threshold(0.05)].sum()
     assert 0 < gathered < 0.05 * s.size
