@@ -157,7 +157,8 @@ class StudyRun:
             finish_study(self.out, meta, self.expr.gene_names, self.expr.sample_names, results)
         for gene in genes:
             self.part_path(gene).unlink()
-        _remove_if_empty(self.out / PARTS_DIR)
+        if not self.shard:  # other shards may be running in this directory; merge_shards tidies up
+            _remove_if_empty(self.out / PARTS_DIR)
         return results
 
 
@@ -210,4 +211,6 @@ def merge_shards(out: Path) -> list[dict]:
         raise BootgpuError(f"{out}: {len(lost)} focus genes missing from the shards: {shown}")
     order = {g: i for i, g in enumerate(expected)}
     results.sort(key=lambda r: order.get(r.focus, r.focus))
-    return finish_study(out, meta, gene_names, sample_names, results)
+    rows = finish_study(out, meta, gene_names, sample_names, results)
+    _remove_if_empty(out / PARTS_DIR)
+    return rows
