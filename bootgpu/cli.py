@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -13,15 +11,6 @@ from bootgpu import __version__
 from bootgpu.errors import BootgpuError
 
 DEMO_FOCUS_COUNT = 10  # the demo analyses the 10 most variable probes of the embedded matrix
-
-
-def parse_bytes(text: str) -> int:
-    """'6G', '512M', '1.5GiB', '2000000' -> bytes (binary units)."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(i?B)?\s*", text, re.IGNORECASE)
-    if not match:
-        raise BootgpuError(f"cannot read memory size {text!r}; use e.g. 6G, 512M or a byte count")
-    scale = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}[match[2].upper()]
-    return int(float(match[1]) * scale)
 
 
 def _add_analysis_options(p: argparse.ArgumentParser) -> None:
@@ -48,14 +37,6 @@ def _config(args):
     )  # fmt: skip
 
 
-def _budget(args, backend) -> int:
-    text = args.memory_budget or os.environ.get("BOOTGPU_MEMORY_BUDGET")
-    if text:
-        return parse_bytes(text)
-    free, _ = backend.memory_info()
-    return int(free * 0.8)
-
-
 def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -64,7 +45,7 @@ def cmd_run(args) -> int:
     from bootgpu.backends import get_backend
     from bootgpu.expression_io import demo_expression_path, read_expression
     from bootgpu.hubs import format_hubs_table
-    from bootgpu.planner import plan_batches
+    from bootgpu.planner import plan_batches, resolve_budget
     from bootgpu.study import StudyRun, parse_focus, parse_shard
 
     if args.demo == bool(args.expr):
@@ -86,7 +67,7 @@ def cmd_run(args) -> int:
         focus = parse_focus("all", expr)
     shard = parse_shard(args.shard)
     backend = get_backend(args.backend, announce=_log)
-    plan = plan_batches(expr.n_genes, expr.n_samples, k_low, k_high, cfg.n_bootstrap, _budget(args, backend))
+    plan = plan_batches(expr.n_genes, expr.n_samples, k_low, k_high, cfg.n_bootstrap, resolve_budget(backend, args.memory_budget))
     _log(f"bootgpu {__version__}: {expr.n_genes} genes x {expr.n_samples} samples, {len(focus)} focus genes, "
          f"B={cfg.n_bootstrap}, k_low={k_low}, k_high={k_high}, backend={backend.name} ({backend.device_name()})")
     t0 = time.perf_counter()
@@ -99,6 +80,83 @@ def cmd_run(args) -> int:
 
         print("Top rewiring hubs (robust = bootstrap CI excludes 0):")
         print(format_hubs_table(hub_rows(results, expr.gene_names)))
+    return 0
+
+
+def _shape_from(args):
+    """(n_genes, n_samples, Expression or None) from --expr FILE or --shape GENESxSAMPLES."""
+    import re as _re
+
+    from bootgpu.expression_io import read_expression
+
+    if bool(args.expr) == bool(getattr(args, "shape", None)):
+        raise BootgpuError("give exactly one of --expr FILE or --shape GENESxSAMPLES")
+    if args.expr:
+        expr = read_expression(args.expr)
+        return expr.n_genes, expr.n_samples, expr
+    match = _re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*", args.shape)
+    if not match:
+        raise BootgpuError(f"--shape must look like 8763x938, got {args.shape!r}")
+    return int(match[1]), int(match[2]), None
+
+
+def cmd_plan(args) -> int:
+    from bootgpu.backends import get_backend
+    from bootgpu.planner import PROCESS_OVERHEAD_BYTES, format_bytes, plan_batches, resolve_budget
+
+    n_genes, n_samples, _ = _shape_from(args)
+    cfg = _config(args)
+    k_low, k_high = cfg.validate(n_samples)
+    backend = get_backend(args.backend, announce=_log)
+    budget = resolve_budget(backend, args.memory_budget)
+    plan = plan_batches(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget, bootstrap_frac=cfg.bootstrap_frac)
+    print(f"{n_genes} genes x {n_samples} samples, k_low={k_low}, k_high={k_high}, B={cfg.n_bootstrap}; "
+          f"backend {backend.name} ({backend.device_name()}), budget {format_bytes(budget)}")
+    width = max(len(name) for name in plan.stages)
+    for name, (batch, nbytes) in plan.stages.items():
+        print(f"  {name:<{width}}  {format_bytes(nbytes):>11}  {batch}")
+    print(f"  {'predicted peak (focus gene)':<{width}}  {format_bytes(plan.predicted_peak_bytes):>11}  "
+          f"(x{1.15} model margin included)")
+    slots = max(1, args.slots)
+    if backend.name == "cupy":
+        host = PROCESS_OVERHEAD_BYTES + n_genes * n_samples * 8 * 2
+        print(f"Grid Engine request: -l gpu=1 with >= {format_bytes(plan.predicted_peak_bytes)} free GPU memory, "
+              f"-l h_vmem={_gib(host / slots)} per slot (-pe smp {slots})")
+    else:
+        need = plan.predicted_peak_bytes + PROCESS_OVERHEAD_BYTES
+        print(f"Grid Engine request: -l h_vmem={_gib(need / slots)} per slot (-pe smp {slots}; h_vmem is per slot, "
+              f"ulimit -v = h_vmem x slots), run with --memory-budget {budget // 2**20}M")
+    return 0
+
+
+def _gib(nbytes: float) -> str:
+    """A Grid Engine memory value rounded up to 0.1 GiB, e.g. 3.2G."""
+    import math
+
+    return f"{math.ceil(nbytes / 2**30 * 10) / 10:.1f}G"
+
+
+def cmd_indices(args) -> int:
+    from bootgpu.backends import get_backend
+    from bootgpu.indices import write_indices
+    from bootgpu.planner import format_bytes, plan_batches, resolve_budget
+
+    n_genes, n_samples, expr = _shape_from(args)
+    cfg = _config(args)
+    k_low, k_high = cfg.validate(n_samples)
+    backend = get_backend(args.backend, announce=_log)
+    budget = resolve_budget(backend, args.memory_budget)
+    plan = plan_batches(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget, bootstrap_frac=cfg.bootstrap_frac)
+    if args.batch_size == "auto":
+        block = plan.index_genes_per_block
+    elif args.batch_size.isdigit() and int(args.batch_size) > 0:
+        block = int(args.batch_size)
+    else:
+        raise BootgpuError(f"--batch-size must be auto or a positive integer, got {args.batch_size!r}")
+    _log(f"bootgpu indices: {n_genes} genes x {n_samples} samples, B={cfg.n_bootstrap}, {block} genes per block, "
+         f"budget {format_bytes(budget)}, backend {backend.name}")
+    stats = write_indices(backend, expr.values, cfg, Path(args.out), block, args.compression)
+    _log(f"wrote {args.out}: {format_bytes(stats['bytes'])} in {stats['seconds']:.1f} s ({stats['processing_mode']}, {stats['compression']})")
     return 0
 
 
@@ -163,6 +221,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="list backends, devices and memory")
     info.set_defaults(func=cmd_info)
+
+    plan = sub.add_parser("plan", help="batch sizes, predicted peak memory and the Grid Engine request for a shape")
+    plan.add_argument("--expr", help="expression matrix (its shape is used)")
+    plan.add_argument("--shape", help="GENESxSAMPLES, e.g. 8763x938")
+    plan.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
+    plan.add_argument("--memory-budget", help="bytes, e.g. 6G (default: what this process may allocate, less a margin)")
+    plan.add_argument("--slots", type=int, default=1, help="Grid Engine slots (-pe smp N) to spread h_vmem over")
+    _add_analysis_options(plan)
+    plan.set_defaults(func=cmd_plan)
+
+    idx = sub.add_parser("indices", help="write every gene's split and bootstrap sample indices (original layout)")
+    idx.add_argument("--expr", required=True)
+    idx.add_argument("--out", required=True, help="indices.h5")
+    idx.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
+    idx.add_argument("--batch-size", default="auto", help="genes per block: auto (from the memory budget) or N")
+    idx.add_argument("--memory-budget", help="bytes, e.g. 1G (default: what this process may allocate, less a margin)")
+    idx.add_argument("--compression", default="gzip", help="gzip (level 1, default), gzip4, lzf, none; zstd, blosc-zstd need hdf5plugin")
+    _add_analysis_options(idx)
+    idx.set_defaults(func=cmd_indices)
 
     from bootgpu import sge
 

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bootgpu.config import AnalysisConfig
-from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_deltas, summarise
+from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_deltas, resample_size, summarise
 from bootgpu.core.change import classify_change
 from bootgpu.core.fdr import BHStream
 from bootgpu.core.significance import FisherTest, TTest
 from bootgpu.core.spearman import PairBlocks, group_ranks
 from bootgpu.core.split import split_samples
-from bootgpu.planner import Plan
+from bootgpu.planner import Plan, replicate_chunk_for
 
 TESTS = ("low", "high", "diff")
 EDGE_FLOAT_FIELDS = (
@@ -147,11 +147,16 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
     boot_cfg = BootstrapSettings(
         cfg.seed, focus, cfg.n_bootstrap, cfg.bootstrap_frac, cfg.ci_alpha, plan.replicate_chunk, plan.edge_chunk
     )
+    k, m = max(k_low, k_high), resample_size(max(k_low, k_high), cfg.bootstrap_frac)
+
+    def replicate_chunk(n_genes: int, n_edges: int) -> int:
+        return replicate_chunk_for(plan, cfg.n_bootstrap, k, m, n_genes, n_edges)
+
     summaries = []
     n_edges = int(delta.shape[0])
     for e0 in range(0, n_edges, plan.edge_chunk):
         e1 = min(e0 + plan.edge_chunk, n_edges)
-        deltas = bootstrap_deltas(xp, low, high, sel["gene_i"][e0:e1], sel["gene_j"][e0:e1], boot_cfg)
+        deltas = bootstrap_deltas(xp, low, high, sel["gene_i"][e0:e1], sel["gene_j"][e0:e1], boot_cfg, replicate_chunk)
         summaries.append(summarise(xp, deltas, delta[e0:e1], cfg.ci_alpha))
     edges.update(_collect(xp, summaries))
     edges.update(r_low=sel["r_low"], r_high=sel["r_high"], delta=delta)

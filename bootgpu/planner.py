@@ -1,37 +1,73 @@
 """Batch sizes from a memory budget, so that every stage fits.
 
-This is the first, coarse cost model (bytes per unit of work for each stage); ``bootgpu plan``
-prints it.  Units: rows of pair space per block, replicates per bootstrap chunk, edges per chunk.
+The cost model gives, for each stage, the bytes one unit of work needs (a row of pair space, a
+replicate, an edge, a gene of indices), from the array sizes and temporaries the code makes.  The
+planner picks the largest units that keep every stage inside the budget; if even the smallest unit
+does not fit, one error says how much memory is needed.  Budgets are bytes *above* what the process
+already holds (what RLIMIT_AS room or free device memory measures); predicted peaks are the same.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from bootgpu.core.bootstrap import exact_dtype_bytes, resample_size
 from bootgpu.core.spearman import exact_float32_limit
 from bootgpu.errors import BootgpuError
 
-_F64 = 8
+F64 = 8
+MODEL_MARGIN = 1.15  # allocator slack and small arrays the model leaves out
+PAIR_ROW_BYTES = 112  # per pair-space cell of a block: dots, r, masks, statistics, bins (both groups)
+PAIR_CACHE_BYTES = 25  # per cached pair: r_low, r_high, Fisher statistic (float64), valid flag
+PROCESS_OVERHEAD_BYTES = 400 * 2**20  # interpreter, NumPy/SciPy/h5py and BLAS buffers (batch requests)
+
+
+def format_bytes(n: float) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{int(n)} B"
 
 
 @dataclass(frozen=True)
 class Plan:
+    budget_bytes: int
     rows_per_block: int
     cache_pairs: bool
     replicate_chunk: int
     edge_chunk: int
-    budget_bytes: int
+    index_genes_per_block: int
     predicted_peak_bytes: int
+    replicate_room_bytes: int = 0  # 0: replicate_chunk was given explicitly and is kept as is
+    stages: dict = field(default_factory=dict, compare=False)  # name -> (batch text, bytes)
 
 
 def resident_bytes(n_genes: int, n_samples: int, k_low: int, k_high: int) -> int:
-    """Expression on the device plus both groups' rank structures (4 int64 indices + d per cell)."""
-    return n_genes * n_samples * _F64 + n_genes * (k_low + k_high) * (5 * _F64 + 2 * _F64)
+    """Expression matrix plus both groups' rank structures, held for the whole focus gene;
+    while the second group is ranked, the first's structure and the sort temporaries coexist."""
+    return n_genes * n_samples * F64 + 136 * n_genes * (k_low + k_high) // 2 * 2
 
 
-def pair_cache_bytes(n_genes: int, k_low: int, k_high: int) -> int:
-    n_pairs = n_genes * (n_genes - 1) // 2
-    return sum(n_pairs * (4 if exact_float32_limit(k) else 8) for k in (k_low, k_high))
+def pair_cache_bytes(n_genes: int) -> int:
+    return n_genes * (n_genes - 1) // 2 * PAIR_CACHE_BYTES
+
+
+def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int) -> int:
+    """One replicate of the bootstrap for one group: ranks, weights, gathered edge products."""
+    item = exact_dtype_bytes(m)
+    return 8 * k * n_genes * item + 3 * k * n_edges * item + 4 * n_edges * F64 + 48 * m + 40 * k
+
+
+def edge_bytes(n_bootstrap: int, k: int) -> int:
+    """One selected edge: its B deltas, their sorted copy and summary temporaries, plus its share
+    of the gene subset's rank structures (two genes, 4 int64 arrays of k per group)."""
+    return 56 * n_bootstrap + 2 * 2 * 4 * k * F64
+
+
+def index_gene_bytes(n_samples: int, n_bootstrap: int, m_low: int, m_high: int) -> int:
+    """One gene of `bootgpu indices`: its split and the draws of both groups (64-bit words and
+    their temporaries, then int32 sample indices)."""
+    return 3 * n_samples * F64 + n_bootstrap * (m_low + m_high) * (5 * F64 + 4)
 
 
 def plan_batches(
@@ -42,37 +78,60 @@ def plan_batches(
     n_bootstrap: int,
     budget_bytes: int,
     *,
+    bootstrap_frac: float = 0.8,
     replicate_chunk: int | None = None,
     rows_per_block: int | None = None,
     edge_chunk: int | None = None,
+    index_genes_per_block: int | None = None,
 ) -> Plan:
     """Largest batches that fit ``budget_bytes``; explicit sizes override (tests use that)."""
     k = max(k_low, k_high)
+    m = resample_size(k, bootstrap_frac)
+    usable = int(budget_bytes / MODEL_MARGIN)
     fixed = resident_bytes(n_genes, n_samples, k_low, k_high)
-    free = budget_bytes - fixed
-    unit_row = n_genes * _F64 * 16  # one row of pair space: dots, r, masks, statistics, bins
-    if free < unit_row + n_genes * k * _F64 * 8:
-        need = fixed + unit_row + n_genes * k * _F64 * 8
+    free = usable - fixed
+    row = n_genes * PAIR_ROW_BYTES
+    per_edge = edge_bytes(n_bootstrap, k)
+    smallest = row + per_edge + replicate_bytes(k, m, 2, 1)
+    if free < smallest:
+        need = int((fixed + smallest) * MODEL_MARGIN)
         raise BootgpuError(
-            f"memory budget {budget_bytes / 2**30:.2f} GiB is too small for {n_genes} genes x "
-            f"{n_samples} samples: at least {need / 2**30:.2f} GiB is needed"
+            f"memory budget {format_bytes(budget_bytes)} is too small for {n_genes} genes x {n_samples} samples "
+            f"(B = {n_bootstrap}): at least {format_bytes(need)} is needed"
         )
-    cache = pair_cache_bytes(n_genes, k_low, k_high)
-    cache_pairs = cache <= free // 3
-    if cache_pairs:
-        free -= cache
-    rows = rows_per_block or max(1, min(n_genes, (free // 3) // unit_row))
-    # bootstrap: per replicate ~8 float64 copies of (U, k) ranks and products, U <= n_genes
-    per_rep = n_genes * k * _F64 * 8
-    reps = replicate_chunk or max(1, min(n_bootstrap, (free // 2) // per_rep))
-    # per edge: B deltas, sorted copy and float64 temporaries, plus gathered (R, k) rows
-    per_edge = n_bootstrap * _F64 * 4 + reps * k * _F64 * 3
-    edges = edge_chunk or max(1, (free // 2) // per_edge)
-    peak = fixed + (cache if cache_pairs else 0) + max(rows * unit_row, reps * per_rep + edges * per_edge)
-    return Plan(rows, cache_pairs, reps, edges, budget_bytes, peak)
+    # pair space: cache the pair statistics when they take at most half of what is free
+    cache = pair_cache_bytes(n_genes)
+    cache_pairs = cache <= free // 2
+    pair_free = free - (cache if cache_pairs else 0)
+    rows = rows_per_block or max(1, min(n_genes, pair_free // row))
+    # bootstrap: a quarter of the room for edge chunks, the rest for replicate chunks
+    edges = edge_chunk or max(1, (free // 4) // per_edge)
+    genes_in_chunk = min(2 * edges, n_genes)
+    per_rep = replicate_bytes(k, m, genes_in_chunk, edges)
+    reps = replicate_chunk or max(1, min(n_bootstrap, (free - edges * per_edge) // per_rep))
+    per_index_gene = index_gene_bytes(n_samples, n_bootstrap, int(k_low * bootstrap_frac), int(k_high * bootstrap_frac))
+    index_genes = index_genes_per_block or max(1, min(n_genes, (usable - n_genes * n_samples * F64) // per_index_gene))
+    stages = {
+        "resident (expression, rank structures)": ("", fixed),
+        "base correlations and tests": (
+            f"{rows} rows of pair space per block" + (", pair statistics cached" if cache_pairs else ", recomputed per pass"),
+            (cache if cache_pairs else 0) + rows * row,
+        ),
+        "bootstrap of selected edges": (f"{edges} edges x {reps} replicates per chunk", edges * per_edge + reps * per_rep),
+        "bootstrap indices (bootgpu indices)": (f"{index_genes} genes per block", index_genes * per_index_gene),
+    }
+    work = max(stages["base correlations and tests"][1], stages["bootstrap of selected edges"][1])
+    peak = int((fixed + work) * MODEL_MARGIN)
+    room = 0 if replicate_chunk else reps * per_rep
+    return Plan(budget_bytes, rows, cache_pairs, reps, edges, index_genes, peak, room, stages)
 
 
-PROCESS_OVERHEAD_BYTES = 400 * 2**20  # interpreter, NumPy/SciPy/h5py and BLAS buffers
+def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: int, n_edges: int) -> int:
+    """Replicates per chunk for an edge chunk of known size: the planned replicate room divided by
+    what one replicate of *these* genes and edges needs (more replicates when fewer genes)."""
+    if not plan.replicate_room_bytes:
+        return plan.replicate_chunk
+    return int(max(1, min(n_bootstrap, plan.replicate_room_bytes // replicate_bytes(k, m, n_genes, n_edges))))
 
 
 def job_memory_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootstrap: int, budget_bytes: int) -> int:
@@ -80,3 +139,36 @@ def job_memory_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_
     plan's predicted peak plus the process's own overhead (what Grid Engine's h_vmem must cover)."""
     plan = plan_batches(n_genes, n_samples, k_low, k_high, n_bootstrap, budget_bytes)
     return plan.predicted_peak_bytes + PROCESS_OVERHEAD_BYTES
+
+
+SAFETY_FRACTION = 0.85  # of the detected room, when no budget is given
+
+
+def parse_bytes(text: str) -> int:
+    """'6G', '512M', '1.5GiB', '2000000' -> bytes (binary units)."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(i?B)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise BootgpuError(f"cannot read memory size {text!r}; use e.g. 6G, 512M or a byte count")
+    scale = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}[match[2].upper()]
+    return int(float(match[1]) * scale)
+
+
+def resolve_budget(backend, requested: str | None) -> int:
+    """The memory budget of a run: ``requested`` (e.g. '6G', or BOOTGPU_MEMORY_BUDGET) if it fits
+    what the backend may allocate, else an error before anything is allocated; by default a safety
+    fraction of that room."""
+    import os
+
+    text = requested or os.environ.get("BOOTGPU_MEMORY_BUDGET")
+    room, limit = backend.available_memory()
+    if text:
+        budget = parse_bytes(text)
+        if budget > room:
+            raise BootgpuError(
+                f"memory budget {format_bytes(budget)} exceeds the {format_bytes(room)} this process may "
+                f"allocate on {backend.name} ({limit}); ask for less"
+            )
+        return budget
+    return int(room * SAFETY_FRACTION)

@@ -107,9 +107,6 @@ def test_cupy_without_usable_device_gives_one_line_reason(fake_cupy, kind, expec
     assert str(err.value) == f"--backend cupy is not usable: {expected}"
 
 
-@pytest.mark.xfail(strict=True, reason="bootgpu bug: a multi-line CuPy import error is passed through "
-                   "whole and called 'not installed' (cupy_unusable_reason keeps only the first line "
-                   "for driver errors, not for import errors)")
 def test_cupy_that_fails_to_import_gives_one_line_reason(fake_cupy):
     fake_cupy("import_fails")
     reason = cupy_unusable_reason()

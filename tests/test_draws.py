@@ -110,11 +110,12 @@ def _mix_py(z: int) -> int:
 
 
 def documented_position(seed, focus, group, rep, slot, k):
-    """splitmix64-stream-v1 as the draws module documents it, in plain Python integers."""
+    """splitmix64-pairs-v1 as the draws module documents it, in plain Python integers."""
     key = _mix_py(_mix_py(_mix_py((seed + _G) & _MASK) ^ (focus + 1)) ^ (group + 1))
     rkey = _mix_py((key + (rep + 1) * _G) & _MASK)
-    word = _mix_py((rkey + (slot + 1) * _G) & _MASK)
-    return ((word >> 32) * k) >> 32
+    word = _mix_py((rkey + (slot // 2 + 1) * _G) & _MASK)
+    half = word >> 32 if slot % 2 == 0 else word & 0xFFFFFFFF
+    return (half * k) >> 32
 
 
 @pytest.mark.parametrize("seed,focus,group,k", [(0, 0, 0, 25), (42, 8762, 1, 187), (2**63 - 1, 12345, 0, 3),
@@ -123,7 +124,7 @@ def test_draws_follow_the_documented_splitmix64_stream(seed, focus, group, k):
     """Results name their RNG algorithm, so its bytes must never change silently."""
     from bootgpu.core.draws import RNG_ALGORITHM
 
-    assert RNG_ALGORITHM == "splitmix64-stream-v1"
+    assert RNG_ALGORITHM == "splitmix64-pairs-v1"
     reps = np.array([0, 1, 2, 999, 123456])
     pos = draw_positions(np, seed, focus, group, reps, k, 9)
     want = [[documented_position(seed, focus, group, int(r), s, k) for s in range(9)] for r in reps]

@@ -35,6 +35,15 @@ class Backend:
         """(free, total) bytes of the memory this backend allocates from."""
         raise NotImplementedError
 
+    def available_memory(self) -> tuple[int, str]:
+        """(bytes this process may still allocate here, name of the limit that binds)."""
+        free, _ = self.memory_info()
+        return free, "free memory"
+
+    def host_threads(self) -> int:
+        """Threads worth using for independent pieces of array work (host backends: the cores)."""
+        return 1
+
     def synchronize(self) -> None:
         """Block until queued device work is done (a no-op on the host)."""
 

@@ -9,18 +9,26 @@ import numpy as np
 from bootgpu.backends._base import Backend, PeakMemory
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception message (CuPy's import errors are banners)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def cupy_unusable_reason() -> str | None:
     """None when CuPy can run on a device here; otherwise why not, in a few words."""
     try:
         import cupy
-    except ImportError as exc:
-        return f"cupy is not installed ({exc}); install bootgpu[gpu] or bootgpu[gpu-cuda13]"
-    except Exception as exc:  # a broken CUDA install can raise anything at import
-        return f"cupy failed to import: {exc}"
+    except ModuleNotFoundError as exc:
+        if exc.name == "cupy":
+            return "cupy is not installed; install bootgpu[gpu] (CUDA 12) or bootgpu[gpu-cuda13]"
+        return f"cupy failed to import: {_first_line(exc)}"
+    except Exception as exc:  # a broken CUDA install can raise anything, over several lines
+        return f"cupy failed to import: {_first_line(exc)}"
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        return f"CUDA driver/runtime error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        return f"CUDA driver/runtime error: {_first_line(exc)}"
     if count < 1:
         return "no CUDA device is visible"
     return None
@@ -71,13 +79,18 @@ class CupyBackend(Backend):
         return f"cuda:{dev.id} ({name})"
 
     def memory_info(self) -> tuple[int, int]:
-        free, total = self.cupy.cuda.runtime.memGetInfo()
+        return self.available_memory()[0], int(self.cupy.cuda.runtime.memGetInfo()[1])
+
+    def available_memory(self) -> tuple[int, str]:
+        """Free device memory (cudaMemGetInfo) plus the pool's cached blocks, capped by the CuPy
+        pool limit when one is set."""
+        free, _ = self.cupy.cuda.runtime.memGetInfo()
         pool = self.cupy.get_default_memory_pool()
         free += pool.free_bytes()  # cached blocks are reusable
         limit = pool.get_limit()
-        if limit:
-            free = min(free, max(0, limit - pool.used_bytes()))
-        return int(free), int(total)
+        if limit and limit - pool.used_bytes() < free:
+            return int(max(0, limit - pool.used_bytes())), "CuPy memory pool limit"
+        return int(free), "free device memory"
 
     def synchronize(self) -> None:
         self.cupy.cuda.get_current_stream().synchronize()

@@ -12,23 +12,12 @@ import numpy as np
 import scipy.special
 
 from bootgpu.backends._base import Backend, PeakMemory
+from bootgpu.backends.host_memory import tightest_host_limit
 
 
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def available_host_memory() -> int:
-    """MemAvailable from /proc/meminfo (bytes); the planner adds cgroup and rlimit caps."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
 
 
 class NumpyBackend(Backend):
@@ -40,7 +29,13 @@ class NumpyBackend(Backend):
 
     def memory_info(self) -> tuple[int, int]:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        return available_host_memory(), total
+        return tightest_host_limit()[0], total
+
+    def available_memory(self) -> tuple[int, str]:
+        return tightest_host_limit()
+
+    def host_threads(self) -> int:
+        return len(os.sched_getaffinity(0))
 
     @contextlib.contextmanager
     def track_peak(self):

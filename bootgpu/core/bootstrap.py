@@ -34,9 +34,14 @@ def resample_size(k: int, bootstrap_frac: float) -> int:
     return int(k * bootstrap_frac)
 
 
+def exact_dtype_bytes(m: int) -> int:
+    """4 (float32) while every weighted rank product sum is below 2**24: sum_p c_p |d_p|^2 <= m^3;
+    else 8 (float64, exact to 2**53)."""
+    return 4 if m**3 < 2**24 else 8
+
+
 def exact_dtype(xp, m: int):
-    """float32 while every weighted rank product sum is below 2**24: sum_p c_p |d_p|^2 <= m^3."""
-    return xp.float32 if m**3 < 2**24 else xp.float64
+    return xp.float32 if exact_dtype_bytes(m) == 4 else xp.float64
 
 
 def _replicate_correlations(xp, order, iu, ju, counts, m: int):
@@ -56,23 +61,29 @@ def _replicate_correlations(xp, order, iu, ju, counts, m: int):
     return correlation(xp, dots, xp.take(sumsq, iu, axis=0), xp.take(sumsq, ju, axis=0))
 
 
-def bootstrap_deltas(xp, low: GroupRanks, high: GroupRanks, gene_i, gene_j, cfg: BootstrapSettings):
-    """(E, B) float64 bootstrap deltas of edges (gene_i, gene_j)."""
+def bootstrap_deltas(xp, low: GroupRanks, high: GroupRanks, gene_i, gene_j, cfg: BootstrapSettings, replicate_chunk=None):
+    """(E, B) float64 bootstrap deltas of edges (gene_i, gene_j).
+
+    ``replicate_chunk(n_genes, n_edges) -> int`` sizes replicate chunks for this edge chunk's gene
+    subset (default: ``cfg.replicate_chunk``); results do not depend on it.
+    """
     genes = xp.sort(xp.unique_values(xp.concat([gene_i, gene_j])))
     iu = xp.searchsorted(genes, gene_i)
     ju = xp.searchsorted(genes, gene_j)
     orders = [subset_order(xp, group.order, genes) for group in (low, high)]
-    chunks = []
-    for r0 in range(0, cfg.n_bootstrap, cfg.replicate_chunk):
-        reps = xp.arange(r0, min(r0 + cfg.replicate_chunk, cfg.n_bootstrap), dtype=xp.int64)
+    step = replicate_chunk(genes.shape[0], gene_i.shape[0]) if replicate_chunk else cfg.replicate_chunk
+    deltas = xp.empty((gene_i.shape[0], cfg.n_bootstrap), dtype=xp.float64)
+    for r0 in range(0, cfg.n_bootstrap, step):
+        r1 = min(r0 + step, cfg.n_bootstrap)
+        reps = xp.arange(r0, r1, dtype=xp.int64)
         r = []
         for code, order in ((LOW, orders[0]), (HIGH, orders[1])):
             m = resample_size(order.k, cfg.bootstrap_frac)
             pos = draw_positions(xp, cfg.seed, cfg.focus, code, reps, order.k, m)
             counts = xp.matrix_transpose(draw_counts(xp, pos, order.k))  # (k, R)
             r.append(_replicate_correlations(xp, order, iu, ju, counts, m))
-        chunks.append(r[1] - r[0])
-    return xp.concat(chunks, axis=1)
+        deltas[:, r0:r1] = r[1] - r[0]
+    return deltas
 
 
 def _percentile_sorted(xp, sorted_x, q: float):

@@ -1,21 +1,22 @@
 """Step 2: bootstrap draws as a pure function of (seed, focus gene, group, replicate, slot).
 
-Algorithm ``splitmix64-stream-v1`` (integer arithmetic only, so NumPy, CuPy and array_api_strict
+Algorithm ``splitmix64-pairs-v1`` (integer arithmetic only, so NumPy, CuPy and array_api_strict
 give the same bytes, whatever the batch):
 
     key(seed, focus, group) = mix(mix(mix(seed + G) ^ (focus + 1)) ^ (group + 1))
     rkey(replicate)         = mix(key + (replicate + 1) * G)
-    word(slot)              = mix(rkey + (slot + 1) * G)
-    position                = ((word >> 32) * k) >> 32            in [0, k)
+    word(j)                 = mix(rkey + (j + 1) * G)                  j = 0, 1, ...
+    u(slot)                 = high 32 bits of word(slot // 2) for even slots, low 32 bits for odd
+    position(slot)          = (u * k) >> 32                             in [0, k)
 
 where mix is SplitMix64's finaliser, G = 0x9E3779B97F4A7C15, all arithmetic modulo 2**64, and
-group is 0 for LOW and 1 for HIGH.  Nothing is carried between calls, so any replicate range of
-any focus gene can be drawn on its own.
+group is 0 for LOW and 1 for HIGH.  Each 64-bit word serves two slots, halving the mixing work.
+Nothing is carried between calls, so any replicate range of any focus gene can be drawn alone.
 """
 
 from __future__ import annotations
 
-RNG_ALGORITHM = "splitmix64-stream-v1"
+RNG_ALGORITHM = "splitmix64-pairs-v1"
 
 _GAMMA = 0x9E3779B97F4A7C15
 _M1 = 0xBF58476D1CE4E5B9
@@ -28,38 +29,49 @@ def _u64(xp, value):
 
 
 def _mix(xp, z):
-    """SplitMix64 finaliser on a uint64 array (wrapping multiplication)."""
-    s30, s27, s31 = _u64(xp, 30), _u64(xp, 27), _u64(xp, 31)
-    z = (z ^ (z >> s30)) * _u64(xp, _M1)
-    z = (z ^ (z >> s27)) * _u64(xp, _M2)
-    return z ^ (z >> s31)
+    """SplitMix64 finaliser on a uint64 array (wrapping multiplication), in place: ``z`` must be a
+    fresh array.  In-place updates avoid a new 8-byte temporary per step (6x faster in NumPy)."""
+    for shift, mult in ((30, _M1), (27, _M2)):
+        z ^= z >> _u64(xp, shift)
+        z *= _u64(xp, mult)
+    z ^= z >> _u64(xp, 31)
+    return z
 
 
-def _mix_int(z: int) -> int:
-    z = ((z ^ (z >> 30)) * _M1) & _MASK
-    z = ((z ^ (z >> 27)) * _M2) & _MASK
-    return z ^ (z >> 31)
+def stream_keys(xp, seed: int, focus, group: int):
+    """uint64 keys of the (seed, focus gene, group) streams for an array of focus genes."""
+    focus = xp.astype(focus, xp.uint64) if hasattr(focus, "dtype") else xp.asarray(focus, dtype=xp.uint64)
+    one = _u64(xp, 1)
+    key = _mix(xp, _u64(xp, (seed + _GAMMA) & _MASK))
+    key = _mix(xp, key ^ (focus + one))
+    return _mix(xp, key ^ _u64(xp, group + 1))
 
 
-def stream_key(seed: int, focus: int, group: int) -> int:
-    """The 64-bit key of one (seed, focus gene, group) stream; plain Python integers."""
-    key = _mix_int((seed + _GAMMA) & _MASK)
-    key = _mix_int(key ^ (focus + 1))
-    return _mix_int(key ^ (group + 1))
+def draw_positions_genes(xp, seed: int, focus, group: int, replicates, k: int, m: int):
+    """Positions for several focus genes at once: (len(focus), len(replicates), m), int64."""
+    reps = xp.astype(replicates, xp.uint64) if hasattr(replicates, "dtype") else xp.asarray(replicates, dtype=xp.uint64)
+    gamma = _u64(xp, _GAMMA)
+    keys = stream_keys(xp, seed, focus, group)  # (G,)
+    rkey = _mix(xp, keys[:, None] + (reps[None, :] + _u64(xp, 1)) * gamma)  # (G, R)
+    n_words = (m + 1) // 2
+    counters = xp.arange(1, n_words + 1, dtype=xp.uint64) * gamma
+    words = _mix(xp, rkey[:, :, None] + counters[None, None, :])  # (G, R, n_words)
+    s32, kk = _u64(xp, 32), _u64(xp, k)
+    out = xp.empty((words.shape[0], words.shape[1], 2 * n_words), dtype=xp.int64)
+    out[:, :, 1::2] = xp.astype(((words & _u64(xp, 0xFFFFFFFF)) * kk) >> s32, xp.int64)  # odd slots: low half
+    words >>= s32
+    words *= kk
+    words >>= s32
+    out[:, :, 0::2] = xp.astype(words, xp.int64)  # even slots: high half
+    return out[:, :, :m]
 
 
 def draw_positions(xp, seed: int, focus: int, group: int, replicates, k: int, m: int):
-    """Positions drawn with replacement from a group of size ``k``: shape (len(replicates), m), int64.
+    """Positions drawn with replacement from a group of size ``k``: (len(replicates), m), int64.
 
     ``replicates`` is a 1-D integer array (or range) of replicate numbers; slot runs over 0..m-1.
     """
-    reps = xp.asarray(replicates, dtype=xp.uint64) if not hasattr(replicates, "dtype") else xp.astype(replicates, xp.uint64)
-    gamma = _u64(xp, _GAMMA)
-    rkey = _mix(xp, _u64(xp, stream_key(seed, focus, group)) + (reps + _u64(xp, 1)) * gamma)
-    slots = xp.arange(1, m + 1, dtype=xp.uint64) * gamma
-    words = _mix(xp, rkey[:, None] + slots[None, :])
-    s32 = _u64(xp, 32)
-    return xp.astype(((words >> s32) * _u64(xp, k)) >> s32, xp.int64)
+    return draw_positions_genes(xp, seed, xp.asarray([focus], dtype=xp.int64), group, replicates, k, m)[0, ...]
 
 
 def draw_counts(xp, positions, k: int):

@@ -29,12 +29,13 @@ N_BINS = 1 << 20
 _SLACK = 1e-12  # relative widening of bin bounds against rounding of p at bin edges
 
 
-@functools.lru_cache(maxsize=16)
-def _edge_pvalues_cached(backend, test, n_bins: int):
+@functools.lru_cache(maxsize=6)
+def _edge_pvalues_cached(backend_key, backend, test, n_bins: int):
     width = test.s_max / n_bins
     b = np.arange(n_bins - 1, -1, -1, dtype=np.float64)  # s-bin index of t = 0..n-1
     lo = np.clip((b - 1) * width, 0.0, test.s_max)  # one bin of margin on each side against
     hi = np.clip((b + 2) * width, 0.0, test.s_max)  # rounding in the bin assignment
+    backend = backend.backend
     p_lo = backend.to_host(test.pvalue(backend, backend.to_device(lo)))
     p_hi = backend.to_host(test.pvalue(backend, backend.to_device(hi)))
     return p_lo, p_hi
@@ -43,7 +44,20 @@ def _edge_pvalues_cached(backend, test, n_bins: int):
 def _edge_pvalues(backend, test, n_bins: int):
     """p at the (widened) edges of every bin, t order; the same for every focus gene of a study
     (tests depend only on group sizes), so it is computed once."""
-    return _edge_pvalues_cached(backend, test, n_bins)
+    return _edge_pvalues_cached((backend.name, backend.device_name()), _Unhashed(backend), test, n_bins)
+
+
+class _Unhashed:
+    """Carries the backend through the cache without being part of its key."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def __hash__(self):
+        return 0
+
+    def __eq__(self, other):
+        return isinstance(other, _Unhashed)
 
 
 class BHStream:
