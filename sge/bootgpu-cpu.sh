@@ -1,0 +1,78 @@
+#!/bin/sh
+# bootgpu-cpu.sh: one array task of a bootgpu study on a CPU queue (Grid Engine: SGE, UGE, OGS).
+#
+# Task K of N runs `bootgpu run --shard K/N --backend numpy` on the K-th contiguous part of the
+# study's focus genes and writes OUT/shards/shard-KKKK-of-NNNN.h5 (atomically, when it ends).
+# While it runs, every finished focus gene is kept in OUT/parts/, so a task that is killed and run
+# again continues where it stopped; a task whose shard file exists exits at once.
+# bootgpu-merge.sh, held until the array ends, combines the shards into OUT/results.h5.
+#
+# Normally `bootgpu sge submit --queue-type cpu` copies this file into OUT/sge/, sets the resource
+# lines below to what the planner computed, writes OUT/sge/job.env and submits it, passing every
+# resource on the qsub command line too (the command line overrides these lines).  By hand:
+#     qsub -t 1-N -v BOOTGPU_JOB_ENV=/shared/OUT/sge/job.env OUT/sge/bootgpu-cpu.sh
+#
+# Site defaults (queue, parallel environment, run time, memory per slot; h_vmem is per slot and
+# the job's ulimit -v is h_vmem x slots).  The script is POSIX sh, so it runs under any -S.
+#$ -S /bin/sh
+#$ -j y
+#$ -r y
+#$ -q cpu.q
+#$ -pe smp 1
+#$ -l h_rt=24:00:00
+#$ -l h_vmem=4G
+#
+# What the task reads (from the file named by BOOTGPU_JOB_ENV, or given with qsub -v):
+#   BOOTGPU_PYTHON         interpreter that has bootgpu installed (the one that ran `sge submit`)
+#   PATH                   the submitting shell's PATH
+#   BOOTGPU_EXPR           expression matrix;  BOOTGPU_OUT  study directory (shared file system)
+#   BOOTGPU_FOCUS          the study's focus genes, as for `bootgpu run --focus` (default all)
+#   BOOTGPU_TASKS          N, the number of array tasks
+#   BOOTGPU_BACKEND        numpy here (auto or cupy also work)
+#   BOOTGPU_MEMORY_BUDGET  what the run may plan for; fits ulimit -v with the process overhead
+#   BOOTGPU_RUN_ARGS       analysis options, e.g. "--n-bootstrap=1000 --seed=42" (no spaces in a value)
+#   BOOTGPU_SETUP          optional site command run first, e.g. "module load python/3.11"
+set -eu
+
+if [ -n "${BOOTGPU_JOB_ENV:-}" ]; then
+    . "$BOOTGPU_JOB_ENV"
+fi
+BOOTGPU_BACKEND=${BOOTGPU_BACKEND:-numpy}
+for var in BOOTGPU_PYTHON BOOTGPU_EXPR BOOTGPU_OUT BOOTGPU_TASKS; do
+    eval "value=\${$var:-}"
+    if [ -z "$value" ]; then
+        echo "bootgpu-cpu.sh: $var is not set (submit with -v BOOTGPU_JOB_ENV=OUT/sge/job.env)" >&2
+        exit 2
+    fi
+done
+case ${SGE_TASK_ID:-undefined} in
+    undefined | '') echo "bootgpu-cpu.sh: not an array task; submit with -t 1-$BOOTGPU_TASKS" >&2; exit 2 ;;
+esac
+task=$SGE_TASK_ID
+
+# One BLAS/OpenMP thread per granted slot; few malloc arenas, since h_vmem limits virtual memory.
+threads=${NSLOTS:-1}
+export OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
+if [ -n "${BOOTGPU_SETUP:-}" ]; then
+    eval "$BOOTGPU_SETUP"
+fi
+
+shard=$(printf '%s/shards/shard-%04d-of-%04d.h5' "$BOOTGPU_OUT" "$task" "$BOOTGPU_TASKS")
+echo "bootgpu task $task/$BOOTGPU_TASKS: job ${JOB_ID:-?} on $(hostname), queue ${QUEUE:-?}," \
+    "$threads slot(s), ulimit -v $(ulimit -v), backend $BOOTGPU_BACKEND, pid $$, $(date '+%Y-%m-%d %H:%M:%S')"
+if [ -f "$shard" ]; then
+    echo "shard already complete: $shard"
+    exit 0
+fi
+
+set -- run --expr "$BOOTGPU_EXPR" --out "$BOOTGPU_OUT" --shard "$task/$BOOTGPU_TASKS" --backend "$BOOTGPU_BACKEND"
+if [ -n "${BOOTGPU_FOCUS:-}" ]; then
+    set -- "$@" --focus "$BOOTGPU_FOCUS"
+fi
+if [ -n "${BOOTGPU_MEMORY_BUDGET:-}" ]; then
+    set -- "$@" --memory-budget "$BOOTGPU_MEMORY_BUDGET"
+fi
+set -f # split BOOTGPU_RUN_ARGS into words without expanding * or ?
+# shellcheck disable=SC2086
+exec "$BOOTGPU_PYTHON" -m bootgpu "$@" ${BOOTGPU_RUN_ARGS:-}

@@ -1,0 +1,48 @@
+#!/bin/sh
+# bootgpu-merge.sh: combine the shards of a bootgpu study (Grid Engine: SGE, UGE, OGS).
+#
+# Runs `bootgpu merge OUT` once the array job has ended (submitted with -hold_jid on it): checks
+# that every focus gene of the study is present exactly once and writes OUT/results.h5 and
+# OUT/rewiring_hubs.tsv.  If tasks failed or were killed, it lists what is missing, prints the
+# study's progress (`bootgpu status OUT`) and exits non-zero; submitting the study again runs only
+# the unfinished tasks (which resume from OUT/parts/) and a new merge.
+#
+# Normally submitted by `bootgpu sge submit`, which copies this file into OUT/sge/.  By hand:
+#     qsub -hold_jid ARRAY_JOB_ID -v BOOTGPU_JOB_ENV=/shared/OUT/sge/job.env OUT/sge/bootgpu-merge.sh
+#
+# Site defaults (the queue is the site's default unless -q is given; h_vmem must hold the study's
+# selected edges while they are written).  The script is POSIX sh, so it runs under any -S.
+#$ -S /bin/sh
+#$ -j y
+#$ -l h_rt=24:00:00
+#$ -l h_vmem=4G
+#
+# What the job reads (from the file named by BOOTGPU_JOB_ENV, or given with qsub -v):
+#   BOOTGPU_PYTHON  interpreter that has bootgpu installed;  BOOTGPU_OUT  study directory
+#   PATH, BOOTGPU_SETUP as for the array tasks
+set -eu
+
+if [ -n "${BOOTGPU_JOB_ENV:-}" ]; then
+    . "$BOOTGPU_JOB_ENV"
+fi
+for var in BOOTGPU_PYTHON BOOTGPU_OUT; do
+    eval "value=\${$var:-}"
+    if [ -z "$value" ]; then
+        echo "bootgpu-merge.sh: $var is not set (submit with -v BOOTGPU_JOB_ENV=OUT/sge/job.env)" >&2
+        exit 2
+    fi
+done
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
+if [ -n "${BOOTGPU_SETUP:-}" ]; then
+    eval "$BOOTGPU_SETUP"
+fi
+
+echo "bootgpu merge: job ${JOB_ID:-?} on $(hostname), ulimit -v $(ulimit -v), $(date '+%Y-%m-%d %H:%M:%S')"
+status=0
+"$BOOTGPU_PYTHON" -m bootgpu merge "$BOOTGPU_OUT" || status=$?
+if [ "$status" -ne 0 ]; then
+    echo "bootgpu merge failed (exit $status); progress of the study:"
+    "$BOOTGPU_PYTHON" -m bootgpu status "$BOOTGPU_OUT" || true
+fi
+exit "$status"
