@@ -1,0 +1,377 @@
+"""`bootgpu sge submit` and `bootgpu status` without a scheduler: the --dry-run command lines for
+both queue types (array range, -hold_jid, h_vmem from the planner, PE, runtime, -l gpu=1), the
+--max-vmem refusal, the job scripts themselves (run by sh with a stand-in interpreter), and the
+submit flow against stand-in qsub/qstat commands (job ids, resubmission of unfinished tasks only).
+The real Grid Engine runs are in test_sge_integration.py."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bootgpu.cli import main
+from bootgpu.config import AnalysisConfig
+from bootgpu.expression_io import demo_expression_path, read_expression
+from bootgpu.planner import PROCESS_OVERHEAD_BYTES, job_memory_request
+from bootgpu.sge import THREAD_VMEM_BYTES, parse_size, set_directives, sge_size
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "sge"
+N_GENES = 40
+FAST = ["--n-bootstrap", "50", "--fdr-alpha", "0.2"]
+
+
+@pytest.fixture(scope="module")
+def expr_tsv(tmp_path_factory):
+    """The first 40 demo genes x all 128 samples."""
+    expr = read_expression(demo_expression_path())
+    path = tmp_path_factory.mktemp("sge-data") / "expr40.tsv"
+    rows = ["gene\t" + "\t".join(expr.sample_names)]
+    rows += [expr.gene_names[g] + "\t" + "\t".join(f"{v:.6f}" for v in expr.values[g]) for g in range(N_GENES)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _main(args, capsys):
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _qsub_lines(stdout: str) -> list[list[str]]:
+    return [shlex.split(line) for line in stdout.splitlines() if line.startswith("qsub ")]
+
+
+def _option(cmd: list[str], flag: str) -> list[str]:
+    """Every value of ``flag`` in a command line ('-l' may appear several times)."""
+    return [cmd[i + 1] for i, word in enumerate(cmd[:-1]) if word == flag]
+
+
+def _expected_h_vmem(budget: str, slots: int, n_bootstrap: int, extra: int = 0) -> tuple[str, int]:
+    """h_vmem per slot as the module docstring of bootgpu.sge defines it, from the planner."""
+    k_low, k_high = AnalysisConfig(n_bootstrap=n_bootstrap).validate(128)
+    need = job_memory_request(N_GENES, 128, k_low, k_high, n_bootstrap, parse_size(budget, "x"))
+    need += THREAD_VMEM_BYTES * (slots - 1) + extra
+    per_slot_mib = math.ceil(need / slots / 2**20)
+    return sge_size(per_slot_mib * 2**20), per_slot_mib * 2**20 * slots - PROCESS_OVERHEAD_BYTES - THREAD_VMEM_BYTES * (slots - 1) - extra
+
+
+def test_dry_run_cpu_prints_array_then_held_merge(expr_tsv, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-qsub-here"))  # --dry-run needs no scheduler
+    out = tmp_path / "study"
+    code, stdout, err = _main(["sge", "submit", "--expr", str(expr_tsv), "--out", str(out), "--queue-type", "cpu",
+                               "--tasks", "3", "--focus", "0:12", "--slots", "2", "--pe", "mpslots",
+                               "--runtime", "2:30:00", "--memory-budget", "1G", *FAST, "--dry-run"], capsys)
+    assert code == 0, err
+    array, merge = _qsub_lines(stdout)
+    vmem, run_budget = _expected_h_vmem("1G", 2, 50)
+    # the array: 3 tasks, cpu.q, the PE and slots, h_vmem from the planner, the runtime
+    assert _option(array, "-t") == ["1-3"]
+    assert _option(array, "-q") == ["cpu.q"]
+    assert _option(array, "-pe") == ["mpslots"] and array[array.index("-pe") + 2] == "2"
+    assert sorted(_option(array, "-l")) == sorted([f"h_vmem={vmem}", "h_rt=2:30:00"])
+    assert _option(array, "-S") == ["/bin/sh"] and _option(array, "-wd") == [str(out)]
+    assert array[-1] == str(out / "sge" / "bootgpu-cpu.sh")
+    # the merge waits for the array (by its unique job name), on the same queue, no PE, no GPU
+    assert _option(merge, "-hold_jid") == _option(array, "-N")
+    assert _option(merge, "-q") == ["cpu.q"] and not _option(merge, "-pe") and not _option(merge, "-t")
+    assert "h_rt=2:30:00" in _option(merge, "-l") and not any("gpu" in v for v in _option(merge, "-l"))
+    assert merge[-1] == str(out / "sge" / "bootgpu-merge.sh")
+    assert "dry run: nothing submitted" in stdout
+    # the scripts are written, resource lines set to what is submitted; nothing else ran
+    script = (out / "sge" / "bootgpu-cpu.sh").read_text()
+    for line in (f"#$ -l h_vmem={vmem}\n", "#$ -l h_rt=2:30:00\n", "#$ -pe mpslots 2\n", "#$ -q cpu.q\n"):
+        assert line in script
+    assert os.access(out / "sge" / "bootgpu-cpu.sh", os.X_OK)
+    env = (out / "sge" / "job.env").read_text()
+    assert f"BOOTGPU_PYTHON={shlex.quote(sys.executable)}\n" in env
+    assert "BOOTGPU_BACKEND=numpy\n" in env and "BOOTGPU_TASKS=3\n" in env
+    assert f"BOOTGPU_MEMORY_BUDGET={run_budget}\n" in env
+    assert "--n-bootstrap=50" in env and "--fdr-alpha=0.2" in env
+    assert (out / "sge" / "focus.txt").read_text().split() == [str(g) for g in range(12)]
+    assert not (out / "shards").exists() and not (out / "parts").exists()
+    assert json.loads((out / "sge" / "study.json").read_text())["submissions"] == []
+
+
+def test_dry_run_gpu_requests_a_gpu_on_gpu_queue(expr_tsv, tmp_path, capsys):
+    out = tmp_path / "study"
+    code, stdout, err = _main(["sge", "submit", "--expr", str(expr_tsv), "--out", str(out), "--queue-type", "gpu",
+                               "--genes-per-task", "4", "--focus", "0:10", "--cuda-vmem", "2G", *FAST, "--dry-run"],
+                              capsys)  # fmt: skip
+    assert code == 0, err
+    array, merge = _qsub_lines(stdout)
+    vmem, _ = _expected_h_vmem("4G", 1, 50, extra=2 * 2**30)
+    assert _option(array, "-t") == ["1-3"]  # ceil(10 / 4)
+    assert _option(array, "-q") == ["gpu.q"]
+    assert sorted(_option(array, "-l")) == sorted([f"h_vmem={vmem}", "h_rt=24:00:00", "gpu=1"])
+    assert _option(array, "-pe") == ["smp"] and array[array.index("-pe") + 2] == "1"
+    assert array[-1] == str(out / "sge" / "bootgpu-gpu.sh")
+    # the merge needs no GPU: no -l gpu, no queue (the site's default), held on the array
+    assert _option(merge, "-hold_jid") == _option(array, "-N")
+    assert not _option(merge, "-q") and not any("gpu" in v for v in _option(merge, "-l"))
+    script = (out / "sge" / "bootgpu-gpu.sh").read_text()
+    assert "#$ -l gpu=1\n" in script and "#$ -q gpu.q\n" in script and f"#$ -l h_vmem={vmem}\n" in script
+    assert "BOOTGPU_BACKEND=cupy\n" in (out / "sge" / "job.env").read_text()
+    assert "#$ -q" not in (out / "sge" / "bootgpu-merge.sh").read_text()
+
+
+def test_dry_run_site_options(expr_tsv, tmp_path, capsys):
+    """No queue, no PE, a site qsub option, a setup command and another backend."""
+    out = tmp_path / "study"
+    code, stdout, err = _main(["sge", "submit", "--expr", str(expr_tsv), "--out", str(out), "--queue-type", "gpu",
+                               "--tasks", "2", "--focus", "0:4", "--queue", "", "--pe", "", "--backend", "auto",
+                               "--qsub-args", "-P bio -m ea", "--job-setup", "module load cuda/12.4",
+                               "--gpu-resource", "cuda", *FAST,
+                               "--dry-run"], capsys)  # fmt: skip
+    assert code == 0, err
+    array, merge = _qsub_lines(stdout)
+    assert not _option(array, "-q") and not _option(array, "-pe")
+    assert "cuda=1" in _option(array, "-l") and "gpu=1" not in _option(array, "-l")
+    for cmd in (array, merge):
+        assert _option(cmd, "-P") == ["bio"] and _option(cmd, "-m") == ["ea"]
+    script = (out / "sge" / "bootgpu-gpu.sh").read_text()
+    assert "#$ -q" not in script and "#$ -pe" not in script
+    assert "#$ -l cuda=1\n" in script and "#$ -l gpu" not in script
+    env = (out / "sge" / "job.env").read_text()
+    assert "BOOTGPU_BACKEND=auto\n" in env and "BOOTGPU_SETUP='module load cuda/12.4'\n" in env
+    assert "BOOTGPU_GPU_GRANT_VAR=SGE_HGR_cuda\n" in env
+
+
+def test_max_vmem_refused_before_submission(expr_tsv, tmp_path, capsys, monkeypatch):
+    calls = tmp_path / "qsub-calls"
+    _fake_scheduler(tmp_path / "bin", calls, monkeypatch)
+    out = tmp_path / "study"
+    code, stdout, err = _main(["sge", "submit", "--expr", str(expr_tsv), "--out", str(out), "--queue-type", "cpu",
+                               "--tasks", "2", "--focus", "0:4", "--memory-budget", "2G", "--max-vmem", "1G", *FAST],
+                              capsys)  # fmt: skip
+    assert code == 2
+    assert err.startswith("bootgpu: error: ") and err.count("\n") == 1, err
+    assert "--max-vmem 1G" in err and "h_vmem=" in err and "lower --memory-budget" in err
+    assert not out.exists() and not calls.exists()
+    # the same study fits when the budget is lowered
+    code, _, err = _main(["sge", "submit", "--expr", str(expr_tsv), "--out", str(out), "--queue-type", "cpu",
+                          "--tasks", "2", "--focus", "0:4", "--memory-budget", "256M", "--max-vmem", "1G",
+                          "--merge-vmem", "1G", *FAST], capsys)  # fmt: skip
+    assert code == 0, err
+    assert len(calls.read_text().splitlines()) == 2
+
+
+def test_bad_options_are_one_line_errors(expr_tsv, tmp_path, capsys):
+    base = ["sge", "submit", "--expr", str(expr_tsv), "--out", str(tmp_path / "s"), "--queue-type", "cpu", "--dry-run"]
+    for extra, needle in (
+        (["--tasks", "0"], "--tasks"),
+        (["--tasks", "41"], "--tasks"),
+        (["--genes-per-task", "0"], "--genes-per-task"),
+        (["--queue-type", "gpu", "--gpu-resource", "gpu=2"], "--gpu-resource"),
+        (["--out", "/tmp/a,b"], "comma"),
+        (["--runtime", "2h"], "--runtime"),
+        (["--memory-budget", "lots"], "--memory-budget"),
+        (["--slots", "2", "--pe", ""], "--pe"),
+        (["--focus", "NOPE"], "NOPE"),
+        (["--memory-budget", "1K"], "memory budget"),
+    ):
+        code, _, err = _main([*base, *extra], capsys)
+        assert code == 2 and err.count("\n") == 1 and needle in err, (extra, err)
+
+
+def test_directive_rewriting_and_sizes():
+    text = "#!/bin/sh\n#$ -S /bin/sh\n#$ -q cpu.q\n#$ -pe smp 1\n#$ -l h_rt=24:00:00\n#$ -l h_vmem=4G\necho\n"
+    text += "#$ -l gpu=1\n"
+    got = set_directives(text, {"-q": None, "-pe": "mpi 4", "-l h_vmem": "h_vmem=1500M", "-l h_rt": "h_rt=1:00:00",
+                                "-l gpu": "cuda=1"})  # fmt: skip
+    assert got == ("#!/bin/sh\n#$ -S /bin/sh\n#$ -pe mpi 4\n#$ -l h_rt=1:00:00\n#$ -l h_vmem=1500M\necho\n"
+                   "#$ -l cuda=1\n")  # fmt: skip
+    assert sge_size(4 * 2**30) == "4G" and sge_size(1) == "1M" and sge_size(2**20 + 1) == "2M"
+    assert parse_size("2G", "x") == parse_size("2g", "x") == 2 * 2**30
+    assert parse_size("2g", "x", sge=True) == 2 * 10**9 and parse_size("2G", "x", sge=True) == 2 * 2**30
+    assert parse_size("12342042K", "x", sge=True) == 12342042 * 1024
+
+
+# --- the job scripts, run by sh without a scheduler ----------------------------------------------
+
+def test_scripts_are_posix_sh_with_site_directives():
+    for name in ("bootgpu-cpu.sh", "bootgpu-gpu.sh", "bootgpu-merge.sh"):
+        path = SCRIPTS / name
+        assert os.access(path, os.X_OK), name
+        subprocess.run(["sh", "-n", str(path)], check=True)
+        directives = [line for line in path.read_text().splitlines() if line.startswith("#$")]
+        assert "#$ -S /bin/sh" in directives and any(d.startswith("#$ -l h_vmem=") for d in directives)
+        assert any(d.startswith("#$ -l h_rt=") for d in directives)
+    for name, queue in (("bootgpu-cpu.sh", "cpu.q"), ("bootgpu-gpu.sh", "gpu.q")):
+        text = (SCRIPTS / name).read_text()
+        assert f"#$ -q {queue}\n" in text and "#$ -pe smp 1\n" in text
+    assert "#$ -l gpu=1\n" in (SCRIPTS / "bootgpu-gpu.sh").read_text()
+    assert "#$ -l gpu" not in (SCRIPTS / "bootgpu-cpu.sh").read_text()
+
+
+def _stand_in_python(path: Path) -> Path:
+    """An 'interpreter' that prints its arguments and the environment a task sets up."""
+    path.write_text("#!/bin/sh\necho \"ARGS $*\"\necho \"CUDA=${CUDA_VISIBLE_DEVICES-unset} "
+                    "THREADS=$OMP_NUM_THREADS/$OPENBLAS_NUM_THREADS SETUP=${SETUP_RAN:-no}\"\n")  # fmt: skip
+    path.chmod(0o755)
+    return path
+
+
+def _run_script(name, tmp_path, **env):
+    job_env = tmp_path / "job.env"
+    job_env.write_text(
+        f"BOOTGPU_PYTHON={_stand_in_python(tmp_path / 'python')}\nBOOTGPU_EXPR=/data/expr.tsv\n"
+        f"BOOTGPU_OUT={tmp_path / 'out'}\nBOOTGPU_FOCUS=@/data/focus.txt\nBOOTGPU_TASKS=3\n"
+        "BOOTGPU_MEMORY_BUDGET=1000\nBOOTGPU_RUN_ARGS='--n-bootstrap=50 --seed=7'\n"
+        "BOOTGPU_SETUP='SETUP_RAN=yes; export SETUP_RAN'\n"
+    )  # fmt: skip
+    base = {"PATH": os.environ["PATH"], "BOOTGPU_JOB_ENV": str(job_env), "NSLOTS": "2"}
+    return subprocess.run(["sh", str(SCRIPTS / name)], env={**base, **env}, capture_output=True, text=True)
+
+
+def test_task_script_runs_its_shard(tmp_path):
+    proc = _run_script("bootgpu-cpu.sh", tmp_path, SGE_TASK_ID="2", JOB_ID="77")
+    assert proc.returncode == 0, proc.stderr
+    assert (f"ARGS -m bootgpu run --expr /data/expr.tsv --out {tmp_path / 'out'} --shard 2/3 --backend numpy "
+            "--focus @/data/focus.txt --memory-budget 1000 --n-bootstrap=50 --seed=7") in proc.stdout
+    assert "THREADS=2/2 SETUP=yes" in proc.stdout and "bootgpu task 2/3: job 77" in proc.stdout
+    # a finished shard is not run again
+    (tmp_path / "out" / "shards").mkdir(parents=True)
+    (tmp_path / "out" / "shards" / "shard-0002-of-0003.h5").write_bytes(b"")
+    proc = _run_script("bootgpu-cpu.sh", tmp_path, SGE_TASK_ID="2")
+    assert proc.returncode == 0 and "shard already complete" in proc.stdout and "ARGS" not in proc.stdout
+    # outside an array job it refuses
+    proc = _run_script("bootgpu-cpu.sh", tmp_path, SGE_TASK_ID="undefined")
+    assert proc.returncode == 2 and "not an array task" in proc.stderr
+
+
+@pytest.mark.parametrize("granted, visible", [("0", "0"), ("gpu1", "1"), ("0 1", "0,1"), ("cuda2,cuda3", "2,3"),
+                                              ("GPU-5a1b-77", "GPU-5a1b-77")])  # fmt: skip
+def test_gpu_script_binds_the_granted_device(tmp_path, granted, visible):
+    proc = _run_script("bootgpu-gpu.sh", tmp_path, SGE_TASK_ID="1", SGE_HGR_gpu=granted, CUDA_VISIBLE_DEVICES="7")
+    assert proc.returncode == 0, proc.stderr
+    assert f"CUDA={visible} " in proc.stdout and "--backend cupy" in proc.stdout
+
+
+def test_gpu_script_leaves_site_binding_alone(tmp_path):
+    proc = _run_script("bootgpu-gpu.sh", tmp_path, SGE_TASK_ID="1", CUDA_VISIBLE_DEVICES="3")
+    assert proc.returncode == 0 and "CUDA=3 " in proc.stdout
+    proc = _run_script("bootgpu-gpu.sh", tmp_path, SGE_TASK_ID="1")
+    assert proc.returncode == 0 and "CUDA=unset " in proc.stdout
+    proc = _run_script("bootgpu-gpu.sh", tmp_path, SGE_TASK_ID="1", BOOTGPU_GPU_GRANT_VAR="SITE_GPUS", SITE_GPUS="4")
+    assert proc.returncode == 0 and "CUDA=4 " in proc.stdout
+
+
+# --- the submit flow against stand-in qsub / qstat ------------------------------------------------
+
+def _fake_scheduler(bindir: Path, calls: Path, monkeypatch, live: str = "") -> None:
+    """qsub that logs its arguments and answers job ids 101, 102, ...; qstat that lists ``live``."""
+    bindir.mkdir(exist_ok=True)
+    (bindir / "qsub").write_text(
+        "#!/bin/sh\n"
+        f"n=$(cat {calls} 2>/dev/null | wc -l)\n"
+        f"printf '%s\\n' \"$*\" >> {calls}\n"
+        "id=$((101 + n))\n"
+        "case \"$*\" in *' -t '*) echo \"$id.1-3:1\" ;; *) echo \"$id\" ;; esac\n"
+    )  # fmt: skip
+    (bindir / "qstat").write_text(f"#!/bin/sh\nprintf '%s' '{live}'\n")
+    for tool in ("qsub", "qstat"):
+        (bindir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+
+
+QSTAT_HEADER = ("job-ID  prior   name       user         state submit/start at     queue                          "
+                "slots ja-task-ID \n" + "-" * 100 + "\n")  # fmt: skip
+
+
+def test_submit_prints_job_ids_and_records_them(expr_tsv, tmp_path, capsys, monkeypatch):
+    calls = tmp_path / "calls"
+    _fake_scheduler(tmp_path / "bin", calls, monkeypatch)
+    out = tmp_path / "study"
+    args = ["sge", "submit", "--expr", str(expr_tsv), "--out", str(out), "--queue-type", "cpu", "--tasks", "3",
+            "--focus", "0:6", "--memory-budget", "512M", *FAST]  # fmt: skip
+    code, stdout, err = _main(args, capsys)
+    assert code == 0, err
+    array_call, merge_call = calls.read_text().splitlines()
+    assert "-t 1-3" in array_call and "-hold_jid" in merge_call
+    assert "submitted array job 101 (tasks 1-3) and merge job 102 (runs after 101)" in stdout
+    assert "qstat -u" in stdout and f"bootgpu status {out}" in stdout
+    study = json.loads((out / "sge" / "study.json").read_text())
+    assert [(s["array_job"], s["merge_job"]) for s in study["submissions"]] == [(101, 102)]
+    # status lists the jobs through qstat
+    _fake_scheduler(tmp_path / "bin", calls, monkeypatch, live=QSTAT_HEADER +
+                    "    101 0.55 bootgpu_s  me  r  11/28/2026 12:10:01 cpu.q@node1  1 1\n"
+                    "    101 0.00 bootgpu_s  me  qw 11/28/2026 12:10:00               1 2-3:1\n"
+                    "    102 0.00 merge_stu  me  hqw 11/28/2026 12:10:00              1\n")  # fmt: skip
+    code, stdout, _ = _main(["status", str(out)], capsys)
+    assert code == 0
+    assert "job 101 (array): running tasks 1; pending tasks 2-3:1" in stdout
+    assert "job 102 (merge): waiting for its hold" in stdout
+    # submitting again while the study's jobs are alive is refused
+    code, _, err = _main(args, capsys)
+    assert code == 2 and "101, 102" in err and "still queued or running" in err
+
+
+def test_resubmission_runs_only_unfinished_tasks(expr_tsv, tmp_path, capsys, monkeypatch):
+    """Tasks 1 and 3 finished, task 2 was killed after two genes: the new array is -t 2-2."""
+    out = tmp_path / "study"
+    common = ["--expr", str(expr_tsv), "--out", str(out), "--focus", "0:9", "--backend", "numpy", *FAST]
+    for k in (1, 3):
+        assert _main(["run", *common, "--shard", f"{k}/3"], capsys)[0] == 0
+    # what a killed task 2 leaves: two of its three focus genes (3, 4, 5) in parts/
+    planted = tmp_path / "planted"
+    assert _main(["run", *common, "--out", str(planted), "--focus", "3,4"], capsys)[0] == 0
+    from bootgpu.results_io import read_results, write_part
+
+    meta, results = read_results(planted / "results.h5")
+    (out / "parts").mkdir(exist_ok=True)
+    for r in results:
+        write_part(out / "parts" / f"focus-{r.focus:06d}.h5", meta, r, "x")
+
+    code, stdout, _ = _main(["status", str(out)], capsys)
+    assert code == 0
+    assert "8 of 9 focus genes done" in stdout and "2 of 3 shards written" in stdout
+    assert re.search(r"task +2/3: +3 genes +2 done \(running, or interrupted", stdout)
+    assert "merged: no" in stdout
+
+    calls = tmp_path / "calls"
+    _fake_scheduler(tmp_path / "bin", calls, monkeypatch)
+    code, stdout, err = _main(["sge", "submit", "--expr", str(expr_tsv), "--out", str(out), "--queue-type", "cpu",
+                               "--tasks", "3", "--focus", "0:9", *FAST], capsys)  # fmt: skip
+    assert code == 0, err
+    array_call, merge_call = calls.read_text().splitlines()
+    assert " -t 2-2 " in array_call and "-hold_jid" in merge_call
+    assert "tasks 2-2 to run (2 already done)" in stdout
+    # a different study in the same directory, or another split, is refused
+    code, _, err = _main(["sge", "submit", "--expr", str(expr_tsv), "--out", str(out), "--queue-type", "cpu",
+                          "--tasks", "3", "--focus", "0:9", "--seed", "5", *FAST, "--dry-run"], capsys)  # fmt: skip
+    assert code == 2 and "different study" in err and "analysis" in err
+    code, _, err = _main(["sge", "submit", "--expr", str(expr_tsv), "--out", str(tmp_path / "other"), "--queue-type",
+                          "cpu", "--tasks", "3", "--focus", "0:9", *FAST, "--dry-run"], capsys)  # fmt: skip
+    assert code == 0
+
+
+def test_submit_without_qsub_is_a_clear_error(expr_tsv, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    code, _, err = _main(["sge", "submit", "--expr", str(expr_tsv), "--out", str(tmp_path / "s"), "--queue-type",
+                          "cpu", "--tasks", "2", "--focus", "0:4", *FAST], capsys)  # fmt: skip
+    assert code == 2 and "qsub not found" in err and "--dry-run" in err
+
+
+def test_status_of_plain_shard_runs_and_of_a_finished_study(expr_tsv, tmp_path, capsys):
+    out = tmp_path / "study"
+    common = ["--expr", str(expr_tsv), "--out", str(out), "--focus", "0:4", "--backend", "numpy", *FAST]
+    assert _main(["run", *common, "--shard", "1/2"], capsys)[0] == 0
+    code, stdout, _ = _main(["status", str(out)], capsys)
+    assert code == 0 and "2 of 4 focus genes done (50%), 1 of 2 shards written" in stdout
+    assert re.search(r"task +2/2: +2 genes +not started", stdout)
+    assert _main(["run", *common, "--shard", "2/2"], capsys)[0] == 0
+    assert _main(["merge", str(out)], capsys)[0] == 0
+    assert not (out / "parts").exists()
+    code, stdout, _ = _main(["status", str(out)], capsys)
+    assert "4 of 4 focus genes done (100%)" in stdout and "merged: yes" in stdout
+    code, _, err = _main(["status", str(tmp_path / "nothing")], capsys)
+    assert code == 2 and "no such study directory" in err
