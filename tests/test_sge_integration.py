@@ -1,0 +1,298 @@
+"""`bootgpu sge submit` on a real Grid Engine: the local single-host cluster that
+sge/testing/start-local-sge.sh starts (queues cpu.q and gpu.q, a per-job gpu consumable, PE smp,
+requestable h_vmem; docs/local-grid-engine.md).
+
+- cpu.q: 15 focus genes of a 40-gene slice of the embedded data in 3 array tasks; the merge runs
+  after every task (-hold_jid) and its results equal one local `bootgpu run`, array for array;
+- a task killed mid-run (SIGKILL to its process, after it finished some genes): the merge reports
+  the missing shard, a resubmission runs only that task, which resumes from parts/, and the merged
+  results are complete and still equal;
+- gpu.q: submitted with -l gpu=1; on a host without a usable GPU the tasks' `--backend auto` falls
+  back to NumPy and says so in their logs.
+
+Skipped, with the reason, where `qsub` is missing or the cluster does not answer; CI sets
+BOOTGPU_REQUIRE_SGE=1 (after starting the cluster in .ci/run), which turns that skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from bootgpu.cli import main
+from bootgpu.expression_io import demo_expression_path, read_expression
+from bootgpu.study import shard_slice
+
+ENV_FILE = Path("/tmp/bootgpu-local-sge.env")
+N_GENES = 40
+FOCUS = list(range(2, 17))  # 15 focus genes -> 3 tasks of 5
+TASKS = 3
+OPTIONS = ["--n-bootstrap", "50", "--fdr-alpha", "0.2", "--memory-budget", "512M"]
+WAIT_S = 150
+
+
+def _load_client_env() -> None:
+    """The client environment start-local-sge.sh wrote (SGE_ROOT, SGE_CELL, PATH)."""
+    if not ENV_FILE.is_file():
+        return
+    for line in ENV_FILE.read_text().splitlines():
+        match = re.fullmatch(r'export (\w+)="?(.*?)"?', line.strip())
+        if match:
+            os.environ[match[1]] = match[2].replace("${PATH}", os.environ.get("PATH", ""))
+
+
+def _cluster_problem() -> str | None:
+    _load_client_env()
+    if shutil.which("qsub") is None:
+        return "qsub is not on PATH (start one with sge/testing/start-local-sge.sh)"
+    try:
+        proc = subprocess.run(["qstat", "-f"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"qstat does not answer: {exc}"
+    if proc.returncode != 0:
+        return f"the Grid Engine does not answer: {' '.join(proc.stderr.split())[:200]}"
+    for queue in ("cpu.q", "gpu.q"):
+        if not re.search(rf"^{re.escape(queue)}@", proc.stdout, re.MULTILINE):
+            return f"no queue {queue} (the tests need the local cluster of sge/testing/start-local-sge.sh)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    problem = _cluster_problem()
+    if problem:
+        if os.environ.get("BOOTGPU_REQUIRE_SGE") == "1":
+            pytest.fail(f"BOOTGPU_REQUIRE_SGE=1 but {problem}")
+        pytest.skip(problem)
+    jobs: list[int] = []
+    yield jobs
+    live = subprocess.run(["qstat", "-u", "*"], capture_output=True, text=True).stdout.split()
+    left = [str(j) for j in jobs if str(j) in live]
+    if left:
+        subprocess.run(["qdel", *left], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, cluster):
+    path = tmp_path_factory.mktemp("sge-integration")
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def expr_tsv(workdir):
+    expr = read_expression(demo_expression_path())
+    path = workdir / "expr40.tsv"
+    rows = ["gene\t" + "\t".join(expr.sample_names)]
+    rows += [expr.gene_names[g] + "\t" + "\t".join(f"{v:.6f}" for v in expr.values[g]) for g in range(N_GENES)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(workdir, expr_tsv):
+    """One local `bootgpu run` of the same focus genes and options."""
+    out = workdir / "local"
+    focus = ",".join(map(str, FOCUS))
+    assert main(["run", "--expr", str(expr_tsv), "--out", str(out), "--focus", focus, "--backend", "numpy", *OPTIONS]) == 0
+    return out
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+def _submit(capsys, jobs, *args) -> tuple[str, int | None, int]:
+    code = main(["sge", "submit", *args])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    match = re.search(r"submitted array job (\d+) \(tasks ([\d-]+)\) and merge job (\d+)", out.out)
+    assert match, out.out
+    array_id, merge_id = int(match[1]), int(match[3])
+    jobs += [array_id, merge_id]
+    return out.out, array_id, merge_id
+
+
+def _alive(job: int) -> bool:
+    return subprocess.run(["qstat", "-j", str(job)], capture_output=True).returncode == 0
+
+
+def _qacct(job: int) -> list[dict]:
+    """qacct -j JOB as one dict per task (accounting is unbuffered on the local cluster)."""
+    for _ in range(50):
+        proc = subprocess.run(["qacct", "-j", str(job)], capture_output=True, text=True)
+        if proc.returncode == 0:
+            break
+        time.sleep(0.2)
+    records = []
+    for block in proc.stdout.split("=" * 62)[1:]:
+        rec = {}
+        for line in block.strip().splitlines():
+            key, _, value = line.partition(" ")
+            rec[key] = value.strip()
+        records.append(rec)
+    return records
+
+
+def _wait_for(job: int, out: Path) -> list[dict]:
+    deadline = time.monotonic() + WAIT_S
+    while _alive(job):
+        if time.monotonic() > deadline:
+            state = subprocess.run(["qstat", "-f"], capture_output=True, text=True).stdout
+            logs = "\n".join(f"--- {p.name}\n{p.read_text()}" for p in sorted((out / "sge" / "logs").glob("*")))
+            pytest.fail(f"job {job} still queued or running after {WAIT_S} s\n{state}\n{logs}")
+        time.sleep(0.5)
+    return _qacct(job)
+
+
+def _epoch(text: str) -> float:
+    return time.mktime(time.strptime(text, "%a %b %d %H:%M:%S %Y"))
+
+
+def _read_all(path: Path) -> dict:
+    with h5py.File(path) as h5:
+        focus = {name: (dict(h5["focus"][name].attrs), {k: h5["focus"][name][k][()] for k in h5["focus"][name]})
+                 for name in h5["focus"]}  # fmt: skip
+        return {"meta": dict(h5["meta"].attrs), "gene_names": h5["gene_names"][()],
+                "sample_names": h5["sample_names"][()], "focus": focus}  # fmt: skip
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(a, b)
+    return a == b
+
+
+def _assert_focus_equal(got: dict, want: dict, names) -> None:
+    for name in names:
+        (attrs_g, data_g), (attrs_w, data_w) = got[name], want[name]
+        assert attrs_g.keys() == attrs_w.keys() and all(_same(attrs_g[k], attrs_w[k]) for k in attrs_w), name
+        assert data_g.keys() == data_w.keys(), name
+        for key in data_w:
+            assert data_g[key].dtype == data_w[key].dtype and np.array_equal(data_g[key], data_w[key]), (name, key)
+
+
+def _assert_study_equal(out: Path, reference: Path) -> None:
+    got, want = _read_all(out / "results.h5"), _read_all(reference / "results.h5")
+    assert got["meta"].keys() == want["meta"].keys()
+    for key in want["meta"]:
+        assert _same(got["meta"][key], want["meta"][key]), key
+    assert np.array_equal(got["gene_names"], want["gene_names"])
+    assert np.array_equal(got["sample_names"], want["sample_names"])
+    assert list(got["focus"]) == list(want["focus"]) == [str(g) for g in FOCUS]
+    _assert_focus_equal(got["focus"], want["focus"], want["focus"])
+    assert (out / "rewiring_hubs.tsv").read_text() == (reference / "rewiring_hubs.tsv").read_text()
+
+
+def _submit_args(expr_tsv, out, queue_type="cpu", focus=FOCUS, tasks=TASKS):
+    return ["--expr", str(expr_tsv), "--out", str(out), "--queue-type", queue_type, "--tasks", str(tasks),
+            "--focus", ",".join(map(str, focus)), *OPTIONS]  # fmt: skip
+
+
+# --- the tests -------------------------------------------------------------------------------------
+
+def test_cpu_queue_array_then_merge_equals_local_run(cluster, workdir, expr_tsv, reference, capsys):
+    out = workdir / "cpu"
+    stdout, array_id, merge_id = _submit(capsys, cluster, *_submit_args(expr_tsv, out))
+    assert " -t 1-3 " in stdout and "-hold_jid bootgpu_cpu_" in stdout
+    merge = _wait_for(merge_id, out)
+    tasks = _qacct(array_id)
+    assert sorted(int(t["taskid"]) for t in tasks) == [1, 2, 3]
+    for t in tasks + merge:
+        assert t["exit_status"] == "0" and t["failed"].split()[0] == "0" and t["qname"] == "cpu.q", t
+    assert "h_vmem=" in tasks[0]["category"] and "-pe smp 1" in tasks[0]["category"]
+    # -hold_jid: the merge started only once every task had ended
+    assert _epoch(merge[0]["start_time"]) >= max(_epoch(t["end_time"]) for t in tasks)
+    _assert_study_equal(out, reference)
+    assert not (out / "parts").exists()
+
+
+def _task_pid(log: Path) -> int | None:
+    match = re.search(r"pid (\d+)", log.read_text()) if log.is_file() else None
+    return int(match[1]) if match else None
+
+
+def _kill_task_mid_run(out: Path, array_id: int, task: int) -> int:
+    """SIGKILL task ``task`` of the array once it has finished some but not all of its genes.
+    Returns how many of its genes were done.  Only the process this test's job started is killed:
+    its pid comes from the task's log and its environment must name this job and task."""
+    genes = shard_slice(FOCUS, (task, TASKS))
+    shard = out / "shards" / f"shard-{task:04d}-of-{TASKS:04d}.h5"
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        logs = list((out / "sge" / "logs").glob(f"*.o{array_id}.{task}"))
+        log = logs[0] if logs else None
+        pid = _task_pid(log) if log else None
+        done = [g for g in genes if (out / "parts" / f"focus-{g:06d}.h5").exists()]
+        assert not shard.exists(), "the task finished before it could be killed; make it slower"
+        if pid and done:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert f"JOB_ID={array_id}".encode() in environ and f"SGE_TASK_ID={task}".encode() in environ
+            os.kill(pid, signal.SIGKILL)
+            return len(done)
+        time.sleep(0.01)
+    pytest.fail(f"task {task} of job {array_id} never got going")
+
+
+def test_killed_task_resubmitted_completes_the_study(cluster, workdir, expr_tsv, reference, capsys):
+    out = workdir / "killed"
+    args = _submit_args(expr_tsv, out)
+    _, array_id, merge_id = _submit(capsys, cluster, *args)
+    n_done = _kill_task_mid_run(out, array_id, 2)
+    assert 1 <= n_done < 5
+    merge = _wait_for(merge_id, out)
+    tasks = {int(t["taskid"]): t for t in _qacct(array_id)}
+    assert tasks[1]["exit_status"] == tasks[3]["exit_status"] == "0"
+    assert tasks[2]["exit_status"] != "0"  # killed
+    # the merge ran anyway, found the hole and said what is missing
+    assert merge[0]["exit_status"] != "0"
+    merge_log = next((out / "sge" / "logs").glob(f"*.o{merge_id}")).read_text()
+    assert "missing shards 2 of 3" in merge_log and "task    2/3" in merge_log
+    assert not (out / "results.h5").exists()
+    main(["status", str(out)])
+    status = capsys.readouterr().out
+    assert "2 of 3 shards written" in status and "no job of this study is queued or running" in status
+
+    # the same command again: only task 2 runs, it resumes from parts/, and the merge completes
+    stdout, array2, merge2 = _submit(capsys, cluster, *args)
+    assert " -t 2-2 " in stdout
+    merge = _wait_for(merge2, out)
+    assert merge[0]["exit_status"] == "0"
+    assert [int(t["taskid"]) for t in _qacct(array2)] == [2]
+    log = next((out / "sge" / "logs").glob(f"*.o{array2}.2")).read_text()
+    assert f"resuming: {n_done} of 5 focus genes already done" in log, log
+    _assert_study_equal(out, reference)
+
+
+def test_gpu_queue_requests_a_gpu_and_falls_back_to_numpy(cluster, workdir, expr_tsv, reference, capsys):
+    from bootgpu.backends.cupy_backend import cupy_unusable_reason
+
+    out = workdir / "gpu"
+    focus = FOCUS[:4]
+    stdout, array_id, merge_id = _submit(capsys, cluster, *_submit_args(expr_tsv, out, "gpu", focus, 2),
+                                         "--backend", "auto", "--merge-queue", "cpu.q")  # fmt: skip
+    assert " -l gpu=1 " in stdout and " -q gpu.q " in stdout
+    merge = _wait_for(merge_id, out)
+    tasks = _qacct(array_id)
+    assert len(tasks) == 2
+    for t in tasks:
+        assert t["exit_status"] == "0" and t["qname"] == "gpu.q", t
+        assert "gpu=1" in t["category"], t["category"]
+    assert merge[0]["exit_status"] == "0" and merge[0]["qname"] == "cpu.q"
+    logs = [p.read_text() for p in sorted((out / "sge" / "logs").glob(f"*.o{array_id}.*"))]
+    assert len(logs) == 2
+    for log in logs:
+        assert "backend auto" in log
+        if cupy_unusable_reason() is not None:
+            assert "backend auto: using numpy (cupy not usable:" in log, log
+    got, want = _read_all(out / "results.h5"), _read_all(reference / "results.h5")
+    assert list(got["focus"]) == [str(g) for g in focus]
+    _assert_focus_equal(got["focus"], want["focus"], got["focus"])  # each focus gene as in the local run
