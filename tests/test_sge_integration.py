@@ -41,13 +41,16 @@ WAIT_S = 150
 
 
 def _load_client_env() -> None:
-    """The client environment start-local-sge.sh wrote (SGE_ROOT, SGE_CELL, PATH)."""
-    if not ENV_FILE.is_file():
-        return
-    for line in ENV_FILE.read_text().splitlines():
-        match = re.fullmatch(r'export (\w+)="?(.*?)"?', line.strip())
-        if match:
-            os.environ[match[1]] = match[2].replace("${PATH}", os.environ.get("PATH", ""))
+    """SGE_ROOT and SGE_CELL from the client environment start-local-sge.sh wrote; the client
+    directories go at the end of PATH if qsub is not on it (never first: that would change which
+    python3 other tests find)."""
+    if ENV_FILE.is_file():
+        for line in ENV_FILE.read_text().splitlines():
+            match = re.fullmatch(r'export (SGE_ROOT|SGE_CELL)="?([^"]*)"?', line.strip())
+            if match:
+                os.environ.setdefault(match[1], match[2])
+    if shutil.which("qsub") is None:
+        os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/bin:/usr/sbin"
 
 
 def _cluster_problem() -> str | None:
