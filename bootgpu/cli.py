@@ -72,7 +72,8 @@ def cmd_run(args) -> int:
          f"B={cfg.n_bootstrap}, k_low={k_low}, k_high={k_high}, backend={backend.name} ({backend.device_name()})")
     t0 = time.perf_counter()
     study = StudyRun(backend, expr, cfg, plan, focus, out, shard)
-    results = study.run(log=_log)
+    with MemoryReport(backend, plan.budget_bytes, plan.predicted_peak_bytes):
+        results = study.run(log=_log)
     elapsed = time.perf_counter() - t0
     _log(f"done: {len(results)} focus genes in {elapsed:.1f} s ({elapsed / max(len(results), 1):.2f} s per gene) -> {out}")
     if not shard:
@@ -139,25 +140,54 @@ def _gib(nbytes: float) -> str:
 def cmd_indices(args) -> int:
     from bootgpu.backends import get_backend
     from bootgpu.indices import write_indices
-    from bootgpu.planner import format_bytes, plan_batches, resolve_budget
+    from bootgpu.planner import format_bytes, plan_indices, resolve_budget
 
     n_genes, n_samples, expr = _shape_from(args)
     cfg = _config(args)
     k_low, k_high = cfg.validate(n_samples)
     backend = get_backend(args.backend, announce=_log)
     budget = resolve_budget(backend, args.memory_budget)
-    plan = plan_batches(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget, bootstrap_frac=cfg.bootstrap_frac)
     if args.batch_size == "auto":
-        block = plan.index_genes_per_block
+        fixed = None
     elif args.batch_size.isdigit() and int(args.batch_size) > 0:
-        block = int(args.batch_size)
+        fixed = int(args.batch_size)
     else:
         raise BootgpuError(f"--batch-size must be auto or a positive integer, got {args.batch_size!r}")
+    block, predicted = plan_indices(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget,
+                                    bootstrap_frac=cfg.bootstrap_frac, threads=backend.host_threads(), genes_per_block=fixed)
     _log(f"bootgpu indices: {n_genes} genes x {n_samples} samples, B={cfg.n_bootstrap}, {block} genes per block, "
-         f"budget {format_bytes(budget)}, backend {backend.name}")
-    stats = write_indices(backend, expr.values, cfg, Path(args.out), block, args.compression)
+         f"budget {format_bytes(budget)}, predicted peak {format_bytes(predicted)}, backend {backend.name}")
+    with MemoryReport(backend, budget, predicted):
+        stats = write_indices(backend, expr.values, cfg, Path(args.out), block, args.compression)
     _log(f"wrote {args.out}: {format_bytes(stats['bytes'])} in {stats['seconds']:.1f} s ({stats['processing_mode']}, {stats['compression']})")
     return 0
+
+
+class MemoryReport:
+    """Logs, after a block of work, the peak memory it took next to the prediction and budget:
+    ``memory: peak rise R, predicted P, budget B (bytes: R P B; peak RSS S, RSS at start T)``."""
+
+    def __init__(self, backend, budget: int, predicted: int):
+        self.backend, self.budget, self.predicted = backend, budget, predicted
+
+    def __enter__(self):
+        from bootgpu.backends.numpy_backend import current_rss_bytes
+
+        self.start_rss = current_rss_bytes()
+        self._tracker = self.backend.track_peak()
+        self.peak = self._tracker.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        from bootgpu.backends.numpy_backend import peak_rss_bytes
+        from bootgpu.planner import format_bytes
+
+        self._tracker.__exit__(*exc)
+        if exc[0] is None:
+            _log(f"memory: peak rise {format_bytes(self.peak.peak_bytes)}, predicted {format_bytes(self.predicted)}, "
+                 f"budget {format_bytes(self.budget)} (bytes: {self.peak.peak_bytes} {self.predicted} {self.budget}; "
+                 f"peak RSS {peak_rss_bytes()}, RSS at start {self.start_rss})")
+        return False
 
 
 def cmd_merge(args) -> int:

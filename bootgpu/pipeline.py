@@ -14,7 +14,7 @@ import numpy as np
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_deltas, resample_size, summarise
 from bootgpu.core.change import classify_change
-from bootgpu.core.fdr import BHStream
+from bootgpu.core.fdr import BHStream, bins_for_pairs
 from bootgpu.core.significance import FisherTest, TTest
 from bootgpu.core.spearman import PairBlocks, group_ranks
 from bootgpu.core.split import split_samples
@@ -87,7 +87,8 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
     high = group_ranks(xp, xp.take(expr, high_idx, axis=1))
     pairs = PairBlocks(xp, low, high, plan.rows_per_block)
     tests = {"low": TTest(k_low), "high": TTest(k_high), "diff": FisherTest(k_low, k_high)}
-    streams = {name: BHStream(backend, test, name) for name, test in tests.items()}
+    n_bins = bins_for_pairs(pairs.n_pairs)
+    streams = {name: BHStream(backend, test, name, n_bins) for name, test in tests.items()}
     passes = PairPasses(xp, pairs, tests, plan.cache_pairs)
 
     # pass 1: histograms

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bootgpu.core.bootstrap import exact_dtype_bytes, resample_size
-from bootgpu.core.spearman import exact_float32_limit
+from bootgpu.core.fdr import BIN_BOOKKEEPING_BYTES, bins_for_pairs
 from bootgpu.errors import BootgpuError
 
 F64 = 8
@@ -43,9 +43,11 @@ class Plan:
 
 
 def resident_bytes(n_genes: int, n_samples: int, k_low: int, k_high: int) -> int:
-    """Expression matrix plus both groups' rank structures, held for the whole focus gene;
-    while the second group is ranked, the first's structure and the sort temporaries coexist."""
-    return n_genes * n_samples * F64 + 136 * n_genes * (k_low + k_high) // 2 * 2
+    """Expression matrix plus both groups' rank structures, held for the whole focus gene (while
+    the second group is ranked, the first's structure and the sort temporaries coexist), plus the
+    three BH histograms with their bounds and cached bin-edge p-values (host)."""
+    n_bins = bins_for_pairs(n_genes * (n_genes - 1) // 2)
+    return n_genes * n_samples * F64 + 136 * n_genes * (k_low + k_high) + 3 * n_bins * BIN_BOOKKEEPING_BYTES
 
 
 def pair_cache_bytes(n_genes: int) -> int:
@@ -65,9 +67,34 @@ def edge_bytes(n_bootstrap: int, k: int) -> int:
 
 
 def index_gene_bytes(n_samples: int, n_bootstrap: int, m_low: int, m_high: int) -> int:
-    """One gene of `bootgpu indices`: its split and the draws of both groups (64-bit words and
-    their temporaries, then int32 sample indices)."""
-    return 3 * n_samples * F64 + n_bootstrap * (m_low + m_high) * (5 * F64 + 4)
+    """One gene of a `bootgpu indices` block: its split (int64 order and sort temporaries) and its
+    int32 sample indices, held twice (the block being drawn and the one being compressed) plus
+    their compressed copies."""
+    return 3 * n_samples * F64 + n_bootstrap * (m_low + m_high) * 4 * 3
+
+
+def index_fixed_bytes(n_bootstrap: int, m_max: int, threads: int) -> int:
+    """Draw temporaries of the threads (2 genes each: 64-bit words, positions, gathered indices)
+    and HDF5's chunk caches and buffers."""
+    return threads * 2 * n_bootstrap * m_max * F64 * 6 + 16 * 2**20
+
+
+def plan_indices(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootstrap: int, budget_bytes: int,
+                 *, bootstrap_frac: float = 0.8, threads: int = 1, genes_per_block: int | None = None) -> tuple[int, int]:
+    """(genes per block, predicted peak bytes) for `bootgpu indices` within ``budget_bytes``."""
+    m_low, m_high = int(k_low * bootstrap_frac), int(k_high * bootstrap_frac)
+    per_gene = index_gene_bytes(n_samples, n_bootstrap, m_low, m_high)
+    fixed = index_fixed_bytes(n_bootstrap, max(m_low, m_high), threads)
+    usable = int(budget_bytes / MODEL_MARGIN)
+    if genes_per_block is None:
+        if usable < fixed + per_gene:
+            need = int((fixed + per_gene) * MODEL_MARGIN)
+            raise BootgpuError(
+                f"memory budget {format_bytes(budget_bytes)} is too small for bootstrap indices with "
+                f"{n_samples} samples and B = {n_bootstrap}: at least {format_bytes(need)} is needed"
+            )
+        genes_per_block = max(1, min(n_genes, (usable - fixed) // per_gene))
+    return genes_per_block, int((fixed + genes_per_block * per_gene) * MODEL_MARGIN)
 
 
 def plan_batches(
@@ -109,8 +136,8 @@ def plan_batches(
     genes_in_chunk = min(2 * edges, n_genes)
     per_rep = replicate_bytes(k, m, genes_in_chunk, edges)
     reps = replicate_chunk or max(1, min(n_bootstrap, (free - edges * per_edge) // per_rep))
-    per_index_gene = index_gene_bytes(n_samples, n_bootstrap, int(k_low * bootstrap_frac), int(k_high * bootstrap_frac))
-    index_genes = index_genes_per_block or max(1, min(n_genes, (usable - n_genes * n_samples * F64) // per_index_gene))
+    index_genes, index_peak = plan_indices(n_genes, n_samples, k_low, k_high, n_bootstrap, budget_bytes,
+                                           bootstrap_frac=bootstrap_frac, genes_per_block=index_genes_per_block)
     stages = {
         "resident (expression, rank structures)": ("", fixed),
         "base correlations and tests": (
@@ -118,7 +145,7 @@ def plan_batches(
             (cache if cache_pairs else 0) + rows * row,
         ),
         "bootstrap of selected edges": (f"{edges} edges x {reps} replicates per chunk", edges * per_edge + reps * per_rep),
-        "bootstrap indices (bootgpu indices)": (f"{index_genes} genes per block", index_genes * per_index_gene),
+        "bootstrap indices (bootgpu indices)": (f"{index_genes} genes per block", int(index_peak / MODEL_MARGIN)),
     }
     work = max(stages["base correlations and tests"][1], stages["bootstrap of selected edges"][1])
     peak = int((fixed + work) * MODEL_MARGIN)

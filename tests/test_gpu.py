@@ -77,3 +77,52 @@ def test_cupy_peak_tracker_sees_an_allocation(cupy_backend):
 def test_cupy_memory_info_reports_device_memory(cupy_backend):
     free, total = cupy_backend.memory_info()
     assert 0 < free <= total
+
+
+def test_cupy_budget_is_device_free_memory_and_pool_limit(cupy_backend):
+    import cupy
+
+    from bootgpu.planner import resolve_budget
+
+    free, _ = cupy.cuda.runtime.memGetInfo()
+    room, limit = cupy_backend.available_memory()
+    assert limit == "free device memory" and room >= free
+    assert resolve_budget(cupy_backend, None) <= room
+    pool = cupy.get_default_memory_pool()
+    old = pool.get_limit()
+    try:
+        pool.set_limit(size=1 << 30)
+        room, limit = cupy_backend.available_memory()
+        assert limit == "CuPy memory pool limit" and room <= 1 << 30
+    finally:
+        pool.set_limit(size=old)
+
+
+def test_cupy_run_under_a_pool_limit_below_the_unbatched_need(cupy_backend):
+    """A 3,000-gene focus gene unbatched needs > 1 GiB for pair space alone; under a 512 MiB pool
+    limit the planner's blocks make it fit, and the result equals a generous-budget run."""
+    import cupy
+
+    from bootgpu.config import AnalysisConfig
+    from bootgpu.pipeline import analyse_focus
+    from bootgpu.planner import plan_batches, resolve_budget
+    from bootgpu.synthetic import planted_matrix
+
+    data = planted_matrix(3000, 300, 10)
+    cfg = AnalysisConfig(n_bootstrap=200)
+    k_low, k_high = cfg.validate(300)
+    expr = cupy_backend.to_device(data.values)
+    want = analyse_focus(cupy_backend, expr, 0, cfg, plan_batches(3000, 300, k_low, k_high, 200, 16 << 30), k_low, k_high)
+    pool = cupy.get_default_memory_pool()
+    old = pool.get_limit()
+    try:
+        pool.free_all_blocks()
+        pool.set_limit(size=512 << 20)
+        plan = plan_batches(3000, 300, k_low, k_high, 200, resolve_budget(cupy_backend, None))
+        assert plan.rows_per_block < 3000
+        got = analyse_focus(cupy_backend, expr, 0, cfg, plan, k_low, k_high)
+    finally:
+        pool.set_limit(size=old)
+    assert got.attrs == want.attrs
+    for key in got.edges:
+        assert np.array_equal(got.edges[key], want.edges[key], equal_nan=True), key

@@ -15,7 +15,7 @@ from bootgpu.backends._base import Backend, PeakMemory
 from bootgpu.backends.host_memory import tightest_host_limit
 
 
-def _rss_bytes() -> int:
+def current_rss_bytes() -> int:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
@@ -41,13 +41,13 @@ class NumpyBackend(Backend):
     def track_peak(self):
         """Samples RSS every 5 ms in a thread (ru_maxrss cannot be reset), reports the rise."""
         result = PeakMemory()
-        start = _rss_bytes()
+        start = current_rss_bytes()
         peak = [start]
         done = threading.Event()
 
         def sample():
             while not done.is_set():
-                peak[0] = max(peak[0], _rss_bytes())
+                peak[0] = max(peak[0], current_rss_bytes())
                 time.sleep(0.005)
 
         thread = threading.Thread(target=sample, daemon=True)
@@ -57,7 +57,7 @@ class NumpyBackend(Backend):
         finally:
             done.set()
             thread.join()
-            peak[0] = max(peak[0], _rss_bytes())
+            peak[0] = max(peak[0], current_rss_bytes())
             result.peak_bytes = peak[0] - start
 
     def to_device(self, array):

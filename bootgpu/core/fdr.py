@@ -25,7 +25,17 @@ import math
 
 import numpy as np
 
-N_BINS = 1 << 20
+N_BINS = 1 << 20  # the most bins; about 36 pairs a bin at 8,763 genes
+MIN_BINS = 1 << 12
+BIN_BOOKKEEPING_BYTES = 80  # per bin and test: counts, bounds, edge p-values and their temporaries
+
+
+def bins_for_pairs(n_pairs: int) -> int:
+    """Histogram size for ``n_pairs`` pairs: a power of two near n_pairs / 32, within
+    [MIN_BINS, N_BINS].  Finer bins mean fewer pairs to refine but more host bookkeeping."""
+    target = max(1, n_pairs // 32)
+    return int(min(N_BINS, max(MIN_BINS, 1 << (target - 1).bit_length())))
+
 _SLACK = 1e-12  # relative widening of bin bounds against rounding of p at bin edges
 
 
