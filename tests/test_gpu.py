@@ -99,7 +99,7 @@ def test_cupy_budget_is_device_free_memory_and_pool_limit(cupy_backend):
 
 
 def test_cupy_run_under_a_pool_limit_below_the_unbatched_need(cupy_backend):
-    """A 3,000-gene focus gene unbatched needs > 1 GiB for pair space alone; under a 512 MiB pool
+    """A 3,000-gene focus gene in one pair block needs about 1 GB for pair space; under a 512 MiB pool
     limit the planner's blocks make it fit, and the result equals a generous-budget run."""
     import cupy
 
