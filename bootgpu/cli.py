@@ -271,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analysis_options(idx)
     idx.set_defaults(func=cmd_indices)
 
-    from bootgpu import sge
+    from bootgpu import bench, sge
+
+    bench.register_commands(sub)  # `bootgpu bench`
 
     sge.register_commands(sub)  # `bootgpu sge submit` and `bootgpu status`
 
