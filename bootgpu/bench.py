@@ -1,8 +1,657 @@
 """`bootgpu bench`: per-stage time and peak memory of each backend next to a straightforward
-reference implementation of the original algorithm (to be built; see issue 5)."""
+reference implementation of the original algorithm, on one focus gene of a synthetic matrix.
+
+Stages (one focus gene, gene 0 of ``bootgpu.synthetic.planted_matrix``):
+
+``draws``        bootstrap index generation: B x m positions for LOW and for HIGH.  bootgpu draws
+                 them again, chunk by chunk, inside ``bootstrap``; this row times them alone.
+``ranking``      LOW/HIGH split and the base ranks of every gene in both groups.
+``correlations`` Spearman r of every gene pair in both groups.
+``tests_bh``     t-tests, Fisher-Z test, Benjamini-Hochberg q over all pairs, the selected edges.
+``bootstrap``    B resamples of the selected edges and their summaries (mean, std, CI, p).
+``focus_gene``   bootgpu: ``pipeline.analyse_focus`` end to end (the real pipeline, timed on its
+                 own); reference: the sum of its stages, which is how it runs.
+
+The reference (``reference_*`` below) is the algorithm as the original scripts compute it, written
+plainly with SciPy and statsmodels: ``scipy.stats.rankdata`` per group, the full (G, G) correlation
+matrix of the ranks as one matrix product, every pair's p from ``scipy.stats.t.sf`` and
+``scipy.stats.norm.sf``, ``statsmodels`` ``multipletests(method="fdr_bh")`` on all pairs, and a
+bootstrap that re-ranks (``rankdata``) the resampled values of the selected edges' genes once per
+replicate and group.  Its draws stage times NumPy's ``Generator.integers`` (the original's method);
+its bootstrap then uses bootgpu's draws, so the two implementations' outputs can be compared edge
+by edge (``check`` in the JSON).
+
+Every implementation runs in a child process of its own (``python -m bootgpu.bench --worker``), so
+peak memory is not blurred by what another left behind.  Peak host memory of a stage is the rise of
+the process's resident set over its level at the stage's start (sampled every 5 ms); peak device
+memory (CuPy) is the rise of what CuPy's pool hands out (a memory hook).  Timers stop after the
+device is synchronised.
+"""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from bootgpu.errors import BootgpuError
+
+STAGES = ("draws", "ranking", "correlations", "tests_bh", "bootstrap", "focus_gene")
+REFERENCE = "reference"
+BENCH_BACKENDS = ("numpy", "cupy", "strict")
+COMPARED_FIELDS = ("r_low", "r_high", "q_low", "q_high", "q_diff", "boot_mean", "boot_std", "ci_low", "ci_high", "boot_p")
+LOW, HIGH = 0, 1
+
+
+def default_planted(n_genes: int) -> int:
+    """Planted pairs per class: 300 (as scripts/time_focus_gene.py) but at most 1/16 of the genes,
+    so most genes stay background."""
+    return max(1, min(300, (n_genes - 1) // 16))
+
+
+# --- measuring ------------------------------------------------------------------------------------
+
+class StageMeter:
+    """Times stages and records their peak host (RSS rise) and device memory."""
+
+    def __init__(self, backend=None):
+        from bootgpu.backends.numpy_backend import NumpyBackend
+
+        self.backend = backend  # None for the reference (host only)
+        self._host = NumpyBackend()
+        self.device = backend is not None and backend.name == "cupy"
+        self.stages: dict = {}
+
+    def _sync(self):
+        if self.backend is not None:
+            self.backend.synchronize()
+
+    @contextmanager
+    def stage(self, name: str):
+        self._sync()
+        _release_freed_memory()
+        with self._host.track_peak() as host:
+            if self.device:
+                with self.backend.track_peak() as dev:
+                    t0 = time.perf_counter()
+                    yield
+                    self._sync()
+                    seconds = time.perf_counter() - t0
+            else:
+                dev = None
+                t0 = time.perf_counter()
+                yield
+                seconds = time.perf_counter() - t0
+        self.stages[name] = {
+            "seconds": seconds,
+            "peak_host_bytes": int(max(0, host.peak_bytes)),
+            "peak_device_bytes": int(dev.peak_bytes) if dev is not None else None,
+        }
+
+
+def _release_freed_memory() -> None:
+    """Hand memory freed by earlier stages back to the OS (glibc's malloc_trim), so that a stage's
+    RSS rise is not hidden by reuse of what an earlier stage freed."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _process_peak_rss() -> int:
+    """VmHWM of this process: its peak resident set, data included."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+# --- the reference implementation ----------------------------------------------------------------
+
+def reference_focus(values, focus, cfg, positions, meter: StageMeter) -> dict:
+    """The original algorithm for one focus gene, plainly (see the module docstring).
+
+    ``positions``: {LOW: (B, m_low), HIGH: (B, m_high)} bootstrap positions into each group, used
+    by the bootstrap stage (the draws stage times NumPy's generator making arrays of that shape).
+    Returns the selected edges' values as float64 host arrays.
+    """
+    from scipy import stats
+    from statsmodels.stats.multitest import multipletests
+
+    n_genes, n = values.shape
+    k_low, k_high = cfg.validate(n)
+    with meter.stage("draws"):
+        rng = np.random.default_rng(cfg.seed)
+        for k in (k_low, k_high):
+            rng.integers(0, k, size=(cfg.n_bootstrap, int(k * cfg.bootstrap_frac)))
+    with meter.stage("ranking"):
+        order = np.argsort(values[focus], kind="stable")
+        groups = (order[:k_low], order[n - k_high:])
+        ranks = [stats.rankdata(values[:, g], axis=1) for g in groups]
+    with meter.stage("correlations"):
+        iu, ju = np.triu_indices(n_genes, 1)
+        r = []
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for rk in ranks:
+                z = rk - rk.mean(axis=1, keepdims=True)
+                z /= np.sqrt(np.sum(z * z, axis=1, keepdims=True))
+                full = z @ z.T  # (G, G): every pair, twice, and the diagonal
+                r.append(full[iu, ju])
+                del full, z
+        r_low, r_high = r
+        del r, ranks
+    with meter.stage("tests_bh"):
+        valid = np.isfinite(r_low) & np.isfinite(r_high)
+        iu, ju, r_low, r_high = iu[valid], ju[valid], r_low[valid], r_high[valid]
+        p = {}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for name, rr, k in (("low", r_low, k_low), ("high", r_high, k_high)):
+                t = rr * np.sqrt((k - 2) / ((1.0 - rr) * (1.0 + rr)))
+                p[name] = 2.0 * stats.t.sf(np.abs(t), k - 2)
+                del t
+        se = np.sqrt(1.0 / (k_low - 3) + 1.0 / (k_high - 3))
+        dz = np.arctanh(np.clip(r_high, -0.9999, 0.9999)) - np.arctanh(np.clip(r_low, -0.9999, 0.9999))
+        p["diff"] = 2.0 * stats.norm.sf(np.abs(dz) / se)
+        del dz
+        q = {name: multipletests(pv, alpha=cfg.fdr_alpha, method="fdr_bh")[1] for name, pv in p.items()}
+        del p
+        sig = {name: qv < cfg.fdr_alpha for name, qv in q.items()}
+        sig_edges = (sig["low"] | sig["high"]) & sig["diff"]
+        chosen = np.flatnonzero(sig_edges if cfg.edge_selection == "sig_edges" else sig["diff"])
+        edges = {"gene_i": iu[chosen], "gene_j": ju[chosen], "r_low": r_low[chosen], "r_high": r_high[chosen]}
+        edges.update({f"q_{name}": q[name][chosen] for name in q})
+        del q, sig, iu, ju, r_low, r_high, valid
+    with meter.stage("bootstrap"):
+        edges.update(reference_bootstrap(values, groups, edges["gene_i"], edges["gene_j"],
+                                         edges["r_high"] - edges["r_low"], positions, cfg.ci_alpha))
+    meter.stages["focus_gene"] = {
+        "seconds": sum(meter.stages[s]["seconds"] for s in STAGES[:-1]),
+        "peak_host_bytes": None,  # filled in by the worker: the rise over the whole run
+        "peak_device_bytes": None,
+    }
+    return edges
+
+
+def reference_bootstrap(values, groups, gene_i, gene_j, base_delta, positions, ci_alpha: float) -> dict:
+    """delta_b = r_high_b - r_low_b of each edge, the resampled values of the edges' genes
+    re-ranked with ``rankdata`` in every replicate; then mean, std, percentile CI, bias, p."""
+    from scipy import stats
+
+    genes = np.unique(np.concatenate([gene_i, gene_j]))
+    iu, ju = np.searchsorted(genes, gene_i), np.searchsorted(genes, gene_j)
+    sub = [values[genes][:, g] for g in groups]  # (U, k) per group
+    n_boot = positions[LOW].shape[0]
+    deltas = np.empty((gene_i.shape[0], n_boot))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for b in range(n_boot):
+            r = []
+            for code in (LOW, HIGH):
+                rk = stats.rankdata(sub[code][:, positions[code][b]], axis=1)
+                rk -= rk.mean(axis=1, keepdims=True)
+                norm = np.sqrt(np.sum(rk * rk, axis=1))
+                r.append(np.sum(rk[iu] * rk[ju], axis=1) / (norm[iu] * norm[ju]))
+            deltas[:, b] = r[1] - r[0]
+    mean = deltas.mean(axis=1)
+    ci_low, ci_high = np.quantile(deltas, [ci_alpha / 2, 1 - ci_alpha / 2], axis=1)
+    p = np.maximum(2 * np.minimum((deltas > 0).mean(axis=1), (deltas < 0).mean(axis=1)), 1.0 / n_boot)
+    return {"boot_mean": mean, "boot_std": deltas.std(axis=1, ddof=1), "ci_low": ci_low, "ci_high": ci_high,
+            "bias": mean - base_delta, "boot_p": p}
+
+
+# --- bootgpu, stage by stage ----------------------------------------------------------------------
+
+def make_plan(backend, n_genes, n_samples, k_low, k_high, cfg, budget_bytes):
+    """The plan `bootgpu run` would use for this shape and budget on ``backend``."""
+    from bootgpu.planner import plan_batches
+
+    extra = {"working_set_bytes": backend.working_set_bytes} if hasattr(backend, "working_set_bytes") else {}
+    return plan_batches(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget_bytes,
+                        bootstrap_frac=cfg.bootstrap_frac, **extra)
+
+
+def stage_draws(backend, cfg, focus: int, k_low: int, k_high: int):
+    """Positions of all B replicates for LOW and HIGH: two (B, m) int64 device arrays."""
+    from bootgpu.core.bootstrap import resample_size
+    from bootgpu.core.draws import draw_positions
+
+    xp = backend.xp
+    reps = xp.arange(cfg.n_bootstrap, dtype=xp.int64)
+    return tuple(draw_positions(xp, cfg.seed, focus, code, reps, k, resample_size(k, cfg.bootstrap_frac))
+                 for code, k in ((LOW, k_low), (HIGH, k_high)))
+
+
+def stage_ranking(backend, expr, focus: int, k_low: int, k_high: int):
+    """The LOW/HIGH split of ``focus`` and both groups' base ranks (``GroupRanks``)."""
+    from bootgpu.core.spearman import group_ranks
+    from bootgpu.core.split import split_samples
+
+    xp = backend.xp
+    low_idx, high_idx = split_samples(xp, expr[focus, :], k_low, k_high)
+    return group_ranks(xp, xp.take(expr, low_idx, axis=1)), group_ranks(xp, xp.take(expr, high_idx, axis=1))
+
+
+def stage_correlations(backend, low, high, plan):
+    """One pass over pair space computing r of every pair in both groups (``pipeline.PairPasses``):
+    with ``plan.cache_pairs`` the blocks are kept for the BH passes, as in the pipeline."""
+    from bootgpu.core.significance import FisherTest, TTest
+    from bootgpu.core.spearman import PairBlocks
+    from bootgpu.pipeline import PairPasses
+
+    tests = {"low": TTest(low.k), "high": TTest(high.k), "diff": FisherTest(low.k, high.k)}
+    passes = PairPasses(backend.xp, PairBlocks(backend.xp, low, high, plan.rows_per_block), tests, plan.cache_pairs)
+    for _ in passes:
+        pass
+    return passes
+
+
+def stage_tests_bh(backend, passes, cfg):
+    """The pipeline's BH passes over pair space (histograms, exact thresholds, selection, q of the
+    selected edges).  Returns the selected edges (gene_i, gene_j, delta, q_*) or None."""
+    from bootgpu.core.fdr import BHStream, bins_for_pairs
+    from bootgpu.pipeline import TESTS
+
+    xp, pairs, alpha = backend.xp, passes.pairs, cfg.fdr_alpha
+    n_bins = bins_for_pairs(pairs.n_pairs)
+    streams = {name: BHStream(backend, test, name, n_bins) for name, test in passes.tests.items()}
+    for _, _, _, _, stats in passes:
+        for name in TESTS:
+            streams[name].count(stats[name])
+    refs = {name: streams[name].refinement(streams[name].bins_for_threshold(alpha)) for name in TESTS}
+    for _, _, _, _, stats in passes:
+        for name in TESTS:
+            refs[name].gather(stats[name])
+    s_star = {name: refs[name].finish().threshold(alpha) for name in TESTS}
+    parts = []
+    for block, valid, r_low, r_high, stats in passes:
+        sig = {name: stats[name] >= s_star[name] for name in TESTS}
+        chosen = (sig["low"] | sig["high"]) & sig["diff"] if cfg.edge_selection == "sig_edges" else sig["diff"]
+        if int(xp.count_nonzero(chosen)):
+            gene_i, gene_j = pairs.genes_of(block, xp.nonzero(valid)[0][chosen])
+            part = {"gene_i": gene_i, "gene_j": gene_j, "delta": r_high[chosen] - r_low[chosen]}
+            part.update({f"s_{name}": stats[name][chosen] for name in TESTS})
+            parts.append(part)
+    if not parts:
+        return None
+    sel = {key: xp.concat([p[key] for p in parts]) for key in parts[0]}
+    qrefs = {}
+    for name in TESTS:
+        query_bins = backend.to_host(streams[name].bins(sel[f"s_{name}"]))
+        qrefs[name] = streams[name].refinement(streams[name].bins_for_queries(query_bins))
+    for _, _, _, _, stats in passes:
+        for name in TESTS:
+            qrefs[name].gather(stats[name])
+    for name in TESTS:
+        sel[f"q_{name}"] = qrefs[name].finish().q_values(sel[f"s_{name}"])
+    return sel
+
+
+def stage_bootstrap(backend, low, high, gene_i, gene_j, delta, cfg, plan, focus: int):
+    """Bootstrap deltas of the selected edges in the plan's edge and replicate chunks, and their
+    summaries (a list of dicts, one per edge chunk)."""
+    from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_deltas, resample_size, summarise
+    from bootgpu.planner import replicate_chunk_for
+
+    xp = backend.xp
+    boot_cfg = BootstrapSettings(cfg.seed, focus, cfg.n_bootstrap, cfg.bootstrap_frac, cfg.ci_alpha,
+                                 plan.replicate_chunk, plan.edge_chunk)
+    k = max(low.k, high.k)
+    m = resample_size(k, cfg.bootstrap_frac)
+
+    def replicate_chunk(n_genes: int, n_edges: int) -> int:
+        return replicate_chunk_for(plan, cfg.n_bootstrap, k, m, n_genes, n_edges)
+
+    out = []
+    for e0 in range(0, int(gene_i.shape[0]), plan.edge_chunk):
+        e1 = min(e0 + plan.edge_chunk, int(gene_i.shape[0]))
+        deltas = bootstrap_deltas(xp, low, high, gene_i[e0:e1], gene_j[e0:e1], boot_cfg, replicate_chunk)
+        out.append(summarise(xp, deltas, delta[e0:e1], cfg.ci_alpha))
+    return out
+
+
+def bootgpu_stages(backend, expr, focus, cfg, plan, k_low, k_high, meter: StageMeter) -> int:
+    """bootgpu's stages one after another, as ``pipeline.analyse_focus`` runs them; returns the
+    number of selected edges (to check against the pipeline's own run)."""
+    with meter.stage("draws"):
+        positions = stage_draws(backend, cfg, focus, k_low, k_high)
+    del positions
+    with meter.stage("ranking"):
+        low, high = stage_ranking(backend, expr, focus, k_low, k_high)
+    with meter.stage("correlations"):
+        passes = stage_correlations(backend, low, high, plan)
+    with meter.stage("tests_bh"):
+        sel = stage_tests_bh(backend, passes, cfg)
+    del passes
+    with meter.stage("bootstrap"):
+        if sel is not None:
+            stage_bootstrap(backend, low, high, sel["gene_i"], sel["gene_j"], sel["delta"], cfg, plan, focus)
+    return 0 if sel is None else int(sel["delta"].shape[0])
+
+
+def _warm_up(backend, values, cfg):
+    """Device backends compile kernels on first use: run the pipeline once on a small slice."""
+    from bootgpu.pipeline import analyse_focus
+
+    small = values[: min(300, values.shape[0])]
+    k_low, k_high = cfg.validate(small.shape[1])
+    plan = make_plan(backend, small.shape[0], small.shape[1], k_low, k_high, cfg, 2**30)
+    analyse_focus(backend, backend.to_device(small), 0, cfg, plan, k_low, k_high)
+    backend.synchronize()
+
+
+# --- one implementation, in its own process ------------------------------------------------------
+
+def run_worker(impl: str, genes: int, samples: int, n_bootstrap: int, planted: int, budget: str | None, out_dir: Path) -> dict:
+    """Run one implementation on the benchmark matrix; write its selected edges to
+    ``out_dir/IMPL.npz`` and return its stage figures."""
+    from bootgpu.config import AnalysisConfig
+    from bootgpu.synthetic import planted_matrix
+
+    cfg = AnalysisConfig(n_bootstrap=n_bootstrap)
+    k_low, k_high = cfg.validate(samples)
+    values = planted_matrix(genes, samples, planted, strength=0.6).values
+    focus = 0
+    info: dict = {"implementation": impl}
+    if impl == REFERENCE:
+        from bootgpu.core.bootstrap import resample_size
+        from bootgpu.core.draws import draw_positions
+
+        reps = np.arange(n_bootstrap, dtype=np.int64)
+        positions = {code: draw_positions(np, cfg.seed, focus, code, reps, k, resample_size(k, cfg.bootstrap_frac))
+                     for code, k in ((LOW, k_low), (HIGH, k_high))}
+        meter = StageMeter(None)
+        with meter._host.track_peak() as whole:
+            edges = reference_focus(values, focus, cfg, positions, meter)
+        meter.stages["focus_gene"]["peak_host_bytes"] = int(whole.peak_bytes)
+        info["device"] = "cpu (scipy, statsmodels)"
+    else:
+        from bootgpu.backends import get_backend
+        from bootgpu.pipeline import analyse_focus
+        from bootgpu.planner import resolve_budget
+
+        backend = get_backend(impl)
+        plan = make_plan(backend, genes, samples, k_low, k_high, cfg, resolve_budget(backend, budget))
+        info.update(device=backend.device_name(), plan={
+            "budget_bytes": plan.budget_bytes, "rows_per_block": plan.rows_per_block, "cache_pairs": plan.cache_pairs,
+            "replicate_chunk": plan.replicate_chunk, "edge_chunk": plan.edge_chunk,
+            "predicted_peak_bytes": plan.predicted_peak_bytes})
+        if impl == "cupy":
+            _warm_up(backend, values, cfg)
+        expr = backend.to_device(values)
+        backend.synchronize()
+        meter = StageMeter(backend)
+        with meter.stage("focus_gene"):  # first, so that its memory rise starts from a clean process
+            result = analyse_focus(backend, expr, focus, cfg, plan, k_low, k_high)
+        n_staged = bootgpu_stages(backend, expr, focus, cfg, plan, k_low, k_high, meter)
+        edges = {key: np.asarray(value, dtype=np.float64 if value.dtype.kind == "f" else value.dtype)
+                 for key, value in result.edges.items()}
+        info["attrs"] = {key: int(v) for key, v in result.attrs.items()}
+        info["staged_matches_pipeline"] = n_staged == int(edges["gene_i"].shape[0])
+    info["stages"] = {name: meter.stages[name] for name in STAGES}
+    info["n_selected"] = int(edges["gene_i"].shape[0])
+    info["process_peak_rss_bytes"] = _process_peak_rss()
+    np.savez(out_dir / f"{impl}.npz", **{key: edges[key] for key in ("gene_i", "gene_j", *COMPARED_FIELDS)})
+    return info
+
+
+def _worker_main(argv) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m bootgpu.bench", description="one implementation of `bootgpu bench`")
+    ap.add_argument("--worker", required=True)
+    ap.add_argument("--genes", type=int, required=True)
+    ap.add_argument("--samples", type=int, required=True)
+    ap.add_argument("--n-bootstrap", type=int, required=True)
+    ap.add_argument("--planted", type=int, required=True)
+    ap.add_argument("--memory-budget")
+    ap.add_argument("--out-dir", required=True)
+    args = ap.parse_args(argv)
+    try:
+        info = run_worker(args.worker, args.genes, args.samples, args.n_bootstrap, args.planted, args.memory_budget,
+                          Path(args.out_dir))
+    except BootgpuError as exc:
+        print(f"bootgpu: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(info))
+    return 0
+
+
+# --- the whole benchmark -------------------------------------------------------------------------
+
+def compare_edges(out_dir: Path, impl: str) -> dict:
+    """Selected edges of ``impl`` against the reference's: same pairs, largest differences."""
+    a, b = np.load(out_dir / f"{impl}.npz"), np.load(out_dir / f"{REFERENCE}.npz")
+    key_a = a["gene_i"].astype(np.int64) * (1 << 32) + a["gene_j"]
+    key_b = b["gene_i"].astype(np.int64) * (1 << 32) + b["gene_j"]
+    same = bool(np.array_equal(np.sort(key_a), np.sort(key_b)))
+    out: dict = {"same_selected_edges": same, "n_selected": [int(key_a.size), int(key_b.size)]}
+    if same and key_a.size:
+        ia, ib = np.argsort(key_a), np.argsort(key_b)
+        out["max_abs_diff"] = {f: float(np.nanmax(np.abs(a[f][ia] - b[f][ib]))) for f in COMPARED_FIELDS}
+    return out
+
+
+def run_bench(backends, genes: int, samples: int, n_bootstrap: int, *, planted: int | None = None,
+              memory_budget: str | None = None, reference: bool = True, log=None) -> dict:
+    """Run every implementation in its own process; figures, ratios and the edge check as a dict."""
+    import platform
+
+    from bootgpu import __version__
+
+    planted = default_planted(genes) if planted is None else planted
+    impls = list(backends) + ([REFERENCE] if reference else [])
+    report: dict = {
+        "bootgpu_version": __version__,
+        "shape": {"genes": genes, "samples": samples, "n_bootstrap": n_bootstrap, "planted_per_class": planted,
+                  "focus": 0, "data": "bootgpu.synthetic.planted_matrix(genes, samples, planted, strength=0.6)"},
+        "machine": {"cpu": _cpu_name(), "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+                    "numpy": np.__version__},
+        "stages": list(STAGES),
+        "reference_description": REFERENCE_DESCRIPTION if reference else None,
+        "implementations": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="bootgpu-bench-") as tmp:
+        for impl in impls:
+            if log:
+                log(f"bench: {impl} on {genes} x {samples}, B = {n_bootstrap} ...")
+            cmd = [sys.executable, "-m", "bootgpu.bench", "--worker", impl, "--genes", str(genes),
+                   "--samples", str(samples), "--n-bootstrap", str(n_bootstrap), "--planted", str(planted),
+                   "--out-dir", tmp]
+            if memory_budget:
+                cmd += ["--memory-budget", memory_budget]
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+                raise BootgpuError(f"bench: the {impl} run failed: {tail}")
+            info = json.loads(proc.stdout.strip().splitlines()[-1])
+            info["process_seconds"] = time.perf_counter() - t0
+            report["implementations"][impl] = info
+        if reference:
+            report["check"] = {impl: compare_edges(Path(tmp), impl) for impl in backends}
+    if reference:
+        ref = report["implementations"][REFERENCE]["stages"]
+        for impl in backends:
+            for name, st in report["implementations"][impl]["stages"].items():
+                st["ratio_vs_reference"] = ref[name]["seconds"] / st["seconds"] if st["seconds"] > 0 else None
+                rp = ref[name]["peak_host_bytes"]
+                st["host_memory_vs_reference"] = st["peak_host_bytes"] / rp if rp else None
+    return report
+
+
+REFERENCE_DESCRIPTION = (
+    "straightforward SciPy/statsmodels implementation of the original algorithm: scipy.stats.rankdata per group; "
+    "full (G, G) Spearman matrix as one matrix product of centred ranks; p of every pair from scipy.stats.t.sf "
+    "(t-test) and scipy.stats.norm.sf (Fisher-Z); statsmodels multipletests(method='fdr_bh') over all pairs for each "
+    "test; bootstrap of the selected edges re-ranking (rankdata) the resampled values of the edges' genes once per "
+    "replicate and group, then correlations of the edges as dot products. draws: numpy Generator.integers (the "
+    "bootstrap itself uses bootgpu's draws so outputs can be compared). focus_gene = sum of its stages."
+)
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown"
+
+
+def _mib(n) -> str:
+    return "-" if n is None else f"{n / 2**20:.0f}"
+
+
+def format_table(report: dict) -> str:
+    """Rows = stages; per implementation: seconds, x faster than the reference, peak host (and
+    device) memory in MiB."""
+    impls = report["implementations"]
+    header = ["stage"]
+    for impl, info in impls.items():
+        header += [f"{impl} s"]
+        if impl != REFERENCE and REFERENCE in impls:
+            header += [f"{impl} x ref"]
+        header += [f"{impl} host MiB"]
+        if any(st["peak_device_bytes"] is not None for st in info["stages"].values()):
+            header += [f"{impl} device MiB"]
+    rows = [header]
+    for name in STAGES:
+        row = [name]
+        for impl, info in impls.items():
+            st = info["stages"][name]
+            row.append(f"{st['seconds']:.3f}")
+            if impl != REFERENCE and REFERENCE in impls:
+                ratio = st.get("ratio_vs_reference")
+                row.append("-" if ratio is None else f"{ratio:.1f}")
+            row.append(_mib(st["peak_host_bytes"]))
+            if any(s["peak_device_bytes"] is not None for s in info["stages"].values()):
+                row.append(_mib(st["peak_device_bytes"]))
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in rows]
+    shape = report["shape"]
+    out = [f"bootgpu bench: {shape['genes']} genes x {shape['samples']} samples, B = {shape['n_bootstrap']}, "
+           f"focus gene 0 ({report['machine']['cpu']}, {report['machine']['cores']} cores)", *lines]
+    for impl, info in impls.items():
+        out.append(f"{impl}: {info['device']}, {info['n_selected']} selected edges, process peak RSS "
+                   f"{_mib(info['process_peak_rss_bytes'])} MiB")
+    for impl, chk in report.get("check", {}).items():
+        if chk["same_selected_edges"]:
+            worst = max(chk.get("max_abs_diff", {}).values(), default=0.0)
+            out.append(f"check {impl} vs reference: same selected edges, largest difference {worst:.2e}")
+        else:
+            out.append(f"check {impl} vs reference: DIFFERENT selected edges {chk['n_selected']}")
+    return "\n".join(out)
+
+
+def write_plot(report: dict, path: Path) -> None:
+    """PNG: seconds (log scale) and peak host memory per stage, one bar per implementation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    impls = list(report["implementations"])
+    x = np.arange(len(STAGES))
+    width = 0.8 / len(impls)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    panels = (("seconds", "seconds (log scale)", 1.0), ("peak_host_bytes", "peak host memory rise (MiB)", 2**20))
+    for ax, (key, label, scale) in zip(axes, panels):
+        for i, impl in enumerate(impls):
+            vals = [(report["implementations"][impl]["stages"][s][key] or 0) / scale for s in STAGES]
+            bars = ax.bar(x + (i - (len(impls) - 1) / 2) * width, vals, width, label=impl)
+            if key == "seconds" and impl != REFERENCE and REFERENCE in impls:
+                ratios = [report["implementations"][impl]["stages"][s].get("ratio_vs_reference") for s in STAGES]
+                ax.bar_label(bars, labels=[f"{r:.0f}x" if r else "" for r in ratios], fontsize=7)
+        ax.set_xticks(x, STAGES, rotation=20)
+        ax.set_ylabel(label)
+        if key == "seconds":
+            ax.set_yscale("log")
+    shape = report["shape"]
+    fig.suptitle(f"bootgpu bench: {shape['genes']} x {shape['samples']}, B = {shape['n_bootstrap']}, one focus gene "
+                 f"(labels: x faster than the reference)")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _command_line(args) -> str:
+    words = ["bootgpu", "bench"]
+    if args.backend:
+        words += ["--backend", *args.backend]
+    words += ["--genes", str(args.genes), "--samples", str(args.samples), "--n-bootstrap", str(args.n_bootstrap)]
+    for opt in ("planted", "memory_budget", "json", "plot"):
+        if getattr(args, opt) is not None:
+            words += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
+    return " ".join(words + (["--no-reference"] if args.no_reference else []))
+
+
+def cmd_bench(args) -> int:
+    from bootgpu.backends.cupy_backend import cupy_unusable_reason
+    from bootgpu.config import AnalysisConfig
+
+    if args.backend:
+        backends = list(dict.fromkeys(args.backend))
+    else:
+        backends = ["numpy"] + (["cupy"] if cupy_unusable_reason() is None else [])
+    if "cupy" in backends and (reason := cupy_unusable_reason()):
+        raise BootgpuError(f"--backend cupy is not usable: {reason}")
+    AnalysisConfig(n_bootstrap=args.n_bootstrap).validate(args.samples)
+    if args.genes < 2:
+        raise BootgpuError(f"--genes must be at least 2, got {args.genes}")
+    if args.planted is not None and not 0 <= 8 * args.planted < args.genes:
+        raise BootgpuError(f"--planted {args.planted} needs more than {8 * args.planted} genes (--genes {args.genes})")
+    report = run_bench(backends, args.genes, args.samples, args.n_bootstrap, planted=args.planted,
+                       memory_budget=args.memory_budget, reference=not args.no_reference,
+                       log=lambda line: print(line, file=sys.stderr, flush=True))
+    report["command"] = _command_line(args)
+    print(format_table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    if args.plot:
+        try:
+            write_plot(report, Path(args.plot))
+        except ImportError as exc:
+            raise BootgpuError(f"--plot needs matplotlib ({exc}); pip install matplotlib") from None
+        print(f"wrote {args.plot}")
+    return 0
 
 
 def register_commands(subparsers) -> None:
     """Add `bootgpu bench` to the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "bench", help="per-stage time and peak memory of each backend and of a plain SciPy reference",
+        description="Time one focus gene of a synthetic matrix stage by stage on each backend and on a "
+                    "straightforward SciPy/statsmodels reference implementation of the original algorithm, "
+                    "each in its own process; print a table, optionally write JSON and a PNG bar chart.",
+    )  # fmt: skip
+    p.add_argument("--backend", nargs="+", choices=BENCH_BACKENDS,
+                   help="backends to time (default: numpy, and cupy when a CUDA device is usable)")
+    p.add_argument("--genes", type=int, default=2000, help="genes of the synthetic matrix (default %(default)s)")
+    p.add_argument("--samples", type=int, default=300, help="samples (default %(default)s)")
+    p.add_argument("--n-bootstrap", type=int, default=1000, help="replicates B (default %(default)s)")
+    p.add_argument("--planted", type=int, help="planted rewired pairs per class (default min(300, (genes - 1) // 16))")
+    p.add_argument("--memory-budget", help="budget the backends plan with, as for `bootgpu run` (default: as run)")
+    p.add_argument("--no-reference", action="store_true", help="skip the reference implementation (no ratios)")
+    p.add_argument("--json", help="write the figures as JSON to this file")
+    p.add_argument("--plot", help="write a PNG bar chart to this file (needs matplotlib)")
+    p.set_defaults(func=cmd_bench)
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1:]))
