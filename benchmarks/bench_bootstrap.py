@@ -1,0 +1,49 @@
+"""Bootstrap correlation of the selected edges: B resamples, re-ranked through the draw counts,
+and their summaries (``core.bootstrap``), in the planner's edge and replicate chunks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bootgpu.bench import stage_bootstrap, stage_correlations, stage_ranking, stage_tests_bh
+
+from .common import SIZES, MatrixBenchmark, analysis, get_backend_or_skip, make_matrix, make_plan
+
+
+class BootstrapEdges(MatrixBenchmark):
+    def setup_cache(self):
+        """Matrices and their selected edges (gene_i, gene_j, delta), found once on NumPy."""
+        numpy = get_backend_or_skip("numpy")
+        out = {}
+        for size in SIZES:
+            values = make_matrix(size)
+            cfg, k_low, k_high = analysis(size)
+            low, high = stage_ranking(numpy, values, 0, k_low, k_high)
+            sel = stage_tests_bh(numpy, stage_correlations(numpy, low, high, make_plan(numpy, size)), cfg)
+            out[size] = (values, {key: np.asarray(sel[key]) for key in ("gene_i", "gene_j", "delta")})
+        return out
+
+    setup_cache.timeout = 600
+
+    def setup(self, data, backend, size):
+        values, edges = data[size]
+        self.setup_backend({size: values}, backend, size)
+        self.low, self.high = stage_ranking(self.backend, self.expr, 0, self.k_low, self.k_high)
+        self.edges = {key: self.backend.to_device(value) for key, value in edges.items()}
+        self.sync()
+
+    def run(self):
+        e = self.edges
+        stage_bootstrap(self.backend, self.low, self.high, e["gene_i"], e["gene_j"], e["delta"], self.cfg, self.plan, 0)
+        self.sync()
+
+    def time_bootstrap(self, data, backend, size):
+        self.run()
+
+    def peakmem_bootstrap(self, data, backend, size):
+        self.run()
+
+    def track_bootstrap_peak_bytes(self, data, backend, size):
+        return self.tracked_peak(self.run)
+
+    track_bootstrap_peak_bytes.unit = "bytes"

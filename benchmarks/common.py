@@ -1,0 +1,101 @@
+"""Shared options of the asv suite, in the style of SciPy's ``benchmarks/common.py``.
+
+- Every benchmark class is parametrised over ``BACKENDS`` x ``SIZES``; the parameters never depend
+  on what is installed.  A combination that cannot run here (CuPy without a usable CUDA device)
+  raises ``NotImplementedError`` in ``setup``, which asv records as skipped, not failed.
+- Timers stop only after the device is synchronised (``Benchmark.sync``).
+- Each stage has ``time_<stage>`` (wall clock), ``peakmem_<stage>`` (peak RSS of the benchmark
+  process, setup included, as asv measures it) and ``track_<stage>_peak_bytes``: the peak memory of
+  the stage alone from ``backend.track_peak()``, i.e. the device pool's peak on CuPy (a memory hook;
+  CuPy keeps no peak counter) and the host RSS rise on NumPy.
+- Input matrices are built once per run in ``setup_cache`` (pickled by asv, shared by every class
+  that inherits it) as host arrays; ``setup`` moves them to the backend.
+- CUDA: run GPU benchmarks with ``asv run --launch-method spawn`` so that no benchmark process
+  inherits a CUDA context from a fork.
+"""
+
+from __future__ import annotations
+
+BACKENDS = ["numpy", "cupy"]
+# size name -> (genes, samples, B).  "8763x938" is the reference shape of the original pipeline.
+SIZES = {"1000x200": (1000, 200, 200), "8763x938": (8763, 938, 1000)}
+MEMORY_BUDGET = 3 * 2**30  # what the planner may use; the same on every backend so plans compare
+PLANTED_PER_CLASS = {"1000x200": 40, "8763x938": 300}
+
+
+def get_backend_or_skip(name: str):
+    """The bootgpu backend ``name``, or NotImplementedError (asv: skipped) when it cannot run here."""
+    if name == "cupy":
+        from bootgpu.backends.cupy_backend import cupy_unusable_reason
+
+        reason = cupy_unusable_reason()
+        if reason is not None:
+            raise NotImplementedError(f"cupy backend not usable: {reason}")
+    from bootgpu.backends import get_backend
+
+    return get_backend(name)
+
+
+def make_matrix(size: str):
+    """(genes, samples) float64 host matrix with planted rewired pairs for focus gene 0."""
+    from bootgpu.synthetic import planted_matrix
+
+    genes, samples, _ = SIZES[size]
+    return planted_matrix(genes, samples, PLANTED_PER_CLASS[size], strength=0.6).values
+
+
+def analysis(size: str):
+    """(cfg, k_low, k_high) of ``size``: default analysis options with its B."""
+    from bootgpu.config import AnalysisConfig
+
+    genes, samples, n_bootstrap = SIZES[size]
+    cfg = AnalysisConfig(n_bootstrap=n_bootstrap)
+    k_low, k_high = cfg.validate(samples)
+    return cfg, k_low, k_high
+
+
+def make_plan(backend, size: str):
+    from bootgpu.bench import make_plan as plan_for
+
+    genes, samples, _ = SIZES[size]
+    cfg, k_low, k_high = analysis(size)
+    return plan_for(backend, genes, samples, k_low, k_high, cfg, MEMORY_BUDGET)
+
+
+class Benchmark:
+    """Base class: parameters, skipping, synchronisation and the per-stage memory tracker."""
+
+    params = [BACKENDS, list(SIZES)]
+    param_names = ["backend", "size"]
+    timeout = 600  # the reference size takes tens of seconds per call on 2 CPU cores
+
+    def setup_backend(self, backend: str, size: str):
+        self.backend = get_backend_or_skip(backend)
+        self.xp = self.backend.xp
+        self.cfg, self.k_low, self.k_high = analysis(size)
+
+    def sync(self):
+        self.backend.synchronize()
+
+    def tracked_peak(self, run) -> int:
+        """Bytes above the level at entry that ``run()`` needs, as ``backend.track_peak`` sees it."""
+        self.sync()
+        with self.backend.track_peak() as peak:
+            run()
+            self.sync()
+        return int(peak.peak_bytes)
+
+
+class MatrixBenchmark(Benchmark):
+    """A benchmark on the synthetic matrices, built once per asv run."""
+
+    def setup_cache(self):
+        return {size: make_matrix(size) for size in SIZES}
+
+    setup_cache.timeout = 600
+
+    def setup_backend(self, matrices, backend: str, size: str):
+        super().setup_backend(backend, size)
+        self.expr = self.backend.to_device(matrices[size])
+        self.plan = make_plan(self.backend, size)
+        self.sync()
