@@ -111,9 +111,10 @@ def test_planner_chosen_batches_for_small_budgets_give_the_same_bytes(demo_value
     k_low, k_high = cfg.validate(values.shape[1])
     want = run(NUMPY, values, focus, cfg, make_plan(*PLANS["one_batch"]))
     plans = []
-    for budget in (1 << 20, 3 << 20, 1 << 22, 1 << 24, 1 << 28):
+    for budget in (1 << 20, 3 << 20, 1 << 22, 1 << 24, 1 << 25, 1 << 26, 1 << 28):
         try:
-            plans.append(plan_batches(values.shape[0], values.shape[1], k_low, k_high, B, budget))
+            plans.append(plan_batches(values.shape[0], values.shape[1], k_low, k_high, B, budget,
+                                      working_set_bytes=NUMPY.working_set_bytes))
         except BootgpuError:
             continue  # below the planner's minimum
     assert any(p.rows_per_block < values.shape[0] - 1 or p.replicate_chunk < B for p in plans)

@@ -26,6 +26,7 @@ class Backend:
 
     name: str = "base"
     xp: Any = None
+    working_set_bytes: int = 0  # largest array a batch should make (0: no cap); see planner
 
     # --- device facts -------------------------------------------------------------------------
     def device_name(self) -> str:

@@ -92,5 +92,7 @@ quietly() {
 
 # Start a daemon with a clean environment from /, as the notes recommend; it daemonises.
 start_daemon() {
-    (cd / && env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin SGE_ROOT="$SGE_ROOT" SGE_CELL="$SGE_CELL" "$1")
+    # setsid: the daemons leave the caller's session, so ending the shell or job that started
+    # them (a test runner, a CI step) does not take them down
+    (cd / && env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin SGE_ROOT="$SGE_ROOT" SGE_CELL="$SGE_CELL" setsid "$1" </dev/null)
 }
