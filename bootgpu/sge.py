@@ -88,8 +88,9 @@ def check_runtime(text: str) -> str:
 # --- the job scripts ----------------------------------------------------------------------------
 
 def scripts_dir(explicit: str | None = None) -> Path:
-    """The project's ``sge/`` folder: --scripts-dir, $BOOTGPU_SGE_SCRIPTS, or the source checkout
-    this package was imported from (an editable install)."""
+    """The project's ``sge/`` folder: --scripts-dir, $BOOTGPU_SGE_SCRIPTS, the source checkout
+    this package was imported from (an editable install), or ``<prefix>/share/bootgpu/sge`` where
+    a regular install puts the scripts (pyproject's data-files)."""
     candidates = []
     if explicit:
         candidates.append(Path(explicit))
@@ -97,6 +98,7 @@ def scripts_dir(explicit: str | None = None) -> Path:
         candidates.append(Path(os.environ["BOOTGPU_SGE_SCRIPTS"]))
     else:
         candidates.append(Path(__file__).resolve().parent.parent / SGE_DIR)
+        candidates.append(Path(sys.prefix) / "share" / "bootgpu" / SGE_DIR)
     for cand in candidates:
         if all((cand / name).is_file() for name in (*TASK_SCRIPTS.values(), MERGE_SCRIPT)):
             return cand
