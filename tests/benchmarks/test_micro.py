@@ -1,8 +1,9 @@
 """pytest-benchmark micro-benchmarks of the hot kernels, on every backend usable here.
 
-Not part of the default test run (pyproject's addopts ignore this folder); run them with
+Not part of the default test run (pyproject's addopts ignore this folder; naming the folder on the
+command line collects it all the same); run them with
 
-    python3 -m pytest tests/benchmarks --benchmark-only -o addopts=""
+    python3 -m pytest tests/benchmarks --benchmark-only
 
 Each benchmark's group is its backend, so the table lists one backend's kernels together
 (``--benchmark-group-by=group``, the default).  Device work is synchronised inside the timed call.
