@@ -217,9 +217,8 @@ def make_plan(backend, n_genes, n_samples, k_low, k_high, cfg, budget_bytes):
     """The plan `bootgpu run` would use for this shape and budget on ``backend``."""
     from bootgpu.planner import plan_batches
 
-    extra = {"working_set_bytes": backend.working_set_bytes} if hasattr(backend, "working_set_bytes") else {}
     return plan_batches(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget_bytes,
-                        bootstrap_frac=cfg.bootstrap_frac, **extra)
+                        bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=backend.working_set_bytes)
 
 
 def stage_draws(backend, cfg, focus: int, k_low: int, k_high: int):
