@@ -81,7 +81,6 @@ def _collect(xp, parts):
 def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_low: int, k_high: int) -> FocusResult:
     """Analyse focus gene ``focus`` of ``expr`` (device array, genes x samples, float64)."""
     xp = backend.xp
-    alpha = cfg.fdr_alpha
     low_idx, high_idx = split_samples(xp, expr[focus, :], k_low, k_high)
     low = group_ranks(xp, xp.take(expr, low_idx, axis=1))
     high = group_ranks(xp, xp.take(expr, high_idx, axis=1))
@@ -91,76 +90,19 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
     streams = {name: BHStream(backend, test, name, n_bins) for name, test in tests.items()}
     passes = PairPasses(xp, pairs, tests, plan.cache_pairs)
 
-    # pass 1: histograms
-    n_nan = 0
-    for block, valid, _, _, stats in passes:
-        n_nan += int(valid.shape[0]) - int(xp.count_nonzero(valid))
-        for name in TESTS:
-            streams[name].count(stats[name])
-    n_tests = pairs.n_pairs - n_nan
+    n_nan = _count_pass(xp, passes, streams)
+    s_star = _threshold_pass(passes, streams, cfg.fdr_alpha)
+    counts, sel = _selection_pass(xp, passes, pairs, s_star, cfg.edge_selection)
 
-    # pass 2: exact BH thresholds (q < alpha  <=>  s >= s*)
-    refs = {name: streams[name].refinement(streams[name].bins_for_threshold(alpha)) for name in TESTS}
-    for _, _, _, _, stats in passes:
-        for name in TESTS:
-            refs[name].gather(stats[name])
-    s_star = {name: refs[name].finish().threshold(alpha) for name in TESTS}
-
-    # pass 3: significance counts and the selected edges
-    counts = dict.fromkeys(("n_sig_low", "n_sig_high", "n_sig_diff", "n_sig_edges"), 0)
-    parts = []
-    for block, valid, r_low, r_high, stats in passes:
-        sig = {name: stats[name] >= s_star[name] for name in TESTS}
-        sig_edges = (sig["low"] | sig["high"]) & sig["diff"]
-        for name in TESTS:
-            counts[f"n_sig_{name}"] += int(xp.count_nonzero(sig[name]))
-        counts["n_sig_edges"] += int(xp.count_nonzero(sig_edges))
-        chosen = sig_edges if cfg.edge_selection == "sig_edges" else sig["diff"]
-        if int(xp.count_nonzero(chosen)) == 0:
-            continue
-        in_block = xp.nonzero(valid)[0][chosen]
-        gene_i, gene_j = pairs.genes_of(block, in_block)
-        part = {"gene_i": gene_i, "gene_j": gene_j, "r_low": r_low[chosen], "r_high": r_high[chosen]}
-        part.update({f"s_{name}": stats[name][chosen] for name in TESTS})
-        part.update({f"sig_{name}": sig[name][chosen] for name in ("low", "high")})
-        parts.append(part)
-    sel = _collect(xp, parts)
-
+    attrs = {"k_low": k_low, "k_high": k_high, "n_tests": pairs.n_pairs - n_nan, "n_nan": n_nan, **counts}
     low_samples = backend.to_host(low_idx).astype(np.int32)
     high_samples = backend.to_host(high_idx).astype(np.int32)
-    attrs = {"k_low": k_low, "k_high": k_high, "n_tests": n_tests, "n_nan": n_nan, **counts}
     if sel is None:
         attrs["n_robust"] = 0
         return FocusResult(focus, attrs, low_samples, high_samples, _empty_edges())
 
-    # pass 4: exact q of the selected edges
-    qrefs = {}
-    for name in TESTS:
-        query_bins = backend.to_host(streams[name].bins(sel[f"s_{name}"]))
-        qrefs[name] = streams[name].refinement(streams[name].bins_for_queries(query_bins))
-    for _, _, _, _, stats in passes:
-        for name in TESTS:
-            qrefs[name].gather(stats[name])
-    edges = {f"q_{name}": qrefs[name].finish().q_values(sel[f"s_{name}"]) for name in TESTS}
-
-    # bootstrap of the selected edges, in edge chunks
-    delta = sel["r_high"] - sel["r_low"]
-    boot_cfg = BootstrapSettings(
-        cfg.seed, focus, cfg.n_bootstrap, cfg.bootstrap_frac, cfg.ci_alpha, plan.replicate_chunk, plan.edge_chunk
-    )
-    k, m = max(k_low, k_high), resample_size(max(k_low, k_high), cfg.bootstrap_frac)
-
-    def replicate_chunk(n_genes: int, n_edges: int) -> int:
-        return replicate_chunk_for(plan, cfg.n_bootstrap, k, m, n_genes, n_edges)
-
-    summaries = []
-    n_edges = int(delta.shape[0])
-    for e0 in range(0, n_edges, plan.edge_chunk):
-        e1 = min(e0 + plan.edge_chunk, n_edges)
-        deltas = bootstrap_deltas(xp, low, high, sel["gene_i"][e0:e1], sel["gene_j"][e0:e1], boot_cfg, replicate_chunk)
-        summaries.append(summarise(xp, deltas, delta[e0:e1], cfg.ci_alpha))
-    edges.update(_collect(xp, summaries))
-    edges.update(r_low=sel["r_low"], r_high=sel["r_high"], delta=delta)
+    edges = _q_value_pass(backend, passes, streams, sel)
+    edges.update(_bootstrap_selected(xp, low, high, sel, focus, cfg, plan, k_low, k_high))
     robust = (edges["ci_low"] > 0) | (edges["ci_high"] < 0)
     attrs["n_robust"] = int(xp.count_nonzero(robust))
     change = classify_change(xp, sel["sig_low"], sel["sig_high"], sel["r_low"], sel["r_high"])
@@ -171,6 +113,81 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
     host["change"] = backend.to_host(change).astype(np.int8)
     host["robust"] = backend.to_host(robust)
     return FocusResult(focus, attrs, low_samples, high_samples, host)
+
+
+def _count_pass(xp, passes, streams) -> int:
+    """Pass 1: the three histograms; returns the number of pairs excluded for a NaN correlation."""
+    n_nan = 0
+    for _, valid, _, _, stats in passes:
+        n_nan += int(valid.shape[0]) - int(xp.count_nonzero(valid))
+        for name in TESTS:
+            streams[name].count(stats[name])
+    return n_nan
+
+
+def _threshold_pass(passes, streams, alpha: float) -> dict:
+    """Pass 2: exact BH thresholds, q < alpha  <=>  s >= s*."""
+    refs = {name: streams[name].refinement(streams[name].bins_for_threshold(alpha)) for name in TESTS}
+    for _, _, _, _, stats in passes:
+        for name in TESTS:
+            refs[name].gather(stats[name])
+    return {name: refs[name].finish().threshold(alpha) for name in TESTS}
+
+
+def _selection_pass(xp, passes, pairs, s_star: dict, edge_selection: str):
+    """Pass 3: significance counts, and the selected edges with their r, statistics and flags."""
+    counts = dict.fromkeys(("n_sig_low", "n_sig_high", "n_sig_diff", "n_sig_edges"), 0)
+    parts = []
+    for block, valid, r_low, r_high, stats in passes:
+        sig = {name: stats[name] >= s_star[name] for name in TESTS}
+        sig_edges = (sig["low"] | sig["high"]) & sig["diff"]
+        for name in TESTS:
+            counts[f"n_sig_{name}"] += int(xp.count_nonzero(sig[name]))
+        counts["n_sig_edges"] += int(xp.count_nonzero(sig_edges))
+        chosen = sig_edges if edge_selection == "sig_edges" else sig["diff"]
+        if int(xp.count_nonzero(chosen)) == 0:
+            continue
+        gene_i, gene_j = pairs.genes_of(block, xp.nonzero(valid)[0][chosen])
+        part = {"gene_i": gene_i, "gene_j": gene_j, "r_low": r_low[chosen], "r_high": r_high[chosen]}
+        part.update({f"s_{name}": stats[name][chosen] for name in TESTS})
+        part.update({f"sig_{name}": sig[name][chosen] for name in ("low", "high")})
+        parts.append(part)
+    return counts, _collect(xp, parts)
+
+
+def _q_value_pass(backend, passes, streams, sel) -> dict:
+    """Pass 4: exact BH q of the selected edges for each test."""
+    refs = {}
+    for name in TESTS:
+        query_bins = backend.to_host(streams[name].bins(sel[f"s_{name}"]))
+        refs[name] = streams[name].refinement(streams[name].bins_for_queries(query_bins))
+    for _, _, _, _, stats in passes:
+        for name in TESTS:
+            refs[name].gather(stats[name])
+    return {f"q_{name}": refs[name].finish().q_values(sel[f"s_{name}"]) for name in TESTS}
+
+
+def _bootstrap_selected(xp, low, high, sel, focus, cfg: AnalysisConfig, plan: Plan, k_low: int, k_high: int) -> dict:
+    """Bootstrap summaries of the selected edges, in the plan's edge chunks, plus r and delta."""
+    delta = sel["r_high"] - sel["r_low"]
+    boot_cfg = BootstrapSettings(
+        cfg.seed, focus, cfg.n_bootstrap, cfg.bootstrap_frac, cfg.ci_alpha, plan.replicate_chunk, plan.edge_chunk
+    )
+    k = max(k_low, k_high)
+    m = resample_size(k, cfg.bootstrap_frac)
+
+    def replicate_chunk(n_genes: int, n_edges: int) -> int:
+        return replicate_chunk_for(plan, cfg.n_bootstrap, k, m, n_genes, n_edges)
+
+    summaries = []
+    n_edges = int(delta.shape[0])
+    for e0 in range(0, n_edges, plan.edge_chunk):
+        e1 = min(e0 + plan.edge_chunk, n_edges)
+        deltas = bootstrap_deltas(xp, low, high, sel["gene_i"][e0:e1], sel["gene_j"][e0:e1], boot_cfg, replicate_chunk)
+        summaries.append(summarise(xp, deltas, delta[e0:e1], cfg.ci_alpha))
+    out = _collect(xp, summaries)
+    out.update(r_low=sel["r_low"], r_high=sel["r_high"], delta=delta)
+    return out
 
 
 def _empty_edges() -> dict:

@@ -81,5 +81,11 @@ class NumpyBackend(Backend):
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far (Linux reports ru_maxrss in KiB)."""
+    """Peak resident set size of this process so far: VmHWM, the high-water mark of this
+    process's own memory.  (ru_maxrss is not used: Linux carries it across fork + exec, so a
+    child of a large parent reports the parent's peak.)"""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
