@@ -159,7 +159,7 @@ def _q_value_pass(backend, passes, streams, sel) -> dict:
     """Pass 4: exact BH q of the selected edges for each test."""
     refs = {}
     for name in TESTS:
-        query_bins = backend.to_host(streams[name].bins(sel[f"s_{name}"]))
+        query_bins = streams[name].bins(sel[f"s_{name}"])
         refs[name] = streams[name].refinement(streams[name].bins_for_queries(query_bins))
     for _, _, _, _, stats in passes:
         for name in TESTS:

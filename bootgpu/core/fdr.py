@@ -14,16 +14,14 @@ s (see ``significance``), so ordering by p is ordering by s, descending.
 3. ``threshold`` (significance is q < alpha, i.e. s >= s*) and ``q_values`` of query pairs come
    from the refined subset.
 
-Bin bookkeeping is a few hundred kilobytes and lives on the host (explicit ``to_host``); pair
-values never leave the device.
+Everything, bin bookkeeping included, stays on the backend's device: a focus gene moves only the
+thresholds s* (three scalars) to the host.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-
-import numpy as np
 
 N_BINS = 1 << 20  # the most bins; about 36 pairs a bin at 8,763 genes
 MIN_BINS = 1 << 12
@@ -41,19 +39,18 @@ _SLACK = 1e-12  # relative widening of bin bounds against rounding of p at bin e
 
 @functools.lru_cache(maxsize=6)
 def _edge_pvalues_cached(backend_key, backend, test, n_bins: int):
-    width = test.s_max / n_bins
-    b = np.arange(n_bins - 1, -1, -1, dtype=np.float64)  # s-bin index of t = 0..n-1
-    lo = np.clip((b - 1) * width, 0.0, test.s_max)  # one bin of margin on each side against
-    hi = np.clip((b + 2) * width, 0.0, test.s_max)  # rounding in the bin assignment
     backend = backend.backend
-    p_lo = backend.to_host(test.pvalue(backend, backend.to_device(lo)))
-    p_hi = backend.to_host(test.pvalue(backend, backend.to_device(hi)))
-    return p_lo, p_hi
+    xp = backend.xp
+    width = test.s_max / n_bins
+    b = xp.astype(xp.arange(n_bins - 1, -1, -1, dtype=xp.int64), xp.float64)  # s-bin index of t = 0..n-1
+    lo = xp.clip((b - 1) * width, 0.0, test.s_max)  # one bin of margin on each side against
+    hi = xp.clip((b + 2) * width, 0.0, test.s_max)  # rounding in the bin assignment
+    return test.pvalue(backend, lo), test.pvalue(backend, hi)
 
 
 def _edge_pvalues(backend, test, n_bins: int):
-    """p at the (widened) edges of every bin, t order; the same for every focus gene of a study
-    (tests depend only on group sizes), so it is computed once."""
+    """p at the (widened) edges of every bin, t order, on the device; the same for every focus
+    gene of a study (tests depend only on group sizes), so it is computed once."""
     return _edge_pvalues_cached((backend.name, backend.device_name()), _Unhashed(backend), test, n_bins)
 
 
@@ -77,7 +74,7 @@ class BHStream:
         self.backend, self.xp = backend, backend.xp
         self.test, self.which = test, which
         self.n_bins = n_bins
-        self.counts = np.zeros(n_bins, dtype=np.int64)
+        self.counts = self.xp.zeros(n_bins, dtype=self.xp.int64)
 
     # -- bins (t = 0 holds the largest s, i.e. the smallest p) ---------------------------------
     def bins(self, s):
@@ -87,53 +84,52 @@ class BHStream:
 
     def count(self, s) -> None:
         """Pass 1: add a block of statistics (valid pairs only) to the histogram."""
-        self.counts += self.backend.to_host(self.backend.bincount(self.bins(s), self.n_bins))
+        self.counts = self.counts + self.xp.astype(self.backend.bincount(self.bins(s), self.n_bins), self.xp.int64)
 
     def _bounds(self):
         """Per bin (lower, upper) bound on the smallest BH term of its pairs; inf when empty."""
         if hasattr(self, "_lb"):
             return self._lb, self._ub
+        xp = self.xp
         p_lo, p_hi = _edge_pvalues(self.backend, self.test, self.n_bins)
-        self.m = int(self.counts.sum())
-        frac = np.cumsum(self.counts) / max(self.m, 1)
+        self.m = int(xp.sum(self.counts))
         empty = self.counts == 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            self._lb = np.where(empty, np.inf, p_hi / frac * (1 - _SLACK))
-            self._ub = np.where(empty, np.inf, p_lo / frac * (1 + _SLACK))
+        frac = xp.astype(xp.cumulative_sum(self.counts), xp.float64) / max(self.m, 1)
+        frac = xp.where(empty, 1.0, frac)
+        self._lb = xp.where(empty, xp.inf, p_hi / frac * (1 - _SLACK))
+        self._ub = xp.where(empty, xp.inf, p_lo / frac * (1 + _SLACK))
         return self._lb, self._ub
 
-    # -- which bins must be seen exactly --------------------------------------------------------
-    def bins_for_threshold(self, alpha: float) -> np.ndarray:
+    # -- which bins must be seen exactly (boolean masks over bins, on the device) ----------------
+    def bins_for_threshold(self, alpha: float):
         """Bins that decide s*: the last bin surely holding a term < alpha, and later ones that might."""
+        xp = self.xp
         lb, ub = self._bounds()
-        t = np.arange(self.n_bins)
-        sure = np.flatnonzero(ub < alpha)
-        t_sure = int(sure[-1]) if sure.size else -1
+        t = xp.arange(self.n_bins, dtype=xp.int64)
+        t_sure = xp.max(xp.where(ub < alpha, t, -1))
         return ((lb < alpha) & (t > t_sure)) | (t == t_sure)
 
-    def bins_for_queries(self, query_bins: np.ndarray) -> np.ndarray:
-        """Bins that decide q of pairs in ``query_bins``.
+    def bins_for_queries(self, query_bins):
+        """Bins that decide q of pairs in ``query_bins`` (their bin numbers, a device array).
 
         q of a pair in bin t0 is the minimum of its own bin's terms (from it onwards) and of the
         exact minima of later bins.  A later bin t can lower that only if its lower bound is at
         most the best upper bound after t0 (SU[t0 + 1]) and below the cap of 1; SU grows with t0,
         so the query bin closest below t is the one to test against.
         """
+        xp, backend = self.xp, self.backend
         lb, ub = self._bounds()
         n = self.n_bins
-        is_query = np.zeros(n, dtype=bool)
-        is_query[query_bins] = True
-        if not is_query.any():
-            return is_query
-        suffix_ub = np.append(np.minimum.accumulate(ub[::-1])[::-1], np.inf)  # SU[t], SU[n] = inf
-        t = np.arange(n)
-        last_query = np.maximum.accumulate(np.where(is_query, t, -1))
-        below = np.append(-1, last_query[:-1])  # largest query bin strictly before t
-        reach = np.where(below >= 0, suffix_ub[np.maximum(below, 0) + 1], -np.inf)
+        is_query = backend.bincount(xp.astype(query_bins, xp.int64), n) > 0
+        suffix_ub = xp.concat([xp.flip(backend.cummin(xp.flip(ub))), xp.asarray([xp.inf], dtype=xp.float64)])
+        t = xp.arange(n, dtype=xp.int64)
+        last_query = -backend.cummin(-xp.where(is_query, t, -1))  # running maximum
+        below = xp.concat([xp.asarray([-1], dtype=xp.int64), last_query[:-1]])  # largest query bin < t
+        reach = xp.where(below >= 0, xp.take(suffix_ub, xp.maximum(below, 0) + 1), -xp.inf)
         need = is_query | ((lb <= reach) & (lb < 1.0))
         return need & (self.counts > 0)
 
-    def refinement(self, bin_mask: np.ndarray) -> "Refinement":
+    def refinement(self, bin_mask) -> "Refinement":
         return Refinement(self, bin_mask)
 
 
@@ -154,10 +150,9 @@ def _distinct_desc(xp, values, mult):
 class Refinement:
     """Exact BH terms for every pair in a chosen set of bins (gathered over one pass of blocks)."""
 
-    def __init__(self, stream: BHStream, bin_mask: np.ndarray):
+    def __init__(self, stream: BHStream, bin_mask):
         self.stream, self.xp = stream, stream.xp
         self.bin_mask = bin_mask
-        self._mask_dev = stream.backend.to_device(bin_mask)
         self._parts = []
 
     def gather(self, s) -> None:
@@ -165,7 +160,7 @@ class Refinement:
         with counts (small groups give heavily tied statistics; this keeps memory to the
         number of distinct values)."""
         xp = self.xp
-        keep = xp.take(self._mask_dev, self.stream.bins(s))
+        keep = xp.take(self.bin_mask, self.stream.bins(s))
         self._parts.append(_distinct_desc(xp, s[keep], None))
 
     def finish(self) -> "Refinement":
@@ -181,10 +176,10 @@ class Refinement:
         self.keys = -s_sorted
         # F(y) = #pairs with s >= s_y = pairs in earlier bins + gathered ones (whole bins) up to y
         counts = st.counts
-        before_all = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        gathered = np.where(self.bin_mask, counts, 0)
-        before_gathered = np.concatenate([[0], np.cumsum(gathered)[:-1]])
-        base = xp.take(backend.to_device(before_all - before_gathered), st.bins(s_sorted))
+        gathered = xp.where(self.bin_mask, counts, 0)
+        before_all = xp.cumulative_sum(counts) - counts
+        before_gathered = xp.cumulative_sum(gathered) - gathered
+        base = xp.take(before_all - before_gathered, st.bins(s_sorted))
         f_count = base + xp.cumulative_sum(mult)
         p = st.test.pvalue(backend, s_sorted)
         term = p / (xp.astype(f_count, xp.float64) / st.m)
