@@ -287,7 +287,7 @@ def stage_tests_bh(backend, passes, cfg):
     sel = {key: xp.concat([p[key] for p in parts]) for key in parts[0]}
     qrefs = {}
     for name in TESTS:
-        query_bins = backend.to_host(streams[name].bins(sel[f"s_{name}"]))
+        query_bins = streams[name].bins(sel[f"s_{name}"])
         qrefs[name] = streams[name].refinement(streams[name].bins_for_queries(query_bins))
     for _, _, _, _, stats in passes:
         for name in TESTS:
