@@ -56,7 +56,7 @@ LOW, HIGH = 0, 1
 def default_planted(n_genes: int) -> int:
     """Planted pairs per class: 300 (as scripts/time_focus_gene.py) but at most 1/16 of the genes,
     so most genes stay background."""
-    return max(1, min(300, (n_genes - 1) // 16))
+    return max(0, min(300, (n_genes - 1) // 16))
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -68,7 +68,7 @@ class StageMeter:
         from bootgpu.backends.numpy_backend import NumpyBackend
 
         self.backend = backend  # None for the reference (host only)
-        self._host = NumpyBackend()
+        self.host = NumpyBackend()  # its track_peak samples this process's RSS
         self.device = backend is not None and backend.name == "cupy"
         self.stages: dict = {}
 
@@ -80,7 +80,7 @@ class StageMeter:
     def stage(self, name: str):
         self._sync()
         _release_freed_memory()
-        with self._host.track_peak() as host:
+        with self.host.track_peak() as host:
             if self.device:
                 with self.backend.track_peak() as dev:
                     t0 = time.perf_counter()
@@ -133,53 +133,54 @@ def reference_focus(values, focus, cfg, positions, meter: StageMeter) -> dict:
 
     n_genes, n = values.shape
     k_low, k_high = cfg.validate(n)
-    with meter.stage("draws"):
-        rng = np.random.default_rng(cfg.seed)
-        for k in (k_low, k_high):
-            rng.integers(0, k, size=(cfg.n_bootstrap, int(k * cfg.bootstrap_frac)))
-    with meter.stage("ranking"):
-        order = np.argsort(values[focus], kind="stable")
-        groups = (order[:k_low], order[n - k_high:])
-        ranks = [stats.rankdata(values[:, g], axis=1) for g in groups]
-    with meter.stage("correlations"):
-        iu, ju = np.triu_indices(n_genes, 1)
-        r = []
-        with np.errstate(invalid="ignore", divide="ignore"):
-            for rk in ranks:
-                z = rk - rk.mean(axis=1, keepdims=True)
-                z /= np.sqrt(np.sum(z * z, axis=1, keepdims=True))
-                full = z @ z.T  # (G, G): every pair, twice, and the diagonal
-                r.append(full[iu, ju])
-                del full, z
-        r_low, r_high = r
-        del r, ranks
-    with meter.stage("tests_bh"):
-        valid = np.isfinite(r_low) & np.isfinite(r_high)
-        iu, ju, r_low, r_high = iu[valid], ju[valid], r_low[valid], r_high[valid]
-        p = {}
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for name, rr, k in (("low", r_low, k_low), ("high", r_high, k_high)):
-                t = rr * np.sqrt((k - 2) / ((1.0 - rr) * (1.0 + rr)))
-                p[name] = 2.0 * stats.t.sf(np.abs(t), k - 2)
-                del t
-        se = np.sqrt(1.0 / (k_low - 3) + 1.0 / (k_high - 3))
-        dz = np.arctanh(np.clip(r_high, -0.9999, 0.9999)) - np.arctanh(np.clip(r_low, -0.9999, 0.9999))
-        p["diff"] = 2.0 * stats.norm.sf(np.abs(dz) / se)
-        del dz
-        q = {name: multipletests(pv, alpha=cfg.fdr_alpha, method="fdr_bh")[1] for name, pv in p.items()}
-        del p
-        sig = {name: qv < cfg.fdr_alpha for name, qv in q.items()}
-        sig_edges = (sig["low"] | sig["high"]) & sig["diff"]
-        chosen = np.flatnonzero(sig_edges if cfg.edge_selection == "sig_edges" else sig["diff"])
-        edges = {"gene_i": iu[chosen], "gene_j": ju[chosen], "r_low": r_low[chosen], "r_high": r_high[chosen]}
-        edges.update({f"q_{name}": q[name][chosen] for name in q})
-        del q, sig, iu, ju, r_low, r_high, valid
-    with meter.stage("bootstrap"):
-        edges.update(reference_bootstrap(values, groups, edges["gene_i"], edges["gene_j"],
-                                         edges["r_high"] - edges["r_low"], positions, cfg.ci_alpha))
+    with meter.host.track_peak() as whole:  # the focus gene: every stage, intermediates held
+        with meter.stage("draws"):
+            rng = np.random.default_rng(cfg.seed)
+            for k in (k_low, k_high):
+                rng.integers(0, k, size=(cfg.n_bootstrap, int(k * cfg.bootstrap_frac)))
+        with meter.stage("ranking"):
+            order = np.argsort(values[focus], kind="stable")
+            groups = (order[:k_low], order[n - k_high:])
+            ranks = [stats.rankdata(values[:, g], axis=1) for g in groups]
+        with meter.stage("correlations"):
+            iu, ju = np.triu_indices(n_genes, 1)
+            r = []
+            with np.errstate(invalid="ignore", divide="ignore"):
+                for rk in ranks:
+                    z = rk - rk.mean(axis=1, keepdims=True)
+                    z /= np.sqrt(np.sum(z * z, axis=1, keepdims=True))
+                    full = z @ z.T  # (G, G): every pair, twice, and the diagonal
+                    r.append(full[iu, ju])
+                    del full, z
+            r_low, r_high = r
+            del r, ranks
+        with meter.stage("tests_bh"):
+            valid = np.isfinite(r_low) & np.isfinite(r_high)
+            iu, ju, r_low, r_high = iu[valid], ju[valid], r_low[valid], r_high[valid]
+            p = {}
+            with np.errstate(divide="ignore", invalid="ignore"):
+                for name, rr, k in (("low", r_low, k_low), ("high", r_high, k_high)):
+                    t = rr * np.sqrt((k - 2) / ((1.0 - rr) * (1.0 + rr)))
+                    p[name] = 2.0 * stats.t.sf(np.abs(t), k - 2)
+                    del t
+            se = np.sqrt(1.0 / (k_low - 3) + 1.0 / (k_high - 3))
+            dz = np.arctanh(np.clip(r_high, -0.9999, 0.9999)) - np.arctanh(np.clip(r_low, -0.9999, 0.9999))
+            p["diff"] = 2.0 * stats.norm.sf(np.abs(dz) / se)
+            del dz
+            q = {name: multipletests(pv, alpha=cfg.fdr_alpha, method="fdr_bh")[1] for name, pv in p.items()}
+            del p
+            sig = {name: qv < cfg.fdr_alpha for name, qv in q.items()}
+            sig_edges = (sig["low"] | sig["high"]) & sig["diff"]
+            chosen = np.flatnonzero(sig_edges if cfg.edge_selection == "sig_edges" else sig["diff"])
+            edges = {"gene_i": iu[chosen], "gene_j": ju[chosen], "r_low": r_low[chosen], "r_high": r_high[chosen]}
+            edges.update({f"q_{name}": q[name][chosen] for name in q})
+            del q, sig, iu, ju, r_low, r_high, valid
+        with meter.stage("bootstrap"):
+            edges.update(reference_bootstrap(values, groups, edges["gene_i"], edges["gene_j"],
+                                             edges["r_high"] - edges["r_low"], positions, cfg.ci_alpha))
     meter.stages["focus_gene"] = {
-        "seconds": sum(meter.stages[s]["seconds"] for s in STAGES[:-1]),
-        "peak_host_bytes": None,  # filled in by the worker: the rise over the whole run
+        "seconds": sum(meter.stages[name]["seconds"] for name in STAGES[:-1]),
+        "peak_host_bytes": int(max(0, whole.peak_bytes)),
         "peak_device_bytes": None,
     }
     return edges
@@ -371,9 +372,7 @@ def run_worker(impl: str, genes: int, samples: int, n_bootstrap: int, planted: i
         positions = {code: draw_positions(np, cfg.seed, focus, code, reps, k, resample_size(k, cfg.bootstrap_frac))
                      for code, k in ((LOW, k_low), (HIGH, k_high))}
         meter = StageMeter(None)
-        with meter._host.track_peak() as whole:
-            edges = reference_focus(values, focus, cfg, positions, meter)
-        meter.stages["focus_gene"]["peak_host_bytes"] = int(whole.peak_bytes)
+        edges = reference_focus(values, focus, cfg, positions, meter)
         info["device"] = "cpu (scipy, statsmodels)"
     else:
         from bootgpu.backends import get_backend
