@@ -11,6 +11,7 @@ are kept under $BOOTGPU_ARTEFACTS (else the test's tmp folder).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -32,8 +33,17 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1500")
 ASSETS = Path(os.environ.get("BOOTGPU_ASV_ASSETS", ROOT / "build" / "asv-dashboard-assets"))
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import dashboard_offline  # noqa: E402  (benchmarks/ is not a package on sys.path)
+
+def _load_dashboard_offline():
+    """benchmarks/dashboard_offline.py, loaded from its file (benchmarks/ is not on sys.path, and
+    putting it there would let its common.py shadow other modules)."""
+    spec = importlib.util.spec_from_file_location("dashboard_offline", ROOT / "benchmarks" / "dashboard_offline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+dashboard_offline = _load_dashboard_offline()
 
 
 def _unavailable(reason: str):
