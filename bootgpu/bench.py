@@ -259,70 +259,32 @@ def stage_correlations(backend, low, high, plan):
 
 def stage_tests_bh(backend, passes, cfg):
     """The pipeline's BH passes over pair space (histograms, exact thresholds, selection, q of the
-    selected edges).  Returns the selected edges (gene_i, gene_j, delta, q_*) or None."""
+    selected edges).  Returns the selected edges (gene_i, gene_j, r_low, r_high, s_*, sig_*, q_*)
+    or None."""
     from bootgpu.core.fdr import BHStream, bins_for_pairs
-    from bootgpu.pipeline import TESTS
+    from bootgpu.pipeline import _count_pass, _q_value_pass, _selection_pass, _threshold_pass
 
-    xp, pairs, alpha = backend.xp, passes.pairs, cfg.fdr_alpha
-    n_bins = bins_for_pairs(pairs.n_pairs)
+    xp = backend.xp
+    n_bins = bins_for_pairs(passes.pairs.n_pairs)
     streams = {name: BHStream(backend, test, name, n_bins) for name, test in passes.tests.items()}
-    for _, _, _, _, stats in passes:
-        for name in TESTS:
-            streams[name].count(stats[name])
-    refs = {name: streams[name].refinement(streams[name].bins_for_threshold(alpha)) for name in TESTS}
-    for _, _, _, _, stats in passes:
-        for name in TESTS:
-            refs[name].gather(stats[name])
-    s_star = {name: refs[name].finish().threshold(alpha) for name in TESTS}
-    parts = []
-    for block, valid, r_low, r_high, stats in passes:
-        sig = {name: stats[name] >= s_star[name] for name in TESTS}
-        chosen = (sig["low"] | sig["high"]) & sig["diff"] if cfg.edge_selection == "sig_edges" else sig["diff"]
-        if int(xp.count_nonzero(chosen)):
-            gene_i, gene_j = pairs.genes_of(block, xp.nonzero(valid)[0][chosen])
-            part = {"gene_i": gene_i, "gene_j": gene_j, "delta": r_high[chosen] - r_low[chosen]}
-            part.update({f"s_{name}": stats[name][chosen] for name in TESTS})
-            parts.append(part)
-    if not parts:
-        return None
-    sel = {key: xp.concat([p[key] for p in parts]) for key in parts[0]}
-    qrefs = {}
-    for name in TESTS:
-        query_bins = streams[name].bins(sel[f"s_{name}"])
-        qrefs[name] = streams[name].refinement(streams[name].bins_for_queries(query_bins))
-    for _, _, _, _, stats in passes:
-        for name in TESTS:
-            qrefs[name].gather(stats[name])
-    for name in TESTS:
-        sel[f"q_{name}"] = qrefs[name].finish().q_values(sel[f"s_{name}"])
+    _count_pass(xp, passes, streams)
+    s_star = _threshold_pass(passes, streams, cfg.fdr_alpha)
+    _, sel = _selection_pass(xp, passes, passes.pairs, s_star, cfg.edge_selection)
+    if sel is not None:
+        sel.update(_q_value_pass(backend, passes, streams, sel))
     return sel
 
 
-def stage_bootstrap(backend, low, high, gene_i, gene_j, delta, cfg, plan, focus: int):
-    """Bootstrap deltas of the selected edges in the plan's edge and replicate chunks, and their
-    summaries (a list of dicts, one per edge chunk)."""
-    from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_deltas, resample_size, summarise
-    from bootgpu.planner import replicate_chunk_for
+def stage_bootstrap(backend, low, high, sel, cfg, plan, focus: int):
+    """The pipeline's bootstrap of the selected edges ``sel`` (gene_i, gene_j, r_low, r_high) in
+    the plan's edge and replicate chunks, with their summaries."""
+    from bootgpu.pipeline import _bootstrap_selected
 
-    xp = backend.xp
-    boot_cfg = BootstrapSettings(cfg.seed, focus, cfg.n_bootstrap, cfg.bootstrap_frac, cfg.ci_alpha,
-                                 plan.replicate_chunk, plan.edge_chunk)
-    k = max(low.k, high.k)
-    m = resample_size(k, cfg.bootstrap_frac)
-
-    def replicate_chunk(n_genes: int, n_edges: int) -> int:
-        return replicate_chunk_for(plan, cfg.n_bootstrap, k, m, n_genes, n_edges)
-
-    out = []
-    for e0 in range(0, int(gene_i.shape[0]), plan.edge_chunk):
-        e1 = min(e0 + plan.edge_chunk, int(gene_i.shape[0]))
-        deltas = bootstrap_deltas(xp, low, high, gene_i[e0:e1], gene_j[e0:e1], boot_cfg, replicate_chunk)
-        out.append(summarise(xp, deltas, delta[e0:e1], cfg.ci_alpha))
-    return out
+    return _bootstrap_selected(backend.xp, low, high, sel, focus, cfg, plan, low.k, high.k)
 
 
 def bootgpu_stages(backend, expr, focus, cfg, plan, k_low, k_high, meter: StageMeter) -> int:
-    """bootgpu's stages one after another, as ``pipeline.analyse_focus`` runs them; returns the
+    """bootgpu's stages one after another, through the pipeline's own pass functions; returns the
     number of selected edges (to check against the pipeline's own run)."""
     with meter.stage("draws"):
         positions = stage_draws(backend, cfg, focus, k_low, k_high)
@@ -336,8 +298,8 @@ def bootgpu_stages(backend, expr, focus, cfg, plan, k_low, k_high, meter: StageM
     del passes
     with meter.stage("bootstrap"):
         if sel is not None:
-            stage_bootstrap(backend, low, high, sel["gene_i"], sel["gene_j"], sel["delta"], cfg, plan, focus)
-    return 0 if sel is None else int(sel["delta"].shape[0])
+            stage_bootstrap(backend, low, high, sel, cfg, plan, focus)
+    return 0 if sel is None else int(sel["gene_i"].shape[0])
 
 
 def _warm_up(backend, values, cfg):
