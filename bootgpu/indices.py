@@ -132,7 +132,8 @@ def write_indices(backend, values, cfg: AnalysisConfig, path: os.PathLike, genes
                     g1 = min(g0 + block, n_genes)
                     low, high = split_block(xp, backend.to_device(values[g0:g1]), k_low, k_high)
                     for name, group, code, m in (("low", low, 0, m_low), ("high", high, 1, m_high)):
-                        ds[name][g0:g1] = backend.to_host(xp.astype(group, xp.int32))
+                        group = xp.astype(group, xp.int32)  # gathered draws come out int32 directly
+                        ds[name][g0:g1] = backend.to_host(group)
                         out = xp.empty((g1 - g0, n_boot, m), dtype=xp.int32)
 
                         def fill(s0, group=group, code=code, m=m, out=out, g0=g0, g1=g1):
@@ -140,7 +141,7 @@ def write_indices(backend, values, cfg: AnalysisConfig, path: os.PathLike, genes
                             genes = xp.arange(g0 + s0, g0 + s1, dtype=xp.int64)
                             pos = draw_positions_genes(xp, cfg.seed, genes, code, reps, group.shape[1], m)
                             samples = xp.take_along_axis(group[s0:s1, :], xp.reshape(pos, (s1 - s0, n_boot * m)), axis=1)
-                            out[s0:s1, ...] = xp.reshape(xp.astype(samples, xp.int32), (s1 - s0, n_boot, m))
+                            out[s0:s1, ...] = xp.reshape(samples, (s1 - s0, n_boot, m))
 
                         # small steps keep temporaries in cache; host backends draw them in threads
                         steps = range(0, g1 - g0, DRAW_GENES)

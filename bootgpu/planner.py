@@ -19,6 +19,7 @@ F64 = 8
 MODEL_MARGIN = 1.15  # allocator slack and small arrays the model leaves out
 PAIR_ROW_BYTES = 112  # per pair-space cell of a block: dots, r, masks, statistics, bins (both groups)
 PAIR_CACHE_BYTES = 25  # per cached pair: r_low, r_high, Fisher statistic (float64), valid flag
+INDEX_BLOCK_CAP_BYTES = 384 * 2**20  # `bootgpu indices` is write-bound: larger blocks are no faster
 PROCESS_OVERHEAD_BYTES = 400 * 2**20  # interpreter, NumPy/SciPy/h5py and BLAS buffers (batch requests)
 
 
@@ -94,7 +95,8 @@ def plan_indices(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootst
                 f"memory budget {format_bytes(budget_bytes)} is too small for bootstrap indices with "
                 f"{n_samples} samples and B = {n_bootstrap}: at least {format_bytes(need)} is needed"
             )
-        genes_per_block = max(1, min(n_genes, (usable - fixed) // per_gene))
+        room = min(usable - fixed, INDEX_BLOCK_CAP_BYTES)  # bigger blocks only hold more memory
+        genes_per_block = max(1, min(n_genes, room // per_gene))
     return genes_per_block, int((fixed + genes_per_block * per_gene) * MODEL_MARGIN)
 
 

@@ -50,9 +50,12 @@ def demo_h5(tmp_path_factory):
 
 def test_planner_batches_grow_with_the_budget():
     plans = [plan_batches(8763, 938, 187, 187, 1000, b << 20) for b in (900, 1280, 2048, 4096, 16384)]
-    for key in ("rows_per_block", "replicate_chunk", "edge_chunk", "index_genes_per_block"):
+    for key in ("rows_per_block", "replicate_chunk", "edge_chunk"):
         sizes = [getattr(p, key) for p in plans]
         assert sizes == sorted(sizes) and sizes[-1] > sizes[0], (key, sizes)
+    # index blocks grow until a fixed cap (bigger blocks only hold more memory: the stage is write-bound)
+    blocks = [plan_indices(8763, 938, 187, 187, 1000, b << 20)[0] for b in (48, 96, 192, 1024, 16384)]
+    assert blocks == sorted(blocks) and blocks[2] > blocks[0] and blocks[-1] == blocks[-2]
     assert [p.cache_pairs for p in plans] == sorted(p.cache_pairs for p in plans)
     assert all(p.predicted_peak_bytes <= p.budget_bytes for p in plans)
 
