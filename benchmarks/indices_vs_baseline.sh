@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bootgpu indices against the re-implemented original batch mode, same machine, same run (docs/benchmarks.md).
-# Needs /tmp/ref_expr.h5: 8763 x 938 float32 standard normal, seed 0 (see docs/benchmarks.md).
+# Input: /tmp/ref_expr.h5 (8763 x 938 float32 standard normal, seed 0), made when missing.
 set -e
 test -f /tmp/ref_expr.h5 || python3 -c "import h5py, numpy as np; f = h5py.File('/tmp/ref_expr.h5', 'w'); f['expr'] = np.random.default_rng(0).standard_normal((8763, 938)).astype(np.float32); f['gene_names'] = [f'g{i}' for i in range(8763)]; f['sample_names'] = [f's{j}' for j in range(938)]"
 cd "$(dirname "$0")/.."
