@@ -102,15 +102,23 @@ def _shape_from(args):
     return int(match[1]), int(match[2]), None
 
 
-def cmd_plan(args) -> int:
+def _shape_config_backend_budget(args):
+    """What `plan` and `indices` share: the shape (and matrix), validated parameters, the backend
+    and the memory budget, in the order in which a bad option is reported."""
     from bootgpu.backends import get_backend
-    from bootgpu.planner import PROCESS_OVERHEAD_BYTES, format_bytes, plan_batches, resolve_budget
+    from bootgpu.planner import resolve_budget
 
-    n_genes, n_samples, _ = _shape_from(args)
+    n_genes, n_samples, expr = _shape_from(args)
     cfg = _config(args)
     k_low, k_high = cfg.validate(n_samples)
     backend = get_backend(args.backend, announce=_log)
-    budget = resolve_budget(backend, args.memory_budget)
+    return n_genes, n_samples, expr, cfg, k_low, k_high, backend, resolve_budget(backend, args.memory_budget)
+
+
+def cmd_plan(args) -> int:
+    from bootgpu.planner import MODEL_MARGIN, PROCESS_OVERHEAD_BYTES, format_bytes, plan_batches
+
+    n_genes, n_samples, _, cfg, k_low, k_high, backend, budget = _shape_config_backend_budget(args)
     plan = plan_batches(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget, bootstrap_frac=cfg.bootstrap_frac,
                         working_set_bytes=backend.working_set_bytes)
     print(f"{n_genes} genes x {n_samples} samples, k_low={k_low}, k_high={k_high}, B={cfg.n_bootstrap}; "
@@ -119,7 +127,7 @@ def cmd_plan(args) -> int:
     for name, (batch, nbytes) in plan.stages.items():
         print(f"  {name:<{width}}  {format_bytes(nbytes):>11}  {batch}")
     print(f"  {'predicted peak (focus gene)':<{width}}  {format_bytes(plan.predicted_peak_bytes):>11}  "
-          f"(x{1.15} model margin included)")
+          f"(x{MODEL_MARGIN} model margin included)")
     slots = max(1, args.slots)
     if backend.name == "cupy":
         host = PROCESS_OVERHEAD_BYTES + n_genes * n_samples * 8 * 2
@@ -140,15 +148,10 @@ def _gib(nbytes: float) -> str:
 
 
 def cmd_indices(args) -> int:
-    from bootgpu.backends import get_backend
     from bootgpu.indices import write_indices
-    from bootgpu.planner import format_bytes, plan_indices, resolve_budget
+    from bootgpu.planner import format_bytes, plan_indices
 
-    n_genes, n_samples, expr = _shape_from(args)
-    cfg = _config(args)
-    k_low, k_high = cfg.validate(n_samples)
-    backend = get_backend(args.backend, announce=_log)
-    budget = resolve_budget(backend, args.memory_budget)
+    n_genes, n_samples, expr, cfg, k_low, k_high, backend, budget = _shape_config_backend_budget(args)
     if args.batch_size == "auto":
         fixed = None
     elif args.batch_size.isdigit() and int(args.batch_size) > 0:

@@ -148,6 +148,9 @@ def plan_batches(
     genes_in_chunk = min(2 * edges, n_genes)
     per_rep = replicate_bytes(k, m, genes_in_chunk, edges)
     reps = replicate_chunk or max(1, min(n_bootstrap, (free - edges * per_edge) // per_rep))
+    room = 0 if replicate_chunk else reps * per_rep  # re-divided at run time by the actual gene subset
+    if working_set_bytes and not replicate_chunk:  # as replicate_chunk_for does at run time
+        reps = max(1, min(reps, working_set_bytes // (k * genes_in_chunk * exact_dtype_bytes(m))))
     try:  # `bootgpu indices` is a separate command: a budget too small for it still plans a run
         index_genes, index_peak = plan_indices(n_genes, n_samples, k_low, k_high, n_bootstrap, budget_bytes,
                                                bootstrap_frac=bootstrap_frac, genes_per_block=index_genes_per_block)
@@ -166,7 +169,6 @@ def plan_batches(
     }
     work = max(stages["base correlations and tests"][1], stages["bootstrap of selected edges"][1])
     peak = int((fixed + work) * MODEL_MARGIN)
-    room = 0 if replicate_chunk else reps * per_rep
     return Plan(budget_bytes, rows, cache_pairs, reps, edges, index_genes, peak, room, stages, working_set_bytes)
 
 
