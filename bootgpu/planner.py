@@ -47,7 +47,7 @@ class Plan:
 def resident_bytes(n_genes: int, n_samples: int, k_low: int, k_high: int) -> int:
     """Expression matrix plus both groups' rank structures, held for the whole focus gene (while
     the second group is ranked, the first's structure and the sort temporaries coexist), plus the
-    three BH histograms with their bounds and cached bin-edge p-values (host)."""
+    three BH histograms with their bounds and cached bin-edge p-values (all on the device)."""
     n_bins = bins_for_pairs(n_genes * (n_genes - 1) // 2)
     return n_genes * n_samples * F64 + 136 * n_genes * (k_low + k_high) + 3 * n_bins * BIN_BOOKKEEPING_BYTES
 
