@@ -116,7 +116,7 @@ def _shape_config_backend_budget(args):
 
 
 def cmd_plan(args) -> int:
-    from bootgpu.planner import MODEL_MARGIN, PROCESS_OVERHEAD_BYTES, format_bytes, plan_batches
+    from bootgpu.planner import MODEL_MARGIN, format_bytes, plan_batches
 
     n_genes, n_samples, _, cfg, k_low, k_high, backend, budget = _shape_config_backend_budget(args)
     plan = plan_batches(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget, bootstrap_frac=cfg.bootstrap_frac,
@@ -128,23 +128,17 @@ def cmd_plan(args) -> int:
         print(f"  {name:<{width}}  {format_bytes(nbytes):>11}  {batch}")
     print(f"  {'predicted peak (focus gene)':<{width}}  {format_bytes(plan.predicted_peak_bytes):>11}  "
           f"(x{MODEL_MARGIN} model margin included)")
+    from bootgpu.sge import sge_size, task_request
+
     slots = max(1, args.slots)
+    req = task_request(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget, slots)
+    vmem = f"-l h_vmem={sge_size(req['per_slot'])} per slot (-pe smp {slots}; h_vmem is per slot, ulimit -v = h_vmem x slots)"
     if backend.name == "cupy":
-        host = PROCESS_OVERHEAD_BYTES + n_genes * n_samples * 8 * 2
-        print(f"Grid Engine request: -l gpu=1 with >= {format_bytes(plan.predicted_peak_bytes)} free GPU memory, "
-              f"-l h_vmem={_gib(host / slots)} per slot (-pe smp {slots})")
+        print(f"Grid Engine request: -l gpu=1 with >= {format_bytes(plan.predicted_peak_bytes)} free GPU memory, {vmem}")
     else:
-        need = plan.predicted_peak_bytes + PROCESS_OVERHEAD_BYTES
-        print(f"Grid Engine request: -l h_vmem={_gib(need / slots)} per slot (-pe smp {slots}; h_vmem is per slot, "
-              f"ulimit -v = h_vmem x slots), run with --memory-budget {budget // 2**20}M")
+        print(f"Grid Engine request: {vmem}, run with --memory-budget {req['run_budget'] // 2**20}M "
+              f"(as bootgpu sge submit asks)")
     return 0
-
-
-def _gib(nbytes: float) -> str:
-    """A Grid Engine memory value rounded up to 0.1 GiB, e.g. 3.2G."""
-    import math
-
-    return f"{math.ceil(nbytes / 2**30 * 10) / 10:.1f}G"
 
 
 def cmd_indices(args) -> int:

@@ -9,6 +9,8 @@ already holds (what RLIMIT_AS room or free device memory measures); predicted pe
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 
 from bootgpu.core.bootstrap import exact_dtype_bytes, resample_size
@@ -194,27 +196,26 @@ def job_memory_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_
 SAFETY_FRACTION = 0.85  # of the detected room, when no budget is given
 
 
-def parse_bytes(text: str) -> int:
-    """'6G', '512M', '1.5GiB', '2000000' -> bytes (binary units)."""
-    import re
-
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(i?B)?\s*", text, re.IGNORECASE)
+def parse_size(text: str, option: str, *, sge: bool = False) -> int:
+    """A memory size in bytes.  Binary units (K, M, G, T = 1024-based, any case, optional 'iB');
+    with ``sge`` Grid Engine's own convention: K/M/G/T 1024-based, k/m/g/t 1000-based."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)(i?B)?\s*", text or "")
     if not match:
-        raise BootgpuError(f"cannot read memory size {text!r}; use e.g. 6G, 512M or a byte count")
-    scale = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}[match[2].upper()]
-    return int(float(match[1]) * scale)
+        raise BootgpuError(f"{option}: cannot read memory size {text!r}; use e.g. 6G, 512M or a byte count")
+    unit = match[2]
+    base = 1000 if (sge and unit.islower()) else 1024
+    power = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}[unit.lower()]
+    return int(float(match[1]) * base**power)
 
 
 def resolve_budget(backend, requested: str | None) -> int:
     """The memory budget of a run: ``requested`` (e.g. '6G', or BOOTGPU_MEMORY_BUDGET) if it fits
     what the backend may allocate, else an error before anything is allocated; by default a safety
     fraction of that room."""
-    import os
-
     text = requested or os.environ.get("BOOTGPU_MEMORY_BUDGET")
     room, limit = backend.available_memory()
     if text:
-        budget = parse_bytes(text)
+        budget = parse_size(text, "--memory-budget" if requested else "BOOTGPU_MEMORY_BUDGET")
         if budget > room:
             raise BootgpuError(
                 f"memory budget {format_bytes(budget)} exceeds the {format_bytes(room)} this process may "

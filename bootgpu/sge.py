@@ -35,6 +35,7 @@ import sys
 from pathlib import Path
 
 from bootgpu.errors import BootgpuError
+from bootgpu.planner import PROCESS_OVERHEAD_BYTES, format_bytes, job_memory_request, parse_size
 
 SGE_DIR = "sge"  # DIR/sge: scripts, job.env, focus.txt, study.json, logs/
 LOGS_DIR = "logs"
@@ -57,26 +58,10 @@ THREAD_VMEM_BYTES = 128 * 2**20
 
 # --- sizes and times ----------------------------------------------------------------------------
 
-def parse_size(text: str, option: str, *, sge: bool = False) -> int:
-    """A memory size in bytes.  Binary units (K, M, G, T = 1024-based, any case, optional 'iB');
-    with ``sge`` Grid Engine's own convention: K/M/G/T 1024-based, k/m/g/t 1000-based."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)(i?B)?\s*", text or "")
-    if not match:
-        raise BootgpuError(f"{option}: cannot read memory size {text!r}; use e.g. 6G, 512M or a byte count")
-    unit = match[2]
-    base = 1000 if (sge and unit.islower()) else 1024
-    power = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}[unit.lower()]
-    return int(float(match[1]) * base**power)
-
-
 def sge_size(n_bytes: int) -> str:
     """Bytes as a Grid Engine memory value, rounded up to whole MiB ('1400M', '4G')."""
     mib = max(1, math.ceil(n_bytes / 2**20))
     return f"{mib // 1024}G" if mib % 1024 == 0 else f"{mib}M"
-
-
-def gib(n_bytes: int) -> str:
-    return f"{n_bytes / 2**30:.2f} GiB"
 
 
 def check_runtime(text: str) -> str:
@@ -208,20 +193,24 @@ def describe_states(entries: list[tuple[str, str]]) -> str:
 
 # --- bootgpu sge submit -------------------------------------------------------------------------
 
-def _task_request(args, n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootstrap: int) -> dict:
-    """h_vmem per slot and the run's budget (see the module docstring)."""
-    from bootgpu.planner import PROCESS_OVERHEAD_BYTES, job_memory_request
-
-    budget = parse_size(args.memory_budget, "--memory-budget")
+def task_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootstrap: int, budget: int,
+                 slots: int, cuda: int = 0) -> dict:
+    """h_vmem per slot and the run's budget for a task planned with ``budget`` (see the module
+    docstring); `bootgpu plan` prints the same request."""
     peak_plus_overhead = job_memory_request(n_genes, n_samples, k_low, k_high, n_bootstrap, budget)
-    extra = THREAD_VMEM_BYTES * (args.slots - 1)
-    cuda = parse_size(args.cuda_vmem, "--cuda-vmem", sge=True) if args.queue_type == "gpu" else 0
+    extra = THREAD_VMEM_BYTES * (slots - 1)
     need = peak_plus_overhead + extra + cuda
-    per_slot_mib = math.ceil(need / args.slots / 2**20)
-    total = per_slot_mib * 2**20 * args.slots
+    per_slot_mib = math.ceil(need / slots / 2**20)
+    total = per_slot_mib * 2**20 * slots
     run_budget = total - PROCESS_OVERHEAD_BYTES - extra - cuda
     return {"budget": budget, "need": need, "per_slot": per_slot_mib * 2**20, "total": total,
             "run_budget": run_budget, "cuda": cuda}  # fmt: skip
+
+
+def _task_request(args, n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootstrap: int) -> dict:
+    budget = parse_size(args.memory_budget, "--memory-budget")
+    cuda = parse_size(args.cuda_vmem, "--cuda-vmem", sge=True) if args.queue_type == "gpu" else 0
+    return task_request(n_genes, n_samples, k_low, k_high, n_bootstrap, budget, args.slots, cuda)
 
 
 def _settings_differ(old: dict, new: dict) -> list[str]:
@@ -266,7 +255,7 @@ def cmd_submit(args) -> int:
         limit = parse_size(args.max_vmem, "--max-vmem", sge=True)
         if req["per_slot"] > limit:
             raise BootgpuError(
-                f"each task needs {gib(req['need'])} ({expr.n_genes} genes x {expr.n_samples} samples, "
+                f"each task needs {format_bytes(req['need'])} ({expr.n_genes} genes x {expr.n_samples} samples, "
                 f"B={cfg.n_bootstrap}, --memory-budget {args.memory_budget}"
                 + (f", --cuda-vmem {args.cuda_vmem}" if req["cuda"] else "")
                 + f"): h_vmem={sge_size(req['per_slot'])} per slot x {args.slots} slot(s), over --max-vmem "
@@ -375,8 +364,8 @@ def cmd_submit(args) -> int:
           + ("; all shards done, merge only" if not todo else ""))  # fmt: skip
     print(f"each task: backend {backend}, planner peak + overhead at --memory-budget {args.memory_budget}"
           + (f" + --cuda-vmem {args.cuda_vmem}" if req["cuda"] else "")
-          + f" = {gib(req['need'])} -> h_vmem={vmem} per slot x {args.slots} slot(s), runs with --memory-budget "
-          f"{req['run_budget']} ({gib(req['run_budget'])})")  # fmt: skip
+          + f" = {format_bytes(req['need'])} -> h_vmem={vmem} per slot x {args.slots} slot(s), runs with --memory-budget "
+          f"{req['run_budget']} ({format_bytes(req['run_budget'])})")  # fmt: skip
     print(f"wrote {task_script}, {merge_script}, {paths['env']}, {paths['focus']}")
     for cmd in commands:
         print(shlex.join(cmd))
