@@ -20,7 +20,6 @@ thresholds s* (three scalars) to the host.
 
 from __future__ import annotations
 
-import functools
 import math
 
 N_BINS = 1 << 20  # the most bins; about 36 pairs a bin at 8,763 genes
@@ -34,37 +33,28 @@ def bins_for_pairs(n_pairs: int) -> int:
     target = max(1, n_pairs // 32)
     return int(min(N_BINS, max(MIN_BINS, 1 << (target - 1).bit_length())))
 
+
 _SLACK = 1e-12  # relative widening of bin bounds against rounding of p at bin edges
 
 
-@functools.lru_cache(maxsize=6)
-def _edge_pvalues_cached(backend_key, backend, test, n_bins: int):
-    backend = backend.backend
-    xp = backend.xp
-    width = test.s_max / n_bins
-    b = xp.astype(xp.arange(n_bins - 1, -1, -1, dtype=xp.int64), xp.float64)  # s-bin index of t = 0..n-1
-    lo = xp.clip((b - 1) * width, 0.0, test.s_max)  # one bin of margin on each side against
-    hi = xp.clip((b + 2) * width, 0.0, test.s_max)  # rounding in the bin assignment
-    return test.pvalue(backend, lo), test.pvalue(backend, hi)
+_EDGE_PVALUES: dict = {}  # (backend name, device, test, n_bins) -> (p at lower edges, p at upper edges)
+_EDGE_PVALUES_KEPT = 6
 
 
 def _edge_pvalues(backend, test, n_bins: int):
     """p at the (widened) edges of every bin, t order, on the device; the same for every focus
-    gene of a study (tests depend only on group sizes), so it is computed once."""
-    return _edge_pvalues_cached((backend.name, backend.device_name()), _Unhashed(backend), test, n_bins)
-
-
-class _Unhashed:
-    """Carries the backend through the cache without being part of its key."""
-
-    def __init__(self, backend):
-        self.backend = backend
-
-    def __hash__(self):
-        return 0
-
-    def __eq__(self, other):
-        return isinstance(other, _Unhashed)
+    gene of a study (tests depend only on group sizes), so it is computed once per backend."""
+    key = (backend.name, backend.device_name(), test, n_bins)
+    if key not in _EDGE_PVALUES:
+        if len(_EDGE_PVALUES) >= _EDGE_PVALUES_KEPT:
+            del _EDGE_PVALUES[next(iter(_EDGE_PVALUES))]  # the oldest
+        xp = backend.xp
+        width = test.s_max / n_bins
+        b = xp.astype(xp.arange(n_bins - 1, -1, -1, dtype=xp.int64), xp.float64)  # s-bin index of t = 0..n-1
+        lo = xp.clip((b - 1) * width, 0.0, test.s_max)  # one bin of margin on each side against
+        hi = xp.clip((b + 2) * width, 0.0, test.s_max)  # rounding in the bin assignment
+        _EDGE_PVALUES[key] = (test.pvalue(backend, lo), test.pvalue(backend, hi))
+    return _EDGE_PVALUES[key]
 
 
 class BHStream:
