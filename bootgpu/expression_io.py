@@ -259,24 +259,30 @@ def _decode(path: Path, key: str, item) -> str:
 
 # --- shared checks -----------------------------------------------------------
 
+def _first_duplicate(names: list[str]) -> tuple[str, int, int] | None:
+    """(name, first index, repeated index) of the first name seen twice, else None."""
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in first:
+            return name, first[name], i
+        first[name] = i
+    return None
+
+
 def _check_names(path: Path, genes: list[str], samples: list[str],
                  row: Callable[[int], str] | None, col: Callable[[int], str]) -> None:
     """Sample ids must be unique and at least 2; gene ids must be unique."""
-    first_col: dict[str, int] = {}
-    for j, s in enumerate(samples):
-        if s in first_col:
-            raise BootgpuError(f"{path}: duplicate sample id {s!r} in {col(first_col[s])} "
-                               f"and {col(j)}")
-        first_col[s] = j
+    dup = _first_duplicate(samples)
+    if dup:
+        raise BootgpuError(f"{path}: duplicate sample id {dup[0]!r} in {col(dup[1])} "
+                           f"and {col(dup[2])}")
     if len(samples) < 2:
         raise BootgpuError(f"{path}: {len(samples)} sample column(s) {samples}; "
                            f"need at least 2 samples")
-    first_row: dict[str, int] = {}
-    for i, g in enumerate(genes):
-        if g in first_row:
-            raise BootgpuError(f"{path}: duplicate gene id {g!r} at {row(first_row[g])} "
-                               f"and {row(i)}")
-        first_row[g] = i
+    dup = _first_duplicate(genes)
+    if dup:
+        raise BootgpuError(f"{path}: duplicate gene id {dup[0]!r} at {row(dup[1])} "
+                           f"and {row(dup[2])}")
 
 
 def _validated(path: Path, values: np.ndarray, genes: list[str], samples: list[str],
