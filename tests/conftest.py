@@ -28,3 +28,18 @@ def demo_values() -> np.ndarray:
     values = np.array(read_expression(demo_expression_path()).values[:DEMO_GENES], dtype=np.float64)
     values.setflags(write=False)
     return values
+
+
+def _write_demo_tsv(path, n_genes: int):
+    """The first ``n_genes`` demo genes x all 128 samples as a TSV (6 decimals, as the source)."""
+    expr = read_expression(demo_expression_path())
+    rows = ["gene\t" + "\t".join(expr.sample_names)]
+    rows += [expr.gene_names[g] + "\t" + "\t".join(f"{v:.6f}" for v in expr.values[g]) for g in range(n_genes)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def write_demo_tsv():
+    """``write_demo_tsv(path, n_genes) -> path``: a small real input file for CLI-level tests."""
+    return _write_demo_tsv

@@ -12,22 +12,16 @@ import numpy as np
 import pytest
 
 from bootgpu.cli import main
-from bootgpu.expression_io import demo_expression_path, read_expression
+from bootgpu.expression_io import read_expression
 from bootgpu.results_io import EDGE_DATASETS, FOCUS_ATTRS
 
 FAST = ["--n-bootstrap", "20", "--fdr-alpha", "0.2"]
 
 
 @pytest.fixture(scope="module")
-def small_tsv(tmp_path_factory):
+def small_tsv(tmp_path_factory, write_demo_tsv):
     """60 demo genes x all 128 samples as a TSV."""
-    expr = read_expression(demo_expression_path())
-    path = tmp_path_factory.mktemp("data") / "small.tsv"
-    lines = ["gene\t" + "\t".join(expr.sample_names)]
-    for g in range(60):
-        lines.append(expr.gene_names[g] + "\t" + "\t".join(f"{v:.6f}" for v in expr.values[g]))
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_demo_tsv(tmp_path_factory.mktemp("data") / "small.tsv", 60)
 
 
 def _run(args, capsys):

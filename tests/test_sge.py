@@ -19,7 +19,6 @@ import pytest
 
 from bootgpu.cli import main
 from bootgpu.config import AnalysisConfig
-from bootgpu.expression_io import demo_expression_path, read_expression
 from bootgpu.planner import PROCESS_OVERHEAD_BYTES, job_memory_request
 from bootgpu.sge import THREAD_VMEM_BYTES, parse_size, set_directives, sge_size
 
@@ -30,14 +29,9 @@ FAST = ["--n-bootstrap", "50", "--fdr-alpha", "0.2"]
 
 
 @pytest.fixture(scope="module")
-def expr_tsv(tmp_path_factory):
+def expr_tsv(tmp_path_factory, write_demo_tsv):
     """The first 40 demo genes x all 128 samples."""
-    expr = read_expression(demo_expression_path())
-    path = tmp_path_factory.mktemp("sge-data") / "expr40.tsv"
-    rows = ["gene\t" + "\t".join(expr.sample_names)]
-    rows += [expr.gene_names[g] + "\t" + "\t".join(f"{v:.6f}" for v in expr.values[g]) for g in range(N_GENES)]
-    path.write_text("\n".join(rows) + "\n")
-    return path
+    return write_demo_tsv(tmp_path_factory.mktemp("sge-data") / "expr40.tsv", N_GENES)
 
 
 def _main(args, capsys):

@@ -29,7 +29,6 @@ import numpy as np
 import pytest
 
 from bootgpu.cli import main
-from bootgpu.expression_io import demo_expression_path, read_expression
 from bootgpu.study import shard_slice
 
 ENV_FILE = Path("/tmp/bootgpu-local-sge.env")
@@ -93,13 +92,8 @@ def workdir(tmp_path_factory, cluster):
 
 
 @pytest.fixture(scope="module")
-def expr_tsv(workdir):
-    expr = read_expression(demo_expression_path())
-    path = workdir / "expr40.tsv"
-    rows = ["gene\t" + "\t".join(expr.sample_names)]
-    rows += [expr.gene_names[g] + "\t" + "\t".join(f"{v:.6f}" for v in expr.values[g]) for g in range(N_GENES)]
-    path.write_text("\n".join(rows) + "\n")
-    return path
+def expr_tsv(workdir, write_demo_tsv):
+    return write_demo_tsv(workdir / "expr40.tsv", N_GENES)
 
 
 @pytest.fixture(scope="module")
