@@ -72,9 +72,16 @@ class BHStream:
         b = xp.astype(s * (self.n_bins / self.test.s_max), xp.int32)  # s >= 0: truncation is floor
         return (self.n_bins - 1) - xp.minimum(b, self.n_bins - 1)
 
+    def histogram(self, s):
+        """Pass 1, per block (any thread): the bin counts of a block of statistics (valid pairs)."""
+        return self.xp.astype(self.backend.bincount(self.bins(s), self.n_bins), self.xp.int64)
+
+    def add(self, histogram) -> None:
+        """Pass 1, in block order: add a block's ``histogram``."""
+        self.counts = self.counts + histogram
+
     def count(self, s) -> None:
-        """Pass 1: add a block of statistics (valid pairs only) to the histogram."""
-        self.counts = self.counts + self.xp.astype(self.backend.bincount(self.bins(s), self.n_bins), self.xp.int64)
+        self.add(self.histogram(s))
 
     def _bounds(self):
         """Per bin (lower, upper) bound on the smallest BH term of its pairs; inf when empty."""
@@ -144,14 +151,37 @@ class Refinement:
         self.stream, self.xp = stream, stream.xp
         self.bin_mask = bin_mask
         self._parts = []
+        # the statistic range that holds every chosen bin, one bin wider on each side (against
+        # rounding in ``bins``): a cheap comparison screens a block before bins are computed
+        xp, n = stream.xp, stream.n_bins
+        t = xp.arange(n, dtype=xp.int64)
+        t_first = int(stream.backend.to_host(xp.min(xp.where(bin_mask, t, n))))
+        t_last = int(stream.backend.to_host(xp.max(xp.where(bin_mask, t, -1))))
+        width = stream.test.s_max / n
+        self._empty = t_last < 0
+        self._s_low = (n - 2 - t_last) * width  # bin t holds s in [(n-1-t) w, (n-t) w)
+        self._s_high = math.inf if t_first <= 1 else (n + 1 - t_first) * width
+
+    def pick(self, s):
+        """Pass 2, per block (any thread): the statistics of pairs that fall in the chosen bins, as
+        distinct values with counts (small groups give heavily tied statistics; this keeps
+        memory to the number of distinct values)."""
+        xp = self.xp
+        if self._empty:
+            return _distinct_desc(xp, s[:0], None)
+        near = s >= self._s_low
+        if self._s_high < math.inf:
+            near = near & (s < self._s_high)
+        s = s[near]
+        keep = xp.take(self.bin_mask, self.stream.bins(s))
+        return _distinct_desc(xp, s[keep], None)
+
+    def add(self, picked) -> None:
+        """Pass 2, in block order: keep a block's ``pick``."""
+        self._parts.append(picked)
 
     def gather(self, s) -> None:
-        """Pass 2: keep the statistics of pairs that fall in the chosen bins, as distinct values
-        with counts (small groups give heavily tied statistics; this keeps memory to the
-        number of distinct values)."""
-        xp = self.xp
-        keep = xp.take(self.bin_mask, self.stream.bins(s))
-        self._parts.append(_distinct_desc(xp, s[keep], None))
+        self.add(self.pick(s))
 
     def finish(self) -> "Refinement":
         xp, st = self.xp, self.stream
