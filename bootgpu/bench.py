@@ -219,7 +219,8 @@ def make_plan(backend, n_genes, n_samples, k_low, k_high, cfg, budget_bytes):
     from bootgpu.planner import plan_batches
 
     return plan_batches(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget_bytes,
-                        bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=backend.working_set_bytes)
+                        bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=backend.working_set_bytes,
+                        threads=backend.host_threads())
 
 
 def stage_draws(backend, cfg, focus: int, k_low: int, k_high: int):
@@ -251,7 +252,7 @@ def stage_correlations(backend, low, high, plan):
     from bootgpu.pipeline import PairPasses
 
     tests = {"low": TTest(low.k), "high": TTest(high.k), "diff": FisherTest(low.k, high.k)}
-    passes = PairPasses(backend.xp, PairBlocks(backend.xp, low, high, plan.rows_per_block), tests, plan.cache_pairs)
+    passes = PairPasses(backend, PairBlocks(backend.xp, low, high, plan.rows_per_block), tests, plan.cache_pairs, plan.threads)
     for _ in passes:
         pass
     return passes
@@ -280,7 +281,7 @@ def stage_bootstrap(backend, low, high, sel, cfg, plan, focus: int):
     the plan's edge and replicate chunks, with their summaries."""
     from bootgpu.pipeline import _bootstrap_selected
 
-    return _bootstrap_selected(backend.xp, low, high, sel, focus, cfg, plan, low.k, high.k)
+    return _bootstrap_selected(backend, low, high, sel, focus, cfg, plan, low.k, high.k)
 
 
 def bootgpu_stages(backend, expr, focus, cfg, plan, k_low, k_high, meter: StageMeter) -> int:

@@ -68,7 +68,8 @@ def cmd_run(args) -> int:
     shard = parse_shard(args.shard)
     backend = get_backend(args.backend, announce=_log)
     plan = plan_batches(expr.n_genes, expr.n_samples, k_low, k_high, cfg.n_bootstrap, resolve_budget(backend, args.memory_budget),
-                        bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=backend.working_set_bytes)
+                        bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=backend.working_set_bytes,
+                        threads=backend.host_threads())
     _log(f"bootgpu {__version__}: {expr.n_genes} genes x {expr.n_samples} samples, {len(focus)} focus genes, "
          f"B={cfg.n_bootstrap}, k_low={k_low}, k_high={k_high}, backend={backend.name} ({backend.device_name()})")
     t0 = time.perf_counter()
@@ -120,7 +121,8 @@ def cmd_plan(args) -> int:
 
     n_genes, n_samples, _, cfg, k_low, k_high, backend, budget = _shape_config_backend_budget(args)
     plan = plan_batches(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget, bootstrap_frac=cfg.bootstrap_frac,
-                        working_set_bytes=backend.working_set_bytes)
+                        working_set_bytes=backend.working_set_bytes,
+                        threads=backend.host_threads())
     print(f"{n_genes} genes x {n_samples} samples, k_low={k_low}, k_high={k_high}, B={cfg.n_bootstrap}; "
           f"backend {backend.name} ({backend.device_name()}), budget {format_bytes(budget)}")
     width = max(len(name) for name in plan.stages)

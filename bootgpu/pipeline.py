@@ -39,15 +39,21 @@ class FocusResult:
 
 
 class PairPasses:
-    """Repeated passes over pair space yielding (block, valid, r_low, r_high, statistics).
+    """Repeated passes over pair space: ``map(fn)`` yields fn(block, valid, r_low, r_high, stats)
+    for every block, in block order, computing up to ``threads`` blocks at once.
 
     With ``cache`` the first pass keeps each block's values (about 25 bytes a pair), so later passes
-    cost only the cheap statistics; without it every pass recomputes the matrix products.
+    cost only the cheap statistics; without it every pass recomputes the matrix products.  Per-block
+    work runs in the backend's threads; whatever is reduced across blocks is reduced by the caller,
+    in block order, so results do not depend on the thread count.
     """
 
-    def __init__(self, xp, pairs: PairBlocks, tests: dict, cache: bool):
-        self.xp, self.pairs, self.tests, self.cache = xp, pairs, tests, cache
-        self._cached = None
+    def __init__(self, backend, pairs: PairBlocks, tests: dict, cache: bool, threads: int = 1):
+        self.backend, self.xp = backend, backend.xp
+        self.pairs, self.tests, self.cache = pairs, tests, cache
+        self.threads = max(1, int(threads))
+        self._starts = pairs.starts()
+        self._cached = [None] * len(self._starts) if cache else None
 
     def _compute(self, block):
         xp = self.xp
@@ -60,18 +66,29 @@ class PairPasses:
         block.r_low = block.r_high = None  # only the valid pairs' values are kept
         return block, valid, r_low, r_high, s_diff
 
+    def _item(self, index: int):
+        item = self._cached[index] if self._cached is not None else None
+        if item is None:
+            item = self._compute(self.pairs.block(self._starts[index]))
+            if self._cached is not None:
+                self._cached[index] = item
+        return item
+
+    def _with_stats(self, item):
+        block, valid, r_low, r_high, s_diff = item
+        stats = {"low": self.xp.abs(r_low), "high": self.xp.abs(r_high), "diff": s_diff}
+        return block, valid, r_low, r_high, stats
+
+    def map(self, fn):
+        n_blocks = len(self._starts)
+        for w0 in range(0, n_blocks, self.threads):  # a wave of blocks at a time bounds memory
+            # blocks are computed here (their matrix products use BLAS's own threads), the
+            # per-block work of ``fn`` in the backend's threads
+            items = [self._item(i) for i in range(w0, min(w0 + self.threads, n_blocks))]
+            yield from self.backend.map_chunks(lambda item: fn(*self._with_stats(item)), items, self.threads)
+
     def __iter__(self):
-        xp = self.xp
-        source = self._cached if self._cached is not None else map(self._compute, self.pairs)
-        keep = [] if self.cache and self._cached is None else None
-        for item in source:
-            if keep is not None:
-                keep.append(item)
-            block, valid, r_low, r_high, s_diff = item
-            stats = {"low": xp.abs(r_low), "high": xp.abs(r_high), "diff": s_diff}
-            yield block, valid, r_low, r_high, stats
-        if keep is not None:
-            self._cached = keep
+        return self.map(lambda *item: item)
 
 
 def _collect(xp, parts):
@@ -88,7 +105,7 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
     tests = {"low": TTest(k_low), "high": TTest(k_high), "diff": FisherTest(k_low, k_high)}
     n_bins = bins_for_pairs(pairs.n_pairs)
     streams = {name: BHStream(backend, test, name, n_bins) for name, test in tests.items()}
-    passes = PairPasses(xp, pairs, tests, plan.cache_pairs)
+    passes = PairPasses(backend, pairs, tests, plan.cache_pairs, plan.threads)
 
     n_nan = _count_pass(xp, passes, streams)
     s_star = _threshold_pass(passes, streams, cfg.fdr_alpha)
@@ -102,7 +119,7 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
         return FocusResult(focus, attrs, low_samples, high_samples, _empty_edges())
 
     edges = _q_value_pass(backend, passes, streams, sel)
-    edges.update(_bootstrap_selected(xp, low, high, sel, focus, cfg, plan, k_low, k_high))
+    edges.update(_bootstrap_selected(backend, low, high, sel, focus, cfg, plan, k_low, k_high))
     robust = (edges["ci_low"] > 0) | (edges["ci_high"] < 0)
     attrs["n_robust"] = int(xp.count_nonzero(robust))
     change = classify_change(xp, sel["sig_low"], sel["sig_high"], sel["r_low"], sel["r_high"])
@@ -117,41 +134,57 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
 
 def _count_pass(xp, passes, streams) -> int:
     """Pass 1: the three histograms; returns the number of pairs excluded for a NaN correlation."""
+
+    def per_block(block, valid, r_low, r_high, stats):
+        n_bad = int(valid.shape[0]) - int(xp.count_nonzero(valid))
+        return n_bad, {name: streams[name].histogram(stats[name]) for name in TESTS}
+
     n_nan = 0
-    for _, valid, _, _, stats in passes:
-        n_nan += int(valid.shape[0]) - int(xp.count_nonzero(valid))
+    for n_bad, histograms in passes.map(per_block):
+        n_nan += n_bad
         for name in TESTS:
-            streams[name].count(stats[name])
+            streams[name].add(histograms[name])
     return n_nan
+
+
+def _refine(passes, refs: dict) -> None:
+    """One pass gathering, for each test's refinement, the statistics in its chosen bins."""
+    for picked in passes.map(lambda block, valid, r_low, r_high, stats: {name: refs[name].pick(stats[name]) for name in refs}):
+        for name in refs:
+            refs[name].add(picked[name])
 
 
 def _threshold_pass(passes, streams, alpha: float) -> dict:
     """Pass 2: exact BH thresholds, q < alpha  <=>  s >= s*."""
     refs = {name: streams[name].refinement(streams[name].bins_for_threshold(alpha)) for name in TESTS}
-    for _, _, _, _, stats in passes:
-        for name in TESTS:
-            refs[name].gather(stats[name])
+    _refine(passes, refs)
     return {name: refs[name].finish().threshold(alpha) for name in TESTS}
 
 
 def _selection_pass(xp, passes, pairs, s_star: dict, edge_selection: str):
     """Pass 3: significance counts, and the selected edges with their r, statistics and flags."""
-    counts = dict.fromkeys(("n_sig_low", "n_sig_high", "n_sig_diff", "n_sig_edges"), 0)
-    parts = []
-    for block, valid, r_low, r_high, stats in passes:
+
+    def per_block(block, valid, r_low, r_high, stats):
         sig = {name: stats[name] >= s_star[name] for name in TESTS}
         sig_edges = (sig["low"] | sig["high"]) & sig["diff"]
-        for name in TESTS:
-            counts[f"n_sig_{name}"] += int(xp.count_nonzero(sig[name]))
-        counts["n_sig_edges"] += int(xp.count_nonzero(sig_edges))
+        counts = {f"n_sig_{name}": int(xp.count_nonzero(sig[name])) for name in TESTS}
+        counts["n_sig_edges"] = int(xp.count_nonzero(sig_edges))
         chosen = sig_edges if edge_selection == "sig_edges" else sig["diff"]
         if int(xp.count_nonzero(chosen)) == 0:
-            continue
+            return counts, None
         gene_i, gene_j = pairs.genes_of(block, xp.nonzero(valid)[0][chosen])
         part = {"gene_i": gene_i, "gene_j": gene_j, "r_low": r_low[chosen], "r_high": r_high[chosen]}
         part.update({f"s_{name}": stats[name][chosen] for name in TESTS})
         part.update({f"sig_{name}": sig[name][chosen] for name in ("low", "high")})
-        parts.append(part)
+        return counts, part
+
+    counts = dict.fromkeys(("n_sig_low", "n_sig_high", "n_sig_diff", "n_sig_edges"), 0)
+    parts = []
+    for block_counts, part in passes.map(per_block):
+        for key, value in block_counts.items():
+            counts[key] += value
+        if part is not None:
+            parts.append(part)
     return counts, _collect(xp, parts)
 
 
@@ -161,17 +194,17 @@ def _q_value_pass(backend, passes, streams, sel) -> dict:
     for name in TESTS:
         query_bins = streams[name].bins(sel[f"s_{name}"])
         refs[name] = streams[name].refinement(streams[name].bins_for_queries(query_bins))
-    for _, _, _, _, stats in passes:
-        for name in TESTS:
-            refs[name].gather(stats[name])
+    _refine(passes, refs)
     return {f"q_{name}": refs[name].finish().q_values(sel[f"s_{name}"]) for name in TESTS}
 
 
-def _bootstrap_selected(xp, low, high, sel, focus, cfg: AnalysisConfig, plan: Plan, k_low: int, k_high: int) -> dict:
+def _bootstrap_selected(backend, low, high, sel, focus, cfg: AnalysisConfig, plan: Plan, k_low: int, k_high: int) -> dict:
     """Bootstrap summaries of the selected edges, in the plan's edge chunks, plus r and delta."""
+    xp = backend.xp
     delta = sel["r_high"] - sel["r_low"]
     boot_cfg = BootstrapSettings(
-        cfg.seed, focus, cfg.n_bootstrap, cfg.bootstrap_frac, cfg.ci_alpha, plan.replicate_chunk, plan.edge_chunk
+        cfg.seed, focus, cfg.n_bootstrap, cfg.bootstrap_frac, cfg.ci_alpha, plan.replicate_chunk, plan.edge_chunk,
+        plan.threads,
     )
     k = max(k_low, k_high)
     m = resample_size(k, cfg.bootstrap_frac)
@@ -183,7 +216,7 @@ def _bootstrap_selected(xp, low, high, sel, focus, cfg: AnalysisConfig, plan: Pl
     n_edges = int(delta.shape[0])
     for e0 in range(0, n_edges, plan.edge_chunk):
         e1 = min(e0 + plan.edge_chunk, n_edges)
-        deltas = bootstrap_deltas(xp, low, high, sel["gene_i"][e0:e1], sel["gene_j"][e0:e1], boot_cfg, replicate_chunk)
+        deltas = bootstrap_deltas(backend, low, high, sel["gene_i"][e0:e1], sel["gene_j"][e0:e1], boot_cfg, replicate_chunk)
         summaries.append(summarise(xp, deltas, delta[e0:e1], cfg.ci_alpha))
     out = _collect(xp, summaries)
     out.update(r_low=sel["r_low"], r_high=sel["r_high"], delta=delta)

@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from bootgpu.core.bootstrap import exact_dtype_bytes, resample_size
+from bootgpu.core.bootstrap import exact_dtype_bytes, rank_dtype_bytes, resample_size
 from bootgpu.core.fdr import BIN_BOOKKEEPING_BYTES, bins_for_pairs
 from bootgpu.errors import BootgpuError
 
@@ -44,6 +44,7 @@ class Plan:
     replicate_room_bytes: int = 0  # 0: replicate_chunk was given explicitly and is kept as is
     stages: dict = field(default_factory=dict, compare=False)  # name -> (batch text, bytes)
     working_set_bytes: int = 0  # cap on one chunk's largest array (0: none)
+    threads: int = 1  # chunks of a stage in flight at once (host threads), each within its share
 
 
 def resident_bytes(n_genes: int, n_samples: int, k_low: int, k_high: int) -> int:
@@ -59,9 +60,16 @@ def pair_cache_bytes(n_genes: int) -> int:
 
 
 def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int) -> int:
-    """One replicate of the bootstrap for one group: ranks, weights, gathered edge products."""
-    item = exact_dtype_bytes(m)
-    return 8 * k * n_genes * item + 3 * k * n_edges * item + 4 * n_edges * F64 + 48 * m + 40 * k
+    """One replicate of the bootstrap for one group: the genes' sorted counts and ranks (and, with
+    tied values, the tie-group scan and position-order ranks), the edges' gathered ranks, their
+    dots and the float64 correlations and deltas of both groups."""
+    rank, exact = rank_dtype_bytes(m), exact_dtype_bytes(m)
+    return 6 * k * n_genes * rank + 2 * k * n_edges * rank + n_edges * (exact + 7 * F64) + n_genes * exact + 48 * m + 40 * k
+
+
+def replicate_chunk_cap(working_set_bytes: int, k: int, m: int, n_genes: int) -> int:
+    """Replicates whose (k, genes, replicates) rank array stays within the working-set cap."""
+    return max(1, working_set_bytes // (k * max(n_genes, 1) * rank_dtype_bytes(m)))
 
 
 def edge_bytes(n_bootstrap: int, k: int) -> int:
@@ -116,6 +124,7 @@ def plan_batches(
     edge_chunk: int | None = None,
     index_genes_per_block: int | None = None,
     working_set_bytes: int = 0,
+    threads: int = 1,
 ) -> Plan:
     """Largest batches that fit ``budget_bytes``; explicit sizes override (tests use that).
 
@@ -141,7 +150,7 @@ def plan_batches(
     cache = pair_cache_bytes(n_genes)
     cache_pairs = cache <= free // 2
     pair_free = free - (cache if cache_pairs else 0)
-    rows = rows_per_block or max(1, min(n_genes, pair_free // row))
+    rows = rows_per_block or max(1, min(n_genes, pair_free // (row * threads)))
     if working_set_bytes and not rows_per_block:
         rows = max(1, min(rows, working_set_bytes // (n_genes * F64)))
     # bootstrap: a quarter of the room for edge chunks, the rest for replicate chunks
@@ -149,10 +158,10 @@ def plan_batches(
     edges = edge_chunk or max(1, min(n_pairs, (free // 4) // per_edge))
     genes_in_chunk = min(2 * edges, n_genes)
     per_rep = replicate_bytes(k, m, genes_in_chunk, edges)
-    reps = replicate_chunk or max(1, min(n_bootstrap, (free - edges * per_edge) // per_rep))
-    room = 0 if replicate_chunk else reps * per_rep  # re-divided at run time by the actual gene subset
+    reps = replicate_chunk or max(1, min(-(-n_bootstrap // threads), (free - edges * per_edge) // (per_rep * threads)))
+    room = 0 if replicate_chunk else reps * per_rep  # per thread, re-divided at run time by the actual gene subset
     if working_set_bytes and not replicate_chunk:  # as replicate_chunk_for does at run time
-        reps = max(1, min(reps, working_set_bytes // (k * genes_in_chunk * exact_dtype_bytes(m))))
+        reps = min(reps, replicate_chunk_cap(working_set_bytes, k, m, genes_in_chunk))
     try:  # `bootgpu indices` is a separate command: a budget too small for it still plans a run
         index_genes, index_peak = plan_indices(n_genes, n_samples, k_low, k_high, n_bootstrap, budget_bytes,
                                                bootstrap_frac=bootstrap_frac, genes_per_block=index_genes_per_block)
@@ -161,17 +170,21 @@ def plan_batches(
     stages = {
         "resident (expression, rank structures)": ("", fixed),
         "base correlations and tests": (
-            f"{rows} rows of pair space per block" + (", pair statistics cached" if cache_pairs else ", recomputed per pass"),
-            (cache if cache_pairs else 0) + rows * row,
+            f"{rows} rows of pair space per block" + (f", {threads} blocks at once" if threads > 1 else "")
+            + (", pair statistics cached" if cache_pairs else ", recomputed per pass"),
+            (cache if cache_pairs else 0) + threads * rows * row,
         ),
-        "bootstrap of selected edges": (f"{edges} edges x {reps} replicates per chunk", edges * per_edge + reps * per_rep),
+        "bootstrap of selected edges": (
+            f"{edges} edges x {reps} replicates per chunk" + (f", {threads} chunks at once" if threads > 1 else ""),
+            edges * per_edge + threads * reps * per_rep,
+        ),
         "bootstrap indices (bootgpu indices)": (
             f"{index_genes} genes per block" if index_genes else "does not fit this budget", int(index_peak / MODEL_MARGIN)
         ),
     }
     work = max(stages["base correlations and tests"][1], stages["bootstrap of selected edges"][1])
     peak = int((fixed + work) * MODEL_MARGIN)
-    return Plan(budget_bytes, rows, cache_pairs, reps, edges, index_genes, peak, room, stages, working_set_bytes)
+    return Plan(budget_bytes, rows, cache_pairs, reps, edges, index_genes, peak, room, stages, working_set_bytes, threads)
 
 
 def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: int, n_edges: int) -> int:
@@ -182,8 +195,8 @@ def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: i
         return plan.replicate_chunk
     reps = plan.replicate_room_bytes // replicate_bytes(k, m, n_genes, n_edges)
     if plan.working_set_bytes:
-        reps = min(reps, plan.working_set_bytes // (k * max(n_genes, 1) * exact_dtype_bytes(m)))
-    return int(max(1, min(n_bootstrap, reps)))
+        reps = min(reps, replicate_chunk_cap(plan.working_set_bytes, k, m, n_genes))
+    return int(max(1, min(-(-n_bootstrap // plan.threads), reps)))  # every thread gets a chunk
 
 
 def job_memory_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootstrap: int, budget_bytes: int) -> int:

@@ -199,6 +199,26 @@ def test_extra_kernels_equal_numpy_and_scipy(xp_backend):
     np.testing.assert_allclose(xp_backend.to_host(xp_backend.erfc(xp_backend.to_device(z))),
                                scipy.special.erfc(z), rtol=1e-12, atol=0)
 
+    a = rng.integers(-149, 150, (7, 5, 9)).astype(np.int16)
+    b = rng.integers(-149, 150, (7, 5, 9)).astype(np.int16)
+    w = rng.integers(0, 6, (7, 9)).astype(np.int16)
+    want = np.einsum("per,per,pr->er", a.astype(np.int64), b.astype(np.int64), w.astype(np.int64))
+    for dtype in (xp_backend.xp.float32, xp_backend.xp.float64):
+        got = xp_backend.weighted_dots(*(xp_backend.to_device(x) for x in (a, b, w)), dtype)
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(xp_backend.to_host(got), want)
+    assert xp_backend.map_chunks(lambda v: v * v, range(7), threads=3) == [v * v for v in range(7)]
+
+
+@pytest.mark.parametrize("env,want", [({"BOOTGPU_THREADS": "3"}, 3), ({"OMP_NUM_THREADS": "1"}, 1),
+                                      ({"BOOTGPU_THREADS": "5", "OMP_NUM_THREADS": "1"}, 5), ({}, None)])
+def test_numpy_host_threads_follow_bootgpu_threads_then_omp_then_cores(monkeypatch, env, want):
+    for name in ("BOOTGPU_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert get_backend("numpy").host_threads() == (want or len(os.sched_getaffinity(0)))
+
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not CUPY_USABLE, reason=f"cupy backend not usable: {cupy_unusable_reason()}")

@@ -27,8 +27,8 @@ def groups(ties: bool):
     return low, high
 
 
-def settings(n_bootstrap=B, replicate_chunk=B, edge_chunk=1000, frac=0.8):
-    return BootstrapSettings(SEED, FOCUS, n_bootstrap, frac, 0.05, replicate_chunk, edge_chunk)
+def settings(n_bootstrap=B, replicate_chunk=B, edge_chunk=1000, frac=0.8, threads=1):
+    return BootstrapSettings(SEED, FOCUS, n_bootstrap, frac, 0.05, replicate_chunk, edge_chunk, threads)
 
 
 def scipy_deltas(low, high, gene_i, gene_j, cfg):
@@ -51,7 +51,7 @@ def scipy_deltas(low, high, gene_i, gene_j, cfg):
 def engine_deltas(backend, low, high, gene_i, gene_j, cfg):
     xp = backend.xp
     gl, gh = group_ranks(xp, backend.to_device(low)), group_ranks(xp, backend.to_device(high))
-    d = bootstrap_deltas(xp, gl, gh, backend.to_device(np.asarray(gene_i, dtype=np.int64)),
+    d = bootstrap_deltas(backend, gl, gh, backend.to_device(np.asarray(gene_i, dtype=np.int64)),
                          backend.to_device(np.asarray(gene_j, dtype=np.int64)), cfg)
     return backend.to_host(d)
 
@@ -72,17 +72,18 @@ def test_bootstrap_deltas_equal_scipy_spearman_of_resampled_values(xp_backend, t
     np.testing.assert_allclose(got, scipy_deltas(low, high, *EDGES, cfg), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("replicate_chunk", [1, 4, 7, B])
-def test_bootstrap_deltas_identical_for_any_replicate_chunk(replicate_chunk):
-    low, high = groups(True)
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("replicate_chunk,threads", [(1, 1), (4, 1), (7, 1), (B, 1), (1, 2), (4, 3), (7, 2)])
+def test_bootstrap_deltas_identical_for_any_replicate_chunk_and_threads(replicate_chunk, threads, ties):
+    low, high = groups(ties)
     want = engine_deltas_np(low, high, *EDGES, settings())
-    got = engine_deltas_np(low, high, *EDGES, settings(replicate_chunk=replicate_chunk))
+    got = engine_deltas_np(low, high, *EDGES, settings(replicate_chunk=replicate_chunk, threads=threads))
     assert got.tobytes() == want.tobytes()
 
 
 def test_edge_deltas_do_not_depend_on_the_other_edges_computed_with_it():
-    """An edge's deltas are the same bytes alone, among 5 disjoint edges (10 genes, 5 edges: the
-    per-edge gather path, as genes^2 > 16 edges) and among all 45 pairs (one product per resample)."""
+    """An edge's deltas are the same bytes alone, among 5 disjoint edges and among all 45 pairs
+    of the 10 genes (each gene then in 9 edges)."""
     low, high = groups(True)
     iu, ju = np.triu_indices(10, 1)
     together = engine_deltas_np(low, high, iu, ju, settings())
@@ -136,7 +137,8 @@ def test_resample_size_is_floor_of_k_times_fraction(k, frac, m):
     assert resample_size(k, frac) == m
 
 
-@pytest.mark.parametrize("k", [319, 320, 420])  # m = 255 (last float32-exact size), 256, 336
+# m = 255 (last float32-exact size), 256, 336; 16,400 (ranks no longer fit int16: int32)
+@pytest.mark.parametrize("k", [319, 320, 420, 20500])
 def test_bootstrap_deltas_exact_for_large_resamples(k):
     rng = np.random.default_rng(k)
     low, high = rng.standard_normal((5, k)), np.round(rng.standard_normal((5, k)) * 3)

@@ -39,8 +39,10 @@ def cases(demo_values):
     }
 
 
-PLANS = {  # (rows_per_block, cache_pairs, replicate_chunk, edge_chunk)
+PLANS = {  # (rows_per_block, cache_pairs, replicate_chunk, edge_chunk[, threads])
     "one_batch": (ALL, True, ALL, ALL),
+    "threads_cached": (5, True, 3, 4, 3),
+    "threads_recomputed": (7, False, 2, ALL, 2),
     "smallest": (1, False, 1, 1),
     "mixed_a": (50, True, 7, 3),
     "mixed_b": (7, False, ALL, 3),
@@ -54,9 +56,11 @@ def run(backend, values, focus, cfg, plan: Plan):
     return analyse_focus(backend, backend.to_device(values), focus, cfg, plan, k_low, k_high)
 
 
-def make_plan(rows, cache, reps, edges) -> Plan:
-    """A plan with these batch sizes, through the planner's overrides (cache_pairs set after)."""
-    plan = plan_batches(200, 200, 40, 40, B, 1 << 30, rows_per_block=rows, replicate_chunk=reps, edge_chunk=edges)
+def make_plan(rows, cache, reps, edges, threads=1) -> Plan:
+    """A plan with these batch sizes and threads (pair blocks and replicate chunks computed at
+    once), through the planner's overrides (cache_pairs set after)."""
+    plan = plan_batches(200, 200, 40, 40, B, 1 << 30, rows_per_block=rows, replicate_chunk=reps, edge_chunk=edges,
+                        threads=threads)
     return dataclasses.replace(plan, cache_pairs=cache)
 
 
@@ -90,9 +94,10 @@ def test_result_bytes_identical_on_numpy_and_strict(demo_values, case, plan):
 
 
 def test_planner_overrides_give_the_requested_batches():
-    for name, (rows, cache, reps, edges) in PLANS.items():
-        plan = make_plan(rows, cache, reps, edges)
+    for name, (rows, cache, reps, edges, *threads) in PLANS.items():
+        plan = make_plan(rows, cache, reps, edges, *threads)
         assert (plan.rows_per_block, plan.cache_pairs, plan.replicate_chunk, plan.edge_chunk) == (rows, cache, reps, edges)
+        assert plan.threads == (threads[0] if threads else 1)
 
 
 def test_planned_batches_give_the_same_bytes_as_one_batch(demo_values):
@@ -111,7 +116,7 @@ def test_planner_chosen_batches_for_small_budgets_give_the_same_bytes(demo_value
     k_low, k_high = cfg.validate(values.shape[1])
     want = run(NUMPY, values, focus, cfg, make_plan(*PLANS["one_batch"]))
     plans = []
-    for budget in (1 << 20, 3 << 20, 1 << 22, 1 << 24, 1 << 25, 1 << 26, 1 << 28):
+    for budget in (1 << 20, 7 << 18, 2 << 20, 3 << 20, 1 << 22, 1 << 24, 1 << 26, 1 << 28):
         try:
             plans.append(plan_batches(values.shape[0], values.shape[1], k_low, k_high, B, budget,
                                       working_set_bytes=NUMPY.working_set_bytes))

@@ -98,6 +98,9 @@ def test_draw_counts_equal_bincount_per_row(xp_backend):
         assert counts.dtype == np.int64
         np.testing.assert_array_equal(counts, expected)
         assert np.all(counts.sum(axis=1) == m)
+        by_position = xp_backend.to_host(draw_counts(xp, xp_backend.to_device(pos_np), k, by_position=True))
+        np.testing.assert_array_equal(by_position, expected.T)
+        assert by_position.flags.c_contiguous
 
 
 _G, _M1, _M2, _MASK = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, (1 << 64) - 1

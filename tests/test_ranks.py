@@ -78,3 +78,21 @@ def test_subset_order_ranks_equal_ranks_of_the_subset_rows(xp_backend, name):
     d = ranks_by_replicate(xp_backend, sub, counts, 15)
     for r in range(pos.shape[0]):
         np.testing.assert_array_equal(d[r][:, pos[r]], expected_doubled_ranks(values[genes][:, pos[r]]))
+
+
+def test_subset_of_tie_free_genes_takes_the_tie_free_path_with_the_same_ranks(xp_backend):
+    """A group with one tied gene: a subset without it is ranked by the tie-free scan."""
+    xp = xp_backend.xp
+    values = MATRICES["continuous"].copy()
+    values[3, :5] = 0.25  # gene 3 holds five tied values
+    k = values.shape[1]
+    order = group_order(xp, xp_backend.to_device(values))
+    assert order.has_ties
+    pos = draw_positions(np, 8, 2, 1, np.arange(12), k, 19)
+    counts = xp_backend.to_host(draw_counts(xp, xp_backend.to_device(pos), k))
+    for genes, tied in (([0, 5, 7], False), ([3, 5], True)):
+        sub = subset_order(xp, order, xp_backend.to_device(np.array(genes)))
+        assert sub.has_ties == tied
+        d = ranks_by_replicate(xp_backend, sub, counts, 19, xp.int16)
+        for r in range(pos.shape[0]):
+            np.testing.assert_array_equal(d[r][:, pos[r]], expected_doubled_ranks(values[genes][:, pos[r]]))

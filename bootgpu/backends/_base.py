@@ -45,6 +45,12 @@ class Backend:
         """Threads worth using for independent pieces of array work (host backends: the cores)."""
         return 1
 
+    def map_chunks(self, fn, items, threads: int = 1) -> list:
+        """``[fn(item) for item in items]``, up to ``threads`` at a time where the backend gains
+        from it (host cores; a device queue does not).  Results keep the order of ``items``, so
+        anything reduced from them is the same for any thread count."""
+        return [fn(item) for item in items]
+
     def synchronize(self) -> None:
         """Block until queued device work is done (a no-op on the host)."""
 
@@ -74,3 +80,9 @@ class Backend:
 
     def erfc(self, x):
         raise NotImplementedError
+
+    def weighted_dots(self, a, b, w, dtype):
+        """sum_p w[p, r] * a[p, e, r] * b[p, e, r] -> (E, R) in ``dtype``, the products and sums
+        formed in ``dtype`` (exact when every partial sum is an integer it holds)."""
+        xp = self.xp
+        return xp.sum(xp.astype(a, dtype) * xp.astype(b, dtype) * xp.astype(w, dtype)[:, None, :], axis=0)

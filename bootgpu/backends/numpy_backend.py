@@ -7,6 +7,7 @@ import os
 import resource
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.special
@@ -36,7 +37,26 @@ class NumpyBackend(Backend):
         return tightest_host_limit()
 
     def host_threads(self) -> int:
+        """BOOTGPU_THREADS, else OMP_NUM_THREADS (what a batch job grants, see sge/), else the
+        cores this process may run on.  NumPy's elementwise work is single-threaded, so chunks of
+        a stage run in this many threads."""
+        for name in ("BOOTGPU_THREADS", "OMP_NUM_THREADS"):
+            text = os.environ.get(name, "").strip()
+            if text.isdigit() and int(text) > 0:
+                return int(text)
         return len(os.sched_getaffinity(0))
+
+    _pool, _pool_size = None, 0
+
+    def map_chunks(self, fn, items, threads: int = 1) -> list:
+        items = list(items)
+        if min(threads, len(items)) <= 1:
+            return [fn(item) for item in items]
+        if self._pool_size < threads:  # one pool per backend, grown on demand
+            if self._pool is not None:
+                self._pool.shutdown()
+            self._pool, self._pool_size = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bootgpu"), threads
+        return list(self._pool.map(fn, items))  # NumPy releases the GIL in its loops
 
     @contextlib.contextmanager
     def track_peak(self):
@@ -78,6 +98,10 @@ class NumpyBackend(Backend):
 
     def erfc(self, x):
         return scipy.special.erfc(x)
+
+    def weighted_dots(self, a, b, w, dtype):
+        # one pass, no (k, E, R) float temporaries; casting="safe" refuses a lossy dtype
+        return np.einsum("per,per,pr->er", a, b, w, dtype=dtype, casting="safe")
 
 
 def peak_rss_bytes() -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bootgpu.backends._base import Backend
 from bootgpu.backends.numpy_backend import NumpyBackend
 
 
@@ -22,6 +23,13 @@ class StrictBackend(NumpyBackend):
 
     def device_name(self) -> str:
         return "cpu (array_api_strict)"
+
+    # as a device library: one queue, and the standard's own weighted sum (what CuPy runs)
+    map_chunks = Backend.map_chunks
+    weighted_dots = Backend.weighted_dots
+
+    def host_threads(self) -> int:
+        return 1
 
     def to_device(self, array):
         return self.xp.asarray(np.asarray(array))

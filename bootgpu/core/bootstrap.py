@@ -2,18 +2,23 @@
 
 A resample is a vector of draw counts per group position; ranks follow from the genes' base sort
 order (``ranks``), and the correlation is a count-weighted dot product over group positions:
-r_b(i, j) = sum_p c_p d_ip d_jp / sqrt(sum_p c_p d_ip^2 * sum_p c_p d_jp^2), exact in float64.
-Replicates are computed in chunks but every edge's B deltas are reduced together, so the result
-does not depend on chunk sizes.  An edge with a NaN replicate (a gene constant in a resample) gets
-NaN statistics.
+r_b(i, j) = sum_p c_p d_ip d_jp / sqrt(S_i S_j), S_i = sum_p c_p d_ip^2.  Ranks are small integers
+(int16), products and sums are exact in float32 (float64 for large resamples).  A gene without
+tied values has S = ((m^3 - m) - sum_p (c_p^3 - c_p)) / 3 in every resample (the tie correction of
+the draws' own repeats), so only genes with tied values need their S summed.
+
+Replicates are computed in chunks (in threads on a host backend) but every edge's B deltas are
+reduced together, so the result does not depend on chunk sizes or threads.  An edge with a NaN
+replicate (a gene constant in a resample) gets NaN statistics.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from bootgpu.core.draws import draw_counts, draw_positions
-from bootgpu.core.ranks import doubled_centred_ranks, subset_order
+from bootgpu.core.ranks import GroupOrder, sorted_doubled_ranks, subset_order
 from bootgpu.core.spearman import GroupRanks, correlation
 
 LOW, HIGH = 0, 1
@@ -28,6 +33,7 @@ class BootstrapSettings:
     ci_alpha: float
     replicate_chunk: int
     edge_chunk: int
+    threads: int = 1  # replicate chunks computed at once (Plan.threads)
 
 
 def resample_size(k: int, bootstrap_frac: float) -> int:
@@ -44,45 +50,82 @@ def exact_dtype(xp, m: int):
     return xp.float32 if exact_dtype_bytes(m) == 4 else xp.float64
 
 
-def _replicate_correlations(xp, order, iu, ju, counts, m: int):
-    """(E, R) correlations of edges (iu, ju) -- rows of ``order`` -- given (k, R) draw counts."""
-    dtype = exact_dtype(xp, m)
-    d = doubled_centred_ranks(xp, order, counts, m, dtype)  # (k, U, R)
-    w = d * xp.astype(counts, dtype)[:, None, :]
-    sumsq = xp.sum(w * d, axis=0)  # (U, R)
-    n_genes = order.n_genes
-    if n_genes * n_genes <= 16 * iu.shape[0]:  # dense edges: one product per resample is cheaper
-        w_r = xp.permute_dims(w, (2, 1, 0))  # (R, U, k)
-        d_r = xp.permute_dims(d, (2, 0, 1))  # (R, k, U)
-        full = xp.reshape(xp.matmul(w_r, d_r), (counts.shape[1], n_genes * n_genes))
-        dots = xp.matrix_transpose(xp.take(full, iu * n_genes + ju, axis=1))
-    else:
-        dots = xp.sum(xp.take(w, iu, axis=1) * xp.take(d, ju, axis=1), axis=0)
-    return correlation(xp, dots, xp.take(sumsq, iu, axis=0), xp.take(sumsq, ju, axis=0))
+def rank_dtype_bytes(m: int) -> int:
+    """2 (int16) while resample ranks and their running sums (at most 2 m) fit, else 4 (int32)."""
+    return 2 if 2 * m < 2**15 else 4
 
 
-def bootstrap_deltas(xp, low: GroupRanks, high: GroupRanks, gene_i, gene_j, cfg: BootstrapSettings, replicate_chunk=None):
+def rank_dtype(xp, m: int):
+    return xp.int16 if rank_dtype_bytes(m) == 2 else xp.int32
+
+
+@dataclass
+class EdgeGroup:
+    """One group's sort structure for the genes of an edge chunk, and where each edge's genes'
+    positions sit in the sorted rank rows: (k * E,) row indices, position-major."""
+
+    order: GroupOrder
+    m: int
+    rows_i: Any
+    rows_j: Any
+    iu: Any  # (E,) edge -> local gene
+    ju: Any
+
+    @classmethod
+    def build(cls, xp, group: GroupRanks, genes, iu, ju, m: int) -> "EdgeGroup":
+        order = subset_order(xp, group.order, genes)
+        unsort = xp.reshape(order.unsort, (order.k, order.n_genes))  # (position, gene) -> row
+        rows_i = xp.reshape(xp.take(unsort, iu, axis=1), (-1,))
+        rows_j = xp.reshape(xp.take(unsort, ju, axis=1), (-1,))
+        return cls(order, m, rows_i, rows_j, iu, ju)
+
+    def correlations(self, backend, counts):
+        """(E, R) correlations of the edges in the resamples given by (k, R) draw counts."""
+        xp, order, m = backend.xp, self.order, self.m
+        k, n_rep = counts.shape
+        n_edges = self.iu.shape[0]
+        exact = exact_dtype(xp, m)
+        c = xp.astype(counts, rank_dtype(xp, m))
+        d = sorted_doubled_ranks(xp, order, c, m)  # (k * U, R)
+        d_i = xp.reshape(xp.take(d, self.rows_i, axis=0), (k, n_edges, n_rep))
+        d_j = xp.reshape(xp.take(d, self.rows_j, axis=0), (k, n_edges, n_rep))
+        dots = backend.weighted_dots(d_i, d_j, c, exact)
+        del d_i, d_j
+        if order.has_ties:  # S of each gene, summed
+            d_pos = xp.reshape(xp.take(d, order.unsort, axis=0), (k, order.n_genes, n_rep))
+            sumsq = backend.weighted_dots(d_pos, d_pos, c, exact)  # (U, R)
+            return correlation(xp, dots, xp.take(sumsq, self.iu, axis=0), xp.take(sumsq, self.ju, axis=0))
+        c64 = xp.astype(counts, xp.float64)
+        s = ((m**3 - m) - xp.sum(c64 * c64 * c64 - c64, axis=0)) / 3.0  # (R,), the same for every gene
+        return correlation(xp, dots, s[None, :], s[None, :])
+
+
+def bootstrap_deltas(backend, low: GroupRanks, high: GroupRanks, gene_i, gene_j, cfg: BootstrapSettings, replicate_chunk=None):
     """(E, B) float64 bootstrap deltas of edges (gene_i, gene_j).
 
     ``replicate_chunk(n_genes, n_edges) -> int`` sizes replicate chunks for this edge chunk's gene
     subset (default: ``cfg.replicate_chunk``); results do not depend on it.
     """
+    xp = backend.xp
     genes = xp.sort(xp.unique_values(xp.concat([gene_i, gene_j])))
     iu = xp.searchsorted(genes, gene_i)
     ju = xp.searchsorted(genes, gene_j)
-    orders = [subset_order(xp, group.order, genes) for group in (low, high)]
+    groups = [(code, EdgeGroup.build(xp, group, genes, iu, ju, resample_size(group.k, cfg.bootstrap_frac)))
+              for code, group in ((LOW, low), (HIGH, high))]
     step = replicate_chunk(genes.shape[0], gene_i.shape[0]) if replicate_chunk else cfg.replicate_chunk
     deltas = xp.empty((gene_i.shape[0], cfg.n_bootstrap), dtype=xp.float64)
-    for r0 in range(0, cfg.n_bootstrap, step):
+
+    def chunk(r0: int) -> None:
         r1 = min(r0 + step, cfg.n_bootstrap)
         reps = xp.arange(r0, r1, dtype=xp.int64)
         r = []
-        for code, order in ((LOW, orders[0]), (HIGH, orders[1])):
-            m = resample_size(order.k, cfg.bootstrap_frac)
-            pos = draw_positions(xp, cfg.seed, cfg.focus, code, reps, order.k, m)
-            counts = xp.matrix_transpose(draw_counts(xp, pos, order.k))  # (k, R)
-            r.append(_replicate_correlations(xp, order, iu, ju, counts, m))
+        for code, edges in groups:
+            pos = draw_positions(xp, cfg.seed, cfg.focus, code, reps, edges.order.k, edges.m)
+            counts = draw_counts(xp, pos, edges.order.k, by_position=True)  # (k, R)
+            r.append(edges.correlations(backend, counts))
         deltas[:, r0:r1] = r[1] - r[0]
+
+    backend.map_chunks(chunk, range(0, cfg.n_bootstrap, step), cfg.threads)
     return deltas
 
 

@@ -74,14 +74,17 @@ def draw_positions(xp, seed: int, focus: int, group: int, replicates, k: int, m:
     return draw_positions_genes(xp, seed, xp.asarray([focus], dtype=xp.int64), group, replicates, k, m)[0, ...]
 
 
-def draw_counts(xp, positions, k: int):
-    """How often each group position was drawn in each replicate: (R, m) positions -> (R, k) int64.
+def draw_counts(xp, positions, k: int, *, by_position: bool = False):
+    """How often each group position was drawn in each replicate: (R, m) positions -> (R, k)
+    int64, or with ``by_position`` (k, R) laid out position-major (what the bootstrap reads
+    row by row).
 
     Counting by sorting and searching keeps to the array-API standard (it has no bincount).
     """
     n_rep = positions.shape[0]
-    keys = xp.reshape(positions + xp.arange(n_rep, dtype=xp.int64)[:, None] * k, (-1,))
+    reps = xp.arange(n_rep, dtype=xp.int64)[:, None]
+    keys = xp.reshape(positions * n_rep + reps if by_position else positions + reps * k, (-1,))
     keys = xp.sort(keys)
     slots = xp.arange(n_rep * k, dtype=xp.int64)
     counts = xp.searchsorted(keys, slots, side="right") - xp.searchsorted(keys, slots, side="left")
-    return xp.reshape(xp.astype(counts, xp.int64), (n_rep, k))
+    return xp.reshape(xp.astype(counts, xp.int64), (k, n_rep) if by_position else (n_rep, k))

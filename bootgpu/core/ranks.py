@@ -71,21 +71,28 @@ def subset_order(xp, order: GroupOrder, genes) -> GroupOrder:
     def rebase(index):  # s*G_all + g  ->  s*U + u
         return (xp.take(index, rows) // n_all) * n_sub + local
 
+    tie_first = rebase(order.tie_first)
+    # the subset may be free of ties even when the group is not: then it takes the faster path
+    has_ties = order.has_ties and bool(xp.any(tie_first != xp.arange(k * n_sub, dtype=xp.int64)))
     return GroupOrder(
         k=k,
         n_genes=n_sub,
         perm=xp.take(order.perm, rows),
         unsort=rebase(order.unsort),
-        tie_first=rebase(order.tie_first),
+        tie_first=tie_first,
         tie_last=rebase(order.tie_last),
-        has_ties=order.has_ties,
+        has_ties=has_ties,
     )
+
+
+def _is_numpy(xp) -> bool:
+    return getattr(xp, "__name__", "") == "numpy"
 
 
 def _cumsum_leading(xp, x):
     """Cumulative sum over axis 0.  NumPy's cumsum is ~3x slower than k - 1 in-place row
     additions here, so NumPy gets the loop; device libraries keep their single-kernel scan."""
-    if getattr(xp, "__name__", "") != "numpy":
+    if not _is_numpy(xp):
         return xp.cumulative_sum(x, axis=0)
     out = x.copy()
     for s in range(1, out.shape[0]):
@@ -93,22 +100,43 @@ def _cumsum_leading(xp, x):
     return out
 
 
+def _doubled_scan(xp, sorted_counts, m: int):
+    """2 * (cumulative sum over axis 0) - counts - m, i.e. d_s = d_(s-1) + c_(s-1) + c_s with
+    d_0 = c_0 - m: for NumPy one in-place pass of two row additions (no temporaries)."""
+    if not _is_numpy(xp):
+        return 2 * xp.cumulative_sum(sorted_counts, axis=0) - sorted_counts - m
+    out = xp.empty_like(sorted_counts)
+    xp.subtract(sorted_counts[0], m, out=out[0])
+    for s in range(1, out.shape[0]):
+        xp.add(sorted_counts[s - 1], sorted_counts[s], out=out[s])
+        out[s] += out[s - 1]
+    return out
+
+
+def sorted_doubled_ranks(xp, order: GroupOrder, counts, m: int):
+    """Doubled centred average ranks of every gene in each resample, in each gene's *sort* order:
+    (k * G, R), row s * G + g holds gene g's s-th smallest value.  Same dtype as ``counts``
+    (k, R), which must hold values up to 2 m (int16 does for m < 2**14).  ``order.unsort`` maps
+    a position to its row."""
+    k, n_rep = counts.shape
+    sorted_counts = xp.reshape(xp.take(counts, order.perm, axis=0), (k, order.n_genes * n_rep))
+    if order.has_ties:  # d = (counts strictly below the tie group) + (counts up to its end) - m
+        upto = xp.reshape(_cumsum_leading(xp, sorted_counts), (-1, n_rep))
+        below = upto - xp.reshape(sorted_counts, (-1, n_rep))
+        return xp.take(below, order.tie_first, axis=0) + xp.take(upto, order.tie_last, axis=0) - m
+    return xp.reshape(_doubled_scan(xp, sorted_counts, m), (-1, n_rep))
+
+
 def doubled_centred_ranks(xp, order: GroupOrder, counts, m: int, dtype=None):
-    """Doubled centred average ranks of every gene in each resample.
+    """Doubled centred average ranks of every gene in each resample, in position order.
 
     counts: (k, R) draw counts per group position and replicate (ones for the base group, m = k).
-    Returns (k, G, R) in position order, of ``dtype`` (default: that of ``counts``); entries at
-    undrawn positions are defined but carry zero weight.  Values are integers in [-m, m], so any
-    float dtype holds them exactly.
+    Returns (k, G, R), of ``dtype`` (default: that of ``counts``); entries at undrawn positions
+    are defined but carry zero weight.  Values are integers in [-m, m], so any float dtype holds
+    them exactly.
     """
     k, n_rep = counts.shape
     if dtype is not None:
         counts = xp.astype(counts, dtype)
-    sorted_counts = xp.take(counts, order.perm, axis=0)  # (k*G, R)
-    upto = xp.reshape(_cumsum_leading(xp, xp.reshape(sorted_counts, (k, order.n_genes * n_rep))), (-1, n_rep))
-    if order.has_ties:
-        below = upto - sorted_counts
-        d_sorted = xp.take(below, order.tie_first, axis=0) + xp.take(upto, order.tie_last, axis=0) - m
-    else:  # every tie group is a single slot: below + upto - m = 2 upto - count - m
-        d_sorted = 2 * upto - sorted_counts - m
+    d_sorted = sorted_doubled_ranks(xp, order, counts, m)
     return xp.reshape(xp.take(d_sorted, order.unsort, axis=0), (k, order.n_genes, n_rep))

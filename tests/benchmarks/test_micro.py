@@ -95,5 +95,5 @@ def test_bootstrap_chunk_selected_edges(xp_backend, bench, prepared):
     passes = stage_correlations(xp_backend, prepared["low"], prepared["high"], prepared["plan"])
     sel = stage_tests_bh(xp_backend, passes, cfg)
     settings = BootstrapSettings(cfg.seed, 0, REPLICATE_CHUNK, cfg.bootstrap_frac, cfg.ci_alpha, REPLICATE_CHUNK, 10**6)
-    deltas = bench(lambda: bootstrap_deltas(xp_backend.xp, prepared["low"], prepared["high"], sel["gene_i"], sel["gene_j"], settings))
+    deltas = bench(lambda: bootstrap_deltas(xp_backend, prepared["low"], prepared["high"], sel["gene_i"], sel["gene_j"], settings))
     assert deltas.shape == (sel["gene_i"].shape[0], REPLICATE_CHUNK)
