@@ -199,10 +199,12 @@ def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: i
     return int(max(1, min(-(-n_bootstrap // plan.threads), reps)))  # every thread gets a chunk
 
 
-def job_memory_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootstrap: int, budget_bytes: int) -> int:
-    """Bytes a batch job should ask the scheduler for when it runs with ``budget_bytes``: the
-    plan's predicted peak plus the process's own overhead (what Grid Engine's h_vmem must cover)."""
-    plan = plan_batches(n_genes, n_samples, k_low, k_high, n_bootstrap, budget_bytes)
+def job_memory_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootstrap: int, budget_bytes: int,
+                       threads: int = 1) -> int:
+    """Bytes a batch job should ask the scheduler for when it runs with ``budget_bytes`` and
+    ``threads`` threads: the plan's predicted peak plus the process's own overhead (what Grid
+    Engine's h_vmem must cover)."""
+    plan = plan_batches(n_genes, n_samples, k_low, k_high, n_bootstrap, budget_bytes, threads=threads)
     return plan.predicted_peak_bytes + PROCESS_OVERHEAD_BYTES
 
 

@@ -197,7 +197,7 @@ def task_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootst
                  slots: int, cuda: int = 0) -> dict:
     """h_vmem per slot and the run's budget for a task planned with ``budget`` (see the module
     docstring); `bootgpu plan` prints the same request."""
-    peak_plus_overhead = job_memory_request(n_genes, n_samples, k_low, k_high, n_bootstrap, budget)
+    peak_plus_overhead = job_memory_request(n_genes, n_samples, k_low, k_high, n_bootstrap, budget, slots)
     extra = THREAD_VMEM_BYTES * (slots - 1)
     need = peak_plus_overhead + extra + cuda
     per_slot_mib = math.ceil(need / slots / 2**20)

@@ -50,9 +50,9 @@ case ${SGE_TASK_ID:-undefined} in
 esac
 task=$SGE_TASK_ID
 
-# One BLAS/OpenMP thread per granted slot; few malloc arenas, since h_vmem limits virtual memory.
+# One bootgpu and BLAS/OpenMP thread per granted slot; few malloc arenas, since h_vmem limits virtual memory.
 threads=${NSLOTS:-1}
-export OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
+export BOOTGPU_THREADS="$threads" OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 if [ -n "${BOOTGPU_SETUP:-}" ]; then
     eval "$BOOTGPU_SETUP"

@@ -82,7 +82,7 @@ fi
 
 # CPU threads: one per granted slot; few malloc arenas, since h_vmem limits virtual memory.
 threads=${NSLOTS:-1}
-export OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
+export BOOTGPU_THREADS="$threads" OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 if [ -n "${BOOTGPU_SETUP:-}" ]; then
     eval "$BOOTGPU_SETUP"

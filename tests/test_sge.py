@@ -52,7 +52,7 @@ def _option(cmd: list[str], flag: str) -> list[str]:
 def _expected_h_vmem(budget: str, slots: int, n_bootstrap: int, extra: int = 0) -> tuple[str, int]:
     """h_vmem per slot as the module docstring of bootgpu.sge defines it, from the planner."""
     k_low, k_high = AnalysisConfig(n_bootstrap=n_bootstrap).validate(128)
-    need = job_memory_request(N_GENES, 128, k_low, k_high, n_bootstrap, parse_size(budget, "x"))
+    need = job_memory_request(N_GENES, 128, k_low, k_high, n_bootstrap, parse_size(budget, "x"), slots)
     need += THREAD_VMEM_BYTES * (slots - 1) + extra
     per_slot_mib = math.ceil(need / slots / 2**20)
     return sge_size(per_slot_mib * 2**20), per_slot_mib * 2**20 * slots - PROCESS_OVERHEAD_BYTES - THREAD_VMEM_BYTES * (slots - 1) - extra
