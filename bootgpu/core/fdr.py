@@ -74,11 +74,11 @@ class BHStream:
 
     def histogram(self, s):
         """Pass 1, per block (any thread): the bin counts of a block of statistics (valid pairs)."""
-        return self.xp.astype(self.backend.bincount(self.bins(s), self.n_bins), self.xp.int64)
+        return self.xp.astype(self.backend.bincount(self.bins(s), self.n_bins), self.xp.int64, copy=False)
 
     def add(self, histogram) -> None:
         """Pass 1, in block order: add a block's ``histogram``."""
-        self.counts = self.counts + histogram
+        self.counts += histogram
 
     def count(self, s) -> None:
         self.add(self.histogram(s))
