@@ -61,10 +61,12 @@ def pair_cache_bytes(n_genes: int) -> int:
 
 def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int) -> int:
     """One replicate of the bootstrap for one group: the genes' sorted counts and ranks (and, with
-    tied values, the tie-group scan and position-order ranks), the edges' gathered ranks, their
-    dots and the float64 correlations and deltas of both groups."""
+    tied values, the tie-group scan and position-order ranks), the edges' gathered ranks and the
+    float copies a device's weighted sum makes of them (NumPy's einsum makes none), their dots and
+    the float64 correlations and deltas of both groups."""
     rank, exact = rank_dtype_bytes(m), exact_dtype_bytes(m)
-    return 6 * k * n_genes * rank + 2 * k * n_edges * rank + n_edges * (exact + 7 * F64) + n_genes * exact + 48 * m + 40 * k
+    return (6 * k * n_genes * rank + k * n_edges * (2 * rank + 3 * exact) + n_edges * (exact + 7 * F64)
+            + n_genes * exact + 48 * m + 40 * k)
 
 
 def replicate_chunk_cap(working_set_bytes: int, k: int, m: int, n_genes: int) -> int:

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from bootgpu.core.draws import draw_counts, draw_positions
-from bootgpu.core.ranks import doubled_centred_ranks, group_order, subset_order
+from bootgpu.core.ranks import doubled_centred_ranks, group_order, sorted_doubled_ranks, subset_order
 
 
 def matrices():
@@ -96,3 +96,14 @@ def test_subset_of_tie_free_genes_takes_the_tie_free_path_with_the_same_ranks(xp
         d = ranks_by_replicate(xp_backend, sub, counts, 19, xp.int16)
         for r in range(pos.shape[0]):
             np.testing.assert_array_equal(d[r][:, pos[r]], expected_doubled_ranks(values[genes][:, pos[r]]))
+
+
+@pytest.mark.parametrize("name", ["continuous", "constant_and_half_tied"])
+def test_int16_counts_give_int16_ranks_on_every_backend(xp_backend, name):
+    """The array-API scan would widen int16 to the default integer unless told not to; the
+    planner counts rank arrays at 2 bytes an entry."""
+    xp = xp_backend.xp
+    values = MATRICES[name]
+    order = group_order(xp, xp_backend.to_device(values))
+    counts = xp.ones((values.shape[1], 3), dtype=xp.int16)
+    assert sorted_doubled_ranks(xp, order, counts, values.shape[1]).dtype == xp.int16

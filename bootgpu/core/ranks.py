@@ -93,7 +93,7 @@ def _cumsum_leading(xp, x):
     """Cumulative sum over axis 0.  NumPy's cumsum is ~3x slower than k - 1 in-place row
     additions here, so NumPy gets the loop; device libraries keep their single-kernel scan."""
     if not _is_numpy(xp):
-        return xp.cumulative_sum(x, axis=0)
+        return xp.cumulative_sum(x, axis=0, dtype=x.dtype)  # the standard widens small ints by default
     out = x.copy()
     for s in range(1, out.shape[0]):
         xp.add(out[s], out[s - 1], out=out[s])
@@ -104,7 +104,7 @@ def _doubled_scan(xp, sorted_counts, m: int):
     """2 * (cumulative sum over axis 0) - counts - m, i.e. d_s = d_(s-1) + c_(s-1) + c_s with
     d_0 = c_0 - m: for NumPy one in-place pass of two row additions (no temporaries)."""
     if not _is_numpy(xp):
-        return 2 * xp.cumulative_sum(sorted_counts, axis=0) - sorted_counts - m
+        return 2 * xp.cumulative_sum(sorted_counts, axis=0, dtype=sorted_counts.dtype) - sorted_counts - m
     out = xp.empty_like(sorted_counts)
     xp.subtract(sorted_counts[0], m, out=out[0])
     for s in range(1, out.shape[0]):
