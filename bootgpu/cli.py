@@ -41,19 +41,43 @@ def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _add_input_options(p: argparse.ArgumentParser, required: bool = True, what: str = "") -> None:
+    p.add_argument("--expr", required=required,
+                   help=what or "expression matrix: TSV/CSV(.gz) genes x samples, or HDF5 (/expr, /gene_names, /sample_names)")
+    p.add_argument("--samples-in-rows", action="store_true",
+                   help="the matrix holds samples in rows and genes in columns (TSV/CSV: sample ids in the first "
+                        "column; HDF5: /expr is samples x genes)")  # fmt: skip
+
+
+def read_input(args, path=None):
+    """The expression matrix of --expr (or ``path``), genes x samples, with a warning on stderr when
+    it looks transposed."""
+    from bootgpu.expression_io import orientation_warning, read_expression
+
+    samples_in_rows = getattr(args, "samples_in_rows", False)
+    expr = read_expression(path or args.expr, samples_in_rows=samples_in_rows)
+    if not samples_in_rows and (warning := orientation_warning(expr)):
+        _log(f"bootgpu: warning: {warning}")
+    return expr
+
+
 def cmd_run(args) -> int:
     from bootgpu.backends import get_backend
-    from bootgpu.expression_io import demo_expression_path, read_expression
+    from bootgpu.core.draws import RNG_ALGORITHM
+    from bootgpu.expression_io import demo_expression_path
     from bootgpu.hubs import format_hubs_table
+    from bootgpu.identity import StudyIdentity
+    from bootgpu.layout import StudyLayout, check_out_dir
     from bootgpu.planner import plan_batches, resolve_budget
-    from bootgpu.study import StudyRun, parse_focus, parse_shard
+    from bootgpu.study import StudyRun, claim_study, parse_focus, parse_shard
 
     if args.demo == bool(args.expr):
         raise BootgpuError("give exactly one of --expr FILE or --demo")
-    expr = read_expression(demo_expression_path() if args.demo else args.expr)
-    out = Path(args.out or ("bootgpu-demo" if args.demo else ""))
-    if not str(out):
-        raise BootgpuError("--out DIR is required")
+    if not args.out and not args.demo:
+        raise BootgpuError("bootgpu run needs --out DIR, the study directory its results go to")
+    out = check_out_dir(Path(args.out or "bootgpu-demo"))
+    shard = parse_shard(args.shard)
+    expr = read_input(args, demo_expression_path() if args.demo else None)
     cfg = _config(args)
     k_low, k_high = cfg.validate(expr.n_samples)
     if args.focus:
@@ -65,24 +89,29 @@ def cmd_run(args) -> int:
         focus = [int(g) for g in np.argsort(-var, kind="stable")[:DEMO_FOCUS_COUNT]]
     else:
         focus = parse_focus("all", expr)
-    shard = parse_shard(args.shard)
     backend = get_backend(args.backend, announce=_log)
     plan = plan_batches(expr.n_genes, expr.n_samples, k_low, k_high, cfg.n_bootstrap, resolve_budget(backend, args.memory_budget),
                         bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=backend.working_set_bytes,
                         threads=backend.host_threads())
+    identity = StudyIdentity.of(expr, cfg, focus, RNG_ALGORITHM)
+    claim_study(StudyLayout(out), identity, focus, overwrite=args.overwrite, log=_log)  # refuses another study
     _log(f"bootgpu {__version__}: {expr.n_genes} genes x {expr.n_samples} samples, {len(focus)} focus genes, "
          f"B={cfg.n_bootstrap}, k_low={k_low}, k_high={k_high}, backend={backend.name} ({backend.device_name()})")
     t0 = time.perf_counter()
-    study = StudyRun(backend, expr, cfg, plan, focus, out, shard)
+    study = StudyRun(backend, expr, cfg, plan, focus, out, shard, identity)
     with MemoryReport(backend, plan.budget_bytes, plan.predicted_peak_bytes):
-        results = study.run(log=_log)
+        summary = study.run(log=_log)
     elapsed = time.perf_counter() - t0
-    _log(f"done: {len(results)} focus genes in {elapsed:.1f} s ({elapsed / max(len(results), 1):.2f} s per gene) -> {out}")
-    if not shard:
-        from bootgpu.hubs import hub_rows
-
+    scope = f"shard {shard[0]}/{shard[1]} ({summary.n_focus} focus genes)" if shard else f"the study ({summary.n_focus} focus genes)"
+    if summary.already_complete:
+        _log(f"{out}: {scope} is already complete: nothing to compute (--overwrite discards it and computes it again)")
+    else:
+        reused = f", {summary.reused} reused from an earlier run" if summary.reused else ""
+        _log(f"done: {summary.computed} focus genes computed in {elapsed:.1f} s "
+             f"({elapsed / max(summary.computed, 1):.2f} s per gene){reused} -> {out}")
+    if summary.hub_rows is not None:
         print("Top rewiring hubs (robust = bootstrap CI excludes 0):")
-        print(format_hubs_table(hub_rows(results, expr.gene_names)))
+        print(format_hubs_table(summary.hub_rows))
     return 0
 
 
@@ -90,12 +119,10 @@ def _shape_from(args):
     """(n_genes, n_samples, Expression or None) from --expr FILE or --shape GENESxSAMPLES."""
     import re as _re
 
-    from bootgpu.expression_io import read_expression
-
     if bool(args.expr) == bool(getattr(args, "shape", None)):
         raise BootgpuError("give exactly one of --expr FILE or --shape GENESxSAMPLES")
     if args.expr:
-        expr = read_expression(args.expr)
+        expr = read_input(args)
         return expr.n_genes, expr.n_samples, expr
     match = _re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*", args.shape)
     if not match:
@@ -220,9 +247,9 @@ def cmd_info(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from bootgpu.expression_io import read_expression, write_expression_h5
+    from bootgpu.expression_io import write_expression_h5
 
-    expr = read_expression(args.expr)
+    expr = read_input(args)
     write_expression_h5(expr, args.out)
     print(f"wrote {args.out}: {expr.n_genes} genes x {expr.n_samples} samples")
     return 0
@@ -230,17 +257,20 @@ def cmd_convert(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from bootgpu.backends import BACKEND_NAMES
+    from bootgpu.study import FOCUS_HELP
 
     parser = argparse.ArgumentParser(prog="bootgpu", description="Extreme-population bootstrap differential co-expression on NumPy or CuPy.")
     parser.add_argument("--version", action="version", version=f"bootgpu {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="analyse focus genes and write results.h5 + rewiring_hubs.tsv")
-    run.add_argument("--expr", help="expression matrix: TSV/CSV(.gz) genes x samples, or HDF5")
+    _add_input_options(run, required=False)
     run.add_argument("--demo", action="store_true", help="use the embedded ALL leukemia subset (2000 x 128)")
-    run.add_argument("--out", help="output directory (default for --demo: bootgpu-demo)")
+    run.add_argument("--out", help="study directory (required; default for --demo: bootgpu-demo)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="discard a study already in --out (other parameters, input or focus genes, or finished)")
     run.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
-    run.add_argument("--focus", help="all | A:B | index,GENE,... | @file (default: all; demo: 10 most variable)")
+    run.add_argument("--focus", help=FOCUS_HELP.replace("(default: all)", "(default: all; demo: the 10 most variable)"))
     run.add_argument("--shard", help="K/N: run only the K-th of N contiguous parts of the focus list")
     run.add_argument("--memory-budget", help="bytes the run may use, e.g. 6G (default: 80%% of free; env BOOTGPU_MEMORY_BUDGET)")
     _add_analysis_options(run)
@@ -254,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
 
     plan = sub.add_parser("plan", help="batch sizes, predicted peak memory and the Grid Engine request for a shape")
-    plan.add_argument("--expr", help="expression matrix (its shape is used)")
+    _add_input_options(plan, required=False, what="expression matrix (its shape is used)")
     plan.add_argument("--shape", help="GENESxSAMPLES, e.g. 8763x938")
     plan.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     plan.add_argument("--memory-budget", help="bytes, e.g. 6G (default: what this process may allocate, less a margin)")
@@ -263,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.set_defaults(func=cmd_plan)
 
     idx = sub.add_parser("indices", help="write every gene's split and bootstrap sample indices (original layout)")
-    idx.add_argument("--expr", required=True)
+    _add_input_options(idx)
     idx.add_argument("--out", required=True, help="indices.h5")
     idx.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     idx.add_argument("--batch-size", default="auto", help="genes per block: auto (from the memory budget) or N")
@@ -279,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     sge.register_commands(sub)  # `bootgpu sge submit` and `bootgpu status`
 
     conv = sub.add_parser("convert", help="write the original pipeline's expression.h5 layout")
-    conv.add_argument("--expr", required=True)
+    _add_input_options(conv)
     conv.add_argument("--out", required=True)
     conv.set_defaults(func=cmd_convert)
     return parser

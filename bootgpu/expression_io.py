@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -62,6 +63,14 @@ class Expression:
     def _gene_rows(self) -> dict[str, int]:
         return {g: i for i, g in enumerate(self.gene_names)}
 
+    def gene_rows(self) -> dict[str, int]:
+        """Gene id -> row index (a shared mapping: do not modify)."""
+        return self._gene_rows
+
+    def transposed(self) -> "Expression":
+        """The same data with rows and columns swapped (a samples x genes file read as genes x samples)."""
+        return Expression(self.values.T, self.sample_names, self.gene_names, source=self.source)
+
     def gene_index(self, name: str) -> int:
         """Row of gene ``name``; a BootgpuError (not KeyError) if it is absent."""
         try:
@@ -77,9 +86,37 @@ def demo_expression_path() -> Path:
     return Path(str(resources.files("bootgpu").joinpath("data", DEMO_FILE)))
 
 
-def read_expression(path: str | os.PathLike) -> Expression:
-    """Load a TSV/CSV (plain or gzip) or HDF5 expression matrix, fully validated."""
-    path = Path(path)
+def read_expression(path: str | os.PathLike, samples_in_rows: bool = False) -> Expression:
+    """Load a TSV/CSV (plain or gzip) or HDF5 expression matrix, fully validated.
+
+    The file holds genes x samples (first column / ``/gene_names``: gene ids), or samples x genes
+    with ``samples_in_rows`` (first column: sample ids, header: gene ids; in HDF5, ``/expr`` of
+    shape (samples, genes)); the result is always genes x samples.
+    """
+    return _read_expression(Path(path), samples_in_rows)
+
+
+# Sample ids of the big public archives: GEO, SRA/ENA/DDBJ runs and experiments, BioSample, TCGA barcodes.
+_SAMPLE_ID = re.compile(r"(GSM\d+|[SED]RR\d+|[SED]RX\d+|SAM[NED]A?\d+|TCGA-\w\w-\w{4}.*)", re.IGNORECASE)
+
+
+def orientation_warning(expr: Expression) -> str | None:
+    """A warning when ``expr`` looks like samples x genes read as genes x samples: more samples than
+    genes, or row ids that look like sample ids.  None when it looks right."""
+    rows = expr.gene_names
+    sample_like = sum(bool(_SAMPLE_ID.fullmatch(g)) for g in rows[:1000])
+    if sample_like > 0.5 * min(len(rows), 1000):
+        why = f"its row ids look like sample ids ({rows[0]!r}, ...)"
+    elif expr.n_samples > expr.n_genes:
+        why = f"it has more samples ({expr.n_samples}) than genes ({expr.n_genes})"
+    else:
+        return None
+    where = f"{expr.source}: " if expr.source else ""
+    return (f"{where}{why}; if the file holds samples in rows and genes in columns, "
+            f"rerun with --samples-in-rows")
+
+
+def _read_expression(path: Path, samples_in_rows: bool) -> Expression:
     try:
         with open(path, "rb") as fh:
             head = fh.read(8)
@@ -88,7 +125,9 @@ def read_expression(path: str | os.PathLike) -> Expression:
     except OSError as exc:
         raise BootgpuError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if head.startswith(HDF5_MAGIC) or path.suffix.lower() in (".h5", ".hdf5"):
-        return _read_h5(path)
+        return _read_h5(path, samples_in_rows)
+    if samples_in_rows:  # rows are samples, columns genes: the messages say so
+        return _read_text(path, head.startswith(GZIP_MAGIC), ("sample", "gene")).transposed()
     return _read_text(path, head.startswith(GZIP_MAGIC))
 
 
@@ -140,7 +179,9 @@ def _name(cell: str) -> str:
     return cell
 
 
-def _read_text(path: Path, gzipped: bool) -> Expression:
+def _read_text(path: Path, gzipped: bool, kinds=("gene", "sample")) -> Expression:
+    """Rows are ``kinds[0]``s (ids in the first column), columns ``kinds[1]``s (ids in the header)."""
+    row_kind, col_kind = kinds
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -169,28 +210,28 @@ def _read_text(path: Path, gzipped: bool) -> Expression:
         raise BootgpuError(f"{path}: header only, no data rows")
     for col, s in enumerate(samples, start=2):
         if not s:
-            raise BootgpuError(f"{path}: line 1, column {col}: empty sample id")
-    _check_names(path, genes=[], samples=samples, row=None, col=_text_col)
+            raise BootgpuError(f"{path}: line 1, column {col}: empty {col_kind} id")
+    _check_names(path, genes=[], samples=samples, row=None, col=_text_col, kinds=kinds)
 
     n_delims = len(header) - 1
     genes = []
     for lineno, line in enumerate(body, start=2):
         gene = _name(line.partition(delim)[0])
         if line.count(delim) != n_delims:
-            raise BootgpuError(f"{path}: line {lineno} (gene {gene!r}): "
+            raise BootgpuError(f"{path}: line {lineno} ({row_kind} {gene!r}): "
                                f"{line.count(delim) + 1} fields, expected {n_delims + 1} "
                                f"like the header")
         if not gene:
-            raise BootgpuError(f"{path}: line {lineno}: empty gene id")
+            raise BootgpuError(f"{path}: line {lineno}: empty {row_kind} id")
         genes.append(gene)
 
     try:
         values = np.loadtxt(body, delimiter=delim, usecols=range(1, n_delims + 1),
                             dtype=np.float64, comments=None, ndmin=2)
     except ValueError:
-        _raise_bad_cell(path, body, delim, genes, samples)
+        _raise_bad_cell(path, body, delim, genes, samples, kinds)
         raise  # pragma: no cover - _raise_bad_cell always raises
-    return _validated(path, values, genes, samples, _text_row, _text_col)
+    return _validated(path, values, genes, samples, _text_row, _text_col, kinds)
 
 
 def _text_row(i: int) -> str:
@@ -201,7 +242,7 @@ def _text_col(j: int) -> str:
     return f"column {j + 2}"
 
 
-def _raise_bad_cell(path, body, delim, genes, samples):
+def _raise_bad_cell(path, body, delim, genes, samples, kinds=("gene", "sample")):
     """Slow path, run only after the fast parse failed: find and name the bad cell."""
     for i, line in enumerate(body):
         for j, cell in enumerate(line.split(delim)[1:]):
@@ -211,14 +252,15 @@ def _raise_bad_cell(path, body, delim, genes, samples):
             except ValueError:
                 ok = False
             if not ok:
-                raise BootgpuError(f"{path}: line {i + 2}, gene {genes[i]!r}, sample "
+                raise BootgpuError(f"{path}: line {i + 2}, {kinds[0]} {genes[i]!r}, {kinds[1]} "
                                    f"{samples[j]!r}: {cell!r} is not a number")
     raise BootgpuError(f"{path}: a value cell is not a number")
 
 
 # --- HDF5 ------------------------------------------------------------------
 
-def _read_h5(path: Path) -> Expression:
+def _read_h5(path: Path, samples_in_rows: bool = False) -> Expression:
+    """genes x samples from /expr, which is (samples, genes) with ``samples_in_rows``."""
     try:
         with h5py.File(path, "r") as f:
             parts = {}
@@ -233,18 +275,25 @@ def _read_h5(path: Path) -> Expression:
     genes = [_decode(path, "gene_names", g) for g in np.atleast_1d(parts["gene_names"])]
     samples = [_decode(path, "sample_names", s) for s in np.atleast_1d(parts["sample_names"])]
     values = np.asarray(parts["expr"])
-    if values.ndim != 2 or values.shape != (len(genes), len(samples)):
+    expected, layout = (len(genes), len(samples)), "genes x samples"
+    if samples_in_rows:
+        expected, layout = expected[::-1], "samples x genes, as --samples-in-rows says"
+    if values.ndim != 2 or values.shape != expected:
         raise BootgpuError(f"{path}: dataset '/expr' has shape {values.shape}, expected "
-                           f"({len(genes)}, {len(samples)}) from /gene_names and "
-                           f"/sample_names (genes x samples)")
+                           f"{expected} from /gene_names and /sample_names ({layout})")
+    if samples_in_rows:
+        values = values.T
     if not np.issubdtype(values.dtype, np.number) or np.iscomplexobj(values):
         raise BootgpuError(f"{path}: dataset '/expr' has non-numeric dtype {values.dtype}")
     for kind, names in (("gene", genes), ("sample", samples)):
         for i, n in enumerate(names):
             if not n:
                 raise BootgpuError(f"{path}: dataset '/{kind}_names' row {i}: empty {kind} id")
-    return _validated(path, values.astype(np.float64), genes, samples,
-                      lambda i: f"'/expr' row {i}", lambda j: f"'/expr' column {j}")
+    if samples_in_rows:
+        row, col = (lambda i: f"'/expr' column {i}"), (lambda j: f"'/expr' row {j}")
+    else:
+        row, col = (lambda i: f"'/expr' row {i}"), (lambda j: f"'/expr' column {j}")
+    return _validated(path, values.astype(np.float64), genes, samples, row, col)
 
 
 def _decode(path: Path, key: str, item) -> str:
@@ -270,28 +319,28 @@ def _first_duplicate(names: list[str]) -> tuple[str, int, int] | None:
 
 
 def _check_names(path: Path, genes: list[str], samples: list[str],
-                 row: Callable[[int], str] | None, col: Callable[[int], str]) -> None:
-    """Sample ids must be unique and at least 2; gene ids must be unique."""
+                 row: Callable[[int], str] | None, col: Callable[[int], str], kinds=("gene", "sample")) -> None:
+    """Column (sample) ids must be unique and at least 2; row (gene) ids must be unique."""
     dup = _first_duplicate(samples)
     if dup:
-        raise BootgpuError(f"{path}: duplicate sample id {dup[0]!r} in {col(dup[1])} "
+        raise BootgpuError(f"{path}: duplicate {kinds[1]} id {dup[0]!r} in {col(dup[1])} "
                            f"and {col(dup[2])}")
     if len(samples) < 2:
         raise BootgpuError(f"{path}: {len(samples)} sample column(s) {samples}; "
                            f"need at least 2 samples")
     dup = _first_duplicate(genes)
     if dup:
-        raise BootgpuError(f"{path}: duplicate gene id {dup[0]!r} at {row(dup[1])} "
+        raise BootgpuError(f"{path}: duplicate {kinds[0]} id {dup[0]!r} at {row(dup[1])} "
                            f"and {row(dup[2])}")
 
 
 def _validated(path: Path, values: np.ndarray, genes: list[str], samples: list[str],
-               row: Callable[[int], str], col: Callable[[int], str]) -> Expression:
+               row: Callable[[int], str], col: Callable[[int], str], kinds=("gene", "sample")) -> Expression:
     """Checks common to all formats; ``row(i)``/``col(j)`` name places for messages."""
-    _check_names(path, genes, samples, row, col)
+    _check_names(path, genes, samples, row, col, kinds)
     bad = ~np.isfinite(values)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise BootgpuError(f"{path}: {row(i)}, gene {genes[i]!r}, sample {samples[j]!r}: "
+        raise BootgpuError(f"{path}: {row(i)}, {kinds[0]} {genes[i]!r}, {kinds[1]} {samples[j]!r}: "
                            f"value is {values[i, j]} (NaN and infinite values are not allowed)")
     return Expression(values, tuple(genes), tuple(samples), source=str(path))

@@ -6,6 +6,7 @@ either a whole file or none.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from bootgpu import __version__
 from bootgpu.atomic import atomic_path
 from bootgpu.core.change import CHANGE_LABELS
 from bootgpu.errors import BootgpuError
+from bootgpu.hubs import hub_row
 from bootgpu.pipeline import EDGE_FLOAT_FIELDS, FocusResult
 
 FOCUS_ATTRS = (
@@ -33,12 +35,14 @@ def _dataset(group, name, data):
     group.create_dataset(name, data=data, **kwargs)
 
 
-def write_focus(parent: h5py.Group, result: FocusResult, gene_name: str) -> None:
-    """Group ``focus/<index>`` with the focus gene's counts (attrs) and selected edges."""
+def write_focus(parent: h5py.Group, result: FocusResult, gene_names) -> None:
+    """Group ``focus/<index>`` with the focus gene's counts (attrs), its hubs-table row (attr
+    ``hubs_row``, JSON: merging a study never has to read its edges again) and selected edges."""
     grp = parent.create_group(str(result.focus), track_order=True)
-    grp.attrs["gene_name"] = gene_name
+    grp.attrs["gene_name"] = gene_names[result.focus]
     for key in FOCUS_ATTRS[1:]:
         grp.attrs[key] = int(result.attrs[key])
+    grp.attrs["hubs_row"] = json.dumps(hub_row(result, gene_names))
     _dataset(grp, "low_samples", result.low_samples.astype(np.int32))
     _dataset(grp, "high_samples", result.high_samples.astype(np.int32))
     for key in EDGE_DATASETS:
@@ -53,53 +57,93 @@ def read_focus(grp: h5py.Group) -> FocusResult:
     return FocusResult(int(grp.name.rsplit("/", 1)[1]), attrs, grp["low_samples"][()], grp["high_samples"][()], edges)
 
 
-def write_meta(h5: h5py.File, meta: dict, gene_names, sample_names) -> None:
+def write_meta(h5: h5py.File, meta: dict, gene_names, sample_names, study_focus=None) -> None:
+    """``/meta`` attributes (scalars and short strings only: HDF5 refuses attributes over 64 KiB),
+    ``/gene_names``, ``/sample_names`` and, for a whole study, ``/study_focus``."""
     m = h5.create_group("meta")
     for key, value in meta.items():
         m.attrs[key] = value
     h5.create_dataset("gene_names", data=np.array(gene_names, dtype=object), dtype=_STR, track_times=False)
     h5.create_dataset("sample_names", data=np.array(sample_names, dtype=object), dtype=_STR, track_times=False)
+    if study_focus is not None:
+        _dataset(h5, "study_focus", np.asarray(study_focus, dtype=np.int32))
 
 
-def study_meta(cfg, backend_name: str, device: str, n_genes: int, n_samples: int, rng: str) -> dict:
-    """The /meta attributes of a results file."""
-    return {
-        "bootgpu_version": __version__,
-        "backend": backend_name,
-        "device": device,
-        "n_genes": n_genes,
-        "n_samples": n_samples,
-        **cfg.as_dict(),
-        "rng_algorithm": rng,
-    }
+def study_meta(identity, backend_name: str, device: str) -> dict:
+    """The /meta attributes of a part, shard or results file: the study identity (see
+    ``bootgpu.identity``) and what computed it."""
+    from bootgpu.identity import identity_attrs
+
+    return {"bootgpu_version": __version__, "backend": backend_name, "device": device, **identity_attrs(identity)}
 
 
-def write_results(path: os.PathLike, meta: dict, gene_names, sample_names, results) -> None:
+def read_meta(path: os.PathLike) -> dict:
+    """The /meta attributes of a results, shard or part file (nothing else is read)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in h5["meta"].attrs.items()}
+    except (OSError, KeyError) as exc:
+        raise BootgpuError(f"{path}: not a readable bootgpu results file ({exc})") from None
+
+
+def write_results(path: os.PathLike, meta: dict, gene_names, sample_names, results, study_focus=None) -> None:
     """One results file holding ``results`` (FocusResult iterable), written atomically."""
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", track_order=True) as h5:
-            write_meta(h5, meta, gene_names, sample_names)
+            write_meta(h5, meta, gene_names, sample_names, study_focus)
             focus = h5.create_group("focus", track_order=True)
             for result in results:
-                write_focus(focus, result, gene_names[result.focus])
+                write_focus(focus, result, gene_names)
 
 
-def write_part(path: os.PathLike, meta: dict, result: FocusResult, gene_name: str) -> None:
+def assemble_results(path: os.PathLike, meta: dict, gene_names, sample_names, sources, study_focus=None,
+                     on_hubs_row=None) -> None:
+    """Write a results file (atomically) from the focus groups of other files, streamed.
+
+    ``sources`` yields ``(file, names)``: the groups ``/focus/<name>`` of each file are copied in
+    that order (HDF5's object copy: datasets move chunk by chunk, never a whole study in memory).
+    ``on_hubs_row(row)``, if given, sees each focus gene's hubs-table row (a dict, from the group's
+    ``hubs_row`` attribute) as it is copied, so a caller builds the hubs table in the same pass
+    without reading any edges; memory does not grow with the focus genes beyond those rows.
+    """
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w", track_order=True) as h5:
+            write_meta(h5, meta, gene_names, sample_names, study_focus)
+            focus = h5.create_group("focus", track_order=True)
+            for source, names in sources:
+                with h5py.File(source, "r") as src:
+                    for name in names:
+                        if name not in src["focus"]:
+                            raise BootgpuError(f"{source}: focus gene {name} is missing")
+                        src.copy(src["focus"][name], focus, name=name)
+                        if on_hubs_row is not None:
+                            on_hubs_row(read_hubs_row(focus[name]))
+
+
+def read_hubs_row(grp: h5py.Group) -> dict:
+    """The hubs-table row stored with a focus gene (see ``write_focus``)."""
+    return json.loads(grp.attrs["hubs_row"])
+
+
+def write_part(path: os.PathLike, meta: dict, result: FocusResult, gene_names) -> None:
     """A single focus gene's result (resumable runs keep one per finished gene)."""
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as h5:
             m = h5.create_group("meta")
             for key, value in meta.items():
                 m.attrs[key] = value
-            write_focus(h5.create_group("focus"), result, gene_name)
+            write_focus(h5.create_group("focus"), result, gene_names)
 
 
 def read_results(path: os.PathLike) -> tuple[dict, list[FocusResult]]:
-    """(meta, results in file order) of a results or part file."""
+    """(meta, results in file order) of a results or part file; ``meta`` holds ``study_focus``
+    where the file has it."""
     path = Path(path)
     if not path.exists():
         raise BootgpuError(f"{path}: results file not found")
     with h5py.File(path, "r") as h5:
         meta = dict(h5["meta"].attrs)
+        if "study_focus" in h5:
+            meta["study_focus"] = h5["study_focus"][()]
         results = [read_focus(h5["focus"][name]) for name in h5["focus"]]
     return meta, results

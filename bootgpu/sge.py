@@ -51,6 +51,7 @@ DEFAULT_RUNTIME = "24:00:00"
 DEFAULT_BUDGET = "4G"
 DEFAULT_GENES_PER_TASK = 50
 DEFAULT_MERGE_VMEM = "4G"
+STATUS_TASK_LINES = 40  # `bootgpu status` lists every task up to this many, else a summary
 # Virtual memory each extra BLAS thread maps (OpenBLAS buffers and stack): measured 80 MiB per
 # thread with NumPy's OpenBLAS 0.3.31; rounded up.  The job scripts run one thread per slot.
 THREAD_VMEM_BYTES = 128 * 2**20
@@ -145,9 +146,9 @@ def job_name(out: Path, kind: str) -> str:
 
 
 def shard_done(out: Path, task: int, tasks: int) -> bool:
-    from bootgpu.study import shard_file
+    from bootgpu.layout import StudyLayout
 
-    return shard_file(out, (task, tasks)).is_file()
+    return StudyLayout(out).shard(task, tasks).is_file()
 
 
 # --- qstat --------------------------------------------------------------------------------------
@@ -213,15 +214,12 @@ def _task_request(args, n_genes: int, n_samples: int, k_low: int, k_high: int, n
     return task_request(n_genes, n_samples, k_low, k_high, n_bootstrap, budget, args.slots, cuda)
 
 
-def _settings_differ(old: dict, new: dict) -> list[str]:
-    return [k for k in ("expr", "n_genes", "n_samples", "focus_sha1", "n_focus", "tasks", "analysis")
-            if old.get(k) != new.get(k)]  # fmt: skip
-
-
 def cmd_submit(args) -> int:
-    from bootgpu.cli import _config
-    from bootgpu.expression_io import read_expression
-    from bootgpu.study import parse_focus, shard_slice
+    from bootgpu.cli import _config, read_input
+    from bootgpu.core.draws import RNG_ALGORITHM
+    from bootgpu.identity import StudyIdentity
+    from bootgpu.layout import StudyLayout, check_out_dir
+    from bootgpu.study import other_study_error, claim_study, parse_focus, recorded_identity, shard_slice
 
     if args.slots < 1:
         raise BootgpuError(f"--slots must be at least 1, got {args.slots}")
@@ -235,7 +233,8 @@ def cmd_submit(args) -> int:
     for label, path in (("--expr", expr_path), ("--out", out)):
         if re.search(r"[,:\s]", str(path)):
             raise BootgpuError(f"{label} {path}: Grid Engine options cannot carry a path with a comma, colon or space")
-    expr = read_expression(expr_path)
+    check_out_dir(out)
+    expr = read_input(args, expr_path)
     cfg = _config(args)
     k_low, k_high = cfg.validate(expr.n_samples)
     focus = parse_focus(args.focus or "all", expr)
@@ -269,23 +268,22 @@ def cmd_submit(args) -> int:
     merge_queue = args.merge_queue if args.merge_queue is not None else (queue if args.queue_type == "cpu" else "")
     source = scripts_dir(args.scripts_dir)
     paths = study_paths(out)
-    focus_text = "".join(f"{g}\n" for g in focus)
-    settings = {
-        "expr": str(expr_path), "out": str(out), "n_genes": expr.n_genes, "n_samples": expr.n_samples,
-        "n_focus": len(focus), "focus_sha1": hashlib.sha1(focus_text.encode()).hexdigest(),
-        "tasks": tasks, "analysis": cfg.as_dict(),
-    }  # fmt: skip
+    focus_text = "".join(f"#{g}\n" for g in focus)  # explicit row forms: gene ids may look like numbers
+    settings = {"expr": str(expr_path), "out": str(out), "n_genes": expr.n_genes, "n_samples": expr.n_samples,
+                "n_focus": len(focus), "tasks": tasks, "analysis": cfg.as_dict()}  # fmt: skip
 
-    # An existing study in DIR: same study only, no jobs still alive, only unfinished tasks again.
-    old = read_study(out)
-    has_work = any(out.glob("shards/shard-*.h5")) or any(out.glob("parts/focus-*.h5"))
-    if old and has_work and (diff := _settings_differ(old, settings)):
-        raise BootgpuError(f"{out} holds a different study ({', '.join(diff)} differ); use another --out")
-    if (out / "shards").is_dir():
-        other = {m[1] for f in (out / "shards").glob("shard-*-of-*.h5")
-                 if (m := re.search(r"-of-(\d+)\.h5$", f.name)) and int(m[1]) != tasks}  # fmt: skip
+    # An existing study in DIR: the same study only (its identity: input, parameters, focus genes),
+    # no jobs still alive, only unfinished tasks again.  Checked before anything is written or queued.
+    layout = StudyLayout(out)
+    identity = StudyIdentity.of(expr, cfg, focus, RNG_ALGORITHM)
+    recorded = recorded_identity(layout)
+    if not args.overwrite:
+        if recorded is not None and (diff := recorded[0].difference(identity)):
+            raise other_study_error(out, diff)
+        other = {n for _, n in layout.shards() if n != tasks}
         if other:
-            raise BootgpuError(f"{out / 'shards'} holds shards of a {int(min(other))}-task split; submit with --tasks {int(min(other))}")
+            raise BootgpuError(f"{layout.shards_dir} holds shards of a {min(other)}-task split; submit with --tasks {min(other)}")
+    old = read_study(out)
     if old and not args.dry_run:
         live = qstat_jobs()
         ids = [j for s in old.get("submissions", []) for j in (s.get("array_job"), s.get("merge_job")) if j]
@@ -293,8 +291,10 @@ def cmd_submit(args) -> int:
         if alive:
             raise BootgpuError(f"{out}: jobs {', '.join(map(str, alive))} of this study are still queued or running; "
                                f"wait for them or qdel them first (bootgpu status {out})")
+    claim_study(layout, identity, focus, overwrite=args.overwrite, log=print)
+    old = read_study(out)  # None after --overwrite discarded the study
     todo = [k for k in range(1, tasks + 1) if not shard_done(out, k, tasks)]
-    if (out / "results.h5").is_file() and not todo:
+    if layout.results.is_file() and not todo:
         raise BootgpuError(f"{out}: the study is complete and merged (results.h5); nothing to submit")
 
     # Write the scripts, the environment and the focus list.
@@ -311,6 +311,8 @@ def cmd_submit(args) -> int:
         "-q": merge_queue or None, "-l h_vmem": f"h_vmem={sge_size(merge_vmem)}", "-l h_rt": f"h_rt={rt}"}), 0o755)  # fmt: skip
     _write_text(paths["focus"], focus_text)
     run_args = [f"--{k.replace('_', '-')}={v}" for k, v in cfg.as_dict().items()]
+    if args.samples_in_rows:
+        run_args.append("--samples-in-rows")
     env = {
         "BOOTGPU_PYTHON": sys.executable,
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -369,7 +371,7 @@ def cmd_submit(args) -> int:
     print(f"wrote {task_script}, {merge_script}, {paths['env']}, {paths['focus']}")
     for cmd in commands:
         print(shlex.join(cmd))
-    record = dict(old or {}) if old and not _settings_differ(old, settings) else {}
+    record = dict(old or {})
     record.update(settings)
     record.update({"bootgpu_submit": submit_command(args, tasks),
                    "queue_type": args.queue_type, "backend": backend, "h_vmem": vmem, "slots": args.slots,
@@ -419,6 +421,8 @@ def submit_command(args, tasks: int) -> list[str]:
             value = str(Path(value).resolve())
         if value is not None:
             cmd += [f"--{option.replace('_', '-')}", str(value)]
+    if args.samples_in_rows:
+        cmd.append("--samples-in-rows")
     return cmd
 
 
@@ -437,41 +441,52 @@ def _qsub(cmd: list[str]) -> int:
 
 # --- bootgpu status -----------------------------------------------------------------------------
 
-def _focus_from_files(out: Path) -> list[int] | None:
-    import h5py
-
-    for pattern in ("shards/shard-*-of-*.h5", "parts/focus-*.h5", "results.h5"):
-        for path in sorted(out.glob(pattern)):
-            try:
-                with h5py.File(path, "r") as h5:
-                    if "study_focus" in h5["meta"].attrs:
-                        return [int(g) for g in h5["meta"].attrs["study_focus"]]
-            except (OSError, KeyError):
-                continue
-    return None
-
-
 def study_progress(out: Path) -> dict:
-    """What is done: focus genes, per shard (when the split is known), merged or not."""
-    from bootgpu.study import PARTS_DIR, RESULTS_FILE, shard_slice
+    """What is done: focus genes, per shard (when the split is known), merged or not.
 
+    Every shard and part file is checked against the study's identity (study.json): one from
+    another study counts as not done and is listed under ``foreign``.  Only /meta attributes are
+    read, one file at a time: memory does not grow with the study beyond its focus list.
+    """
+    from bootgpu.layout import StudyLayout
+    from bootgpu.results_io import read_meta
+    from bootgpu.study import recorded_identity, shard_slice
+
+    layout = StudyLayout(out)
     study = read_study(out)
-    focus = None
-    if study and study_paths(out)["focus"].is_file():
-        focus = [int(t) for t in study_paths(out)["focus"].read_text().split()]
-    focus = focus or _focus_from_files(out)
+    recorded = recorded_identity(layout)
+    identity, focus = recorded if recorded else (None, None)
+    foreign: list[tuple[Path, str]] = []
+
+    def ours(path: Path) -> bool:
+        if identity is None:
+            return True
+        meta = read_meta(path)
+        if meta.get("study_id") == identity.study_id:
+            return True
+        from bootgpu.identity import StudyIdentity
+
+        try:
+            diff = StudyIdentity.from_mapping(meta, str(path)).difference(identity)
+        except BootgpuError:
+            diff = "no study identity"
+        foreign.append((path, diff or "another study id"))
+        return False
+
+    shard_files = {key: p for key, p in layout.shards().items() if ours(p)}
+    parts = {g for g, p in layout.parts().items() if ours(p)}
     tasks = study.get("tasks") if study else None
     if tasks is None:
-        totals = {int(m[1]) for f in out.glob("shards/shard-*-of-*.h5") if (m := re.search(r"-of-(\d+)\.h5$", f.name))}
+        totals = {n for _, n in shard_files}
         tasks = totals.pop() if len(totals) == 1 else None
-    parts = {int(m[1]) for f in (out / PARTS_DIR).glob("focus-*.h5") if (m := re.fullmatch(r"focus-(\d+)\.h5", f.name))}
     shards = []
     if focus is not None and tasks:
         for k in range(1, tasks + 1):
             genes = shard_slice(focus, (k, tasks))
-            done = len(genes) if shard_done(out, k, tasks) else sum(g in parts for g in genes)
-            shards.append({"task": k, "genes": len(genes), "done": done, "shard_file": shard_done(out, k, tasks)})
-    merged = (out / RESULTS_FILE).is_file()
+            written = (k, tasks) in shard_files
+            done = len(genes) if written else sum(g in parts for g in genes)
+            shards.append({"task": k, "genes": len(genes), "done": done, "shard_file": written})
+    merged = layout.results.is_file() and ours(layout.results)
     if shards:
         n_done = sum(s["done"] for s in shards)
     elif focus is not None:
@@ -479,7 +494,7 @@ def study_progress(out: Path) -> dict:
     else:
         n_done = len(parts)
     return {"focus": focus, "tasks": tasks, "shards": shards, "done": n_done, "parts": len(parts),
-            "merged": merged, "study": study}  # fmt: skip
+            "merged": merged, "study": study, "foreign": foreign}  # fmt: skip
 
 
 def cmd_status(args) -> int:
@@ -488,7 +503,7 @@ def cmd_status(args) -> int:
         raise BootgpuError(f"{out}: no such study directory")
     p = study_progress(out)
     if p["focus"] is None and not p["merged"] and not p["parts"]:
-        raise BootgpuError(f"{out}: not a bootgpu study (no sge/study.json, shards, parts or results.h5)")
+        raise BootgpuError(f"{out}: not a bootgpu study (no study.json, shards, parts or results.h5)")
     total = len(p["focus"]) if p["focus"] is not None else None
     head = f"study {out}: "
     if total is not None:
@@ -499,6 +514,7 @@ def cmd_status(args) -> int:
         n_shards = sum(s["shard_file"] for s in p["shards"])
         head += f", {n_shards} of {p['tasks']} shards written"
     print(head)
+    many = len(p["shards"]) > STATUS_TASK_LINES  # then only the tasks under way get a line each
     for s in p["shards"]:
         if s["shard_file"]:
             state = "done"
@@ -506,9 +522,16 @@ def cmd_status(args) -> int:
             state = f"{s['done']} done (running, or interrupted: a rerun resumes from parts/)"
         else:
             state = "not started"
-        print(f"  task {s['task']:>4}/{p['tasks']}: {s['genes']:>5} genes  {state}")
+        if not many or state not in ("done", "not started"):
+            print(f"  task {s['task']:>4}/{p['tasks']}: {s['genes']:>5} genes  {state}")
+    if many:
+        n_written = sum(s["shard_file"] for s in p["shards"])
+        n_idle = sum(not s["shard_file"] and not s["done"] for s in p["shards"])
+        print(f"  {n_written} tasks done, {n_idle} tasks not started")
     merged_line = "merged: yes -> " + str(out / "results.h5") if p["merged"] else "merged: no"
     print(merged_line)
+    for path, diff in p["foreign"]:
+        print(f"not this study's: {path} ({diff}); remove it, the task that wrote it runs again")
 
     study = p["study"]
     if study and study.get("submissions"):
@@ -540,7 +563,8 @@ def cmd_status(args) -> int:
 def register_commands(subparsers) -> None:
     """Add ``sge submit`` and ``status`` to the CLI's subparsers."""
     from bootgpu.backends import BACKEND_NAMES
-    from bootgpu.cli import _add_analysis_options
+    from bootgpu.cli import _add_analysis_options, _add_input_options
+    from bootgpu.study import FOCUS_HELP
 
     sge = subparsers.add_parser("sge", help="run a study on a Grid Engine cluster (SGE/UGE/OGS)")
     sge_sub = sge.add_subparsers(dest="sge_command", required=True)
@@ -550,7 +574,7 @@ def register_commands(subparsers) -> None:
                     "a merge job that waits for it (-hold_jid).  Run it again with the same options to "
                     "resubmit what did not finish.",
     )  # fmt: skip
-    sub.add_argument("--expr", required=True, help="expression matrix (TSV/CSV(.gz) or HDF5), readable from the nodes")
+    _add_input_options(sub, what="expression matrix (TSV/CSV(.gz) or HDF5), readable from the nodes")
     sub.add_argument("--out", required=True, help="study directory, on a file system shared with the nodes")
     sub.add_argument("--queue-type", required=True, choices=("cpu", "gpu"),
                      help="cpu: --backend numpy; gpu: --backend cupy, -l gpu=1")  # fmt: skip
@@ -573,7 +597,9 @@ def register_commands(subparsers) -> None:
     sub.add_argument("--job-setup", help="shell command the jobs run first, e.g. \"module load cuda/12.4\"")
     sub.add_argument("--scripts-dir", help="folder with the job scripts (default: the sge/ folder of the bootgpu source)")
     sub.add_argument("--dry-run", action="store_true", help="write the scripts and print the qsub command lines; submit nothing")
-    sub.add_argument("--focus", help="all | A:B | index,GENE,... | @file (default: all)")
+    sub.add_argument("--focus", help=FOCUS_HELP)
+    sub.add_argument("--overwrite", action="store_true",
+                     help="discard a study already in --out (other parameters, input or focus genes) before submitting")
     sub.add_argument("--memory-budget", default=DEFAULT_BUDGET,
                      help="what each task plans for (device memory on gpu), e.g. 6G (default %(default)s)")  # fmt: skip
     _add_analysis_options(sub)

@@ -1,69 +1,98 @@
-"""A study: many focus genes, one backend, resumable.  Parses --focus and --shard, runs each focus
-gene, keeps one part file per finished gene, and assembles the results file and hubs table.
+"""A study: many focus genes, one backend, resumable.  Parses --focus and --shard, claims the study
+directory for one study identity (``bootgpu.identity``), runs each focus gene, keeps one part file
+per finished gene, and streams the parts (or shards) into the results file and hubs table.
+
+Nothing on disk is reused unless its identity is this study's: a rerun with other parameters,
+another input or other focus genes stops before computing anything (``claim_study``), and every
+part or shard is checked again when it is read (``check_file_identity``).
 """
 
 from __future__ import annotations
 
 import re
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import h5py
 
 from bootgpu.atomic import atomic_write_text
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.draws import RNG_ALGORITHM
 from bootgpu.errors import BootgpuError
 from bootgpu.expression_io import Expression
-from bootgpu.hubs import format_hubs_tsv, hub_rows
+from bootgpu.hubs import format_hubs_tsv, sort_hub_rows
+from bootgpu.identity import StudyIdentity, focus_sha256
+from bootgpu.layout import StudyLayout, check_out_dir
 from bootgpu.pipeline import analyse_focus
 from bootgpu.planner import Plan
-from bootgpu.results_io import read_results, study_meta, write_part, write_results
+from bootgpu.results_io import assemble_results, read_hubs_row, read_meta, study_meta, write_part
 
-RESULTS_FILE = "results.h5"
-HUBS_FILE = "rewiring_hubs.tsv"
-PARTS_DIR = "parts"
-SHARDS_DIR = "shards"
+
+FOCUS_HELP = ("gene ids, comma-separated (GENE,GENE); #I for row I and #A:B for rows A..B-1 (0-based); all; "
+              "@FILE for ids or #-forms one per line (default: all)")
 
 
 def parse_focus(spec: str, expr: Expression) -> list[int]:
-    """``all`` | ``A:B`` (0-based, B excluded) | integers | gene ids, comma-separated | ``@file``.
+    """The focus genes as row indices, from ``--focus``: gene ids first.
 
-    In a file, tokens are separated by newlines, commas or whitespace.  Order is kept, duplicates
-    are dropped.
+    A token equal to a gene id always means that gene (so numeric ids such as Entrez's work).
+    Row indices need an explicit form: ``#7`` (row 7, 0-based), ``#0:100`` (rows 0..99; either end
+    may be left out); ``all`` is every gene.  ``@FILE`` reads tokens separated by newlines, commas,
+    tabs or spaces.  Order is kept and duplicates are dropped.
     """
     spec = spec.strip()
+    where = "--focus"
     if spec.startswith("@"):
         path = Path(spec[1:])
+        where = f"--focus file {path}"
         if not path.is_file():
-            raise BootgpuError(f"--focus file {path} not found")
+            raise BootgpuError(f"{where}: not found")
         tokens = [t for t in re.split(r"[\s,]+", path.read_text()) if t]
         if not tokens:
-            raise BootgpuError(f"--focus file {path} lists no genes")
+            raise BootgpuError(f"{where} lists no genes")
     else:
         tokens = [t.strip() for t in spec.split(",") if t.strip()]
+    rows = expr.gene_rows()
     genes: list[int] = []
     for tok in tokens:
-        if tok == "all":
+        if tok in rows:
+            genes.append(rows[tok])
+        elif tok == "all":
             genes.extend(range(expr.n_genes))
-        elif re.fullmatch(r"-?\d*:-?\d*", tok):
-            a, b = tok.split(":")
-            start, stop = int(a) if a else 0, int(b) if b else expr.n_genes
-            if not (0 <= start <= stop <= expr.n_genes):
-                raise BootgpuError(f"--focus range {tok!r} is outside 0:{expr.n_genes}")
+        elif match := re.fullmatch(r"#(\d*):(\d*)", tok):
+            start = int(match[1]) if match[1] else 0
+            stop = int(match[2]) if match[2] else expr.n_genes
+            if not start <= stop <= expr.n_genes:
+                raise BootgpuError(f"{where}: rows {tok} are outside #0:{expr.n_genes} (the matrix has {expr.n_genes} genes)")
             genes.extend(range(start, stop))
-        elif re.fullmatch(r"\d+", tok):
-            idx = int(tok)
-            if idx >= expr.n_genes:
-                raise BootgpuError(f"--focus gene index {idx} is out of range (the matrix has {expr.n_genes} genes)")
-            genes.append(idx)
+        elif match := re.fullmatch(r"#(\d+)", tok):
+            if int(match[1]) >= expr.n_genes:
+                raise BootgpuError(f"{where}: row {tok} is out of range (the matrix has {expr.n_genes} genes, #0 to #{expr.n_genes - 1})")
+            genes.append(int(match[1]))
         else:
-            genes.append(expr.gene_index(tok))
+            raise BootgpuError(f"{where}: {_unknown_gene(tok, expr)}")
     if not genes:
-        raise BootgpuError("--focus selects no genes")
+        raise BootgpuError(f"{where} selects no genes")
     return list(dict.fromkeys(genes))
+
+
+def _unknown_gene(tok: str, expr: Expression) -> str:
+    """Why ``tok`` matched nothing: the closest ids, and the explicit row form where it may be meant."""
+    import difflib
+
+    text = f"no gene has the id {tok!r}"
+    if re.fullmatch(r"\d*:\d*", tok):
+        return f"{text}; for a range of rows write #{tok}"
+    close = difflib.get_close_matches(tok, expr.gene_names, n=3, cutoff=0.6)
+    if not close:  # case-insensitive, as gene symbols are often written
+        folded = {g.casefold(): g for g in expr.gene_names}
+        close = [folded[c] for c in difflib.get_close_matches(tok.casefold(), list(folded), n=3, cutoff=0.6)]
+    if close:
+        text += f" (closest: {', '.join(close)})"
+    if re.fullmatch(r"\d+", tok) and int(tok) < expr.n_genes:
+        return f"{text}; for row {tok} (0-based) write #{tok}"
+    return text if close else f"{text} among the {expr.n_genes} gene ids"
 
 
 def parse_shard(spec: str | None) -> tuple[int, int] | None:
@@ -83,32 +112,80 @@ def shard_slice(genes: list[int], shard: tuple[int, int]) -> list[int]:
     return genes[start : start + q + (1 if k - 1 < r else 0)]
 
 
-def shard_file(out: Path, shard: tuple[int, int]) -> Path:
-    return out / SHARDS_DIR / f"shard-{shard[0]:04d}-of-{shard[1]:04d}.h5"
+@dataclass
+class RunSummary:
+    """What ``StudyRun.run`` did: focus genes in this run's scope, computed now, reused from disk,
+    whether everything was already complete, and the hubs table (None for a shard)."""
+
+    n_focus: int
+    computed: int
+    reused: int
+    already_complete: bool
+    hub_rows: list | None
 
 
-class Progress:
-    """A one-line progress bar on a terminal; silent when stderr is a log file."""
+def study_record(identity: StudyIdentity, focus: list[int]) -> dict:
+    """The content of ``DIR/study.json``."""
+    import datetime as _dt
 
-    def __init__(self, total: int, stream=None):
-        self.total, self.done = total, 0
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.t0 = time.perf_counter()
+    from bootgpu import __version__
 
-    def step(self, label: str) -> None:
-        self.done += 1
-        if not self.tty:
-            return
-        width = 30
-        filled = width * self.done // max(self.total, 1)
-        rate = (time.perf_counter() - self.t0) / self.done
-        self.stream.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {label[:20]:<20} {rate:6.2f} s/gene"
-        )
-        if self.done == self.total:
-            self.stream.write("\n")
-        self.stream.flush()
+    return {"bootgpu_version": __version__,
+            "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "study_id": identity.study_id, "identity": identity.as_dict(), "focus": [int(g) for g in focus]}  # fmt: skip
+
+
+def other_study_error(root: Path, diff: str) -> BootgpuError:
+    return BootgpuError(f"{root} holds a study with {diff}: use another --out, or --overwrite to discard it")
+
+
+def recorded_identity(layout: StudyLayout) -> tuple[StudyIdentity, list[int]] | None:
+    """(identity, focus list) from DIR/study.json, or None where there is none."""
+    record = layout.read_record()
+    if record is None:
+        return None
+    identity = StudyIdentity.from_mapping(record["identity"], str(layout.identity))
+    focus = [int(g) for g in record.get("focus", [])]
+    if len(focus) != identity.n_focus or focus_sha256(focus) != identity.focus_sha256:
+        raise BootgpuError(f"{layout.identity}: its focus list does not match its identity (edited by hand?)")
+    return identity, focus
+
+
+def claim_study(layout: StudyLayout, identity: StudyIdentity, focus: list[int], overwrite: bool = False,
+                log=print) -> None:
+    """Make DIR this study's before anything is computed or queued.
+
+    A DIR holding another study (different parameters, input, focus genes, format or rng) is
+    refused with the first difference, unless ``overwrite``, which discards what that study wrote;
+    so is a DIR with results but no study record (an older bootgpu's).  Then ``study.json`` is
+    written, exclusively: of two runs racing to claim DIR only one writes, and the other checks.
+    """
+    check_out_dir(layout.root)
+    recorded = recorded_identity(layout) if layout.identity.exists() else None
+    if recorded is not None:
+        diff = recorded[0].difference(identity)
+        if diff and not overwrite:
+            raise other_study_error(layout.root, diff)
+    elif layout.has_results() and not overwrite:
+        raise BootgpuError(f"{layout.root} holds results without a study record (study.json; written by an older "
+                           f"bootgpu?): use another --out, or --overwrite to discard them")
+    if overwrite and (recorded is not None or layout.has_results()):
+        layout.discard()
+        log(f"--overwrite: discarded the study in {layout.root}")
+    if not layout.create_record(study_record(identity, focus)):
+        raced = recorded_identity(layout)
+        if raced is not None and (diff := raced[0].difference(identity)):
+            raise other_study_error(layout.root, diff)
+
+
+def check_file_identity(path: Path, identity: StudyIdentity, what: str) -> None:
+    """A part, shard or results file must belong to the study ``identity``."""
+    meta = read_meta(path)
+    if meta.get("study_id") == identity.study_id:
+        return
+    theirs = StudyIdentity.from_mapping(meta, str(path))
+    diff = theirs.difference(identity) or f"study id {meta.get('study_id')}, not {identity.study_id}"
+    raise BootgpuError(f"{path}: this {what} belongs to another study ({diff}): remove it, or rerun with --overwrite")
 
 
 @dataclass
@@ -122,51 +199,78 @@ class StudyRun:
     focus: list[int]
     out: Path
     shard: tuple[int, int] | None = None
+    identity: StudyIdentity | None = None
+
+    def __post_init__(self):
+        self.layout = StudyLayout(self.out)
+        if self.identity is None:
+            self.identity = StudyIdentity.of(self.expr, self.cfg, self.focus, RNG_ALGORITHM)
 
     def meta(self) -> dict:
-        meta = study_meta(self.cfg, self.backend.name, self.backend.device_name(), self.expr.n_genes,
-                          self.expr.n_samples, RNG_ALGORITHM)
-        meta["study_focus"] = np.asarray(self.focus, dtype=np.int32)
-        return meta
+        return study_meta(self.identity, self.backend.name, self.backend.device_name())
 
-    def part_path(self, gene: int) -> Path:
-        return self.out / PARTS_DIR / f"focus-{gene:06d}.h5"
-
-    def run(self, log=print) -> list:
-        """Analyse every focus gene not already finished; return all results in focus order."""
+    def run(self, log=print) -> RunSummary:
+        """Analyse every focus gene of this run's scope not already finished, then write the shard
+        file or the study's results and hubs table.  ``claim_study`` must have run first."""
         k_low, k_high = self.cfg.validate(self.expr.n_samples)
         genes = shard_slice(self.focus, self.shard) if self.shard else self.focus
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / PARTS_DIR).mkdir(exist_ok=True)
+        target = self.layout.shard(*self.shard) if self.shard else self.layout.results
+        if target.exists():
+            check_file_identity(target, self.identity, "shard" if self.shard else "results file")
+            return RunSummary(len(genes), 0, len(genes), True, None if self.shard else self._hub_rows_of(target))
+        parts = self.layout.parts()
+        done = [g for g in genes if g in parts]
+        for g in done:
+            check_file_identity(parts[g], self.identity, "part")
+        todo = [g for g in genes if g not in parts]
+        if done:
+            log(f"resuming: {len(done)} of {len(genes)} focus genes already done")
+        self.layout.parts_dir.mkdir(parents=True, exist_ok=True)
         meta = self.meta()
-        todo = [g for g in genes if not self.part_path(g).exists()]
-        if len(todo) < len(genes):
-            log(f"resuming: {len(genes) - len(todo)} of {len(genes)} focus genes already done")
-        expr_dev = self.backend.to_device(self.expr.values)
-        progress = Progress(len(todo))
-        for gene in todo:
-            result = analyse_focus(self.backend, expr_dev, gene, self.cfg, self.plan, k_low, k_high)
-            write_part(self.part_path(gene), meta, result, self.expr.gene_names[gene])
-            progress.step(self.expr.gene_names[gene])
-        results = [read_results(self.part_path(g))[1][0] for g in genes]
+        if todo:
+            expr_dev = self.backend.to_device(self.expr.values)
+            with progress_bar(len(todo)) as bar:
+                for gene in todo:
+                    name = self.expr.gene_names[gene]
+                    bar.set_postfix_str(name[:24], refresh=False)
+                    result = analyse_focus(self.backend, expr_dev, gene, self.cfg, self.plan, k_low, k_high)
+                    write_part(self.layout.part(gene), meta, result, self.expr.gene_names)
+                    bar.update(1)
+        sources = [(self.layout.part(g), [str(g)]) for g in genes]
+        rows = None
         if self.shard:
-            target = shard_file(self.out, self.shard)
             target.parent.mkdir(exist_ok=True)
-            write_results(target, meta, self.expr.gene_names, self.expr.sample_names, results)
+            assemble_results(target, {**meta, "shard": f"{self.shard[0]}/{self.shard[1]}"},
+                             self.expr.gene_names, self.expr.sample_names, sources)
         else:
-            finish_study(self.out, meta, self.expr.gene_names, self.expr.sample_names, results)
+            rows = finish_study(self.layout, meta, self.expr.gene_names, self.expr.sample_names, sources, self.focus)
         for gene in genes:
-            self.part_path(gene).unlink()
+            self.layout.part(gene).unlink()
         if not self.shard:  # other shards may be running in this directory; merge_shards tidies up
-            _remove_if_empty(self.out / PARTS_DIR)
-        return results
+            _remove_if_empty(self.layout.parts_dir)
+        return RunSummary(len(genes), len(todo), len(done), False, rows)
+
+    def _hub_rows_of(self, results: Path) -> list[dict]:
+        with h5py.File(results, "r") as h5:
+            return sort_hub_rows([read_hubs_row(h5["focus"][name]) for name in h5["focus"]])
 
 
-def finish_study(out: Path, meta, gene_names, sample_names, results) -> list[dict]:
-    """Write results.h5 and rewiring_hubs.tsv (both atomically); return the hub rows."""
-    write_results(out / RESULTS_FILE, meta, gene_names, sample_names, results)
-    rows = hub_rows(results, gene_names)
-    atomic_write_text(out / HUBS_FILE, format_hubs_tsv(rows))
+def progress_bar(total: int):
+    """Focus genes done, rate and ETA on a terminal (tqdm); silent when stderr is not one."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="gene", desc="focus genes", file=sys.stderr, disable=not sys.stderr.isatty(),
+                dynamic_ncols=True, smoothing=0.1)
+
+
+def finish_study(layout: StudyLayout, meta, gene_names, sample_names, sources, focus) -> list[dict]:
+    """Write results.h5 (streamed from ``sources``) and rewiring_hubs.tsv, both atomically;
+    return the hub rows."""
+    rows: list[dict] = []
+    assemble_results(layout.results, meta, gene_names, sample_names, sources, study_focus=focus,
+                     on_hubs_row=rows.append)
+    rows = sort_hub_rows(rows)
+    atomic_write_text(layout.hubs, format_hubs_tsv(rows))
     return rows
 
 
@@ -178,39 +282,49 @@ def _remove_if_empty(path: Path) -> None:
 
 
 def merge_shards(out: Path) -> list[dict]:
-    """Combine ``shards/*.h5`` into the final results; every focus gene must appear exactly once."""
-    import h5py
+    """Combine ``shards/*.h5`` into the study's results and hubs table.
 
-    files = sorted((out / SHARDS_DIR).glob("shard-*-of-*.h5"))
-    if not files:
-        raise BootgpuError(f"{out / SHARDS_DIR}: no shard files to merge")
-    totals = {int(re.search(r"-of-(\d+)", f.name)[1]) for f in files}
+    Every shard must belong to the study recorded in ``study.json`` (its identity is checked) and
+    hold exactly its slice of the focus list.  The results file is streamed shard by shard and
+    focus gene by focus gene: memory is the gene and sample ids, one hubs row per focus gene and
+    the largest single focus gene's edges, whatever the number of focus genes.
+    """
+    layout = StudyLayout(out)
+    check_out_dir(out, "merge")
+    recorded = recorded_identity(layout)
+    if recorded is None:
+        raise BootgpuError(f"{out}: no study record (study.json); run `bootgpu run --shard K/N --out {out}` "
+                           f"or `bootgpu sge submit` first")
+    identity, focus = recorded
+    shards = layout.shards()
+    if not shards:
+        raise BootgpuError(f"{layout.shards_dir}: no shard files to merge")
+    totals = {n for _, n in shards}
     if len(totals) != 1:
-        raise BootgpuError(f"{out / SHARDS_DIR}: shard files from different splits {sorted(totals)}")
+        raise BootgpuError(f"{layout.shards_dir}: shard files from different splits {sorted(totals)}")
     n = totals.pop()
-    present = {int(re.search(r"shard-(\d+)", f.name)[1]) for f in files}
-    missing = sorted(set(range(1, n + 1)) - present)
+    missing = sorted(set(range(1, n + 1)) - {k for k, _ in shards})
     if missing:
         raise BootgpuError(f"{out}: missing shards {', '.join(map(str, missing))} of {n}")
-    meta, results, seen = None, [], {}
-    for f in files:
-        m, res = read_results(f)
-        meta = meta or m
-        for r in res:
-            if r.focus in seen:
-                raise BootgpuError(f"focus gene {r.focus} appears in both {seen[r.focus]} and {f.name}")
-            seen[r.focus] = f.name
-            results.append(r)
-    with h5py.File(files[0], "r") as h5:
-        gene_names = [g.decode() if isinstance(g, bytes) else g for g in h5["gene_names"][()]]
-        sample_names = [s.decode() if isinstance(s, bytes) else s for s in h5["sample_names"][()]]
-    expected = [int(g) for g in meta.get("study_focus", [])]
-    lost = [g for g in expected if g not in seen]
-    if lost:
-        shown = ", ".join(gene_names[g] for g in lost[:20]) + (" ..." if len(lost) > 20 else "")
-        raise BootgpuError(f"{out}: {len(lost)} focus genes missing from the shards: {shown}")
-    order = {g: i for i, g in enumerate(expected)}
-    results.sort(key=lambda r: order.get(r.focus, r.focus))
-    rows = finish_study(out, meta, gene_names, sample_names, results)
-    _remove_if_empty(out / PARTS_DIR)
+    sources = []
+    for k in range(1, n + 1):
+        path = shards[(k, n)]
+        check_file_identity(path, identity, "shard")
+        expected = [str(g) for g in shard_slice(focus, (k, n))]
+        with h5py.File(path, "r") as h5:
+            held = list(h5["focus"])
+        if held != expected:
+            raise BootgpuError(f"{path}: holds focus genes {_few(held)}, not this shard's {_few(expected)}")
+        sources.append((path, expected))
+    first = shards[(1, n)]
+    meta = {k: v for k, v in read_meta(first).items() if k != "shard"}
+    with h5py.File(first, "r") as h5:
+        gene_names = h5["gene_names"].asstr()[()].tolist()
+        sample_names = h5["sample_names"].asstr()[()].tolist()
+    rows = finish_study(layout, meta, gene_names, sample_names, sources, focus)
+    _remove_if_empty(layout.parts_dir)
     return rows
+
+
+def _few(names: list[str], limit: int = 5) -> str:
+    return ",".join(names[:limit]) + (f",... ({len(names)})" if len(names) > limit else "") if names else "none"

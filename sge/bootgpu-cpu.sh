@@ -4,7 +4,8 @@
 # Task K of N runs `bootgpu run --shard K/N --backend numpy` on the K-th contiguous part of the
 # study's focus genes and writes OUT/shards/shard-KKKK-of-NNNN.h5 (atomically, when it ends).
 # While it runs, every finished focus gene is kept in OUT/parts/, so a task that is killed and run
-# again continues where it stopped; a task whose shard file exists exits at once.
+# again continues where it stopped; a task whose shard is already complete exits at once (`bootgpu
+# run` checks that parts and shard belong to this study, see OUT/study.json).
 # bootgpu-merge.sh, held until the array ends, combines the shards into OUT/results.h5.
 #
 # Normally `bootgpu sge submit --queue-type cpu` copies this file into OUT/sge/, sets the resource
@@ -58,13 +59,8 @@ if [ -n "${BOOTGPU_SETUP:-}" ]; then
     eval "$BOOTGPU_SETUP"
 fi
 
-shard=$(printf '%s/shards/shard-%04d-of-%04d.h5' "$BOOTGPU_OUT" "$task" "$BOOTGPU_TASKS")
 echo "bootgpu task $task/$BOOTGPU_TASKS: job ${JOB_ID:-?} on $(hostname), queue ${QUEUE:-?}," \
     "$threads slot(s), ulimit -v $(ulimit -v), backend $BOOTGPU_BACKEND, pid $$, $(date '+%Y-%m-%d %H:%M:%S')"
-if [ -f "$shard" ]; then
-    echo "shard already complete: $shard"
-    exit 0
-fi
 
 set -- run --expr "$BOOTGPU_EXPR" --out "$BOOTGPU_OUT" --shard "$task/$BOOTGPU_TASKS" --backend "$BOOTGPU_BACKEND"
 if [ -n "${BOOTGPU_FOCUS:-}" ]; then

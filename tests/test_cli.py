@@ -4,6 +4,7 @@ line on stderr, exit code 2, and no output left behind."""
 from __future__ import annotations
 
 import gzip
+import json
 import subprocess
 import sys
 
@@ -32,16 +33,22 @@ def _run(args, capsys):
 
 def test_run_writes_documented_layout(small_tsv, tmp_path, capsys):
     out = tmp_path / "res"
-    code, stdout, _ = _run(["run", "--expr", str(small_tsv), "--out", str(out), "--focus", "0:3", "--backend", "numpy", *FAST], capsys)
+    code, stdout, _ = _run(["run", "--expr", str(small_tsv), "--out", str(out), "--focus", "#0:3", "--backend", "numpy", *FAST], capsys)
     assert code == 0
     assert "Top rewiring hubs" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["results.h5", "rewiring_hubs.tsv"]
+    assert sorted(p.name for p in out.iterdir()) == ["results.h5", "rewiring_hubs.tsv", "study.json"]
     with h5py.File(out / "results.h5") as h5:
         meta = h5["meta"].attrs
         for key in ("bootgpu_version", "backend", "device", "n_genes", "n_samples", "low_frac", "high_frac",
-                    "n_bootstrap", "bootstrap_frac", "seed", "fdr_alpha", "ci_alpha", "edge_selection", "rng_algorithm"):
+                    "n_bootstrap", "bootstrap_frac", "seed", "fdr_alpha", "ci_alpha", "edge_selection", "rng_algorithm",
+                    "results_format", "study_id", "values_sha256", "gene_names_sha256", "sample_names_sha256",
+                    "n_focus", "focus_sha256"):
             assert key in meta, key
-        assert meta["n_genes"] == 60 and meta["n_bootstrap"] == 20
+        assert meta["n_genes"] == 60 and meta["n_bootstrap"] == 20 and meta["results_format"] == 2
+        assert all(np.ndim(v) == 0 for v in meta.values())  # lists are datasets, never attributes
+        assert h5["study_focus"][()].tolist() == [0, 1, 2]
+        record = json.loads((out / "study.json").read_text())
+        assert record["focus"] == [0, 1, 2] and record["study_id"] == meta["study_id"]
         assert list(h5["focus"]) == ["0", "1", "2"]
         assert h5["gene_names"].shape == (60,) and h5["sample_names"].shape == (128,)
         for name in h5["focus"]:
@@ -68,7 +75,7 @@ def _read_all(path):
 
 
 def test_shards_then_merge_equal_one_run(small_tsv, tmp_path, capsys):
-    common = ["--expr", str(small_tsv), "--focus", "0:7", "--backend", "numpy", *FAST]
+    common = ["--expr", str(small_tsv), "--focus", "#0:7", "--backend", "numpy", *FAST]
     assert _run(["run", "--out", str(tmp_path / "one"), *common], capsys)[0] == 0
     for k in (1, 2, 3):
         assert _run(["run", "--out", str(tmp_path / "split"), "--shard", f"{k}/3", *common], capsys)[0] == 0
@@ -84,37 +91,10 @@ def test_shards_then_merge_equal_one_run(small_tsv, tmp_path, capsys):
 
 
 def test_merge_reports_missing_shard(small_tsv, tmp_path, capsys):
-    common = ["--expr", str(small_tsv), "--focus", "0:4", "--backend", "numpy", *FAST]
+    common = ["--expr", str(small_tsv), "--focus", "#0:4", "--backend", "numpy", *FAST]
     assert _run(["run", "--out", str(tmp_path), "--shard", "1/2", *common], capsys)[0] == 0
     code, _, err = _run(["merge", str(tmp_path)], capsys)
     assert code == 2 and "missing shards 2 of 2" in err and err.count("\n") == 1
-
-
-def test_resume_skips_finished_focus_genes(small_tsv, tmp_path, capsys):
-    from bootgpu.study import PARTS_DIR
-
-    common = ["--expr", str(small_tsv), "--out", str(tmp_path), "--backend", "numpy", *FAST]
-    assert _run(["run", "--focus", "0:2", *common], capsys)[0] == 0
-    before = _read_all(tmp_path / "results.h5")
-    # a killed run leaves finished parts behind; plant one from a separate run and resume
-    (tmp_path / PARTS_DIR).mkdir()
-    part_src = tmp_path / "src"
-    assert _run(["run", "--focus", "0:2", "--shard", "1/2", "--expr", str(small_tsv), "--out", str(part_src),
-                 "--backend", "numpy", *FAST], capsys)[0] == 0
-    import shutil
-
-    from bootgpu.results_io import read_results, write_part, study_meta  # noqa: F401
-    meta, results = read_results(next((part_src / "shards").glob("*.h5")))
-    results[0].attrs["n_tests"] = 12345  # a marker no fresh computation produces
-    write_part(tmp_path / PARTS_DIR / "focus-000000.h5", meta, results[0], "ignored")
-    code, _, err = _run(["run", "--focus", "0:2", *common], capsys)
-    assert code == 0 and "resuming: 1 of 2" in err
-    after = _read_all(tmp_path / "results.h5")
-    assert after["0"][0]["n_tests"] == 12345  # the finished part was reused, not recomputed
-    for key, value in before["1"][1].items():
-        assert np.array_equal(value, after["1"][1][key])
-    assert not (tmp_path / PARTS_DIR).exists()
-    shutil.rmtree(part_src)
 
 
 def _write(path, text, gz=False):
@@ -126,7 +106,7 @@ def _write(path, text, gz=False):
     return path
 
 
-def _matrix_text(n_genes=6, n_samples=20, seed=0):
+def _matrix_text(n_genes=24, n_samples=20, seed=0):
     rng = np.random.default_rng(seed)
     rows = ["gene\t" + "\t".join(f"s{j:02d}" for j in range(n_samples))]
     for g in range(n_genes):
@@ -153,7 +133,8 @@ BAD_CASES = {
     "too_few_samples_in_group": (lambda d: _write(d / "few.tsv", _matrix_text(n_samples=12)), [], "LOW group has 2 samples"),
     "fraction_out_of_range": (lambda d: _write(d / "f.tsv", _matrix_text()), ["--low-frac", "1.5"], "--low-frac"),
     "unknown_focus_gene": (lambda d: _write(d / "u.tsv", _matrix_text()), ["--focus", "g1,BRCA1"], "BRCA1"),
-    "focus_index_out_of_range": (lambda d: _write(d / "i.tsv", _matrix_text()), ["--focus", "99"], "99"),
+    "focus_index_out_of_range": (lambda d: _write(d / "i.tsv", _matrix_text()), ["--focus", "#99"], "#99"),
+    "focus_number_not_an_id": (lambda d: _write(d / "n.tsv", _matrix_text()), ["--focus", "7"], "write #7"),
 }
 
 
@@ -197,7 +178,7 @@ def test_hdf5_input_gives_same_results_as_text(small_tsv, tmp_path, capsys):
     target = tmp_path / "expression.h5"
     _run(["convert", "--expr", str(small_tsv), "--out", str(target)], capsys)
     for name, src in (("txt", small_tsv), ("h5", target)):
-        assert _run(["run", "--expr", str(src), "--out", str(tmp_path / name), "--focus", "0", "--backend", "numpy", *FAST], capsys)[0] == 0
+        assert _run(["run", "--expr", str(src), "--out", str(tmp_path / name), "--focus", "#0", "--backend", "numpy", *FAST], capsys)[0] == 0
     a, b = _read_all(tmp_path / "txt" / "results.h5"), _read_all(tmp_path / "h5" / "results.h5")
     assert a["0"][0] == b["0"][0]
 
@@ -208,7 +189,7 @@ def test_info_lists_backends(capsys):
 
 
 def test_console_script_entry_point_runs_demo_subset(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "bootgpu", "run", "--demo", "--focus", "0", "--n-bootstrap", "10",
+    proc = subprocess.run([sys.executable, "-m", "bootgpu", "run", "--demo", "--focus", "#0", "--n-bootstrap", "10",
                            "--out", str(tmp_path / "demo"), "--backend", "auto"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "backend auto: using" in proc.stderr

@@ -126,7 +126,7 @@ def test_indices_peak_under_prediction_under_budget(demo_h5, tmp_path, budget):
 
 @pytest.mark.parametrize("budget", ["120M", "300M", "1G"])
 def test_run_peak_under_prediction_under_budget(demo_h5, tmp_path, budget):
-    proc = _cli(["run", "--expr", str(demo_h5), "--out", str(tmp_path / "r"), "--focus", "0:2", "--n-bootstrap", "100",
+    proc = _cli(["run", "--expr", str(demo_h5), "--out", str(tmp_path / "r"), "--focus", "#0:2", "--n-bootstrap", "100",
                  "--memory-budget", budget, "--backend", "numpy"])
     assert proc.returncode == 0, proc.stderr
     rise, predicted, budget_bytes, rss_rise = _memory(proc.stderr)

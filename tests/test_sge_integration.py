@@ -100,7 +100,7 @@ def expr_tsv(workdir, write_demo_tsv):
 def reference(workdir, expr_tsv):
     """One local `bootgpu run` of the same focus genes and options."""
     out = workdir / "local"
-    focus = ",".join(map(str, FOCUS))
+    focus = ",".join(f"#{g}" for g in FOCUS)
     assert main(["run", "--expr", str(expr_tsv), "--out", str(out), "--focus", focus, "--backend", "numpy", *OPTIONS]) == 0
     return out
 
@@ -191,7 +191,7 @@ def _assert_study_equal(out: Path, reference: Path) -> None:
 
 def _submit_args(expr_tsv, out, queue_type="cpu", focus=FOCUS, tasks=TASKS):
     return ["--expr", str(expr_tsv), "--out", str(out), "--queue-type", queue_type, "--tasks", str(tasks),
-            "--focus", ",".join(map(str, focus)), *OPTIONS]  # fmt: skip
+            "--focus", ",".join(f"#{g}" for g in focus), *OPTIONS]  # fmt: skip
 
 
 # --- the tests -------------------------------------------------------------------------------------

@@ -1,0 +1,128 @@
+"""The study directory: where each file of a study lives, in one place.
+
+::
+
+    DIR/study.json                  the study's identity and focus genes (bootgpu.identity)
+    DIR/results.h5                  the finished results (docs/results-format.md)
+    DIR/rewiring_hubs.tsv           one row per focus gene
+    DIR/parts/focus-NNNNNN.h5       one finished focus gene each, while a run is in progress
+    DIR/shards/shard-KKKK-of-NNNN.h5  the results of `bootgpu run --shard K/N`
+    DIR/sge/                        Grid Engine scripts, job environment, submissions and logs (bootgpu.sge)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootgpu.errors import BootgpuError
+
+_SHARD_NAME = re.compile(r"shard-(\d+)-of-(\d+)\.h5")
+_PART_NAME = re.compile(r"focus-(\d+)\.h5")
+
+
+@dataclass(frozen=True)
+class StudyLayout:
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def identity(self) -> Path:
+        return self.root / "study.json"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results.h5"
+
+    @property
+    def hubs(self) -> Path:
+        return self.root / "rewiring_hubs.tsv"
+
+    @property
+    def parts_dir(self) -> Path:
+        return self.root / "parts"
+
+    @property
+    def shards_dir(self) -> Path:
+        return self.root / "shards"
+
+    @property
+    def sge_dir(self) -> Path:
+        return self.root / "sge"
+
+    def part(self, gene: int) -> Path:
+        return self.parts_dir / f"focus-{gene:06d}.h5"
+
+    def shard(self, k: int, n: int) -> Path:
+        return self.shards_dir / f"shard-{k:04d}-of-{n:04d}.h5"
+
+    def parts(self) -> dict[int, Path]:
+        """Finished part files, by focus gene index."""
+        if not self.parts_dir.is_dir():
+            return {}
+        return {int(m[1]): p for p in self.parts_dir.iterdir() if (m := _PART_NAME.fullmatch(p.name))}
+
+    def shards(self) -> dict[tuple[int, int], Path]:
+        """Shard files, by (K, N)."""
+        if not self.shards_dir.is_dir():
+            return {}
+        return {(int(m[1]), int(m[2])): p for p in self.shards_dir.iterdir() if (m := _SHARD_NAME.fullmatch(p.name))}
+
+    def has_results(self) -> bool:
+        """Anything computed: results, parts or shards."""
+        return self.results.exists() or bool(self.parts()) or bool(self.shards())
+
+    # -- the study record -----------------------------------------------------------------------
+    def read_record(self) -> dict | None:
+        """``study.json`` as a dict, or None if there is none."""
+        try:
+            text = self.identity.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise BootgpuError(f"{self.identity}: cannot read: {exc.strerror or exc}") from None
+        try:
+            record = json.loads(text)
+        except ValueError as exc:
+            raise BootgpuError(f"{self.identity}: not a bootgpu study record ({exc})") from None
+        if not isinstance(record, dict) or "identity" not in record:
+            raise BootgpuError(f"{self.identity}: not a bootgpu study record (no 'identity')")
+        return record
+
+    def create_record(self, record: dict) -> bool:
+        """Write ``study.json`` unless one exists (atomic and exclusive: of two runs starting at
+        once, one writes it and the other finds it).  True if this call wrote it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".study.json.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            tmp.write_text(json.dumps(record, indent=1) + "\n")
+            os.link(tmp, self.identity)  # fails if it exists: never replaces another run's record
+            created = True
+        except FileExistsError:
+            created = False
+        finally:
+            tmp.unlink(missing_ok=True)
+        return created
+
+    def discard(self) -> None:
+        """Remove everything a study wrote (``--overwrite``); other files in DIR are left alone."""
+        for path in (self.results, self.hubs, self.identity):
+            path.unlink(missing_ok=True)
+        for folder in (self.parts_dir, self.shards_dir, self.sge_dir):
+            if folder.is_dir():
+                shutil.rmtree(folder)
+
+
+def check_out_dir(out: Path, option: str = "--out") -> Path:
+    """``out`` must be a directory or not exist yet."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BootgpuError(f"{option} {out} is a file, not a directory: give a directory for the study")
+    return out
