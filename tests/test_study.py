@@ -317,38 +317,17 @@ def test_forty_thousand_focus_genes_through_run_and_status(tmp_path, capsys, mon
     assert "9998 tasks not started" in stdout and len(stdout.splitlines()) < 20
 
 
-def _cloned_shards(out, n_focus, n_shards, template):
-    """Shard files of a ``n_focus``-gene study made by copying one real focus group (HDF5 object
-    copy, milliseconds a gene) instead of computing or writing each: the merge is what is tested."""
-    from bootgpu.core.draws import RNG_ALGORITHM
-    from bootgpu.identity import StudyIdentity, focus_sha256
-    from bootgpu.layout import StudyLayout
-    from bootgpu.results_io import read_meta, write_meta
-    from bootgpu.study import claim_study, shard_slice
+def _clone_shards():
+    """``scripts/bench_merge.clone_shards``: shard files of a large study made by copying one real
+    focus group (HDF5 object copy, milliseconds a gene) instead of computing each."""
+    import importlib.util
+    from pathlib import Path
 
-    with h5py.File(template) as h5:
-        gene_names = h5["gene_names"].asstr()[()].tolist()
-        sample_names = h5["sample_names"].asstr()[()].tolist()
-    meta = read_meta(template)
-    focus = list(range(n_focus))
-    identity = StudyIdentity(**{**StudyIdentity.from_mapping(meta, "template").as_dict(), "n_focus": n_focus,
-                                "focus_sha256": focus_sha256(focus)})
-    layout = StudyLayout(out)
-    claim_study(layout, identity, focus)
-    meta.update(study_id=identity.study_id, n_focus=n_focus, focus_sha256=identity.focus_sha256)
-    layout.shards_dir.mkdir(parents=True)
-    with h5py.File(template) as src:
-        group = src["focus"][next(iter(src["focus"]))]
-        row = json.loads(group.attrs["hubs_row"])
-        for k in range(1, n_shards + 1):
-            with h5py.File(layout.shard(k, n_shards), "w", track_order=True) as h5:
-                write_meta(h5, {**meta, "shard": f"{k}/{n_shards}"}, gene_names, sample_names)
-                dst = h5.create_group("focus", track_order=True)
-                for g in shard_slice(focus, (k, n_shards)):
-                    src.copy(group, dst, name=str(g))
-                    dst[str(g)].attrs["hubs_row"] = json.dumps({**row, "focus_index": g})
-    assert RNG_ALGORITHM == identity.rng_algorithm
-    return identity
+    path = Path(__file__).resolve().parent.parent / "scripts" / "bench_merge.py"
+    spec = importlib.util.spec_from_file_location("bench_merge", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.clone_shards
 
 
 @pytest.mark.slow
@@ -356,7 +335,7 @@ def test_merge_of_twenty_thousand_focus_genes(expr_tsv, tmp_path, capsys):
     template = tmp_path / "template"
     assert _run(["run", "--expr", str(expr_tsv), "--out", str(template), "--focus", "#0", *FAST], capsys)[0] == 0
     out, n_focus = tmp_path / "study", 20_001
-    _cloned_shards(out, n_focus, 3, template / "results.h5")
+    _clone_shards()(out, n_focus, 3, template / "results.h5")
     code, stdout, _ = _run(["status", str(out)], capsys)
     assert code == 0 and f"{n_focus} of {n_focus} focus genes done (100%), 3 of 3 shards written" in stdout
     code, stdout, err = _run(["merge", str(out)], capsys)
