@@ -29,8 +29,9 @@ from bootgpu.planner import Plan
 from bootgpu.results_io import assemble_results, read_hubs_row, read_meta, study_meta, write_part
 
 
-FOCUS_HELP = ("gene ids, comma-separated (GENE,GENE); #I for row I and #A:B for rows A..B-1 (0-based); all; "
-              "@FILE for ids or #-forms one per line (default: all)")
+FOCUS_HELP = ("gene ids, comma-separated (GENE,GENE); #I for row I and #A:B for rows A..B-1 (0-based; quote "
+              "them in a shell, '#0:100', or write --focus=#0:100); all; @FILE for ids or #-forms one per line "
+              "(default: all)")
 
 
 def parse_focus(spec: str, expr: Expression) -> list[int]:
