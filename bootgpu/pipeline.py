@@ -14,8 +14,8 @@ import numpy as np
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_deltas, resample_size, summarise
 from bootgpu.core.change import classify_change
-from bootgpu.core.fdr import BHStream, bins_for_pairs
-from bootgpu.core.significance import FisherTest, TTest
+from bootgpu.core.fdr import BHStream, bins_for_pairs, spearman_levels
+from bootgpu.core.significance import FisherTest, TTest, z_transform
 from bootgpu.core.spearman import PairBlocks, group_ranks
 from bootgpu.core.split import split_samples
 from bootgpu.planner import Plan, replicate_chunk_for
@@ -38,14 +38,52 @@ class FocusResult:
     edges: dict = field(default_factory=dict)
 
 
+class BlockStats:
+    """A block's per-pair statistics for the three tests, each computed on first use:
+    ``stats[name]`` for every valid pair; ``binned(name)`` for the pairs a test's stream counts
+    by bin (t-tests with level tables: the pairs with a tied gene in the group; otherwise all);
+    ``levels(name)`` the level of every pair (``SpearmanLevels``; pairs counted by bin get n)."""
+
+    def __init__(self, passes: "PairPasses", item: dict, levels: dict | None):
+        self._passes, self._item, self._levels = passes, item, levels or {}
+        self._abs = {}
+
+    def __getitem__(self, name: str):
+        if name == "diff":
+            return self._item["s_diff"]
+        if name not in self._abs:
+            self._abs[name] = self._passes.xp.abs(self._item[f"r_{name}"])
+        return self._abs[name]
+
+    def binned(self, name: str):
+        if name == "diff" or self._passes.levels[name] is None:
+            return self[name]
+        tied = self._item[f"tied_{name}"]
+        if tied is None:
+            return None
+        return self._passes.xp.abs(self._item[f"r_{name}"][tied])
+
+    def levels(self, name: str):
+        if name not in self._levels:
+            self._levels[name] = self._passes.pair_levels(self._item, name)
+        return self._levels[name]
+
+
 class PairPasses:
     """Repeated passes over pair space: ``map(fn)`` yields fn(block, valid, r_low, r_high, stats)
-    for every block, in block order, computing up to ``threads`` blocks at once.
+    for every block, in block order, computing up to ``threads`` blocks at once (``stats``: a
+    ``BlockStats``).
 
-    With ``cache`` the first pass keeps each block's values (about 25 bytes a pair), so later passes
-    cost only the cheap statistics; without it every pass recomputes the matrix products.  Per-block
-    work runs in the backend's threads; whatever is reduced across blocks is reduced by the caller,
-    in block order, so results do not depend on the thread count.
+    With ``cache`` the first pass keeps each block's values (about 25 bytes a pair, plus a flag
+    per pair and group where the block has tied genes), so later passes cost only the cheap
+    statistics; without it every pass recomputes the matrix products.  The matrix products run in
+    the calling thread (BLAS has its own threads), everything per pair after them in the backend's
+    threads; whatever is reduced across blocks is reduced by the caller, in block order, so results
+    do not depend on the thread count.
+
+    Where a group has level tables (``core.fdr.spearman_levels``), Fisher's z of a pair of tie-free
+    genes is read from the table at the pair's level (a gather instead of an arctanh); pairs with
+    a tied gene (``sumsq`` below (k^3 - k)/3) get the arctanh.
     """
 
     def __init__(self, backend, pairs: PairBlocks, tests: dict, cache: bool, threads: int = 1):
@@ -54,19 +92,55 @@ class PairPasses:
         self.threads = max(1, int(threads))
         self._starts = pairs.starts()
         self._cached = [None] * len(self._starts) if cache else None
+        self.levels = {name: spearman_levels(backend, grp.k) for name, grp in (("low", pairs.low), ("high", pairs.high))}
 
-    def _compute(self, block):
+    def _compute(self, block) -> dict:
         xp = self.xp
         valid = xp.isfinite(block.r_low) & xp.isfinite(block.r_high)
-        if int(xp.count_nonzero(valid)) == valid.shape[0]:
+        all_valid = int(xp.count_nonzero(valid)) == valid.shape[0]
+        if all_valid:
             r_low, r_high = block.r_low, block.r_high
         else:
             r_low, r_high = block.r_low[valid], block.r_high[valid]
-        s_diff = self.tests["diff"].statistic(xp, r_low, r_high)
-        block.r_low = block.r_high = None  # only the valid pairs' values are kept
-        return block, valid, r_low, r_high, s_diff
+        item = {"block": block, "valid": valid, "r_low": r_low, "r_high": r_high, "s_diff": None}
+        for name in ("low", "high"):  # pairs with a tied gene: not on the group's level grid
+            tied = getattr(block, f"tied_{name}")
+            if tied is not None and not all_valid:
+                tied = tied[valid]
+                tied = tied if int(xp.count_nonzero(tied)) else None
+            item[f"tied_{name}"] = tied
+        block.r_low = block.r_high = block.tied_low = block.tied_high = None  # kept in item, valid pairs only
+        return item
 
-    def _item(self, index: int):
+    def pair_levels(self, item: dict, name: str):
+        """Level of each valid pair of ``item`` in group ``name``; ``n`` for pairs with a tied gene."""
+        table = self.levels[name]
+        a = table.levels(self.xp, item[f"r_{name}"])
+        tied = item[f"tied_{name}"]
+        if tied is not None:
+            a[tied] = table.n
+        return a
+
+    def _derive(self, item: dict) -> dict:
+        """The Fisher statistic of a block (kept with it); returns the pairs' levels, made on the way."""
+        xp = self.xp
+        z, levels = {}, {}
+        for name in ("low", "high"):
+            r, table = item[f"r_{name}"], self.levels[name]
+            if table is None:
+                z[name] = z_transform(xp, r)
+                continue
+            a = table.levels(xp, r)
+            z[name] = xp.take(table.z, a)
+            tied = item[f"tied_{name}"]
+            if tied is not None:
+                z[name][tied] = z_transform(xp, r[tied])
+                a[tied] = table.n
+            levels[name] = a
+        item["s_diff"] = xp.abs(z["high"] - z["low"])
+        return levels
+
+    def _item(self, index: int) -> dict:
         item = self._cached[index] if self._cached is not None else None
         if item is None:
             item = self._compute(self.pairs.block(self._starts[index]))
@@ -74,10 +148,9 @@ class PairPasses:
                 self._cached[index] = item
         return item
 
-    def _with_stats(self, item):
-        block, valid, r_low, r_high, s_diff = item
-        stats = {"low": self.xp.abs(r_low), "high": self.xp.abs(r_high), "diff": s_diff}
-        return block, valid, r_low, r_high, stats
+    def _run(self, fn, item: dict):
+        levels = self._derive(item) if item["s_diff"] is None else None
+        return fn(item["block"], item["valid"], item["r_low"], item["r_high"], BlockStats(self, item, levels))
 
     def map(self, fn):
         n_blocks = len(self._starts)
@@ -85,10 +158,25 @@ class PairPasses:
             # blocks are computed here (their matrix products use BLAS's own threads), the
             # per-block work of ``fn`` in the backend's threads
             items = [self._item(i) for i in range(w0, min(w0 + self.threads, n_blocks))]
-            yield from self.backend.map_chunks(lambda item: fn(*self._with_stats(item)), items, self.threads)
+            yield from self.backend.map_chunks(lambda item: self._run(fn, item), items, self.threads)
 
     def __iter__(self):
         return self.map(lambda *item: item)
+
+
+def bh_streams(backend, passes: PairPasses) -> dict:
+    """One ``BHStream`` per test.  A t-test with level tables counts the pairs of tie-free genes by
+    level, so its bins only hold the pairs with a tied gene and are sized for those."""
+    xp, pairs = backend.xp, passes.pairs
+    streams = {}
+    for name, test in passes.tests.items():
+        levels = passes.levels.get(name)
+        n_binned = pairs.n_pairs
+        if levels is not None:
+            untied = pairs.n_genes - int(xp.count_nonzero(pairs.tied[name]))
+            n_binned -= untied * (untied - 1) // 2
+        streams[name] = BHStream(backend, test, name, bins_for_pairs(n_binned), levels)
+    return streams
 
 
 def _collect(xp, parts):
@@ -103,9 +191,8 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
     high = group_ranks(xp, xp.take(expr, high_idx, axis=1))
     pairs = PairBlocks(xp, low, high, plan.rows_per_block)
     tests = {"low": TTest(k_low), "high": TTest(k_high), "diff": FisherTest(k_low, k_high)}
-    n_bins = bins_for_pairs(pairs.n_pairs)
-    streams = {name: BHStream(backend, test, name, n_bins) for name, test in tests.items()}
     passes = PairPasses(backend, pairs, tests, plan.cache_pairs, plan.threads)
+    streams = bh_streams(backend, passes)
 
     n_nan = _count_pass(xp, passes, streams)
     s_star = _threshold_pass(passes, streams, cfg.fdr_alpha)
@@ -137,21 +224,48 @@ def _count_pass(xp, passes, streams) -> int:
 
     def per_block(block, valid, r_low, r_high, stats):
         n_bad = int(valid.shape[0]) - int(xp.count_nonzero(valid))
-        return n_bad, {name: streams[name].histogram(stats[name]) for name in TESTS}
+        out = {}
+        for name in TESTS:
+            stream = streams[name]
+            if stream.exact is None:
+                out[name] = (stream.histogram(stats[name]), None)
+            else:
+                binned = stats.binned(name)
+                out[name] = (None if binned is None else stream.histogram(binned),
+                             stream.level_histogram(stats.levels(name)))
+        return n_bad, out
 
     n_nan = 0
     for n_bad, histograms in passes.map(per_block):
         n_nan += n_bad
         for name in TESTS:
-            streams[name].add(histograms[name])
+            streams[name].add(*histograms[name])
     return n_nan
 
 
+def _binned(stats, stream, name: str):
+    """The statistics of a block that ``stream`` counted by bin (None: none)."""
+    return stats[name] if stream.exact is None else stats.binned(name)
+
+
 def _refine(passes, refs: dict) -> None:
-    """One pass gathering, for each test's refinement, the statistics in its chosen bins."""
-    for picked in passes.map(lambda block, valid, r_low, r_high, stats: {name: refs[name].pick(stats[name]) for name in refs}):
+    """One pass gathering, for each test's refinement, the statistics in its chosen bins; none
+    when every chosen value is known from counts by level."""
+    refs = {name: ref for name, ref in refs.items() if ref.needs_pass}
+    if not refs:
+        return
+
+    def per_block(block, valid, r_low, r_high, stats):
+        out = {}
+        for name, ref in refs.items():
+            s = _binned(stats, ref.stream, name)
+            out[name] = None if s is None else ref.pick(s)
+        return out
+
+    for picked in passes.map(per_block):
         for name in refs:
-            refs[name].add(picked[name])
+            if picked[name] is not None:
+                refs[name].add(picked[name])
 
 
 def _threshold_pass(passes, streams, alpha: float) -> dict:

@@ -21,6 +21,11 @@ thresholds s* (three scalars) to the host.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
+
+from bootgpu.core.significance import z_transform
+from bootgpu.core.spearman import correlation
 
 N_BINS = 1 << 20  # the most bins; about 36 pairs a bin at 8,763 genes
 MIN_BINS = 1 << 12
@@ -38,7 +43,111 @@ _SLACK = 1e-12  # relative widening of bin bounds against rounding of p at bin e
 
 
 _EDGE_PVALUES: dict = {}  # (backend name, device, test, n_bins) -> (p at lower edges, p at upper edges)
-_EDGE_PVALUES_KEPT = 6
+_EDGE_PVALUES_KEPT = 12  # t-tests size their bins by the pairs with ties, which vary by focus gene
+_TABLES: dict = {}  # (kind, backend name, device, ...) -> level tables, the same for a whole study
+_TABLES_KEPT = 8
+
+
+def _cached(store: dict, kept: int, key, make):
+    if key not in store:
+        if len(store) >= kept:
+            del store[next(iter(store))]  # the oldest
+        store[key] = make()
+    return store[key]
+
+
+LEVELS_MAX = 1 << 22  # most signed levels a group gets exact tables for: (k^3 - k)/6 + 1, k <= 293
+LEVEL_BOOKKEEPING_BYTES = 72  # per signed level and group: r and z tables, t-test counts, two blocks'
+# histograms in flight, the folded counts with their values, bins and p-values
+
+
+def rank_sumsq(k: int) -> int:
+    """|d|^2 of a gene without ties in a k-sample group (d: doubled centred ranks)."""
+    return (k**3 - k) // 3
+
+
+def n_signed_levels(k: int) -> int:
+    """Distinct rank dot products S between tie-free genes of a k-sample group (0: no tables)."""
+    n = rank_sumsq(k) // 2 + 1
+    return n if n <= LEVELS_MAX else 0
+
+
+def exact_level_bytes(k_low: int, k_high: int, threads: int = 1) -> int:
+    """Device bytes of the level tables and level histograms of one focus gene (both groups)."""
+    extra = max(0, threads - 2) * 8  # further blocks' histograms in flight
+    return sum(n_signed_levels(k) * (LEVEL_BOOKKEEPING_BYTES + extra) for k in (k_low, k_high))
+
+
+@dataclass(frozen=True)
+class SpearmanLevels:
+    """Every value r takes between two tie-free genes of a k-sample group.
+
+    With doubled centred ranks d (integers), S = d_i . d_j and r = S / sqrt(D D), D = (k^3 - k)/3.
+    S = 4 a - D for a level a = 0 .. D/2: sum_p (2 x_p - c)(2 y_p - c) = 4 sum x y - k c^2 with
+    c = k + 1, and k c^2 = D (mod 4) in every residue class of k.  The tables hold r (computed as
+    ``spearman.correlation`` computes it, so the same float64) and Fisher's z of it; a pair's level
+    is recovered from its r as round((r + 1) D / 4), exact because r carries ~1e-16 relative error.
+    Pairs with a tied gene have other denominators and are not covered."""
+
+    k: int
+    rank_sumsq: int
+    n: int
+    r: Any  # (n,) float64
+    z: Any  # (n,) float64, z_transform(r)
+
+    def levels(self, xp, r):
+        """Level a of each r (int32); meaningful only for pairs of tie-free genes."""
+        quarter = self.rank_sumsq / 4.0
+        return xp.astype(xp.round(r * quarter + quarter), xp.int32)
+
+
+def spearman_levels(backend, k: int) -> SpearmanLevels | None:
+    """The level tables of a k-sample group on ``backend`` (cached); None when k is too large."""
+    n = n_signed_levels(k)
+    if not n:
+        return None
+
+    def make():
+        xp = backend.xp
+        big_d = rank_sumsq(k)
+        dots = xp.astype(xp.arange(n, dtype=xp.int64) * 4 - big_d, xp.float64)
+        sumsq = xp.full((n,), float(big_d), dtype=xp.float64)
+        r = correlation(xp, dots, sumsq, sumsq)
+        return SpearmanLevels(k, big_d, n, r, z_transform(xp, r))
+
+    return _cached(_TABLES, _TABLES_KEPT, ("levels", backend.name, backend.device_name(), k), make)
+
+
+@dataclass(frozen=True)
+class ExactLevels:
+    """The t-test's view of a group's levels: s = |r| takes (D - 4 j)/D for j = 0 .. D//4, which
+    is descending in j; level a has j = min(a, D/2 - a).  ``bins``: each value's BH bin
+    (non-decreasing), ``bin_ends[t]``: how many values fall in bins <= t."""
+
+    n: int  # signed levels (histogram length)
+    values: Any  # (n_desc,) float64, descending
+    bins: Any  # (n_desc,) int32
+    bin_ends: Any  # (n_bins,) int64
+
+    def fold(self, xp, counts):
+        """Counts per signed level -> counts per value of s (descending)."""
+        h = self.n // 2
+        if self.n % 2:  # D = 0 (mod 4): level h is S = 0
+            return xp.concat([counts[:h] + xp.flip(counts[h + 1:]), counts[h:h + 1]])
+        return counts[:h] + xp.flip(counts[h:])
+
+
+def exact_levels(backend, stream: "BHStream", levels: SpearmanLevels) -> ExactLevels:
+    def make():
+        xp = backend.xp
+        n_desc = levels.rank_sumsq // 4 + 1
+        values = xp.abs(levels.r[:n_desc])  # levels 0 .. D//4: S = -D .. <= 0, |S| descending
+        bins = stream.bins(values)
+        bin_ends = xp.searchsorted(bins, xp.arange(stream.n_bins, dtype=bins.dtype), side="right")
+        return ExactLevels(levels.n, values, bins, xp.astype(bin_ends, xp.int64))
+
+    key = ("exact", backend.name, backend.device_name(), levels.k, stream.n_bins)
+    return _cached(_TABLES, _TABLES_KEPT, key, make)
 
 
 def _edge_pvalues(backend, test, n_bins: int):
@@ -60,11 +169,15 @@ def _edge_pvalues(backend, test, n_bins: int):
 class BHStream:
     """Exact BH for one test over statistics that arrive in blocks."""
 
-    def __init__(self, backend, test, which: str, n_bins: int = N_BINS):
+    def __init__(self, backend, test, which: str, n_bins: int = N_BINS, levels: SpearmanLevels | None = None):
+        """``levels``: the group's level tables (t-tests only); pairs of tie-free genes are then
+        counted by level (``level_histogram``) and only the other pairs by bin (``histogram``)."""
         self.backend, self.xp = backend, backend.xp
         self.test, self.which = test, which
         self.n_bins = n_bins
-        self.counts = self.xp.zeros(n_bins, dtype=self.xp.int64)
+        self.counts = self.xp.zeros(n_bins, dtype=self.xp.int64)  # pairs counted by bin
+        self.exact = exact_levels(backend, self, levels) if levels is not None else None
+        self.level_counts = self.xp.zeros(self.exact.n, dtype=self.xp.int64) if self.exact else None
 
     # -- bins (t = 0 holds the largest s, i.e. the smallest p) ---------------------------------
     def bins(self, s):
@@ -76,12 +189,39 @@ class BHStream:
         """Pass 1, per block (any thread): the bin counts of a block of statistics (valid pairs)."""
         return self.xp.astype(self.backend.bincount(self.bins(s), self.n_bins), self.xp.int64, copy=False)
 
-    def add(self, histogram) -> None:
-        """Pass 1, in block order: add a block's ``histogram``."""
-        self.counts += histogram
+    def level_histogram(self, levels):
+        """Pass 1, per block: counts per level of the pairs of tie-free genes (``levels``, int32;
+        the value ``exact.n`` marks a pair counted by bin instead, and is dropped)."""
+        n = self.exact.n
+        return self.xp.astype(self.backend.bincount(levels, n + 1)[:n], self.xp.int64, copy=False)
 
-    def count(self, s) -> None:
-        self.add(self.histogram(s))
+    def add(self, histogram, level_histogram=None) -> None:
+        """Pass 1, in block order: add a block's ``histogram`` (and ``level_histogram``; None: none)."""
+        if histogram is not None:
+            self.counts += histogram
+        if level_histogram is not None:
+            self.level_counts += level_histogram
+
+    def count(self, s, levels=None) -> None:
+        self.add(self.histogram(s), None if levels is None else self.level_histogram(levels))
+
+    def value_counts(self):
+        """Pairs counted by level, per value of s (``exact.values``, descending); after pass 1."""
+        if not hasattr(self, "_value_counts"):
+            self._value_counts = self.exact.fold(self.xp, self.level_counts)
+        return self._value_counts
+
+    @property
+    def total_counts(self):
+        """Pairs per bin, whichever way they were counted (after pass 1)."""
+        if not hasattr(self, "_total"):
+            xp = self.xp
+            self._total = self.counts
+            if self.exact is not None:  # values are sorted by bin: bin totals from a cumulative sum
+                zero = xp.zeros((1,), dtype=xp.int64)
+                upto = xp.take(xp.concat([zero, xp.cumulative_sum(self.value_counts())]), self.exact.bin_ends)
+                self._total = self.counts + (upto - xp.concat([zero, upto[:-1]]))
+        return self._total
 
     def _bounds(self):
         """Per bin (lower, upper) bound on the smallest BH term of its pairs; inf when empty."""
@@ -89,9 +229,10 @@ class BHStream:
             return self._lb, self._ub
         xp = self.xp
         p_lo, p_hi = _edge_pvalues(self.backend, self.test, self.n_bins)
-        self.m = int(xp.sum(self.counts))
-        empty = self.counts == 0
-        frac = xp.astype(xp.cumulative_sum(self.counts), xp.float64) / max(self.m, 1)
+        counts = self.total_counts
+        self.m = int(xp.sum(counts))
+        empty = counts == 0
+        frac = xp.astype(xp.cumulative_sum(counts), xp.float64) / max(self.m, 1)
         frac = xp.where(empty, 1.0, frac)
         self._lb = xp.where(empty, xp.inf, p_hi / frac * (1 - _SLACK))
         self._ub = xp.where(empty, xp.inf, p_lo / frac * (1 + _SLACK))
@@ -124,7 +265,7 @@ class BHStream:
         below = xp.concat([xp.asarray([-1], dtype=xp.int64), last_query[:-1]])  # largest query bin < t
         reach = xp.where(below >= 0, xp.take(suffix_ub, xp.maximum(below, 0) + 1), -xp.inf)
         need = is_query | ((lb <= reach) & (lb < 1.0))
-        return need & (self.counts > 0)
+        return need & (self.total_counts > 0)
 
     def refinement(self, bin_mask) -> "Refinement":
         return Refinement(self, bin_mask)
@@ -151,14 +292,21 @@ class Refinement:
         self.stream, self.xp = stream, stream.xp
         self.bin_mask = bin_mask
         self._parts = []
-        # the statistic range that holds every chosen bin, one bin wider on each side (against
-        # rounding in ``bins``): a cheap comparison screens a block before bins are computed
         xp, n = stream.xp, stream.n_bins
+        if stream.exact is not None:  # values counted by level: taken straight from the counts
+            value_counts = stream.value_counts()
+            keep = xp.take(bin_mask, stream.exact.bins) & (value_counts > 0)
+            self._parts.append((stream.exact.values[keep], value_counts[keep]))
+        # the statistic range that holds every chosen bin with pairs counted by bin, one bin wider
+        # on each side (against rounding in ``bins``): a cheap comparison screens a block before
+        # bins are computed
+        binned = bin_mask & (stream.counts > 0)
         t = xp.arange(n, dtype=xp.int64)
-        t_first = int(stream.backend.to_host(xp.min(xp.where(bin_mask, t, n))))
-        t_last = int(stream.backend.to_host(xp.max(xp.where(bin_mask, t, -1))))
+        t_first = int(stream.backend.to_host(xp.min(xp.where(binned, t, n))))
+        t_last = int(stream.backend.to_host(xp.max(xp.where(binned, t, -1))))
         width = stream.test.s_max / n
         self._empty = t_last < 0
+        self.needs_pass = not self._empty  # False: no pair needs to be seen again
         self._s_low = (n - 2 - t_last) * width  # bin t holds s in [(n-1-t) w, (n-t) w)
         self._s_high = math.inf if t_first <= 1 else (n + 1 - t_first) * width
 
@@ -195,7 +343,7 @@ class Refinement:
         s_sorted, mult = _distinct_desc(xp, values, mult)  # descending s = ascending p
         self.keys = -s_sorted
         # F(y) = #pairs with s >= s_y = pairs in earlier bins + gathered ones (whole bins) up to y
-        counts = st.counts
+        counts = st.total_counts
         gathered = xp.where(self.bin_mask, counts, 0)
         before_all = xp.cumulative_sum(counts) - counts
         before_gathered = xp.cumulative_sum(gathered) - gathered

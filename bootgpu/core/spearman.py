@@ -8,6 +8,7 @@ on a GPU -- computes them exactly; larger groups use float64, exact to 2**53.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,13 +61,17 @@ class PairBlock:
     stop: int
     r_low: Any  # (n_pairs_in_block,) float64
     r_high: Any
+    tied_low: Any = None  # (n_pairs_in_block,) bool: a gene of the pair has ties in LOW; None: no such pair
+    tied_high: Any = None
 
 
 class PairBlocks:
     """Iterates row blocks of the upper triangle of pair space for both groups.
 
-    Each block is one matrix product per group, (rows, G - start); correlations are formed in that
-    2-D layout and the pairs j > i are then taken out in condensed order.
+    Each block is one matrix product per group, (rows, G - start), whose pairs j > i are then taken
+    out in condensed order.  Between two genes without ties in a k-sample group |d|^2 = D =
+    (k^3 - k)/3, so r = S / sqrt(D D) with one denominator for all of them; only the pairs with a
+    tied (or constant) gene, located from per-gene flags, get their own (``correlation``, as before).
     """
 
     def __init__(self, xp, low: GroupRanks, high: GroupRanks, rows_per_block: int):
@@ -74,14 +79,32 @@ class PairBlocks:
         self.n_genes = low.d.shape[0]
         self.rows = max(1, int(rows_per_block))
         self.n_pairs = self.n_genes * (self.n_genes - 1) // 2
+        self.tied, self._last_tied, self._den = {}, {}, {}
+        for name, grp in (("low", low), ("high", high)):
+            big_d = float((grp.k**3 - grp.k) // 3)
+            self._den[name] = math.sqrt(big_d * big_d)  # what correlation() computes for such a pair
+            self.tied[name] = grp.sumsq != big_d  # (G,) genes with ties or constant in the group
+            where = xp.nonzero(self.tied[name])[0]
+            self._last_tied[name] = int(xp.max(where)) if where.shape[0] else -1
 
-    def _block_r(self, grp: GroupRanks, start: int, stop: int):
+    def _block_r(self, name: str, start: int, stop: int):
+        """r of the block's pairs in group ``name`` and the mask of pairs with a tied gene (or None)."""
         xp = self.xp
+        grp = self.low if name == "low" else self.high
         dots = xp.matmul(grp.d[start:stop, :], xp.matrix_transpose(grp.d[start:, :]))
-        r = correlation(xp, dots, grp.sumsq[start:stop, None], grp.sumsq[None, start:])
         # row i of the block is gene start + i; its pairs j > start + i begin at column i + 1
         # (row slices copy as fast as memory; a boolean mask of the triangle is ~10x slower)
-        return xp.concat([r[i, i + 1:] for i in range(stop - start)])
+        dots = xp.concat([dots[i, i + 1:] for i in range(stop - start)])
+        r = xp.astype(dots, xp.float64) / self._den[name]
+        if self._last_tied[name] < start:  # every gene of the block is tie-free here
+            return r, None
+        tied = self.pair_mask(self.tied[name], start, stop)
+        where = xp.nonzero(tied)[0]
+        if where.shape[0] == 0:
+            return r, None
+        gene_i, gene_j = self._genes(start, stop, where)
+        r[tied] = correlation(xp, xp.take(dots, where), xp.take(grp.sumsq, gene_i), xp.take(grp.sumsq, gene_j))
+        return r, tied
 
     def starts(self) -> list:
         """First row of every block, in condensed order."""
@@ -90,20 +113,33 @@ class PairBlocks:
     def block(self, start: int) -> PairBlock:
         """The block whose first row is ``start`` (blocks are independent: any order, any thread)."""
         stop = min(start + self.rows, self.n_genes - 1)
-        return PairBlock(start, stop, self._block_r(self.low, start, stop), self._block_r(self.high, start, stop))
+        r_low, tied_low = self._block_r("low", start, stop)
+        r_high, tied_high = self._block_r("high", start, stop)
+        return PairBlock(start, stop, r_low, r_high, tied_low, tied_high)
 
     def __iter__(self):
         return map(self.block, self.starts())
 
+    def pair_mask(self, flags, start: int, stop: int):
+        """flags[i] | flags[j] for the pairs of rows ``start:stop``, in condensed order (``flags``:
+        (G,) bool, one per gene)."""
+        xp = self.xp
+        both = flags[start:stop, None] | flags[None, start:]
+        return xp.concat([both[i, i + 1:] for i in range(stop - start)])
+
     def genes_of(self, block: PairBlock, flat_in_block):
-        """(i, j) of pairs given their indices within ``block`` (row r of the block holds
+        """(i, j) of pairs given their indices within ``block``."""
+        return self._genes(block.start, block.stop, flat_in_block)
+
+    def _genes(self, start: int, stop: int, flat_in_block):
+        """(i, j) of pairs of rows ``start:stop`` given their indices there (row r holds
         G - 1 - (start + r) pairs, so a cumulative sum of row lengths locates each index)."""
         xp = self.xp
-        lengths = self.n_genes - 1 - xp.arange(block.start, block.stop, dtype=xp.int64)
+        lengths = self.n_genes - 1 - xp.arange(start, stop, dtype=xp.int64)
         ends = xp.cumulative_sum(lengths)
         row = xp.searchsorted(ends, flat_in_block, side="right")
         first = ends - lengths
-        i = block.start + row
+        i = start + row
         j = i + 1 + (flat_in_block - xp.take(first, row))
         return i, j
 
