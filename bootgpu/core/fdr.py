@@ -29,7 +29,8 @@ from bootgpu.core.spearman import correlation
 
 N_BINS = 1 << 20  # the most bins; about 36 pairs a bin at 8,763 genes
 MIN_BINS = 1 << 12
-BIN_BOOKKEEPING_BYTES = 80  # per bin and test: counts, bounds, edge p-values and their temporaries
+BIN_BOOKKEEPING_BYTES = 88  # per bin and test: counts, bounds, edge p-values and their temporaries, and
+# for a t-test with level tables how many of its values lie in bins up to each
 
 
 def bins_for_pairs(n_pairs: int) -> int:
@@ -57,8 +58,9 @@ def _cached(store: dict, kept: int, key, make):
 
 
 LEVELS_MAX = 1 << 22  # most signed levels a group gets exact tables for: (k^3 - k)/6 + 1, k <= 293
-LEVEL_BOOKKEEPING_BYTES = 72  # per signed level and group: r and z tables, t-test counts, two blocks'
-# histograms in flight, the folded counts with their values, bins and p-values
+LEVEL_BOOKKEEPING_BYTES = 48  # per signed level and group: the z table (8), the t-test's level counts (8)
+# and two blocks' level histograms in flight (16), its values of s with their bins, folded counts and
+# cumulative sums (16 per value, one value per two levels)
 
 
 def rank_sumsq(k: int) -> int:
@@ -92,8 +94,14 @@ class SpearmanLevels:
     k: int
     rank_sumsq: int
     n: int
-    r: Any  # (n,) float64
-    z: Any  # (n,) float64, z_transform(r)
+    z: Any  # (n,) float64, z_transform(r) of every level
+
+    def r(self, xp, stop: int | None = None):
+        """r of levels 0 .. stop - 1 (default: all), float64 as ``spearman.correlation`` makes it."""
+        n = self.n if stop is None else stop
+        dots = xp.astype(xp.arange(n, dtype=xp.int64) * 4 - self.rank_sumsq, xp.float64)
+        sumsq = xp.full((n,), float(self.rank_sumsq), dtype=xp.float64)
+        return correlation(xp, dots, sumsq, sumsq)
 
     def levels(self, xp, r):
         """Level a of each r (int32); meaningful only for pairs of tie-free genes."""
@@ -109,11 +117,8 @@ def spearman_levels(backend, k: int) -> SpearmanLevels | None:
 
     def make():
         xp = backend.xp
-        big_d = rank_sumsq(k)
-        dots = xp.astype(xp.arange(n, dtype=xp.int64) * 4 - big_d, xp.float64)
-        sumsq = xp.full((n,), float(big_d), dtype=xp.float64)
-        r = correlation(xp, dots, sumsq, sumsq)
-        return SpearmanLevels(k, big_d, n, r, z_transform(xp, r))
+        table = SpearmanLevels(k, rank_sumsq(k), n, None)
+        return SpearmanLevels(k, table.rank_sumsq, n, z_transform(xp, table.r(xp)))
 
     return _cached(_TABLES, _TABLES_KEPT, ("levels", backend.name, backend.device_name(), k), make)
 
@@ -141,7 +146,7 @@ def exact_levels(backend, stream: "BHStream", levels: SpearmanLevels) -> ExactLe
     def make():
         xp = backend.xp
         n_desc = levels.rank_sumsq // 4 + 1
-        values = xp.abs(levels.r[:n_desc])  # levels 0 .. D//4: S = -D .. <= 0, |S| descending
+        values = xp.abs(levels.r(xp, n_desc))  # levels 0 .. D//4: S = -D .. <= 0, |S| descending
         bins = stream.bins(values)
         bin_ends = xp.searchsorted(bins, xp.arange(stream.n_bins, dtype=bins.dtype), side="right")
         return ExactLevels(levels.n, values, bins, xp.astype(bin_ends, xp.int64))
