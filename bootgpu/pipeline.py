@@ -16,7 +16,7 @@ from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_deltas, resample
 from bootgpu.core.change import classify_change
 from bootgpu.core.fdr import BHStream, bins_for_pairs, spearman_levels
 from bootgpu.core.significance import FisherTest, TTest, z_transform
-from bootgpu.core.spearman import PairBlocks, group_ranks
+from bootgpu.core.spearman import GroupPairs, PairBlock, PairBlocks, group_ranks
 from bootgpu.core.split import split_samples
 from bootgpu.planner import Plan, replicate_chunk_for
 
@@ -39,51 +39,85 @@ class FocusResult:
 
 
 class BlockStats:
-    """A block's per-pair statistics for the three tests, each computed on first use:
-    ``stats[name]`` for every valid pair; ``binned(name)`` for the pairs a test's stream counts
-    by bin (t-tests with level tables: the pairs with a tied gene in the group; otherwise all);
-    ``levels(name)`` the level of every pair (``SpearmanLevels``; pairs counted by bin get n)."""
+    """What the passes read from a block's valid pairs (``PairPasses``), per test name:
 
-    def __init__(self, passes: "PairPasses", item: dict, levels: dict | None):
-        self._passes, self._item, self._levels = passes, item, levels or {}
-        self._abs = {}
+    ``stats["diff"]`` Fisher's statistic; ``stats["low"]``/``["high"]`` |r| (built on demand);
+    ``r(name)`` and ``r_at(name, positions)`` r; ``levels(name)`` each pair's level (pairs with a
+    tied gene: the sentinel n), None where the block keeps r instead; ``binned(name)`` the t-test
+    statistics of the pairs its stream counts by bin (those with a tied gene; None: none);
+    ``significant(name, s_star)`` whether s >= s*, from the levels where there are levels."""
+
+    def __init__(self, passes: "PairPasses", item: dict):
+        self._passes, self._item = passes, item
+        self.xp = passes.xp
+
+    def _group(self, name: str) -> GroupPairs:
+        return self._item[name]
 
     def __getitem__(self, name: str):
         if name == "diff":
             return self._item["s_diff"]
-        if name not in self._abs:
-            self._abs[name] = self._passes.xp.abs(self._item[f"r_{name}"])
-        return self._abs[name]
-
-    def binned(self, name: str):
-        if name == "diff" or self._passes.levels[name] is None:
-            return self[name]
-        tied = self._item[f"tied_{name}"]
-        if tied is None:
-            return None
-        return self._passes.xp.abs(self._item[f"r_{name}"][tied])
+        return self.xp.abs(self.r(name))
 
     def levels(self, name: str):
-        if name not in self._levels:
-            self._levels[name] = self._passes.pair_levels(self._item, name)
-        return self._levels[name]
+        return self._group(name).levels
+
+    def r(self, name: str):
+        g = self._group(name)
+        if g.r is not None:
+            return g.r
+        r = self._passes.levels[name].r_at(self.xp, g.levels)
+        if g.tied_r.shape[0]:
+            r[g.levels == g.sentinel] = g.tied_r
+        return r
+
+    def r_at(self, name: str, positions):
+        xp, g = self.xp, self._group(name)
+        if g.r is not None:
+            return xp.take(g.r, positions)
+        a = xp.take(g.levels, positions)
+        r = self._passes.levels[name].r_at(xp, a)
+        if g.tied_r.shape[0]:
+            tied = a == g.sentinel
+            if int(xp.count_nonzero(tied)):
+                rank = xp.searchsorted(xp.nonzero(g.levels == g.sentinel)[0], positions[tied])
+                r[tied] = xp.take(g.tied_r, rank)
+        return r
+
+    def binned(self, name: str):
+        g = self._group(name)
+        if g.r is not None:
+            return self.xp.abs(g.r)
+        return self.xp.abs(g.tied_r) if g.tied_r.shape[0] else None
+
+    def significant(self, name: str, s_star: float):
+        xp = self.xp
+        if name == "diff":
+            return self._item["s_diff"] >= s_star
+        g = self._group(name)
+        if g.r is not None:
+            return xp.abs(g.r) >= s_star
+        cut = self._passes.level_cut(name, s_star)  # |r| >= s*  <=>  min(a, D/2 - a) < cut
+        sig = (g.levels < cut) | (g.levels > (g.sentinel - 1) - cut)
+        if g.tied_r.shape[0]:
+            sig[g.levels == g.sentinel] = xp.abs(g.tied_r) >= s_star
+        return sig
 
 
 class PairPasses:
-    """Repeated passes over pair space: ``map(fn)`` yields fn(block, valid, r_low, r_high, stats)
-    for every block, in block order, computing up to ``threads`` blocks at once (``stats``: a
-    ``BlockStats``).
+    """Repeated passes over pair space: ``map(fn)`` yields fn(block, valid, stats) for every block,
+    in block order, computing up to ``threads`` blocks at once (``block``: its rows, ``valid``: which
+    of its pairs have both correlations defined, ``stats``: a ``BlockStats`` of the valid pairs).
 
-    With ``cache`` the first pass keeps each block's values (about 25 bytes a pair, plus a flag
-    per pair and group where the block has tied genes), so later passes cost only the cheap
-    statistics; without it every pass recomputes the matrix products.  The matrix products run in
-    the calling thread (BLAS has its own threads), everything per pair after them in the backend's
-    threads; whatever is reduced across blocks is reduced by the caller, in block order, so results
-    do not depend on the thread count.
-
-    Where a group has level tables (``core.fdr.spearman_levels``), Fisher's z of a pair of tie-free
-    genes is read from the table at the pair's level (a gather instead of an arctanh); pairs with
-    a tied gene (``sumsq`` below (k^3 - k)/3) get the arctanh.
+    A group with level tables (``core.fdr.spearman_levels``) keeps each pair as its level (int16
+    for k <= 57, else int32) and r only for pairs with a tied gene (``spearman.GroupPairs``);
+    Fisher's z is a gather from the level table.  With ``cache`` the first pass keeps each block's
+    values -- levels, the Fisher statistic (float64) and the valid flags, about 13 bytes a pair at
+    k = 25 and 17 at k = 187, at most 25 (r kept as float64 where ties abound) -- so later passes
+    cost only the cheap statistics; without it every pass recomputes the matrix products.  The
+    matrix products run in the calling thread (BLAS has its own threads), everything per pair
+    after them in the backend's threads; whatever is reduced across blocks is reduced by the
+    caller, in block order, so results do not depend on the thread count.
     """
 
     def __init__(self, backend, pairs: PairBlocks, tests: dict, cache: bool, threads: int = 1):
@@ -93,64 +127,60 @@ class PairPasses:
         self._starts = pairs.starts()
         self._cached = [None] * len(self._starts) if cache else None
         self.levels = {name: spearman_levels(backend, grp.k) for name, grp in (("low", pairs.low), ("high", pairs.high))}
+        self._cuts = {}
 
-    def _compute(self, block) -> dict:
+    def level_cut(self, name: str, s_star: float) -> int:
+        key = (name, s_star)
+        if key not in self._cuts:
+            self._cuts[key] = self.levels[name].count_at_least(s_star)
+        return self._cuts[key]
+
+    def _compute(self, index: int) -> dict:
         xp = self.xp
-        valid = xp.isfinite(block.r_low) & xp.isfinite(block.r_high)
-        all_valid = int(xp.count_nonzero(valid)) == valid.shape[0]
-        if all_valid:
-            r_low, r_high = block.r_low, block.r_high
-        else:
-            r_low, r_high = block.r_low[valid], block.r_high[valid]
-        item = {"block": block, "valid": valid, "r_low": r_low, "r_high": r_high, "s_diff": None}
-        for name in ("low", "high"):  # pairs with a tied gene: not on the group's level grid
-            tied = getattr(block, f"tied_{name}")
-            if tied is not None and not all_valid:
-                tied = tied[valid]
-                tied = tied if int(xp.count_nonzero(tied)) else None
-            item[f"tied_{name}"] = tied
-        block.r_low = block.r_high = block.tied_low = block.tied_high = None  # kept in item, valid pairs only
-        return item
-
-    def pair_levels(self, item: dict, name: str):
-        """Level of each valid pair of ``item`` in group ``name``; ``n`` for pairs with a tied gene."""
-        table = self.levels[name]
-        a = table.levels(self.xp, item[f"r_{name}"])
-        tied = item[f"tied_{name}"]
-        if tied is not None:
-            a[tied] = table.n
-        return a
-
-    def _derive(self, item: dict) -> dict:
-        """The Fisher statistic of a block (kept with it); returns the pairs' levels, made on the way."""
-        xp = self.xp
-        z, levels = {}, {}
-        for name in ("low", "high"):
-            r, table = item[f"r_{name}"], self.levels[name]
-            if table is None:
-                z[name] = z_transform(xp, r)
+        start, stop, low, high = self.pairs.compact_block(self._starts[index])
+        valid = None
+        for g in (low, high):  # r is undefined (NaN) for pairs with a constant gene
+            if g.r is not None:
+                bad = ~xp.isfinite(g.r)
+            elif g.tied_r.shape[0]:
+                bad = xp.zeros(g.levels.shape, dtype=xp.bool)
+                bad[g.levels == g.sentinel] = ~xp.isfinite(g.tied_r)
+            else:
                 continue
-            a = table.levels(xp, r)
-            z[name] = xp.take(table.z, a)
-            tied = item[f"tied_{name}"]
-            if tied is not None:
-                z[name][tied] = z_transform(xp, r[tied])
-                a[tied] = table.n
-            levels[name] = a
+            valid = ~bad if valid is None else valid & ~bad
+        n = (low.r if low.r is not None else low.levels).shape[0]
+        if valid is None:
+            valid = xp.ones((n,), dtype=xp.bool)
+        elif int(xp.count_nonzero(valid)) < n:
+            low, high = low.select(valid), high.select(valid)
+        return {"block": PairBlock(start, stop, None, None), "valid": valid, "low": low, "high": high, "s_diff": None}
+
+    def _derive(self, item: dict) -> None:
+        """The Fisher statistic of a block (kept with it)."""
+        xp = self.xp
+        z = {}
+        for name in ("low", "high"):
+            g = item[name]
+            if g.r is not None:
+                z[name] = z_transform(xp, g.r)
+                continue
+            z[name] = xp.take(self.levels[name].z, g.levels)
+            if g.tied_r.shape[0]:
+                z[name][g.levels == g.sentinel] = z_transform(xp, g.tied_r)
         item["s_diff"] = xp.abs(z["high"] - z["low"])
-        return levels
 
     def _item(self, index: int) -> dict:
         item = self._cached[index] if self._cached is not None else None
         if item is None:
-            item = self._compute(self.pairs.block(self._starts[index]))
+            item = self._compute(index)
             if self._cached is not None:
                 self._cached[index] = item
         return item
 
     def _run(self, fn, item: dict):
-        levels = self._derive(item) if item["s_diff"] is None else None
-        return fn(item["block"], item["valid"], item["r_low"], item["r_high"], BlockStats(self, item, levels))
+        if item["s_diff"] is None:
+            self._derive(item)
+        return fn(item["block"], item["valid"], BlockStats(self, item))
 
     def map(self, fn):
         n_blocks = len(self._starts)
@@ -222,17 +252,17 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
 def _count_pass(xp, passes, streams) -> int:
     """Pass 1: the three histograms; returns the number of pairs excluded for a NaN correlation."""
 
-    def per_block(block, valid, r_low, r_high, stats):
+    def per_block(block, valid, stats):
         n_bad = int(valid.shape[0]) - int(xp.count_nonzero(valid))
         out = {}
         for name in TESTS:
             stream = streams[name]
             if stream.exact is None:
                 out[name] = (stream.histogram(stats[name]), None)
-            else:
-                binned = stats.binned(name)
-                out[name] = (None if binned is None else stream.histogram(binned),
-                             stream.level_histogram(stats.levels(name)))
+                continue
+            binned, levels = stats.binned(name), stats.levels(name)
+            out[name] = (None if binned is None else stream.histogram(binned),
+                         None if levels is None else stream.level_histogram(levels))
         return n_bad, out
 
     n_nan = 0
@@ -255,7 +285,7 @@ def _refine(passes, refs: dict) -> None:
     if not refs:
         return
 
-    def per_block(block, valid, r_low, r_high, stats):
+    def per_block(block, valid, stats):
         out = {}
         for name, ref in refs.items():
             s = _binned(stats, ref.stream, name)
@@ -278,17 +308,19 @@ def _threshold_pass(passes, streams, alpha: float) -> dict:
 def _selection_pass(xp, passes, pairs, s_star: dict, edge_selection: str):
     """Pass 3: significance counts, and the selected edges with their r, statistics and flags."""
 
-    def per_block(block, valid, r_low, r_high, stats):
-        sig = {name: stats[name] >= s_star[name] for name in TESTS}
+    def per_block(block, valid, stats):
+        sig = {name: stats.significant(name, s_star[name]) for name in TESTS}
         sig_edges = (sig["low"] | sig["high"]) & sig["diff"]
         counts = {f"n_sig_{name}": int(xp.count_nonzero(sig[name])) for name in TESTS}
         counts["n_sig_edges"] = int(xp.count_nonzero(sig_edges))
         chosen = sig_edges if edge_selection == "sig_edges" else sig["diff"]
         if int(xp.count_nonzero(chosen)) == 0:
             return counts, None
-        gene_i, gene_j = pairs.genes_of(block, xp.nonzero(valid)[0][chosen])
-        part = {"gene_i": gene_i, "gene_j": gene_j, "r_low": r_low[chosen], "r_high": r_high[chosen]}
-        part.update({f"s_{name}": stats[name][chosen] for name in TESTS})
+        where = xp.nonzero(chosen)[0]
+        gene_i, gene_j = pairs.genes_of(block, xp.take(xp.nonzero(valid)[0], where))
+        r = {name: stats.r_at(name, where) for name in ("low", "high")}
+        part = {"gene_i": gene_i, "gene_j": gene_j, "r_low": r["low"], "r_high": r["high"]}
+        part.update({"s_low": xp.abs(r["low"]), "s_high": xp.abs(r["high"]), "s_diff": xp.take(stats["diff"], where)})
         part.update({f"sig_{name}": sig[name][chosen] for name in ("low", "high")})
         return counts, part
 

@@ -20,8 +20,9 @@ from bootgpu.errors import BootgpuError
 F64 = 8
 MODEL_MARGIN = 1.15  # allocator slack and small arrays the model leaves out
 PAIR_ROW_BYTES = 112  # per pair-space cell of a block: dots, r, masks, statistics, bins (both groups)
-PAIR_CACHE_BYTES = 27  # per cached pair: r_low, r_high, Fisher statistic (float64), valid flag, and at
-# most a flag per group marking a pair with a tied gene (kept only for blocks that have such pairs)
+PAIR_CACHE_BYTES = 25  # per cached pair at most: per group its level (2-4 bytes; with r of the pairs
+# with a tied gene, up to 8) or r (float64, where such pairs are half the block), the Fisher statistic
+# (float64) and the valid flag; typically 13 (k <= 57) or 17 bytes
 INDEX_BLOCK_CAP_BYTES = 384 * 2**20  # `bootgpu indices` is write-bound: larger blocks are no faster
 PROCESS_OVERHEAD_BYTES = 400 * 2**20  # interpreter, NumPy/SciPy/h5py and BLAS buffers (batch requests)
 
@@ -56,7 +57,7 @@ def resident_bytes(n_genes: int, n_samples: int, k_low: int, k_high: int, thread
     entries per group; all on the device)."""
     n_bins = bins_for_pairs(n_genes * (n_genes - 1) // 2)
     return (n_genes * n_samples * F64 + 136 * n_genes * (k_low + k_high) + 3 * n_bins * BIN_BOOKKEEPING_BYTES
-            + exact_level_bytes(k_low, k_high, threads))
+            + exact_level_bytes(k_low, k_high, n_bins, threads))
 
 
 def pair_cache_bytes(n_genes: int) -> int:

@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bootgpu.core.significance import z_transform
-from bootgpu.core.spearman import correlation
+from bootgpu.core.spearman import LEVELS_MAX, correlation, n_signed_levels, rank_sumsq  # noqa: F401 (re-exported)
 
 N_BINS = 1 << 20  # the most bins; about 36 pairs a bin at 8,763 genes
 MIN_BINS = 1 << 12
-BIN_BOOKKEEPING_BYTES = 88  # per bin and test: counts, bounds, edge p-values and their temporaries, and
-# for a t-test with level tables how many of its values lie in bins up to each
+BIN_BOOKKEEPING_BYTES = 80  # per bin and test: counts, bounds, edge p-values and their temporaries
 
 
 def bins_for_pairs(n_pairs: int) -> int:
@@ -57,54 +56,60 @@ def _cached(store: dict, kept: int, key, make):
     return store[key]
 
 
-LEVELS_MAX = 1 << 22  # most signed levels a group gets exact tables for: (k^3 - k)/6 + 1, k <= 293
 LEVEL_BOOKKEEPING_BYTES = 48  # per signed level and group: the z table (8), the t-test's level counts (8)
 # and two blocks' level histograms in flight (16), its values of s with their bins, folded counts and
 # cumulative sums (16 per value, one value per two levels)
 
 
-def rank_sumsq(k: int) -> int:
-    """|d|^2 of a gene without ties in a k-sample group (d: doubled centred ranks)."""
-    return (k**3 - k) // 3
-
-
-def n_signed_levels(k: int) -> int:
-    """Distinct rank dot products S between tie-free genes of a k-sample group (0: no tables)."""
-    n = rank_sumsq(k) // 2 + 1
-    return n if n <= LEVELS_MAX else 0
-
-
-def exact_level_bytes(k_low: int, k_high: int, threads: int = 1) -> int:
-    """Device bytes of the level tables and level histograms of one focus gene (both groups)."""
+def exact_level_bytes(k_low: int, k_high: int, n_bins: int, threads: int = 1) -> int:
+    """Device bytes of the level tables and level histograms of one focus gene (both groups), and
+    of each t-test's count of values per bin (int64, ``n_bins`` at most)."""
     extra = max(0, threads - 2) * 8  # further blocks' histograms in flight
-    return sum(n_signed_levels(k) * (LEVEL_BOOKKEEPING_BYTES + extra) for k in (k_low, k_high))
+    return sum(n_signed_levels(k) * (LEVEL_BOOKKEEPING_BYTES + extra) + 8 * n_bins
+               for k in (k_low, k_high) if n_signed_levels(k))
 
 
 @dataclass(frozen=True)
 class SpearmanLevels:
-    """Every value r takes between two tie-free genes of a k-sample group.
+    """Every value r takes between two tie-free genes of a k-sample group, by level.
 
-    With doubled centred ranks d (integers), S = d_i . d_j and r = S / sqrt(D D), D = (k^3 - k)/3.
-    S = 4 a - D for a level a = 0 .. D/2: sum_p (2 x_p - c)(2 y_p - c) = 4 sum x y - k c^2 with
-    c = k + 1, and k c^2 = D (mod 4) in every residue class of k.  The tables hold r (computed as
-    ``spearman.correlation`` computes it, so the same float64) and Fisher's z of it; a pair's level
-    is recovered from its r as round((r + 1) D / 4), exact because r carries ~1e-16 relative error.
-    Pairs with a tied gene have other denominators and are not covered."""
+    With doubled centred ranks d (integers), S = d_i . d_j = 4 a - D and r = S / sqrt(D D) for a
+    level a = 0 .. D/2, D = (k^3 - k)/3 (``spearman.n_signed_levels``).  ``r_at`` computes r as the
+    pipeline does for such a pair, so it is the same float64; ``z`` is Fisher's z of every level,
+    plus a 0 at the sentinel level n that marks a pair with a tied gene (whose r is kept apart)."""
 
     k: int
     rank_sumsq: int
     n: int
-    z: Any  # (n,) float64, z_transform(r) of every level
+    z: Any  # (n + 1,) float64: z_transform(r) of every level, then 0
+
+    def r_at(self, xp, a):
+        """r of levels ``a`` (any integer array)."""
+        big_d = float(self.rank_sumsq)
+        return xp.astype(xp.astype(a, xp.int64) * 4 - self.rank_sumsq, xp.float64) / math.sqrt(big_d * big_d)
 
     def r(self, xp, stop: int | None = None):
-        """r of levels 0 .. stop - 1 (default: all), float64 as ``spearman.correlation`` makes it."""
-        n = self.n if stop is None else stop
-        dots = xp.astype(xp.arange(n, dtype=xp.int64) * 4 - self.rank_sumsq, xp.float64)
-        sumsq = xp.full((n,), float(self.rank_sumsq), dtype=xp.float64)
-        return correlation(xp, dots, sumsq, sumsq)
+        """r of levels 0 .. stop - 1 (default: all)."""
+        return self.r_at(xp, xp.arange(self.n if stop is None else stop, dtype=xp.int64))
+
+    def count_at_least(self, s: float) -> int:
+        """How many values of |r| (|S| = D, D - 4, ...) are >= s; level a has |r| >= s exactly when
+        min(a, D/2 - a) is below this count.  Host arithmetic: Python floats are the same IEEE
+        doubles, so (4 j - D) / sqrt(D D) here is r_at's value bit for bit."""
+        big_d = self.rank_sumsq
+        den = math.sqrt(float(big_d) * float(big_d))
+        lo, hi = 0, big_d // 4 + 1  # |r| of j = 0 .. D//4 is descending: find the first below s
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if abs(float(4 * mid - big_d) / den) >= s:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
 
     def levels(self, xp, r):
-        """Level a of each r (int32); meaningful only for pairs of tie-free genes."""
+        """Level a of each r of a pair of tie-free genes (int32): round((r + 1) D / 4), exact since
+        r carries ~1e-16 relative error."""
         quarter = self.rank_sumsq / 4.0
         return xp.astype(xp.round(r * quarter + quarter), xp.int32)
 
@@ -118,7 +123,8 @@ def spearman_levels(backend, k: int) -> SpearmanLevels | None:
     def make():
         xp = backend.xp
         table = SpearmanLevels(k, rank_sumsq(k), n, None)
-        return SpearmanLevels(k, table.rank_sumsq, n, z_transform(xp, table.r(xp)))
+        z = xp.concat([z_transform(xp, table.r(xp)), xp.zeros((1,), dtype=xp.float64)])
+        return SpearmanLevels(k, table.rank_sumsq, n, z)
 
     return _cached(_TABLES, _TABLES_KEPT, ("levels", backend.name, backend.device_name(), k), make)
 

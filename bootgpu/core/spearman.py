@@ -20,6 +20,49 @@ def exact_float32_limit(k: int) -> bool:
     return (k**3 - k) // 3 < 2**24
 
 
+LEVELS_MAX = 1 << 20  # most levels a group is given: (k^3 - k)/6 + 1, i.e. k <= 184 (larger groups
+# keep r; their tables and level histograms would take ~100 MiB, which a tight budget needs for the pairs)
+
+
+def rank_sumsq(k: int) -> int:
+    """|d|^2 of a gene without ties in a k-sample group (d: doubled centred ranks)."""
+    return (k**3 - k) // 3
+
+
+def n_signed_levels(k: int) -> int:
+    """Levels of r between tie-free genes of a k-sample group (0: too many to tabulate).
+
+    S = d_i . d_j = 4 a - D for a level a = 0 .. D/2, D = (k^3 - k)/3: sum_p (2 x_p - c)(2 y_p - c)
+    = 4 sum x y - k c^2 with c = k + 1, and k c^2 = D (mod 4) in every residue class of k."""
+    n = rank_sumsq(k) // 2 + 1
+    return n if n <= LEVELS_MAX else 0
+
+
+@dataclass
+class GroupPairs:
+    """One group's values for the pairs of a block, in one of two forms.
+
+    levels: each pair's level a (S = 4 a - D, see ``n_signed_levels``), int16 or int32; a pair with
+        a tied (or constant) gene carries ``sentinel`` = D/2 + 1 and its r is in ``tied_r``, in order.
+    r: every pair's r (float64) -- where the group has no levels, or where pairs with a tied gene
+        are at least half of the block (then levels would not save memory).
+    """
+
+    levels: Any = None
+    tied_r: Any = None
+    r: Any = None
+    sentinel: int = 0
+
+    def select(self, keep) -> "GroupPairs":
+        """The same pairs less those where ``keep`` (bool over the pairs) is False."""
+        if self.r is not None:
+            return GroupPairs(r=self.r[keep])
+        tied_r = self.tied_r
+        if tied_r.shape[0]:
+            tied_r = tied_r[keep[self.levels == self.sentinel]]
+        return GroupPairs(levels=self.levels[keep], tied_r=tied_r, sentinel=self.sentinel)
+
+
 @dataclass
 class GroupRanks:
     """One group's base ranks: its sort structure, doubled centred ranks and their squared norms."""
@@ -102,9 +145,46 @@ class PairBlocks:
         where = xp.nonzero(tied)[0]
         if where.shape[0] == 0:
             return r, None
-        gene_i, gene_j = self._genes(start, stop, where)
-        r[tied] = correlation(xp, xp.take(dots, where), xp.take(grp.sumsq, gene_i), xp.take(grp.sumsq, gene_j))
+        r[tied] = self._tied_r(grp, start, stop, dots, where)
         return r, tied
+
+    def _block_pairs(self, name: str, start: int, stop: int) -> GroupPairs:
+        """The block's pairs in group ``name`` as levels where the group has them (``GroupPairs``):
+        a level is (S + D) / 4, integer arithmetic on the exact dot products; only pairs with a
+        tied gene get an r (``correlation``)."""
+        xp = self.xp
+        grp = self.low if name == "low" else self.high
+        n = n_signed_levels(grp.k)
+        if not n:
+            return GroupPairs(r=self._block_r(name, start, stop)[0])
+        dots = xp.matmul(grp.d[start:stop, :], xp.matrix_transpose(grp.d[start:, :]))
+        dots = xp.concat([dots[i, i + 1:] for i in range(stop - start)])
+        levels = xp.astype(dots, xp.int32)
+        levels += rank_sumsq(grp.k)
+        levels >>= 2
+        dtype = xp.int16 if n < 2**15 else xp.int32  # the sentinel n must fit too
+        if self._last_tied[name] < start:
+            return GroupPairs(levels=xp.astype(levels, dtype), tied_r=xp.zeros((0,), dtype=xp.float64), sentinel=n)
+        tied = self.pair_mask(self.tied[name], start, stop)
+        where = xp.nonzero(tied)[0]
+        if 2 * where.shape[0] >= dots.shape[0]:
+            r = xp.astype(dots, xp.float64) / self._den[name]
+            if where.shape[0]:
+                r[tied] = self._tied_r(grp, start, stop, dots, where)
+            return GroupPairs(r=r)
+        tied_r = self._tied_r(grp, start, stop, dots, where) if where.shape[0] else xp.zeros((0,), dtype=xp.float64)
+        levels[tied] = n
+        return GroupPairs(levels=xp.astype(levels, dtype), tied_r=tied_r, sentinel=n)
+
+    def _tied_r(self, grp: GroupRanks, start: int, stop: int, dots, where):
+        xp = self.xp
+        gene_i, gene_j = self._genes(start, stop, where)
+        return correlation(xp, xp.take(dots, where), xp.take(grp.sumsq, gene_i), xp.take(grp.sumsq, gene_j))
+
+    def compact_block(self, start: int):
+        """(start, stop, low GroupPairs, high GroupPairs) of the block whose first row is ``start``."""
+        stop = min(start + self.rows, self.n_genes - 1)
+        return start, stop, self._block_pairs("low", start, stop), self._block_pairs("high", start, stop)
 
     def starts(self) -> list:
         """First row of every block, in condensed order."""
