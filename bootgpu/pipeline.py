@@ -1,8 +1,12 @@
 """One focus gene end to end, on any backend: split, ranks, pair tests, BH, selection, bootstrap.
 
 Pair space is visited in passes over row blocks (see ``core.fdr``): histogram, BH thresholds,
-selection, q-values of the selected edges.  Only the selected edges' values outlive a block.
-The result is moved to the host explicitly at the end.
+selection, q-values of the selected edges; a threshold or q-value pass that no test needs (every
+value it would look at is known from counts by level) is skipped.  Blocks hold each pair as its
+Spearman level where the group has level tables (``PairPasses``), so the t-tests count levels and
+the Fisher statistic is two table gathers and a subtraction, with no transcendental per pair.
+Only the selected edges' values outlive a block.  The result is moved to the host explicitly at
+the end.
 """
 
 from __future__ import annotations
@@ -114,10 +118,11 @@ class PairPasses:
     Fisher's z is a gather from the level table.  With ``cache`` the first pass keeps each block's
     values -- levels, the Fisher statistic (float64) and the valid flags, about 13 bytes a pair at
     k = 25 and 17 at k = 187, at most 25 (r kept as float64 where ties abound) -- so later passes
-    cost only the cheap statistics; without it every pass recomputes the matrix products.  The
-    matrix products run in the calling thread (BLAS has its own threads), everything per pair
-    after them in the backend's threads; whatever is reduced across blocks is reduced by the
-    caller, in block order, so results do not depend on the thread count.
+    cost only the cheap statistics; without it every pass recomputes the matrix products.  Each
+    block, its matrix products included, is computed in one of the backend's threads (the rank
+    GEMMs are thin, k columns deep, so two of them at once beat one BLAS-threaded GEMM with the
+    per-pair work waiting behind it); whatever is reduced across blocks is reduced by the caller,
+    in block order, so results do not depend on the thread count.
     """
 
     def __init__(self, backend, pairs: PairBlocks, tests: dict, cache: bool, threads: int = 1):
@@ -185,10 +190,9 @@ class PairPasses:
     def map(self, fn):
         n_blocks = len(self._starts)
         for w0 in range(0, n_blocks, self.threads):  # a wave of blocks at a time bounds memory
-            # blocks are computed here (their matrix products use BLAS's own threads), the
-            # per-block work of ``fn`` in the backend's threads
-            items = [self._item(i) for i in range(w0, min(w0 + self.threads, n_blocks))]
-            yield from self.backend.map_chunks(lambda item: self._run(fn, item), items, self.threads)
+            # each block, its matrix products included, in one of the backend's threads
+            indices = range(w0, min(w0 + self.threads, n_blocks))
+            yield from self.backend.map_chunks(lambda i: self._run(fn, self._item(i)), indices, self.threads)
 
     def __iter__(self):
         return self.map(lambda *item: item)

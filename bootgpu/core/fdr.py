@@ -3,19 +3,41 @@ p-values.
 
 BH's q of a pair is  min over pairs y with p_y >= p_x  of  p_y / (F(y) / m),  F(y) = #{p <= p_y},
 capped at 1 (statsmodels' ``fdr_bh``).  Each test's p is a non-increasing function of a statistic
-s (see ``significance``), so ordering by p is ordering by s, descending.
+s (see ``significance``), so ordering by p is ordering by s, descending.  (statsmodels sorts the
+p-values themselves; where float64 rounding puts the p of two nearby statistics an ulp out of
+order, its q differs from this one in the last bits.)
 
-1. ``count``: a histogram of s over fine bins, streamed over pair blocks.  From bin counts alone,
-   every bin gets a lower and an upper bound on the smallest BH term inside it.
-2. ``refine``: only bins whose bounds could decide the answer are gathered exactly (their pairs'
-   s values, p evaluated for those alone), sorted, and their exact terms computed.  A bin whose
-   lower bound is not below what later bins certainly reach can never hold the minimum, so
-   skipping it changes nothing: the result equals the full sort.
-3. ``threshold`` (significance is q < alpha, i.e. s >= s*) and ``q_values`` of query pairs come
-   from the refined subset.
+Two ways of counting a pair, mixed freely within one test:
 
-Everything, bin bookkeeping included, stays on the backend's device: a focus gene moves only the
-thresholds s* (three scalars) to the host.
+- **By level (t-tests, exact, no refinement).**  Between two tie-free genes of a k-sample group,
+  r = S / sqrt(D D) with S = 4 a - D for an integer level a = 0 .. D/2, D = (k^3 - k)/3
+  (``spearman.n_signed_levels``): s = |r| takes only D//4 + 1 values, known in advance and in
+  descending order (``ExactLevels``).  The count pass histograms the pairs' levels
+  (``level_histogram``, (k^3 - k)/6 + 1 entries: 2,601 at k = 25); folding a and D/2 - a gives the
+  count of every value of s, so F, p and the BH terms of these pairs come from counts alone, with
+  no pair gathered or sorted, however the significant pairs are spread.  Groups with more than
+  ``LEVELS_MAX`` levels (k > 184) count every pair by bin.
+- **By bin (the Fisher test, pairs with a tied or constant gene, large groups).**  r of such a
+  pair has its own denominator (t-tests), or s is a function of two levels (Fisher), so s is
+  binned:
+
+  1. ``count``: a histogram of s over fine bins (sized for the pairs counted this way), streamed
+     over pair blocks.  The counts by level are added to the bins their values fall in
+     (``total_counts``), and from bin counts alone every bin gets a lower and an upper bound on the
+     smallest BH term inside it.
+  2. ``refine``: only bins whose bounds could decide the answer are seen exactly: the values
+     counted by level in them are taken from the counts, and the pairs counted by bin are
+     gathered in one pass (skipped entirely when none of the chosen bins holds such a pair,
+     ``Refinement.needs_pass``), as distinct values with multiplicities; only these distinct
+     values are sorted and their exact terms computed.  A bin whose lower bound is not below what
+     later bins certainly reach can never hold the minimum, so skipping it changes nothing: the
+     result equals the full sort.
+
+``threshold`` (significance is q < alpha, i.e. s >= s*) and ``q_values`` of query pairs come from
+the refined values.  Everything, bin and level bookkeeping included, stays on the backend's
+device: a focus gene moves only the thresholds s* (three scalars) to the host.  Tables that
+depend only on the group sizes (bin-edge p-values, level tables) are cached per backend for the
+whole study.
 """
 
 from __future__ import annotations

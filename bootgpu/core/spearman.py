@@ -4,6 +4,11 @@ With doubled centred ranks ``d`` (integers), r_ij = (d_i . d_j) / sqrt(|d_i|^2 |
 products come from one matrix product per row block.  For a group of k samples every product and
 partial sum is at most (k^3 - k) / 3, so while that stays below 2**24 (k <= 369) float32 -- and TF32
 on a GPU -- computes them exactly; larger groups use float64, exact to 2**53.
+
+Between two tie-free genes |d|^2 = D = (k^3 - k)/3 for both, so r = S / sqrt(D D) with one shared
+denominator, and S = 4 a - D for an integer level a (``n_signed_levels``).  ``PairBlocks`` gives
+each block either as r (``block``) or, for the pipeline, as levels with r only for the pairs that
+have a tied gene (``compact_block``, ``GroupPairs``).
 """
 
 from __future__ import annotations
