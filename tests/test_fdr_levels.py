@@ -254,3 +254,26 @@ def test_all_leukemia_subset_pipeline_edges_and_q_equal_reference():
     np.testing.assert_array_equal(result.edges["gene_j"], ju[valid][chosen])
     for name in TESTS:
         np.testing.assert_allclose(result.edges[f"q_{name}"], q[name][chosen], rtol=1e-6)
+
+
+def test_pair_cache_keeps_levels_and_r_only_of_pairs_with_a_tied_gene():
+    """What the planner's bytes per cached pair rely on: on the ALL subset (k = 25, where fewer
+    than half of any block's pairs have a tied gene) every cached block holds int16 levels and
+    float64 r only for its pairs with a tied gene, and those r are the reference's."""
+    values, low, high, _ = all_leukemia_subset(120)
+    xp = np
+    lo, hi = group_ranks(xp, values[:, low]), group_ranks(xp, values[:, high])
+    tests = {"low": TTest(lo.k), "high": TTest(hi.k), "diff": FisherTest(lo.k, hi.k)}
+    passes = PairPasses(NUMPY, PairBlocks(xp, lo, hi, 17), tests, True, 2)
+    rows = [(stats.r("low"), stats.r("high")) for _, _, stats in passes]
+    ref = {"low": reference_r(values[:, low]), "high": reference_r(values[:, high])}
+    n_tied = 0
+    for name, k in (("low", 0), ("high", 1)):
+        np.testing.assert_allclose(np.concatenate([r[k] for r in rows]), ref[name], rtol=0, atol=1e-12)
+        for item in passes._cached:
+            g = item[name]
+            assert g.r is None and g.levels.dtype == np.int16 and g.sentinel == rank_sumsq(25) // 2 + 1
+            assert g.tied_r.shape[0] == int(np.count_nonzero(g.levels == g.sentinel))
+            n_tied += g.tied_r.shape[0]
+    if SHARED.exists():
+        assert n_tied > 0
