@@ -239,7 +239,7 @@ def test_all_leukemia_subset_pipeline_edges_and_q_equal_reference():
     """The pipeline end to end on the ALL subset: selected edges are the reference's sig_diff pairs
     and their stored q-values are statsmodels' (scipy p-values), to float32."""
     values, low, high, _ = all_leukemia_subset()
-    cfg = AnalysisConfig(n_bootstrap=10, seed=1)
+    cfg = AnalysisConfig(n_bootstrap=10, seed=1, fdr_alpha=0.2)
     k_low, k_high = cfg.validate(values.shape[1])
     plan = plan_batches(values.shape[0], values.shape[1], k_low, k_high, 10, 1 << 30, rows_per_block=37)
     result = analyse_focus(NUMPY, values, 0, cfg, plan, k_low, k_high)
