@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bootgpu.core.significance import z_transform
-from bootgpu.core.spearman import LEVELS_MAX, correlation, n_signed_levels, rank_sumsq  # noqa: F401 (re-exported)
+from bootgpu.core.spearman import LEVELS_MAX, n_signed_levels, rank_sumsq  # noqa: F401 (LEVELS_MAX re-exported)
 
 N_BINS = 1 << 20  # the most bins; about 36 pairs a bin at 8,763 genes
 MIN_BINS = 1 << 12
