@@ -262,12 +262,10 @@ def stage_tests_bh(backend, passes, cfg):
     """The pipeline's BH passes over pair space (histograms, exact thresholds, selection, q of the
     selected edges).  Returns the selected edges (gene_i, gene_j, r_low, r_high, s_*, sig_*, q_*)
     or None."""
-    from bootgpu.core.fdr import BHStream, bins_for_pairs
-    from bootgpu.pipeline import _count_pass, _q_value_pass, _selection_pass, _threshold_pass
+    from bootgpu.pipeline import _count_pass, _q_value_pass, _selection_pass, _threshold_pass, bh_streams
 
     xp = backend.xp
-    n_bins = bins_for_pairs(passes.pairs.n_pairs)
-    streams = {name: BHStream(backend, test, name, n_bins) for name, test in passes.tests.items()}
+    streams = bh_streams(backend, passes)
     _count_pass(xp, passes, streams)
     s_star = _threshold_pass(passes, streams, cfg.fdr_alpha)
     _, sel = _selection_pass(xp, passes, passes.pairs, s_star, cfg.edge_selection)

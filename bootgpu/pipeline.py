@@ -1,8 +1,12 @@
 """One focus gene end to end, on any backend: split, ranks, pair tests, BH, selection, bootstrap.
 
 Pair space is visited in passes over row blocks (see ``core.fdr``): histogram, BH thresholds,
-selection, q-values of the selected edges.  Only the selected edges' values outlive a block.
-The result is moved to the host explicitly at the end.
+selection, q-values of the selected edges; a threshold or q-value pass that no test needs (every
+value it would look at is known from counts by level) is skipped.  Blocks hold each pair as its
+Spearman level where the group has level tables (``PairPasses``), so the t-tests count levels and
+the Fisher statistic is two table gathers and a subtraction, with no transcendental per pair.
+Only the selected edges' values outlive a block.  The result is moved to the host explicitly at
+the end.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ import numpy as np
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_deltas, resample_size, summarise
 from bootgpu.core.change import classify_change
-from bootgpu.core.fdr import BHStream, bins_for_pairs
-from bootgpu.core.significance import FisherTest, TTest
-from bootgpu.core.spearman import PairBlocks, group_ranks
+from bootgpu.core.fdr import BHStream, bins_for_pairs, spearman_levels
+from bootgpu.core.significance import FisherTest, TTest, z_transform
+from bootgpu.core.spearman import GroupPairs, PairBlock, PairBlocks, group_ranks
 from bootgpu.core.split import split_samples
 from bootgpu.planner import Plan, replicate_chunk_for
 
@@ -38,13 +42,86 @@ class FocusResult:
     edges: dict = field(default_factory=dict)
 
 
-class PairPasses:
-    """Repeated passes over pair space: ``map(fn)`` yields fn(block, valid, r_low, r_high, stats)
-    for every block, in block order, computing up to ``threads`` blocks at once.
+class BlockStats:
+    """What the passes read from a block's valid pairs (``PairPasses``), per test name:
 
-    With ``cache`` the first pass keeps each block's values (about 25 bytes a pair), so later passes
-    cost only the cheap statistics; without it every pass recomputes the matrix products.  Per-block
-    work runs in the backend's threads; whatever is reduced across blocks is reduced by the caller,
+    ``stats["diff"]`` Fisher's statistic; ``stats["low"]``/``["high"]`` |r| (built on demand);
+    ``r(name)`` and ``r_at(name, positions)`` r; ``levels(name)`` each pair's level (pairs with a
+    tied gene: the sentinel n), None where the block keeps r instead; ``binned(name)`` the t-test
+    statistics of the pairs its stream counts by bin (those with a tied gene; None: none);
+    ``significant(name, s_star)`` whether s >= s*, from the levels where there are levels."""
+
+    def __init__(self, passes: "PairPasses", item: dict):
+        self._passes, self._item = passes, item
+        self.xp = passes.xp
+
+    def _group(self, name: str) -> GroupPairs:
+        return self._item[name]
+
+    def __getitem__(self, name: str):
+        if name == "diff":
+            return self._item["s_diff"]
+        return self.xp.abs(self.r(name))
+
+    def levels(self, name: str):
+        return self._group(name).levels
+
+    def r(self, name: str):
+        g = self._group(name)
+        if g.r is not None:
+            return g.r
+        r = self._passes.levels[name].r_at(self.xp, g.levels)
+        if g.tied_r.shape[0]:
+            r[g.levels == g.sentinel] = g.tied_r
+        return r
+
+    def r_at(self, name: str, positions):
+        xp, g = self.xp, self._group(name)
+        if g.r is not None:
+            return xp.take(g.r, positions)
+        a = xp.take(g.levels, positions)
+        r = self._passes.levels[name].r_at(xp, a)
+        if g.tied_r.shape[0]:
+            tied = a == g.sentinel
+            if int(xp.count_nonzero(tied)):
+                rank = xp.searchsorted(xp.nonzero(g.levels == g.sentinel)[0], positions[tied])
+                r[tied] = xp.take(g.tied_r, rank)
+        return r
+
+    def binned(self, name: str):
+        g = self._group(name)
+        if g.r is not None:
+            return self.xp.abs(g.r)
+        return self.xp.abs(g.tied_r) if g.tied_r.shape[0] else None
+
+    def significant(self, name: str, s_star: float):
+        xp = self.xp
+        if name == "diff":
+            return self._item["s_diff"] >= s_star
+        g = self._group(name)
+        if g.r is not None:
+            return xp.abs(g.r) >= s_star
+        cut = self._passes.level_cut(name, s_star)  # |r| >= s*  <=>  min(a, D/2 - a) < cut
+        sig = (g.levels < cut) | (g.levels > (g.sentinel - 1) - cut)
+        if g.tied_r.shape[0]:
+            sig[g.levels == g.sentinel] = xp.abs(g.tied_r) >= s_star
+        return sig
+
+
+class PairPasses:
+    """Repeated passes over pair space: ``map(fn)`` yields fn(block, valid, stats) for every block,
+    in block order, computing up to ``threads`` blocks at once (``block``: its rows, ``valid``: which
+    of its pairs have both correlations defined, ``stats``: a ``BlockStats`` of the valid pairs).
+
+    A group with level tables (``core.fdr.spearman_levels``) keeps each pair as its level (int16
+    for k <= 57, else int32) and r only for pairs with a tied gene (``spearman.GroupPairs``);
+    Fisher's z is a gather from the level table.  With ``cache`` the first pass keeps each block's
+    values -- levels, the Fisher statistic (float64) and the valid flags, about 13 bytes a pair at
+    k = 25 and 17 at k = 187, at most 25 (r kept as float64 where ties abound) -- so later passes
+    cost only the cheap statistics; without it every pass recomputes the matrix products.  Each
+    block, its matrix products included, is computed in one of the backend's threads (the rank
+    GEMMs are thin, k columns deep, so two of them at once beat one BLAS-threaded GEMM with the
+    per-pair work waiting behind it); whatever is reduced across blocks is reduced by the caller,
     in block order, so results do not depend on the thread count.
     """
 
@@ -54,41 +131,86 @@ class PairPasses:
         self.threads = max(1, int(threads))
         self._starts = pairs.starts()
         self._cached = [None] * len(self._starts) if cache else None
+        self.levels = {name: spearman_levels(backend, grp.k) for name, grp in (("low", pairs.low), ("high", pairs.high))}
+        self._cuts = {}
 
-    def _compute(self, block):
+    def level_cut(self, name: str, s_star: float) -> int:
+        key = (name, s_star)
+        if key not in self._cuts:
+            self._cuts[key] = self.levels[name].count_at_least(s_star)
+        return self._cuts[key]
+
+    def _compute(self, index: int) -> dict:
         xp = self.xp
-        valid = xp.isfinite(block.r_low) & xp.isfinite(block.r_high)
-        if int(xp.count_nonzero(valid)) == valid.shape[0]:
-            r_low, r_high = block.r_low, block.r_high
-        else:
-            r_low, r_high = block.r_low[valid], block.r_high[valid]
-        s_diff = self.tests["diff"].statistic(xp, r_low, r_high)
-        block.r_low = block.r_high = None  # only the valid pairs' values are kept
-        return block, valid, r_low, r_high, s_diff
+        start, stop, low, high = self.pairs.compact_block(self._starts[index])
+        valid = None
+        for g in (low, high):  # r is undefined (NaN) for pairs with a constant gene
+            if g.r is not None:
+                bad = ~xp.isfinite(g.r)
+            elif g.tied_r.shape[0]:
+                bad = xp.zeros(g.levels.shape, dtype=xp.bool)
+                bad[g.levels == g.sentinel] = ~xp.isfinite(g.tied_r)
+            else:
+                continue
+            valid = ~bad if valid is None else valid & ~bad
+        n = (low.r if low.r is not None else low.levels).shape[0]
+        if valid is None:
+            valid = xp.ones((n,), dtype=xp.bool)
+        elif int(xp.count_nonzero(valid)) < n:
+            low, high = low.select(valid), high.select(valid)
+        return {"block": PairBlock(start, stop, None, None), "valid": valid, "low": low, "high": high, "s_diff": None}
 
-    def _item(self, index: int):
+    def _derive(self, item: dict) -> None:
+        """The Fisher statistic of a block (kept with it)."""
+        xp = self.xp
+        z = {}
+        for name in ("low", "high"):
+            g = item[name]
+            if g.r is not None:
+                z[name] = z_transform(xp, g.r)
+                continue
+            z[name] = xp.take(self.levels[name].z, g.levels)
+            if g.tied_r.shape[0]:
+                z[name][g.levels == g.sentinel] = z_transform(xp, g.tied_r)
+        item["s_diff"] = xp.abs(z["high"] - z["low"])
+
+    def _item(self, index: int) -> dict:
         item = self._cached[index] if self._cached is not None else None
         if item is None:
-            item = self._compute(self.pairs.block(self._starts[index]))
+            item = self._compute(index)
             if self._cached is not None:
                 self._cached[index] = item
         return item
 
-    def _with_stats(self, item):
-        block, valid, r_low, r_high, s_diff = item
-        stats = {"low": self.xp.abs(r_low), "high": self.xp.abs(r_high), "diff": s_diff}
-        return block, valid, r_low, r_high, stats
+    def _run(self, fn, item: dict):
+        if item["s_diff"] is None:
+            self._derive(item)
+        return fn(item["block"], item["valid"], BlockStats(self, item))
 
     def map(self, fn):
         n_blocks = len(self._starts)
         for w0 in range(0, n_blocks, self.threads):  # a wave of blocks at a time bounds memory
-            # blocks are computed here (their matrix products use BLAS's own threads), the
-            # per-block work of ``fn`` in the backend's threads
-            items = [self._item(i) for i in range(w0, min(w0 + self.threads, n_blocks))]
-            yield from self.backend.map_chunks(lambda item: fn(*self._with_stats(item)), items, self.threads)
+            # each block, its matrix products included, in one of the backend's threads
+            indices = range(w0, min(w0 + self.threads, n_blocks))
+            yield from self.backend.map_chunks(lambda i: self._run(fn, self._item(i)), indices, self.threads)
 
     def __iter__(self):
         return self.map(lambda *item: item)
+
+
+def bh_streams(backend, passes: PairPasses) -> dict:
+    """One ``BHStream`` per test.  A t-test with level tables counts the pairs of tie-free genes by
+    level, so its bins only hold the pairs with a tied gene and are sized for those."""
+    xp, pairs = backend.xp, passes.pairs
+    streams = {}
+    for name, test in passes.tests.items():
+        levels = passes.levels.get(name)
+        n_binned = pairs.n_pairs
+        if levels is not None:
+            untied = pairs.n_genes - int(xp.count_nonzero(pairs.tied[name]))
+            n_binned -= untied * (untied - 1) // 2
+        streams[name] = BHStream(backend, test, name, bins_for_pairs(n_binned), levels)
+    return streams
 
 
 def _collect(xp, parts):
@@ -103,9 +225,8 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
     high = group_ranks(xp, xp.take(expr, high_idx, axis=1))
     pairs = PairBlocks(xp, low, high, plan.rows_per_block)
     tests = {"low": TTest(k_low), "high": TTest(k_high), "diff": FisherTest(k_low, k_high)}
-    n_bins = bins_for_pairs(pairs.n_pairs)
-    streams = {name: BHStream(backend, test, name, n_bins) for name, test in tests.items()}
     passes = PairPasses(backend, pairs, tests, plan.cache_pairs, plan.threads)
+    streams = bh_streams(backend, passes)
 
     n_nan = _count_pass(xp, passes, streams)
     s_star = _threshold_pass(passes, streams, cfg.fdr_alpha)
@@ -135,23 +256,50 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
 def _count_pass(xp, passes, streams) -> int:
     """Pass 1: the three histograms; returns the number of pairs excluded for a NaN correlation."""
 
-    def per_block(block, valid, r_low, r_high, stats):
+    def per_block(block, valid, stats):
         n_bad = int(valid.shape[0]) - int(xp.count_nonzero(valid))
-        return n_bad, {name: streams[name].histogram(stats[name]) for name in TESTS}
+        out = {}
+        for name in TESTS:
+            stream = streams[name]
+            if stream.exact is None:
+                out[name] = (stream.histogram(stats[name]), None)
+                continue
+            binned, levels = stats.binned(name), stats.levels(name)
+            out[name] = (None if binned is None else stream.histogram(binned),
+                         None if levels is None else stream.level_histogram(levels))
+        return n_bad, out
 
     n_nan = 0
     for n_bad, histograms in passes.map(per_block):
         n_nan += n_bad
         for name in TESTS:
-            streams[name].add(histograms[name])
+            streams[name].add(*histograms[name])
     return n_nan
 
 
+def _binned(stats, stream, name: str):
+    """The statistics of a block that ``stream`` counted by bin (None: none)."""
+    return stats[name] if stream.exact is None else stats.binned(name)
+
+
 def _refine(passes, refs: dict) -> None:
-    """One pass gathering, for each test's refinement, the statistics in its chosen bins."""
-    for picked in passes.map(lambda block, valid, r_low, r_high, stats: {name: refs[name].pick(stats[name]) for name in refs}):
+    """One pass gathering, for each test's refinement, the statistics in its chosen bins; none
+    when every chosen value is known from counts by level."""
+    refs = {name: ref for name, ref in refs.items() if ref.needs_pass}
+    if not refs:
+        return
+
+    def per_block(block, valid, stats):
+        out = {}
+        for name, ref in refs.items():
+            s = _binned(stats, ref.stream, name)
+            out[name] = None if s is None else ref.pick(s)
+        return out
+
+    for picked in passes.map(per_block):
         for name in refs:
-            refs[name].add(picked[name])
+            if picked[name] is not None:
+                refs[name].add(picked[name])
 
 
 def _threshold_pass(passes, streams, alpha: float) -> dict:
@@ -164,17 +312,19 @@ def _threshold_pass(passes, streams, alpha: float) -> dict:
 def _selection_pass(xp, passes, pairs, s_star: dict, edge_selection: str):
     """Pass 3: significance counts, and the selected edges with their r, statistics and flags."""
 
-    def per_block(block, valid, r_low, r_high, stats):
-        sig = {name: stats[name] >= s_star[name] for name in TESTS}
+    def per_block(block, valid, stats):
+        sig = {name: stats.significant(name, s_star[name]) for name in TESTS}
         sig_edges = (sig["low"] | sig["high"]) & sig["diff"]
         counts = {f"n_sig_{name}": int(xp.count_nonzero(sig[name])) for name in TESTS}
         counts["n_sig_edges"] = int(xp.count_nonzero(sig_edges))
         chosen = sig_edges if edge_selection == "sig_edges" else sig["diff"]
         if int(xp.count_nonzero(chosen)) == 0:
             return counts, None
-        gene_i, gene_j = pairs.genes_of(block, xp.nonzero(valid)[0][chosen])
-        part = {"gene_i": gene_i, "gene_j": gene_j, "r_low": r_low[chosen], "r_high": r_high[chosen]}
-        part.update({f"s_{name}": stats[name][chosen] for name in TESTS})
+        where = xp.nonzero(chosen)[0]
+        gene_i, gene_j = pairs.genes_of(block, xp.take(xp.nonzero(valid)[0], where))
+        r = {name: stats.r_at(name, where) for name in ("low", "high")}
+        part = {"gene_i": gene_i, "gene_j": gene_j, "r_low": r["low"], "r_high": r["high"]}
+        part.update({"s_low": xp.abs(r["low"]), "s_high": xp.abs(r["high"]), "s_diff": xp.take(stats["diff"], where)})
         part.update({f"sig_{name}": sig[name][chosen] for name in ("low", "high")})
         return counts, part
 

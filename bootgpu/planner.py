@@ -14,13 +14,15 @@ import re
 from dataclasses import dataclass, field
 
 from bootgpu.core.bootstrap import exact_dtype_bytes, rank_dtype_bytes, resample_size
-from bootgpu.core.fdr import BIN_BOOKKEEPING_BYTES, bins_for_pairs
+from bootgpu.core.fdr import BIN_BOOKKEEPING_BYTES, bins_for_pairs, exact_level_bytes
 from bootgpu.errors import BootgpuError
 
 F64 = 8
 MODEL_MARGIN = 1.15  # allocator slack and small arrays the model leaves out
 PAIR_ROW_BYTES = 112  # per pair-space cell of a block: dots, r, masks, statistics, bins (both groups)
-PAIR_CACHE_BYTES = 25  # per cached pair: r_low, r_high, Fisher statistic (float64), valid flag
+PAIR_CACHE_BYTES = 25  # per cached pair at most: per group its level (2-4 bytes; with r of the pairs
+# with a tied gene, up to 8) or r (float64, where such pairs are half the block), the Fisher statistic
+# (float64) and the valid flag; typically 13 (k <= 57) or 17 bytes
 INDEX_BLOCK_CAP_BYTES = 384 * 2**20  # `bootgpu indices` is write-bound: larger blocks are no faster
 PROCESS_OVERHEAD_BYTES = 400 * 2**20  # interpreter, NumPy/SciPy/h5py and BLAS buffers (batch requests)
 
@@ -47,12 +49,15 @@ class Plan:
     threads: int = 1  # chunks of a stage in flight at once (host threads), each within its share
 
 
-def resident_bytes(n_genes: int, n_samples: int, k_low: int, k_high: int) -> int:
+def resident_bytes(n_genes: int, n_samples: int, k_low: int, k_high: int, threads: int = 1) -> int:
     """Expression matrix plus both groups' rank structures, held for the whole focus gene (while
     the second group is ranked, the first's structure and the sort temporaries coexist), plus the
-    three BH histograms with their bounds and cached bin-edge p-values (all on the device)."""
+    three BH histograms with their bounds and cached bin-edge p-values, and the groups' Spearman
+    level tables with the t-tests' level histograms (``core.fdr.exact_level_bytes``: ~(k^3 - k)/6
+    entries per group; all on the device)."""
     n_bins = bins_for_pairs(n_genes * (n_genes - 1) // 2)
-    return n_genes * n_samples * F64 + 136 * n_genes * (k_low + k_high) + 3 * n_bins * BIN_BOOKKEEPING_BYTES
+    return (n_genes * n_samples * F64 + 136 * n_genes * (k_low + k_high) + 3 * n_bins * BIN_BOOKKEEPING_BYTES
+            + exact_level_bytes(k_low, k_high, n_bins, threads))
 
 
 def pair_cache_bytes(n_genes: int) -> int:
@@ -137,7 +142,7 @@ def plan_batches(
     k = max(k_low, k_high)
     m = resample_size(k, bootstrap_frac)
     usable = int(budget_bytes / MODEL_MARGIN)
-    fixed = resident_bytes(n_genes, n_samples, k_low, k_high)
+    fixed = resident_bytes(n_genes, n_samples, k_low, k_high, threads)
     free = usable - fixed
     row = n_genes * PAIR_ROW_BYTES
     per_edge = edge_bytes(n_bootstrap, k)

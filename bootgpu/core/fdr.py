@@ -3,24 +3,51 @@ p-values.
 
 BH's q of a pair is  min over pairs y with p_y >= p_x  of  p_y / (F(y) / m),  F(y) = #{p <= p_y},
 capped at 1 (statsmodels' ``fdr_bh``).  Each test's p is a non-increasing function of a statistic
-s (see ``significance``), so ordering by p is ordering by s, descending.
+s (see ``significance``), so ordering by p is ordering by s, descending.  (statsmodels sorts the
+p-values themselves; where float64 rounding puts the p of two nearby statistics an ulp out of
+order, its q differs from this one in the last bits.)
 
-1. ``count``: a histogram of s over fine bins, streamed over pair blocks.  From bin counts alone,
-   every bin gets a lower and an upper bound on the smallest BH term inside it.
-2. ``refine``: only bins whose bounds could decide the answer are gathered exactly (their pairs'
-   s values, p evaluated for those alone), sorted, and their exact terms computed.  A bin whose
-   lower bound is not below what later bins certainly reach can never hold the minimum, so
-   skipping it changes nothing: the result equals the full sort.
-3. ``threshold`` (significance is q < alpha, i.e. s >= s*) and ``q_values`` of query pairs come
-   from the refined subset.
+Two ways of counting a pair, mixed freely within one test:
 
-Everything, bin bookkeeping included, stays on the backend's device: a focus gene moves only the
-thresholds s* (three scalars) to the host.
+- **By level (t-tests, exact, no refinement).**  Between two tie-free genes of a k-sample group,
+  r = S / sqrt(D D) with S = 4 a - D for an integer level a = 0 .. D/2, D = (k^3 - k)/3
+  (``spearman.n_signed_levels``): s = |r| takes only D//4 + 1 values, known in advance and in
+  descending order (``ExactLevels``).  The count pass histograms the pairs' levels
+  (``level_histogram``, (k^3 - k)/6 + 1 entries: 2,601 at k = 25); folding a and D/2 - a gives the
+  count of every value of s, so F, p and the BH terms of these pairs come from counts alone, with
+  no pair gathered or sorted, however the significant pairs are spread.  Groups with more than
+  ``LEVELS_MAX`` levels (k > 184) count every pair by bin.
+- **By bin (the Fisher test, pairs with a tied or constant gene, large groups).**  r of such a
+  pair has its own denominator (t-tests), or s is a function of two levels (Fisher), so s is
+  binned:
+
+  1. ``count``: a histogram of s over fine bins (sized for the pairs counted this way), streamed
+     over pair blocks.  The counts by level are added to the bins their values fall in
+     (``total_counts``), and from bin counts alone every bin gets a lower and an upper bound on the
+     smallest BH term inside it.
+  2. ``refine``: only bins whose bounds could decide the answer are seen exactly: the values
+     counted by level in them are taken from the counts, and the pairs counted by bin are
+     gathered in one pass (skipped entirely when none of the chosen bins holds such a pair,
+     ``Refinement.needs_pass``), as distinct values with multiplicities; only these distinct
+     values are sorted and their exact terms computed.  A bin whose lower bound is not below what
+     later bins certainly reach can never hold the minimum, so skipping it changes nothing: the
+     result equals the full sort.
+
+``threshold`` (significance is q < alpha, i.e. s >= s*) and ``q_values`` of query pairs come from
+the refined values.  Everything, bin and level bookkeeping included, stays on the backend's
+device: a focus gene moves only the thresholds s* (three scalars) to the host.  Tables that
+depend only on the group sizes (bin-edge p-values, level tables) are cached per backend for the
+whole study.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
+
+from bootgpu.core.significance import z_transform
+from bootgpu.core.spearman import LEVELS_MAX, n_signed_levels, rank_sumsq  # noqa: F401 (LEVELS_MAX re-exported)
 
 N_BINS = 1 << 20  # the most bins; about 36 pairs a bin at 8,763 genes
 MIN_BINS = 1 << 12
@@ -38,7 +65,122 @@ _SLACK = 1e-12  # relative widening of bin bounds against rounding of p at bin e
 
 
 _EDGE_PVALUES: dict = {}  # (backend name, device, test, n_bins) -> (p at lower edges, p at upper edges)
-_EDGE_PVALUES_KEPT = 6
+_EDGE_PVALUES_KEPT = 12  # t-tests size their bins by the pairs with ties, which vary by focus gene
+_TABLES: dict = {}  # (kind, backend name, device, ...) -> level tables, the same for a whole study
+_TABLES_KEPT = 8
+
+
+def _cached(store: dict, kept: int, key, make):
+    if key not in store:
+        if len(store) >= kept:
+            del store[next(iter(store))]  # the oldest
+        store[key] = make()
+    return store[key]
+
+
+LEVEL_BOOKKEEPING_BYTES = 48  # per signed level and group: the z table (8), the t-test's level counts (8)
+# and two blocks' level histograms in flight (16), its values of s with their bins, folded counts and
+# cumulative sums (16 per value, one value per two levels)
+
+
+def exact_level_bytes(k_low: int, k_high: int, n_bins: int, threads: int = 1) -> int:
+    """Device bytes of the level tables and level histograms of one focus gene (both groups), and
+    of each t-test's count of values per bin (int64, ``n_bins`` at most)."""
+    extra = max(0, threads - 2) * 8  # further blocks' histograms in flight
+    return sum(n_signed_levels(k) * (LEVEL_BOOKKEEPING_BYTES + extra) + 8 * n_bins
+               for k in (k_low, k_high) if n_signed_levels(k))
+
+
+@dataclass(frozen=True)
+class SpearmanLevels:
+    """Every value r takes between two tie-free genes of a k-sample group, by level.
+
+    With doubled centred ranks d (integers), S = d_i . d_j = 4 a - D and r = S / sqrt(D D) for a
+    level a = 0 .. D/2, D = (k^3 - k)/3 (``spearman.n_signed_levels``).  ``r_at`` computes r as the
+    pipeline does for such a pair, so it is the same float64; ``z`` is Fisher's z of every level,
+    plus a 0 at the sentinel level n that marks a pair with a tied gene (whose r is kept apart)."""
+
+    k: int
+    rank_sumsq: int
+    n: int
+    z: Any  # (n + 1,) float64: z_transform(r) of every level, then 0
+
+    def r_at(self, xp, a):
+        """r of levels ``a`` (any integer array)."""
+        big_d = float(self.rank_sumsq)
+        return xp.astype(xp.astype(a, xp.int64) * 4 - self.rank_sumsq, xp.float64) / math.sqrt(big_d * big_d)
+
+    def r(self, xp, stop: int | None = None):
+        """r of levels 0 .. stop - 1 (default: all)."""
+        return self.r_at(xp, xp.arange(self.n if stop is None else stop, dtype=xp.int64))
+
+    def count_at_least(self, s: float) -> int:
+        """How many values of |r| (|S| = D, D - 4, ...) are >= s; level a has |r| >= s exactly when
+        min(a, D/2 - a) is below this count.  Host arithmetic: Python floats are the same IEEE
+        doubles, so (4 j - D) / sqrt(D D) here is r_at's value bit for bit."""
+        big_d = self.rank_sumsq
+        den = math.sqrt(float(big_d) * float(big_d))
+        lo, hi = 0, big_d // 4 + 1  # |r| of j = 0 .. D//4 is descending: find the first below s
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if abs(float(4 * mid - big_d) / den) >= s:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def levels(self, xp, r):
+        """Level a of each r of a pair of tie-free genes (int32): round((r + 1) D / 4), exact since
+        r carries ~1e-16 relative error."""
+        quarter = self.rank_sumsq / 4.0
+        return xp.astype(xp.round(r * quarter + quarter), xp.int32)
+
+
+def spearman_levels(backend, k: int) -> SpearmanLevels | None:
+    """The level tables of a k-sample group on ``backend`` (cached); None when k is too large."""
+    n = n_signed_levels(k)
+    if not n:
+        return None
+
+    def make():
+        xp = backend.xp
+        table = SpearmanLevels(k, rank_sumsq(k), n, None)
+        z = xp.concat([z_transform(xp, table.r(xp)), xp.zeros((1,), dtype=xp.float64)])
+        return SpearmanLevels(k, table.rank_sumsq, n, z)
+
+    return _cached(_TABLES, _TABLES_KEPT, ("levels", backend.name, backend.device_name(), k), make)
+
+
+@dataclass(frozen=True)
+class ExactLevels:
+    """The t-test's view of a group's levels: s = |r| takes (D - 4 j)/D for j = 0 .. D//4, which
+    is descending in j; level a has j = min(a, D/2 - a).  ``bins``: each value's BH bin
+    (non-decreasing), ``bin_ends[t]``: how many values fall in bins <= t."""
+
+    n: int  # signed levels (histogram length)
+    values: Any  # (n_desc,) float64, descending
+    bins: Any  # (n_desc,) int32
+    bin_ends: Any  # (n_bins,) int64
+
+    def fold(self, xp, counts):
+        """Counts per signed level -> counts per value of s (descending)."""
+        h = self.n // 2
+        if self.n % 2:  # D = 0 (mod 4): level h is S = 0
+            return xp.concat([counts[:h] + xp.flip(counts[h + 1:]), counts[h:h + 1]])
+        return counts[:h] + xp.flip(counts[h:])
+
+
+def exact_levels(backend, stream: "BHStream", levels: SpearmanLevels) -> ExactLevels:
+    def make():
+        xp = backend.xp
+        n_desc = levels.rank_sumsq // 4 + 1
+        values = xp.abs(levels.r(xp, n_desc))  # levels 0 .. D//4: S = -D .. <= 0, |S| descending
+        bins = stream.bins(values)
+        bin_ends = xp.searchsorted(bins, xp.arange(stream.n_bins, dtype=bins.dtype), side="right")
+        return ExactLevels(levels.n, values, bins, xp.astype(bin_ends, xp.int64))
+
+    key = ("exact", backend.name, backend.device_name(), levels.k, stream.n_bins)
+    return _cached(_TABLES, _TABLES_KEPT, key, make)
 
 
 def _edge_pvalues(backend, test, n_bins: int):
@@ -60,11 +202,15 @@ def _edge_pvalues(backend, test, n_bins: int):
 class BHStream:
     """Exact BH for one test over statistics that arrive in blocks."""
 
-    def __init__(self, backend, test, which: str, n_bins: int = N_BINS):
+    def __init__(self, backend, test, which: str, n_bins: int = N_BINS, levels: SpearmanLevels | None = None):
+        """``levels``: the group's level tables (t-tests only); pairs of tie-free genes are then
+        counted by level (``level_histogram``) and only the other pairs by bin (``histogram``)."""
         self.backend, self.xp = backend, backend.xp
         self.test, self.which = test, which
         self.n_bins = n_bins
-        self.counts = self.xp.zeros(n_bins, dtype=self.xp.int64)
+        self.counts = self.xp.zeros(n_bins, dtype=self.xp.int64)  # pairs counted by bin
+        self.exact = exact_levels(backend, self, levels) if levels is not None else None
+        self.level_counts = self.xp.zeros(self.exact.n, dtype=self.xp.int64) if self.exact else None
 
     # -- bins (t = 0 holds the largest s, i.e. the smallest p) ---------------------------------
     def bins(self, s):
@@ -76,12 +222,39 @@ class BHStream:
         """Pass 1, per block (any thread): the bin counts of a block of statistics (valid pairs)."""
         return self.xp.astype(self.backend.bincount(self.bins(s), self.n_bins), self.xp.int64, copy=False)
 
-    def add(self, histogram) -> None:
-        """Pass 1, in block order: add a block's ``histogram``."""
-        self.counts += histogram
+    def level_histogram(self, levels):
+        """Pass 1, per block: counts per level of the pairs of tie-free genes (``levels``, int32;
+        the value ``exact.n`` marks a pair counted by bin instead, and is dropped)."""
+        n = self.exact.n
+        return self.xp.astype(self.backend.bincount(levels, n + 1)[:n], self.xp.int64, copy=False)
 
-    def count(self, s) -> None:
-        self.add(self.histogram(s))
+    def add(self, histogram, level_histogram=None) -> None:
+        """Pass 1, in block order: add a block's ``histogram`` (and ``level_histogram``; None: none)."""
+        if histogram is not None:
+            self.counts += histogram
+        if level_histogram is not None:
+            self.level_counts += level_histogram
+
+    def count(self, s, levels=None) -> None:
+        self.add(self.histogram(s), None if levels is None else self.level_histogram(levels))
+
+    def value_counts(self):
+        """Pairs counted by level, per value of s (``exact.values``, descending); after pass 1."""
+        if not hasattr(self, "_value_counts"):
+            self._value_counts = self.exact.fold(self.xp, self.level_counts)
+        return self._value_counts
+
+    @property
+    def total_counts(self):
+        """Pairs per bin, whichever way they were counted (after pass 1)."""
+        if not hasattr(self, "_total"):
+            xp = self.xp
+            self._total = self.counts
+            if self.exact is not None:  # values are sorted by bin: bin totals from a cumulative sum
+                zero = xp.zeros((1,), dtype=xp.int64)
+                upto = xp.take(xp.concat([zero, xp.cumulative_sum(self.value_counts())]), self.exact.bin_ends)
+                self._total = self.counts + (upto - xp.concat([zero, upto[:-1]]))
+        return self._total
 
     def _bounds(self):
         """Per bin (lower, upper) bound on the smallest BH term of its pairs; inf when empty."""
@@ -89,9 +262,10 @@ class BHStream:
             return self._lb, self._ub
         xp = self.xp
         p_lo, p_hi = _edge_pvalues(self.backend, self.test, self.n_bins)
-        self.m = int(xp.sum(self.counts))
-        empty = self.counts == 0
-        frac = xp.astype(xp.cumulative_sum(self.counts), xp.float64) / max(self.m, 1)
+        counts = self.total_counts
+        self.m = int(xp.sum(counts))
+        empty = counts == 0
+        frac = xp.astype(xp.cumulative_sum(counts), xp.float64) / max(self.m, 1)
         frac = xp.where(empty, 1.0, frac)
         self._lb = xp.where(empty, xp.inf, p_hi / frac * (1 - _SLACK))
         self._ub = xp.where(empty, xp.inf, p_lo / frac * (1 + _SLACK))
@@ -124,7 +298,7 @@ class BHStream:
         below = xp.concat([xp.asarray([-1], dtype=xp.int64), last_query[:-1]])  # largest query bin < t
         reach = xp.where(below >= 0, xp.take(suffix_ub, xp.maximum(below, 0) + 1), -xp.inf)
         need = is_query | ((lb <= reach) & (lb < 1.0))
-        return need & (self.counts > 0)
+        return need & (self.total_counts > 0)
 
     def refinement(self, bin_mask) -> "Refinement":
         return Refinement(self, bin_mask)
@@ -151,14 +325,21 @@ class Refinement:
         self.stream, self.xp = stream, stream.xp
         self.bin_mask = bin_mask
         self._parts = []
-        # the statistic range that holds every chosen bin, one bin wider on each side (against
-        # rounding in ``bins``): a cheap comparison screens a block before bins are computed
         xp, n = stream.xp, stream.n_bins
+        if stream.exact is not None:  # values counted by level: taken straight from the counts
+            value_counts = stream.value_counts()
+            keep = xp.take(bin_mask, stream.exact.bins) & (value_counts > 0)
+            self._parts.append((stream.exact.values[keep], value_counts[keep]))
+        # the statistic range that holds every chosen bin with pairs counted by bin, one bin wider
+        # on each side (against rounding in ``bins``): a cheap comparison screens a block before
+        # bins are computed
+        binned = bin_mask & (stream.counts > 0)
         t = xp.arange(n, dtype=xp.int64)
-        t_first = int(stream.backend.to_host(xp.min(xp.where(bin_mask, t, n))))
-        t_last = int(stream.backend.to_host(xp.max(xp.where(bin_mask, t, -1))))
+        t_first = int(stream.backend.to_host(xp.min(xp.where(binned, t, n))))
+        t_last = int(stream.backend.to_host(xp.max(xp.where(binned, t, -1))))
         width = stream.test.s_max / n
         self._empty = t_last < 0
+        self.needs_pass = not self._empty  # False: no pair needs to be seen again
         self._s_low = (n - 2 - t_last) * width  # bin t holds s in [(n-1-t) w, (n-t) w)
         self._s_high = math.inf if t_first <= 1 else (n + 1 - t_first) * width
 
@@ -195,7 +376,7 @@ class Refinement:
         s_sorted, mult = _distinct_desc(xp, values, mult)  # descending s = ascending p
         self.keys = -s_sorted
         # F(y) = #pairs with s >= s_y = pairs in earlier bins + gathered ones (whole bins) up to y
-        counts = st.counts
+        counts = st.total_counts
         gathered = xp.where(self.bin_mask, counts, 0)
         before_all = xp.cumulative_sum(counts) - counts
         before_gathered = xp.cumulative_sum(gathered) - gathered

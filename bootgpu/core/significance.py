@@ -5,6 +5,10 @@ which is what lets the FDR step bin pairs by s and evaluate p only where it matt
   (the two-sided Student-t p-value written through the regularised incomplete beta).
 - Fisher-Z test of r_high vs r_low: z = arctanh(clip(r, -0.9999, 0.9999)) as the original does,
   s = |z_high - z_low|, p = erfc(s / SE / sqrt 2), SE = sqrt(1/(k_low - 3) + 1/(k_high - 3)).
+
+A group's r takes few distinct values (``core.fdr.SpearmanLevels``), so the pipeline reads z from a
+table built with ``z_transform`` over those values instead of evaluating arctanh per pair: the
+same function of the same float64 r, hence the same bytes.
 """
 
 from __future__ import annotations
@@ -13,6 +17,11 @@ import math
 from dataclasses import dataclass
 
 R_CLIP = 0.9999
+
+
+def z_transform(xp, r):
+    """Fisher's z of correlations r, clipped as the original does."""
+    return xp.atanh(xp.clip(r, -R_CLIP, R_CLIP))
 
 
 @dataclass(frozen=True)
@@ -50,9 +59,7 @@ class FisherTest:
         return 2.0 * math.atanh(R_CLIP)
 
     def statistic(self, xp, r_low, r_high, which: str = "diff"):
-        z_low = xp.atanh(xp.clip(r_low, -R_CLIP, R_CLIP))
-        z_high = xp.atanh(xp.clip(r_high, -R_CLIP, R_CLIP))
-        return xp.abs(z_high - z_low)
+        return xp.abs(z_transform(xp, r_high) - z_transform(xp, r_low))
 
     def pvalue(self, backend, s):
         return backend.erfc(s / (self.se * math.sqrt(2.0)))

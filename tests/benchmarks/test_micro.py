@@ -73,7 +73,7 @@ def test_rank_gemm_all_pairs(xp_backend, bench, prepared):
 def test_bh_threshold_fisher(xp_backend, bench, prepared):
     """Histogram pass, refinement and exact BH threshold of the Fisher test over all pairs."""
     passes = stage_correlations(xp_backend, prepared["low"], prepared["high"], prepared["plan"])
-    stats = [item[4]["diff"] for item in passes]
+    stats = [item[2]["diff"] for item in passes]
     test = FisherTest(*prepared["k"])
     n_bins = bins_for_pairs(GENES * (GENES - 1) // 2)
 

@@ -1,0 +1,279 @@
+"""BH over every gene pair, as the pipeline computes it (t-tests counted by Spearman level, pairs
+with tied genes through the binned refinement, Fisher z from tables), equals statsmodels'
+``fdr_bh``: exactly when statsmodels is given the same p-values, and to rounding against an
+independent reference (scipy ranks and p-values), on heavily tied small groups and on the ALL data."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from bootgpu.backends import get_backend
+from bootgpu.config import AnalysisConfig
+from bootgpu.core.fdr import n_signed_levels, rank_sumsq, spearman_levels
+from bootgpu.core.ranks import doubled_centred_ranks, group_order
+from bootgpu.core.significance import FisherTest, TTest, z_transform
+from bootgpu.core.spearman import PairBlocks, correlation, group_ranks
+from bootgpu.core.split import split_samples
+from bootgpu.expression_io import demo_expression_path, read_expression
+from bootgpu.pipeline import PairPasses, _count_pass, _q_value_pass, _threshold_pass, analyse_focus, bh_streams
+from bootgpu.planner import plan_batches
+
+NUMPY = get_backend("numpy")
+TESTS = ("low", "high", "diff")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "all_leukemia.tsv.gz"
+
+
+def pipeline_bh(backend, values_low, values_high, alpha, rows=10**9, cache=True, threads=1):
+    """The pipeline's passes over every pair: thresholds s*, and q, r and statistics of every valid
+    pair (condensed order), with the refinements asked for the q of all of them."""
+    xp = backend.xp
+    low = group_ranks(xp, backend.to_device(values_low))
+    high = group_ranks(xp, backend.to_device(values_high))
+    tests = {"low": TTest(low.k), "high": TTest(high.k), "diff": FisherTest(low.k, high.k)}
+    passes = PairPasses(backend, PairBlocks(xp, low, high, rows), tests, cache, threads)
+    streams = bh_streams(backend, passes)
+    _count_pass(xp, passes, streams)
+    s_star = _threshold_pass(passes, streams, alpha)
+    parts = [(stats.r("low"), stats.r("high"), {name: stats[name] for name in TESTS}) for _, _, stats in passes]
+    every = {"r_low": xp.concat([p[0] for p in parts]), "r_high": xp.concat([p[1] for p in parts])}
+    every.update({f"s_{name}": xp.concat([p[2][name] for p in parts]) for name in TESTS})
+    q = _q_value_pass(backend, passes, streams, every)
+    host = {key: backend.to_host(value) for key, value in {**every, **q}.items()}
+    return s_star, host, streams
+
+
+def reference_r(values):
+    """Spearman of every pair (condensed order) from scipy's average ranks; NaN for a constant gene."""
+    ranks = stats.rankdata(values, axis=1)
+    centred = ranks - ranks.mean(axis=1, keepdims=True)
+    norm = np.sqrt((centred**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (centred @ centred.T) / np.outer(norm, norm)
+    iu, ju = np.triu_indices(values.shape[0], 1)
+    return r[iu, ju]
+
+
+def reference_pvalues(r_low, r_high, k_low, k_high):
+    df_l, df_h = k_low - 2, k_high - 2
+    r_low, r_high = np.clip(r_low, -1, 1), np.clip(r_high, -1, 1)  # floating point can pass |r| = 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_l = np.abs(r_low) * np.sqrt(df_l / ((1 - r_low) * (1 + r_low)))
+        t_h = np.abs(r_high) * np.sqrt(df_h / ((1 - r_high) * (1 + r_high)))
+    z = np.abs(np.arctanh(np.clip(r_high, -0.9999, 0.9999)) - np.arctanh(np.clip(r_low, -0.9999, 0.9999)))
+    se = math.sqrt(1 / (k_low - 3) + 1 / (k_high - 3))
+    return {"low": 2 * stats.t.sf(t_l, df_l), "high": 2 * stats.t.sf(t_h, df_h), "diff": 2 * stats.norm.sf(z / se)}
+
+
+def assert_bh_equals_statsmodels(values_low, values_high, alpha, backend=NUMPY, **plan):
+    """Returns the pipeline's result after checking it against statsmodels and the reference."""
+    k_low, k_high = values_low.shape[1], values_high.shape[1]
+    s_star, got, streams = pipeline_bh(backend, values_low, values_high, alpha, **plan)
+    ref_low, ref_high = reference_r(values_low), reference_r(values_high)
+    valid = np.isfinite(ref_low) & np.isfinite(ref_high)
+    np.testing.assert_allclose(got["r_low"], ref_low[valid], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got["r_high"], ref_high[valid], rtol=0, atol=1e-12)
+    p_ref = reference_pvalues(ref_low[valid], ref_high[valid], k_low, k_high)
+    for name in TESTS:
+        # the same p-values (the test's own p of the pipeline's statistics): exact against a full
+        # sort by the statistic, and to the last bits against statsmodels, which orders by p (p
+        # rounded to float64 can be out of order by an ulp between two nearby statistics)
+        s = got[f"s_{name}"]
+        p_same = NUMPY.to_host(streams[name].test.pvalue(NUMPY, NUMPY.to_device(s)))
+        np.testing.assert_array_equal(got[f"q_{name}"], bh_sorted_by_statistic(s, p_same), err_msg=name)
+        q_same = multipletests(p_same, alpha=alpha, method="fdr_bh")[1]
+        np.testing.assert_allclose(got[f"q_{name}"], q_same, rtol=1e-14, atol=0, err_msg=name)
+        np.testing.assert_array_equal(s >= s_star[name], q_same < alpha, err_msg=name)
+        # independent: scipy ranks and p-values
+        q_ref = multipletests(p_ref[name], alpha=alpha, method="fdr_bh")[1]
+        np.testing.assert_allclose(got[f"q_{name}"], q_ref, rtol=1e-6, atol=1e-12, err_msg=name)  # |r| = 1 is 1 - 2e-16 in floats
+        np.testing.assert_array_equal(got[f"s_{name}"] >= s_star[name], q_ref < alpha, err_msg=name)
+    return s_star, got, streams
+
+
+def bh_sorted_by_statistic(s, p):
+    """Benjamini-Hochberg by a full sort: pairs by descending s, F = #{s' >= s}, q = running
+    minimum of p m / F from the largest F down, capped at 1."""
+    m = s.size
+    order = np.argsort(-s, kind="stable")
+    s_sorted = s[order]
+    f = np.searchsorted(-s_sorted, -s_sorted, side="right")
+    q_sorted = np.minimum(np.minimum.accumulate((p[order] / (f / m))[::-1])[::-1], 1.0)
+    q = np.empty(m)
+    q[order] = q_sorted
+    return q
+
+
+def tied_groups(k_low: int, k_high: int, n_genes: int = 90, seed: int = 0, n_tied: int = 60):
+    """Small groups with heavy ties: the last ``n_tied`` genes on a 3-value or a ~6-value grid,
+    the others continuous (tie-free); copies of genes (every statistic with them repeats), near
+    copies and negated ones (planted changes between the groups); one gene constant in LOW.
+    (With many tied genes most blocks keep r, with few they keep levels and the tied pairs' r.)"""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in (k_low, k_high):
+        first, half = n_genes - n_tied, n_tied // 2
+        v = rng.standard_normal((n_genes, k))
+        v[first:first + half] = rng.integers(0, 3, (half, k))
+        v[first + half:] = np.round(v[first + half:] * 2)
+        out.append(v)
+    low, high = out
+    for a in range(0, 12, 3):  # strong pairs within one group only
+        low[a + 1] = low[a] + 0.05 * rng.standard_normal(k_low)
+        high[a + 2] = -high[a] + 0.05 * rng.standard_normal(k_high)
+    low[40], high[40] = low[35], high[35]  # tied gene copied: r = 1 in both groups
+    low[45:55], high[50:60] = low[44], high[49]  # copies of tied genes: every pair with them repeats 10x
+    low[20:25], high[15:18] = low[19], high[14]  # and of tie-free ones
+    low[n_genes - 1] = 1.0
+    return low, high
+
+
+@pytest.mark.parametrize("k_low,k_high", [(5, 5), (6, 9), (11, 11), (13, 30), (25, 25), (30, 22)])
+@pytest.mark.parametrize("alpha", [0.05, 0.7])
+@pytest.mark.parametrize("n_tied", [60, 8])
+def test_bh_equals_statsmodels_on_heavily_tied_small_groups(k_low, k_high, alpha, n_tied):
+    low, high = tied_groups(k_low, k_high, seed=k_low * 100 + k_high, n_tied=n_tied)
+    _, got, streams = assert_bh_equals_statsmodels(low, high, alpha)
+    # the case is what it claims: ties in both groups, many tied statistics, a BH decision to make
+    for name in ("low", "high"):
+        assert streams[name].exact is not None and int(streams[name].counts.sum()) > 0  # some pairs by bin
+        assert np.unique(got[f"s_{name}"], return_counts=True)[1].max() >= 45
+    assert 0 < np.sum(got["q_diff"] < 0.7) < got["q_diff"].size
+
+
+@pytest.mark.parametrize("plan", [
+    dict(rows=1, cache=False), dict(rows=7, cache=True, threads=3), dict(rows=13, cache=False, threads=2),
+])  # fmt: skip
+@pytest.mark.parametrize("n_tied", [60, 8])
+def test_tied_bh_is_the_same_bytes_for_any_blocks_threads_and_backend(plan, xp_backend, n_tied):
+    low, high = tied_groups(12, 17, seed=4, n_tied=n_tied)
+    want_star, want, _ = pipeline_bh(NUMPY, low, high, 0.2)
+    got_star, got, _ = assert_bh_equals_statsmodels(low, high, 0.2, backend=xp_backend, **plan)
+    assert got_star == want_star
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+def test_tie_free_t_tests_need_no_refinement_pass():
+    """Without ties every t-test statistic is known from level counts: the threshold and q-value
+    refinements of the t-tests pick no pair (and find every value exactly)."""
+    rng = np.random.default_rng(3)
+    low, high = rng.standard_normal((70, 14)), rng.standard_normal((70, 20))
+    low[1], high[2] = low[0] * 2 + 0.1 * rng.standard_normal(14), -high[0]
+    _, got, streams = assert_bh_equals_statsmodels(low, high, 0.5)
+    for name in ("low", "high"):
+        stream = streams[name]
+        assert int(stream.counts.sum()) == 0 and int(stream.level_counts.sum()) == got["r_low"].size
+        ref = stream.refinement(stream.bins_for_queries(stream.bins(NUMPY.to_device(got[f"s_{name}"]))))
+        assert not ref.needs_pass
+
+
+@pytest.mark.parametrize("k", [4, 5, 6, 7, 8])
+def test_level_tables_hold_every_tie_free_correlation_exactly(k):
+    """Every permutation of k samples against the identity: r is the table's r at the pair's level,
+    bit for bit, and z is the table's z; the levels cover the table."""
+    table = spearman_levels(NUMPY, k)
+    assert table.n == n_signed_levels(k) == rank_sumsq(k) // 2 + 1
+    perms = np.array(list(itertools.permutations(range(k))), dtype=np.float64)
+    values = np.vstack([np.arange(k, dtype=np.float64)[None, :], perms])
+    grp = group_ranks(np, values)
+    assert np.all(grp.sumsq == rank_sumsq(k))
+    dots = grp.d[1:].astype(np.float64) @ grp.d[0].astype(np.float64)
+    r = correlation(np, dots, grp.sumsq[1:], grp.sumsq[:1])
+    levels = table.levels(np, r)
+    np.testing.assert_array_equal(table.r(np)[levels], r)
+    np.testing.assert_array_equal(table.z[levels], z_transform(np, r))
+    assert set(np.unique(r)) <= set(table.r(np)) and levels.min() == 0 and levels.max() == table.n - 1
+
+
+@pytest.mark.parametrize("k", [25, 57, 58, 184])
+def test_level_tables_at_large_k(k):
+    rng = np.random.default_rng(k)
+    values = rng.standard_normal((400, k))
+    values[1] = values[0] + 0.01 * rng.standard_normal(k)
+    grp = group_ranks(np, values)
+    d = grp.d.astype(np.float64)
+    r = correlation(np, d @ d[0], grp.sumsq, grp.sumsq[:1])
+    table = spearman_levels(NUMPY, k)
+    np.testing.assert_array_equal(table.r(np)[table.levels(np, r)], r)
+    assert spearman_levels(NUMPY, 185) is None  # beyond LEVELS_MAX: r kept, the binned path
+
+
+def test_doubled_ranks_sum_of_squares_marks_ties():
+    """The pipeline tells tie-free genes by |d|^2 = (k^3 - k)/3; any tie lowers it."""
+    values = np.array([[1.0, 2, 3, 4, 5, 6], [1, 1, 2, 3, 4, 5], [3, 3, 3, 1, 2, 2], [7, 7, 7, 7, 7, 7]])
+    order = group_order(np, values)
+    d = doubled_centred_ranks(np, order, np.ones((6, 1), dtype=np.int64), 6)[..., 0].T
+    assert ((d.astype(np.int64) ** 2).sum(axis=1) == [rank_sumsq(6), 68, 60, 0]).all()  # by hand: 2 rank - 7
+
+
+def all_leukemia_subset(n_genes: int = 300):
+    """Focus gene 0 of the ALL matrix (the shared full file, else the embedded 2,000-probe subset)
+    with its LOW/HIGH samples, on the genes tied in either group plus the first probes."""
+    expr = read_expression(SHARED if SHARED.exists() else demo_expression_path())
+    values = expr.values
+    k = int(values.shape[1] * 0.2)
+    low, high = (np.asarray(g) for g in split_samples(np, values[0], k, k))
+    tied = [g for g in range(values.shape[0])
+            if any(np.unique(values[g, idx]).size < k for idx in (low, high))]
+    genes = list(dict.fromkeys([0, *tied[:40], *range(1, n_genes)]))[:n_genes]
+    return values[genes], low, high, len(tied)
+
+
+def test_bh_equals_statsmodels_on_all_leukemia_subset():
+    values, low, high, n_tied = all_leukemia_subset()
+    for alpha in (0.05, 0.7):
+        s_star, got, streams = assert_bh_equals_statsmodels(values[:, low], values[:, high], alpha)
+        assert 0 < np.sum(got["q_diff"] < alpha) < got["q_diff"].size
+    if SHARED.exists():
+        assert n_tied > 0 and int(streams["low"].counts.sum()) > 0  # pairs with ties went by bin
+
+
+def test_all_leukemia_subset_pipeline_edges_and_q_equal_reference():
+    """The pipeline end to end on the ALL subset: selected edges are the reference's sig_diff pairs
+    and their stored q-values are statsmodels' (scipy p-values), to float32."""
+    values, low, high, _ = all_leukemia_subset()
+    cfg = AnalysisConfig(n_bootstrap=10, seed=1, fdr_alpha=0.2)
+    k_low, k_high = cfg.validate(values.shape[1])
+    plan = plan_batches(values.shape[0], values.shape[1], k_low, k_high, 10, 1 << 30, rows_per_block=37)
+    result = analyse_focus(NUMPY, values, 0, cfg, plan, k_low, k_high)
+    r_low, r_high = reference_r(values[:, low]), reference_r(values[:, high])
+    iu, ju = np.triu_indices(values.shape[0], 1)
+    valid = np.isfinite(r_low) & np.isfinite(r_high)
+    p = reference_pvalues(r_low[valid], r_high[valid], k_low, k_high)
+    q = {name: multipletests(p[name], method="fdr_bh")[1] for name in TESTS}
+    chosen = q["diff"] < cfg.fdr_alpha
+    assert chosen.sum() > 10
+    np.testing.assert_array_equal(result.edges["gene_i"], iu[valid][chosen])
+    np.testing.assert_array_equal(result.edges["gene_j"], ju[valid][chosen])
+    for name in TESTS:
+        np.testing.assert_allclose(result.edges[f"q_{name}"], q[name][chosen], rtol=1e-6)
+
+
+def test_pair_cache_keeps_levels_and_r_only_of_pairs_with_a_tied_gene():
+    """What the planner's bytes per cached pair rely on: on the ALL subset (k = 25, where fewer
+    than half of any block's pairs have a tied gene) every cached block holds int16 levels and
+    float64 r only for its pairs with a tied gene, and those r are the reference's."""
+    values, low, high, _ = all_leukemia_subset(120)
+    xp = np
+    lo, hi = group_ranks(xp, values[:, low]), group_ranks(xp, values[:, high])
+    tests = {"low": TTest(lo.k), "high": TTest(hi.k), "diff": FisherTest(lo.k, hi.k)}
+    passes = PairPasses(NUMPY, PairBlocks(xp, lo, hi, 17), tests, True, 2)
+    rows = [(stats.r("low"), stats.r("high")) for _, _, stats in passes]
+    ref = {"low": reference_r(values[:, low]), "high": reference_r(values[:, high])}
+    n_tied = 0
+    for name, k in (("low", 0), ("high", 1)):
+        np.testing.assert_allclose(np.concatenate([r[k] for r in rows]), ref[name], rtol=0, atol=1e-12)
+        for item in passes._cached:
+            g = item[name]
+            assert g.r is None and g.levels.dtype == np.int16 and g.sentinel == rank_sumsq(25) // 2 + 1
+            assert g.tied_r.shape[0] == int(np.count_nonzero(g.levels == g.sentinel))
+            n_tied += g.tied_r.shape[0]
+    if SHARED.exists():
+        assert n_tied > 0
