@@ -18,7 +18,7 @@ import pytest
 
 from bootgpu.backends.host_memory import _cgroup_room, host_memory_limits
 from bootgpu.errors import BootgpuError
-from bootgpu.planner import plan_batches, plan_indices
+from bootgpu.planner import plan_batches, plan_bootstrap, plan_indices, replicate_chunk_for
 
 MEMORY_LINE = re.compile(r"memory: .*\(bytes: (\d+) (\d+) (\d+); peak RSS (\d+), RSS at start (\d+)\)")
 
@@ -50,9 +50,16 @@ def demo_h5(tmp_path_factory):
 
 def test_planner_batches_grow_with_the_budget():
     plans = [plan_batches(8763, 938, 187, 187, 1000, b << 20) for b in (900, 1280, 2048, 4096, 16384)]
-    for key in ("rows_per_block", "replicate_chunk", "edge_chunk"):
+    for key in ("rows_per_block", "edge_chunk"):
         sizes = [getattr(p, key) for p in plans]
         assert sizes == sorted(sizes) and sizes[-1] > sizes[0], (key, sizes)
+    # replicate chunks are sized once the selected edges are known: for the same 20,000 edges on
+    # 8,000 genes they grow with the budget too, and so do the re-planned edge chunks
+    replanned = [plan_bootstrap(p, 20000) for p in plans]
+    reps = [replicate_chunk_for(p, 1000, 187, 149, 8000, 20000) for p in replanned]
+    assert reps == sorted(reps) and reps[-1] > reps[0], reps
+    edges = [p.edge_chunk for p in replanned]
+    assert edges == sorted(edges) and edges[-1] == 20000 and edges[0] < 20000, edges
     # index blocks grow until a fixed cap (bigger blocks only hold more memory: the stage is write-bound)
     blocks = [plan_indices(8763, 938, 187, 187, 1000, b << 20)[0] for b in (48, 96, 192, 1024, 16384)]
     assert blocks == sorted(blocks) and blocks[2] > blocks[0] and blocks[-1] == blocks[-2]

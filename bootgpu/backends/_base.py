@@ -81,8 +81,18 @@ class Backend:
     def erfc(self, x):
         raise NotImplementedError
 
-    def weighted_dots(self, a, b, w, dtype):
-        """sum_p w[p, r] * a[p, e, r] * b[p, e, r] -> (E, R) in ``dtype``, the products and sums
-        formed in ``dtype`` (exact when every partial sum is an integer it holds)."""
+    def pair_dots(self, w, d, a, b):
+        """sum_p w[a_e, p, r] * d[b_e, p, r] -> (E, R) for edges e, in the integer dtype of ``w``
+        and ``d`` (exact: core.bootstrap.dot_dtype bounds every partial sum).  w, d: (U, k, R);
+        ``a`` = ``b`` = None: row u with row u, (U, R)."""
         xp = self.xp
-        return xp.sum(xp.astype(a, dtype) * xp.astype(b, dtype) * xp.astype(w, dtype)[:, None, :], axis=0)
+        if a is None:
+            return xp.sum(w * d, axis=1, dtype=w.dtype)
+        return xp.sum(xp.take(w, a, axis=0) * xp.take(d, b, axis=0), axis=1, dtype=w.dtype)
+
+    def block_dots(self, wa, db, dtype):
+        """sum_p wa[i, p, r] * db[j, p, r] -> (R, nA, nB), one matrix product per replicate in the
+        float ``dtype`` (exact while every partial sum is an integer it holds).  wa: (nA, k, R),
+        db: (nB, k, R)."""
+        xp = self.xp
+        return xp.matmul(xp.astype(xp.permute_dims(wa, (2, 0, 1)), dtype), xp.astype(xp.permute_dims(db, (2, 1, 0)), dtype))

@@ -127,6 +127,36 @@ def sorted_doubled_ranks(xp, order: GroupOrder, counts, m: int):
     return xp.reshape(_doubled_scan(xp, sorted_counts, m), (-1, n_rep))
 
 
+def exclusive_scan(xp, sorted_counts):
+    """(k + 1, N) running sums over axis 0 of (k, N) counts, starting at 0: row s holds the counts
+    of slots before s, row k all of them (m)."""
+    k, n = sorted_counts.shape
+    if not _is_numpy(xp):
+        zero = xp.zeros((1, n), dtype=sorted_counts.dtype)
+        return xp.concat([zero, xp.cumulative_sum(sorted_counts, axis=0, dtype=sorted_counts.dtype)], axis=0)
+    out = xp.empty((k + 1, n), dtype=sorted_counts.dtype)
+    out[0] = 0
+    for s in range(k):
+        xp.add(out[s], sorted_counts[s], out=out[s + 1])
+    return out
+
+
+def position_ranks(xp, order: GroupOrder, counts, m: int, first_rows, after_rows):
+    """Doubled centred average ranks of the genes of ``order`` in each resample, gathered straight
+    into the rows the caller chose: d = (counts before the tie group) + (counts through its end)
+    - m = X[first] + X[after] - m, X the exclusive scan of the counts in each gene's sort order,
+    laid out (k + 1) * G rows of R (row s * G + g).  ``first_rows`` / ``after_rows`` hold, for
+    every output row, s0 * G + g and (s1 + 1) * G + g of its position's tie group [s0, s1] (no ties:
+    s0 = s1 = the position's slot).  counts: (k, R), of a dtype that holds 2 m."""
+    k, n_rep = counts.shape
+    sorted_counts = xp.reshape(xp.take(counts, order.perm, axis=0), (k, order.n_genes * n_rep))
+    x = xp.reshape(exclusive_scan(xp, sorted_counts), (-1, n_rep))
+    d = xp.take(x, first_rows, axis=0)
+    d += xp.take(x, after_rows, axis=0)
+    d -= m
+    return d
+
+
 def doubled_centred_ranks(xp, order: GroupOrder, counts, m: int, dtype=None):
     """Doubled centred average ranks of every gene in each resample, in position order.
 
