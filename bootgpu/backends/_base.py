@@ -51,6 +51,10 @@ class Backend:
         anything reduced from them is the same for any thread count."""
         return [fn(item) for item in items]
 
+    def bootstrap_scope(self):
+        """Context for the bootstrap stage (host backends: BLAS in one thread, see NumPy's)."""
+        return contextlib.nullcontext()
+
     def synchronize(self) -> None:
         """Block until queued device work is done (a no-op on the host)."""
 

@@ -303,7 +303,8 @@ def bootstrap_deltas(backend, low: GroupRanks, high: GroupRanks, gene_i, gene_j,
     xp = backend.xp
     n = int(gene_i.shape[0])
     (chunk,) = edge_layout(backend, gene_i, gene_j, n, cfg)
-    deltas = chunk_deltas(backend, low, high, chunk, cfg, _replicate_step(cfg, chunk, replicate_chunk))
+    with backend.bootstrap_scope():
+        deltas = chunk_deltas(backend, low, high, chunk, cfg, _replicate_step(cfg, chunk, replicate_chunk))
     inverse = np.empty(n, dtype=np.int64)
     inverse[chunk.edges] = np.arange(n)
     return xp.take(deltas, backend.to_device(inverse), axis=0)
@@ -316,6 +317,17 @@ def bootstrap_summaries(backend, low: GroupRanks, high: GroupRanks, gene_i, gene
     xp = backend.xp
     n = int(gene_i.shape[0])
     parts, order = [], []
+    with backend.bootstrap_scope():
+        _summaries(backend, low, high, gene_i, gene_j, base_delta, cfg, replicate_chunk, parts, order)
+    out = {key: xp.concat([p[key] for p in parts]) for key in parts[0]}
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[np.concatenate(order)] = np.arange(n)
+    inverse = backend.to_device(inverse)
+    return {key: xp.take(value, inverse, axis=0) for key, value in out.items()}
+
+
+def _summaries(backend, low, high, gene_i, gene_j, base_delta, cfg, replicate_chunk, parts, order) -> None:
+    xp = backend.xp
     for chunk in edge_layout(backend, gene_i, gene_j, cfg.edge_chunk, cfg):
         deltas = chunk_deltas(backend, low, high, chunk, cfg, _replicate_step(cfg, chunk, replicate_chunk))
         base = xp.take(base_delta, backend.to_device(chunk.edges), axis=0)
@@ -325,36 +337,33 @@ def bootstrap_summaries(backend, low: GroupRanks, high: GroupRanks, gene_i, gene
             parts.append(summarise(xp, deltas[s0:s1, :], base[s0:s1], cfg.ci_alpha))
         del deltas
         order.append(chunk.edges)
-    out = {key: xp.concat([p[key] for p in parts]) for key in parts[0]}
-    inverse = np.empty(n, dtype=np.int64)
-    inverse[np.concatenate(order)] = np.arange(n)
-    inverse = backend.to_device(inverse)
-    return {key: xp.take(value, inverse, axis=0) for key, value in out.items()}
 
 
-def _percentile_sorted(xp, sorted_x, q: float):
-    """Linear-interpolated quantile of rows already sorted, as numpy.quantile(method='linear')."""
-    n = sorted_x.shape[1]
+def _quantile_positions(n: int, q: float):
+    """(lo, hi, t): numpy.quantile(method='linear') of n sorted values is x[lo] + (x[hi] - x[lo]) t."""
     virtual = (n - 1) * q
     lo = min(int(virtual), n - 1)
-    hi = min(lo + 1, n - 1)
-    t = virtual - lo
-    a, b = sorted_x[:, lo], sorted_x[:, hi]
+    return lo, min(lo + 1, n - 1), virtual - lo
+
+
+def _interpolate(a, b, t: float):
     diff = b - a
     return b - diff * (1 - t) if t >= 0.5 else a + diff * t
 
 
 def summarise(xp, deltas, base_delta, ci_alpha: float):
-    """Per-edge bootstrap summary from (E, B) deltas: mean, std (ddof 1), CI, bias and p."""
+    """Per-edge bootstrap summary from (E, B) deltas: mean, std (ddof 1), CI, bias and p.  (A full
+    sort of each row: NumPy's vectorised sort of 1,000 doubles beat np.partition for the four
+    order statistics here, 11 s against 18 s for 591,537 rows.)"""
     n_boot = deltas.shape[1]
     mean = xp.mean(deltas, axis=1)
     std = xp.std(deltas, axis=1, correction=1) if n_boot > 1 else xp.full_like(mean, xp.nan)
-    srt = xp.sort(deltas, axis=1)
     bad = xp.any(xp.isnan(deltas), axis=1)
-    ci_low = xp.where(bad, xp.nan, _percentile_sorted(xp, srt, ci_alpha / 2))
-    ci_high = xp.where(bad, xp.nan, _percentile_sorted(xp, srt, 1 - ci_alpha / 2))
-    above = xp.astype(xp.sum(xp.astype(deltas > 0, xp.int64), axis=1), xp.float64) / n_boot
-    below = xp.astype(xp.sum(xp.astype(deltas < 0, xp.int64), axis=1), xp.float64) / n_boot
+    qs = [_quantile_positions(n_boot, q) for q in (ci_alpha / 2, 1 - ci_alpha / 2)]
+    srt = xp.sort(deltas, axis=1)
+    ci_low, ci_high = (xp.where(bad, xp.nan, _interpolate(srt[:, lo], srt[:, hi], t)) for lo, hi, t in qs)
+    above = xp.astype(xp.count_nonzero(deltas > 0, axis=1), xp.float64) / n_boot
+    below = xp.astype(xp.count_nonzero(deltas < 0, axis=1), xp.float64) / n_boot
     p = xp.maximum(2.0 * xp.minimum(above, below), 1.0 / n_boot)
     p = xp.where(bad, xp.nan, p)
     return {
