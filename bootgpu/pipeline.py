@@ -122,6 +122,7 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
 
     edges = _q_value_pass(backend, passes, streams, sel)
     del passes  # the cached pair statistics are not needed by the bootstrap
+    backend.release_memory()
     plan = plan_bootstrap(plan, int(sel["gene_i"].shape[0]))
     boot, plan = _bootstrap_selected(backend, low, high, sel, focus, cfg, plan, k_low, k_high)
     edges.update(boot)
@@ -216,11 +217,11 @@ def _bootstrap_selected(backend, low, high, sel, focus, cfg: AnalysisConfig, pla
     m = resample_size(k, cfg.bootstrap_frac)
     work = []  # per edge chunk: its replicate chunks' bytes in flight
 
-    def replicate_chunk(n_genes: int, n_edges: int, dense_outputs: int, sparse_edges: int) -> int:
-        reps = replicate_chunk_for(plan, cfg.n_bootstrap, k, m, n_genes, n_edges, dense_outputs, sparse_edges)
+    def replicate_chunk(n_genes: int, n_edges: int, dense_outputs: int, sparse_edges: int, ties: bool) -> int:
+        reps = replicate_chunk_for(plan, cfg.n_bootstrap, k, m, n_genes, n_edges, dense_outputs, sparse_edges, ties)
         gathered = 0 if plan.working_set_bytes else sparse_edges
         work.append(min(plan.threads, -(-cfg.n_bootstrap // reps)) * reps
-                    * replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered))
+                    * replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties))
         return reps
 
     out = bootstrap_summaries(backend, low, high, sel["gene_i"], sel["gene_j"], delta, boot_cfg, replicate_chunk)

@@ -19,8 +19,11 @@ from bootgpu.errors import BootgpuError
 
 F64 = 8
 MODEL_MARGIN = 1.15  # allocator slack and small arrays the model leaves out
-PAIR_ROW_BYTES = 112  # per pair-space cell of a block: dots, r, masks, statistics, bins (both groups)
+PAIR_ROW_BYTES = 112  # per pair-space cell of a block, when sizing blocks (an upper bound of the two below)
+PAIR_CELL_BYTES = 16  # per cell of a block's (rows, columns) products: dots and r of the group being computed
+PAIR_BYTES = 72  # per pair (j > i) of a block in any pass: r of both groups, valid mask, statistics, bins, picks
 PAIR_CACHE_BYTES = 25  # per cached pair: r_low, r_high, Fisher statistic (float64), valid flag
+HELD_RANK_BYTES = 72  # per gene and group sample: a group's sort structure and ranks, as measured held
 INDEX_BLOCK_CAP_BYTES = 384 * 2**20  # `bootgpu indices` is write-bound: larger blocks are no faster
 PROCESS_OVERHEAD_BYTES = 400 * 2**20  # interpreter, NumPy/SciPy/h5py and BLAS buffers (batch requests)
 BOOTSTRAP_MIN_ROOM = 2**30  # the bootstrap may use what the pair stage used, and at least this much
@@ -56,29 +59,54 @@ class Plan:
     n_edges: int | None = None  # set by plan_bootstrap: the selected edges this plan is for
 
 def resident_bytes(n_genes: int, n_samples: int, k_low: int, k_high: int) -> int:
-    """Expression matrix plus both groups' rank structures, held for the whole focus gene (while
-    the second group is ranked, the first's structure and the sort temporaries coexist), plus the
-    three BH histograms with their bounds and cached bin-edge p-values (all on the device)."""
+    """Both groups' rank structures (measured: 72 bytes a gene and group sample held; the sort
+    temporaries of ranking a group are freed before the pair passes, which need more), plus the
+    three BH histograms with their bounds and cached bin-edge p-values.  The expression matrix is
+    not counted: a run measures its budget after loading it (``job_memory_request`` adds it)."""
     n_bins = bins_for_pairs(n_genes * (n_genes - 1) // 2)
-    return n_genes * n_samples * F64 + 136 * n_genes * (k_low + k_high) + 3 * n_bins * BIN_BOOKKEEPING_BYTES
+    return HELD_RANK_BYTES * n_genes * (k_low + k_high) + 3 * n_bins * BIN_BOOKKEEPING_BYTES
 
 
 def pair_cache_bytes(n_genes: int) -> int:
     return n_genes * (n_genes - 1) // 2 * PAIR_CACHE_BYTES
 
 
-def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: int = 0, gathered_edges: int = 0) -> int:
-    """One replicate of an edge chunk's bootstrap for one group (the groups run one after the
-    other; both groups' correlations are kept): the genes' sorted counts and ranks (and, with tied
-    values, the tie-group scan), their position-order ranks D and weighted ranks W in the integer
-    dot dtype; per edge its float64 dots, correlation temporaries, r of both groups and delta;
-    ``gathered_edges`` rows gathered at once for the sparse dots (a device gathers a whole block;
-    NumPy works in cache-sized pieces: 0); the largest dense block's matrix product output and
-    float copies of its rows and columns (``dense_outputs`` = rows x columns)."""
+def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool) -> int:
+    """Peak of the pair passes above the resident arrays (calibrated on the demo matrix, ALL
+    12,625 x 128 and random 8,763 x 938; docs/benchmarks.md).  A pass holds a wave of ``threads``
+    blocks: each block's (rows, columns) products and its pairs' values.  With the cache, the
+    first pass also holds the cache filled so far (blocks shrink along the triangle while it
+    grows), the later passes the whole cache and a wave's pair values."""
+    def pairs_above(r):  # pairs (i, j > i) of rows 0..r-1
+        r = min(r, n_genes - 1)
+        return r * n_genes - r * (r + 1) // 2
+
+    first = later = 0
+    for start in range(0, max(n_genes - 1, 1), rows * threads):
+        starts = [start + t * rows for t in range(threads)]
+        cells = sum(max(0, min(rows, n_genes - 1 - r0)) * (n_genes - r0) for r0 in starts)
+        pairs = pairs_above(start + threads * rows) - pairs_above(start)
+        cached = pairs_above(start) * PAIR_CACHE_BYTES if cache_pairs else 0
+        first = max(first, cached + cells * PAIR_CELL_BYTES + pairs * PAIR_BYTES)
+        later = max(later, pairs * PAIR_BYTES)
+    return max(first, (pair_cache_bytes(n_genes) if cache_pairs else 0) + later)
+
+
+def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: int = 0, gathered_edges: int = 0,
+                    ties: bool = True) -> int:
+    """One replicate of an edge chunk's bootstrap for one group, at the larger of its two phases
+    (calibrated with VmHWM on ALL's 32,586 edges and a modular matrix's 16,310): ranks -- the genes'
+    sorted counts, their running sums, position-order ranks D, a gather temporary and weighted
+    ranks W; the largest dense block's product output with its gather and the float copies of its
+    rows and columns (``dense_outputs`` = rows x columns); ``gathered_edges`` rows gathered at once
+    for the sparse dots (a device gathers a whole block; NumPy works in cache-sized pieces: 0);
+    and the other group's r held -- then correlations: per edge float64 dots, r, the denominator
+    (with ties: S of both ends and their product) and the other group's r."""
     rank, dot, exact = rank_dtype_bytes(m), dot_dtype_bytes(m), exact_dtype_bytes(m)
-    dense = (dense_outputs + 2 * k * n_genes) * exact if dense_outputs else 0
-    return (6 * k * n_genes * rank + 3 * k * n_genes * dot + n_edges * 9 * F64 + gathered_edges * 3 * k * dot
-            + dense + 48 * m + 40 * k)
+    dense = (3 * dense_outputs // 2 + 2 * k * min(n_genes, 512)) * exact if dense_outputs else 0
+    ranks = 5 * k * n_genes * max(rank, dot) + dense + gathered_edges * 3 * k * dot + n_edges * F64
+    correlations = n_edges * F64 * (7 if ties else 4)
+    return max(ranks, correlations) + 48 * m + 40 * k
 
 
 def replicate_chunk_cap(working_set_bytes: int, k: int, m: int, n_genes: int, n_edges: int = 0,
@@ -184,7 +212,7 @@ def plan_batches(
     if working_set_bytes and not rows_per_block:
         rows = max(1, min(rows, working_set_bytes // (n_genes * F64)))
     # bootstrap (before the edges are known): the largest edge chunk a re-plan would choose
-    pair_work = (cache if cache_pairs else 0) + threads * rows * row
+    pair_work = pair_stage_bytes(n_genes, rows, threads, cache_pairs)
     boot_room = min(free, max(pair_work, BOOTSTRAP_MIN_ROOM))
     n_pairs = n_genes * (n_genes - 1) // 2
     summary = summary_bytes(n_pairs, n_bootstrap)  # the most a chunk's summary pieces take
@@ -265,26 +293,29 @@ def bootstrap_peak(plan: Plan, replicate_work: list) -> Plan:
 
 
 def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: int, n_edges: int,
-                        dense_outputs: int = 0, sparse_edges: int = 0) -> int:
+                        dense_outputs: int = 0, sparse_edges: int = 0, ties: bool = True) -> int:
     """Replicates per chunk for an edge chunk of known genes, edges and largest dense block: the
     planned replicate room divided by what one replicate of *these* needs (more replicates when
     fewer genes), and within the working-set cap."""
     if not plan.replicate_room_bytes:
         return plan.replicate_chunk
     gathered = 0 if plan.working_set_bytes else sparse_edges
-    reps = plan.replicate_room_bytes // replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered)
+    reps = plan.replicate_room_bytes // replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties)
     if plan.working_set_bytes:
         reps = min(reps, replicate_chunk_cap(plan.working_set_bytes, k, m, n_genes, n_edges, dense_outputs))
     return int(max(1, min(-(-n_bootstrap // plan.threads), reps)))  # every thread gets a chunk
 
 
 def job_memory_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootstrap: int, budget_bytes: int,
-                       threads: int = 1) -> int:
+                       threads: int = 1, working_set_bytes: int = 0) -> int:
     """Bytes a batch job should ask the scheduler for when it runs with ``budget_bytes`` and
-    ``threads`` threads: the plan's predicted peak plus the process's own overhead (what Grid
-    Engine's h_vmem must cover)."""
-    plan = plan_batches(n_genes, n_samples, k_low, k_high, n_bootstrap, budget_bytes, threads=threads)
-    return plan.predicted_peak_bytes + PROCESS_OVERHEAD_BYTES
+    ``threads`` threads on a backend with ``working_set_bytes`` (NumPy's for CPU jobs): the same
+    plan the run makes, its predicted peak (the bootstrap at the largest edge chunk a re-plan can
+    choose, as the edge count is not known before the run), plus the expression matrix and the
+    process's own overhead (what Grid Engine's h_vmem must cover)."""
+    plan = plan_batches(n_genes, n_samples, k_low, k_high, n_bootstrap, budget_bytes, threads=threads,
+                        working_set_bytes=working_set_bytes)
+    return plan.predicted_peak_bytes + n_genes * n_samples * F64 + PROCESS_OVERHEAD_BYTES
 
 
 SAFETY_FRACTION = 0.85  # of the detected room, when no budget is given

@@ -4,6 +4,7 @@ budget, measured peaks stay under the prediction and the prediction under the bu
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -211,3 +212,48 @@ def test_reference_shape_indices_complete_under_a_2_gib_address_space_cap(tmp_pa
         last = h5["indices/high_boot"][8762]
         assert last.min() >= 0 and last.max() < 938
     out.unlink()
+
+
+PREDICTION_SCRIPT = """
+import json, sys
+import numpy as np
+from bootgpu.backends import get_backend
+from bootgpu.config import AnalysisConfig
+from bootgpu.pipeline import analyse_focus
+from bootgpu.planner import plan_batches
+from bootgpu.synthetic import modular_matrix
+from bootgpu.expression_io import read_expression, demo_expression_path
+
+case, n_boot = sys.argv[1], int(sys.argv[2])
+if case == "demo":
+    values = read_expression(demo_expression_path()).values
+else:
+    genes, samples, sizes = case.split(":")
+    values = modular_matrix(int(genes), int(samples), tuple(int(s) for s in sizes.split(",")), seed=1).values
+backend = get_backend("numpy")
+cfg = AnalysisConfig(n_bootstrap=n_boot)
+k_low, k_high = cfg.validate(values.shape[1])
+plan = plan_batches(values.shape[0], values.shape[1], k_low, k_high, n_boot, 2 << 30,
+                    working_set_bytes=backend.working_set_bytes, threads=2)
+with backend.track_peak() as peak:
+    result = analyse_focus(backend, values, 0, cfg, plan, k_low, k_high)
+print(json.dumps({"edges": int(result.edges["gene_i"].shape[0]), "measured": peak.peak_bytes,
+                  "planned": plan.predicted_peak_bytes, "replanned": result.plan.predicted_peak_bytes}))
+"""
+
+
+@pytest.mark.parametrize("case,n_boot,edges", [
+    ("demo", 300, (50, 1000)),  # the pair passes set the peak
+    ("1500:100:200,100", 500, (10000, 40000)),  # the bootstrap of modules' edges sets it
+])
+def test_replanned_prediction_is_within_1_5x_of_the_measured_peak(case, n_boot, edges):
+    """One focus gene in a fresh process: the peak RSS rise is at most the prediction re-planned for
+    the selected edges, and the prediction at most 1.5x the rise; with the edges known the
+    prediction drops below the plan made before (which assumes the largest edge chunk)."""
+    proc = subprocess.run([sys.executable, "-c", PREDICTION_SCRIPT, case, str(n_boot)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "BOOTGPU_THREADS": "2"})
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert edges[0] <= got["edges"] <= edges[1], got
+    assert got["measured"] <= got["replanned"] <= 1.5 * got["measured"], got
+    assert got["replanned"] < got["planned"], got

@@ -51,6 +51,10 @@ class Backend:
         anything reduced from them is the same for any thread count."""
         return [fn(item) for item in items]
 
+    def release_memory(self) -> None:
+        """Hand memory freed by a finished stage back to the system (host backends), so the next
+        stage's peak is its own and not on top of the last one's (a no-op by default)."""
+
     def bootstrap_scope(self):
         """Context for the bootstrap stage (host backends: BLAS in one thread, see NumPy's)."""
         return contextlib.nullcontext()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import resource
 import threading
@@ -98,6 +99,15 @@ class NumpyBackend(Backend):
 
     def erfc(self, x):
         return scipy.special.erfc(x)
+
+    def release_memory(self) -> None:
+        """glibc keeps freed blocks below its (adaptive, up to 32 MiB) mmap threshold in the heap:
+        the pair cache's blocks stayed resident through the bootstrap (measured: 5.2 GiB under a
+        2.4 GiB bootstrap at 20,000 genes).  malloc_trim returns every free page."""
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
 
     def bootstrap_scope(self):
         """BLAS in one thread: the bootstrap's matrix products are small (inner size k) and run in

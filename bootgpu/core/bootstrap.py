@@ -265,11 +265,14 @@ class GeneGroup:
         return correlation(xp, dots, s[None, :], s[None, :])
 
 
-def chunk_deltas(backend, low: GroupRanks, high: GroupRanks, chunk: EdgeChunk, cfg: BootstrapSettings, step: int):
-    """(E_c, B) float64 bootstrap deltas of one edge chunk, ``step`` replicates at a time."""
+def chunk_deltas(backend, low: GroupRanks, high: GroupRanks, chunk: EdgeChunk, cfg: BootstrapSettings, replicate_chunk=None):
+    """(E_c, B) float64 bootstrap deltas of one edge chunk, in replicate chunks sized by
+    ``replicate_chunk(n_genes, n_edges, dense_outputs, sparse_edges, ties)`` (default:
+    ``cfg.replicate_chunk``)."""
     xp = backend.xp
     groups = [(code, GeneGroup.build(xp, group, chunk.genes, resample_size(group.k, cfg.bootstrap_frac)))
               for code, group in ((LOW, low), (HIGH, high))]
+    step = _replicate_step(cfg, chunk, groups, replicate_chunk)
     deltas = xp.empty((chunk.n_edges, cfg.n_bootstrap), dtype=xp.float64)
 
     def replicates(r0: int) -> None:
@@ -286,17 +289,18 @@ def chunk_deltas(backend, low: GroupRanks, high: GroupRanks, chunk: EdgeChunk, c
     return deltas
 
 
-def _replicate_step(cfg: BootstrapSettings, chunk: EdgeChunk, replicate_chunk) -> int:
+def _replicate_step(cfg: BootstrapSettings, chunk: EdgeChunk, groups, replicate_chunk) -> int:
     if replicate_chunk is None:
         return cfg.replicate_chunk
-    return replicate_chunk(int(chunk.genes.shape[0]), chunk.n_edges, chunk.dense_outputs, chunk.sparse_edges)
+    ties = any(grp.order.has_ties for _, grp in groups)
+    return replicate_chunk(int(chunk.genes.shape[0]), chunk.n_edges, chunk.dense_outputs, chunk.sparse_edges, ties)
 
 
 def bootstrap_deltas(backend, low: GroupRanks, high: GroupRanks, gene_i, gene_j, cfg: BootstrapSettings,
                      replicate_chunk=None):
     """(E, B) float64 bootstrap deltas of edges (gene_i, gene_j), in their order, as one edge chunk.
 
-    ``replicate_chunk(n_genes, n_edges, dense_outputs, sparse_edges) -> int`` sizes replicate
+    ``replicate_chunk(n_genes, n_edges, dense_outputs, sparse_edges, ties) -> int`` sizes replicate
     chunks for the chunk's gene subset and blocks (default: ``cfg.replicate_chunk``); results do
     not depend on it.
     """
@@ -304,7 +308,7 @@ def bootstrap_deltas(backend, low: GroupRanks, high: GroupRanks, gene_i, gene_j,
     n = int(gene_i.shape[0])
     (chunk,) = edge_layout(backend, gene_i, gene_j, n, cfg)
     with backend.bootstrap_scope():
-        deltas = chunk_deltas(backend, low, high, chunk, cfg, _replicate_step(cfg, chunk, replicate_chunk))
+        deltas = chunk_deltas(backend, low, high, chunk, cfg, replicate_chunk)
     inverse = np.empty(n, dtype=np.int64)
     inverse[chunk.edges] = np.arange(n)
     return xp.take(deltas, backend.to_device(inverse), axis=0)
@@ -329,7 +333,7 @@ def bootstrap_summaries(backend, low: GroupRanks, high: GroupRanks, gene_i, gene
 def _summaries(backend, low, high, gene_i, gene_j, base_delta, cfg, replicate_chunk, parts, order) -> None:
     xp = backend.xp
     for chunk in edge_layout(backend, gene_i, gene_j, cfg.edge_chunk, cfg):
-        deltas = chunk_deltas(backend, low, high, chunk, cfg, _replicate_step(cfg, chunk, replicate_chunk))
+        deltas = chunk_deltas(backend, low, high, chunk, cfg, replicate_chunk)
         base = xp.take(base_delta, backend.to_device(chunk.edges), axis=0)
         rows = max(1, SUMMARY_BYTES // (8 * cfg.n_bootstrap))
         for s0 in range(0, chunk.n_edges, rows):
