@@ -2,6 +2,9 @@
 
 Pair space is visited in passes over row blocks (see ``core.fdr``): histogram, BH thresholds,
 selection, q-values of the selected edges.  Only the selected edges' values outlive a block.
+Then the pair cache is dropped (and its memory handed back), the bootstrap is re-planned for the
+number of selected edges (``planner.plan_bootstrap``) and run (``core.bootstrap``); the re-made
+plan, with the focus gene's predicted peak, comes back on ``FocusResult.plan``.
 The result is moved to the host explicitly at the end.
 """
 

@@ -5,6 +5,17 @@ replicate, an edge, a gene of indices), from the array sizes and temporaries the
 planner picks the largest units that keep every stage inside the budget; if even the smallest unit
 does not fit, one error says how much memory is needed.  Budgets are bytes *above* what the process
 already holds (what RLIMIT_AS room or free device memory measures); predicted peaks are the same.
+
+Stages: the resident rank structures and BH bookkeeping; the pair passes (``pair_stage_bytes``);
+the bootstrap of the selected edges.  A focus gene's peak is the resident part plus the larger of
+the other two: the pair cache is freed (and handed back) before the bootstrap.  The bootstrap's
+size is only known after the selection pass, so it is planned twice: ``plan_batches`` plans the
+largest edge chunk a re-plan could choose (the bootstrap may use what the pair passes used, and
+at least ``BOOTSTRAP_MIN_ROOM``), which bounds the peak for any edge count (what a batch job must
+ask for, ``job_memory_request``); ``plan_bootstrap`` re-plans it for the edges counted, and
+``bootstrap_peak`` turns the replicate chunks the edge chunks got into the focus gene's predicted
+peak (``FocusResult.plan``).  The byte constants were calibrated against measured peaks (VmHWM and
+sampled RSS) on real and synthetic data; docs/benchmarks.md has the figures.
 """
 
 from __future__ import annotations

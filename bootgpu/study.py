@@ -122,6 +122,9 @@ class StudyRun:
     focus: list[int]
     out: Path
     shard: tuple[int, int] | None = None
+    # after run(): the largest predicted peak of the focus genes analysed, each re-planned for its
+    # selected edges (FocusResult.plan); None when every focus gene was already done
+    predicted_peak_bytes: int | None = None
 
     def meta(self) -> dict:
         meta = study_meta(self.cfg, self.backend.name, self.backend.device_name(), self.expr.n_genes,
@@ -146,6 +149,8 @@ class StudyRun:
         progress = Progress(len(todo))
         for gene in todo:
             result = analyse_focus(self.backend, expr_dev, gene, self.cfg, self.plan, k_low, k_high)
+            if result.plan is not None:
+                self.predicted_peak_bytes = max(self.predicted_peak_bytes or 0, result.plan.predicted_peak_bytes)
             write_part(self.part_path(gene), meta, result, self.expr.gene_names[gene])
             progress.step(self.expr.gene_names[gene])
         results = [read_results(self.part_path(g))[1][0] for g in genes]

@@ -257,3 +257,22 @@ def test_replanned_prediction_is_within_1_5x_of_the_measured_peak(case, n_boot, 
     assert edges[0] <= got["edges"] <= edges[1], got
     assert got["measured"] <= got["replanned"] <= 1.5 * got["measured"], got
     assert got["replanned"] < got["planned"], got
+
+
+def test_study_reports_the_largest_replanned_prediction_of_its_focus_genes(tmp_path):
+    from bootgpu.backends import get_backend
+    from bootgpu.config import AnalysisConfig
+    from bootgpu.expression_io import demo_expression_path, read_expression
+    from bootgpu.pipeline import analyse_focus
+    from bootgpu.study import StudyRun
+
+    expr = read_expression(demo_expression_path())
+    backend, cfg = get_backend("numpy"), AnalysisConfig(n_bootstrap=50)
+    k_low, k_high = cfg.validate(expr.n_samples)
+    plan = plan_batches(expr.n_genes, expr.n_samples, k_low, k_high, 50, 1 << 30, threads=1)
+    focus = [0, 7, 1999]
+    study = StudyRun(backend, expr, cfg, plan, focus, tmp_path / "run")
+    assert study.predicted_peak_bytes is None
+    study.run(log=lambda line: None)
+    each = [analyse_focus(backend, expr.values, g, cfg, plan, k_low, k_high).plan.predicted_peak_bytes for g in focus]
+    assert study.predicted_peak_bytes == max(each) and study.predicted_peak_bytes < plan.predicted_peak_bytes

@@ -9,6 +9,11 @@ built from them are exact dot products.
 Layout is slot-major, (k, G, R): the cumulative sum then runs over the leading axis as k - 1
 whole-array additions, and sums over positions reduce the leading axis too.  Every index array
 addresses the flattened (k * G) leading axes so ``xp.take`` can gather them.
+
+The bootstrap uses ``position_ranks``: one exclusive scan X of the counts ((k + 1) * G rows), and a
+rank is X[first slot of its tie group] + X[one past its last slot] - m, gathered straight into
+whatever output rows the caller's index arrays name (gene-major position order there), so ties
+and the un-sort cost two gathers and no intermediate arrays.
 """
 
 from __future__ import annotations
