@@ -215,9 +215,16 @@ def plan_batches(
             f"memory budget {format_bytes(budget_bytes)} is too small for {n_genes} genes x {n_samples} samples "
             f"(B = {n_bootstrap}): at least {format_bytes(need)} is needed"
         )
-    # pair space: cache the pair statistics when they take at most half of what is free
+    # pair space: cache the pair statistics when they fit.  With a working-set cap (CPU) blocks are
+    # small, so the cache is kept whenever it fits with a wave of capped blocks -- a plan made with
+    # its own predicted peak as budget (what a Grid Engine task is told) then makes the same choice;
+    # without one (GPU), when it takes at most half of what is free, leaving room for big blocks.
     cache = pair_cache_bytes(n_genes)
-    cache_pairs = cache <= free // 2
+    if working_set_bytes:
+        capped = rows_per_block or max(1, min(n_genes, working_set_bytes // (n_genes * F64)))
+        cache_pairs = pair_stage_bytes(n_genes, capped, threads, True) <= free
+    else:
+        cache_pairs = cache <= free // 2
     pair_free = free - (cache if cache_pairs else 0)
     rows = rows_per_block or max(1, min(n_genes, pair_free // (row * threads)))
     if working_set_bytes and not rows_per_block:

@@ -207,7 +207,7 @@ def task_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootst
     need = peak_plus_overhead + extra + cuda
     per_slot_mib = math.ceil(need / slots / 2**20)
     total = per_slot_mib * 2**20 * slots
-    run_budget = total - PROCESS_OVERHEAD_BYTES - extra - cuda
+    run_budget = total - PROCESS_OVERHEAD_BYTES - extra - cuda - n_genes * n_samples * 8  # the matrix is loaded first
     return {"budget": budget, "need": need, "per_slot": per_slot_mib * 2**20, "total": total,
             "run_budget": run_budget, "cuda": cuda}  # fmt: skip
 

@@ -125,7 +125,8 @@ class EdgeChunk:
 
     @property
     def dense_outputs(self) -> int:
-        return sum(int(b.a.shape[0]) * int(b.b.shape[0]) for b in self.blocks if b.dense)
+        """Outputs (rows x columns) of the largest dense block: blocks are computed one at a time."""
+        return max([int(b.a.shape[0]) * int(b.b.shape[0]) for b in self.blocks if b.dense], default=0)
 
     @property
     def sparse_edges(self) -> int:
