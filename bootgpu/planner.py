@@ -122,9 +122,10 @@ def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: i
 
 def replicate_chunk_cap(working_set_bytes: int, k: int, m: int, n_genes: int, n_edges: int = 0,
                         dense_outputs: int = 0) -> int:
-    """Replicates whose largest arrays -- (genes, k, R) ranks, the (R, rows, columns) matrix
+    """Replicates whose largest arrays -- (genes, k, R) ranks (counted at the rank dtype: measured
+    as fast as the dot dtype's halved chunks), the (R, rows, columns) matrix
     product of a dense block and the (edges, R) float64 correlations -- stay within the cap."""
-    largest = max(k * max(n_genes, 1) * dot_dtype_bytes(m), dense_outputs * exact_dtype_bytes(m), n_edges * F64)
+    largest = max(k * max(n_genes, 1) * rank_dtype_bytes(m), dense_outputs * exact_dtype_bytes(m), n_edges * F64)
     return max(1, working_set_bytes // largest)
 
 

@@ -89,6 +89,12 @@ class Backend:
     def erfc(self, x):
         raise NotImplementedError
 
+    def weighted_dots(self, a, b, w, dtype):
+        """sum_p w[p, r] * a[p, e, r] * b[p, e, r] -> (E, R) in ``dtype``, the products and sums
+        formed in ``dtype`` (exact when every partial sum is an integer it holds)."""
+        xp = self.xp
+        return xp.sum(xp.astype(a, dtype) * xp.astype(b, dtype) * xp.astype(w, dtype)[:, None, :], axis=0)
+
     def pair_dots(self, w, d, a, b):
         """sum_p w[a_e, p, r] * d[b_e, p, r] -> (E, R) for edges e, in the integer dtype of ``w``
         and ``d`` (exact: core.bootstrap.dot_dtype bounds every partial sum).  w, d: (U, k, R);

@@ -134,6 +134,10 @@ class NumpyBackend(Backend):
                       out=out[e0:e0 + step])
         return out
 
+    def weighted_dots(self, a, b, w, dtype):
+        # one pass, no (k, E, R) float temporaries; casting="safe" refuses a lossy dtype
+        return np.einsum("per,per,pr->er", a, b, w, dtype=dtype, casting="safe")
+
     def block_dots(self, wa, db, dtype):
         # BLAS needs each replicate's matrices contiguous: copy into (R, nA, k) and (R, k, nB)
         a = np.ascontiguousarray(wa.transpose(2, 0, 1), dtype=dtype)

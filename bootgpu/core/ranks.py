@@ -152,9 +152,12 @@ def position_ranks(xp, order: GroupOrder, counts, m: int, first_rows, after_rows
     - m = X[first] + X[after] - m, X the exclusive scan of the counts in each gene's sort order,
     laid out (k + 1) * G rows of R (row s * G + g).  ``first_rows`` / ``after_rows`` hold, for
     every output row, s0 * G + g and (s1 + 1) * G + g of its position's tie group [s0, s1] (no ties:
-    s0 = s1 = the position's slot).  counts: (k, R), of a dtype that holds 2 m."""
+    s0 = s1 = the position's slot; then ``after_rows`` is not read and d comes from one scan in
+    sort order and one gather).  counts: (k, R), of a dtype that holds 2 m."""
     k, n_rep = counts.shape
     sorted_counts = xp.reshape(xp.take(counts, order.perm, axis=0), (k, order.n_genes * n_rep))
+    if not order.has_ties:  # first = the slot itself: one scan of d in sort order, one gather
+        return xp.take(xp.reshape(_doubled_scan(xp, sorted_counts, m), (-1, n_rep)), first_rows, axis=0)
     x = xp.reshape(exclusive_scan(xp, sorted_counts), (-1, n_rep))
     d = xp.take(x, first_rows, axis=0)
     d += xp.take(x, after_rows, axis=0)
