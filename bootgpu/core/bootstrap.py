@@ -22,7 +22,13 @@ edge**, only the dot product sum_p W_ip D_jp, in one of two ways:
   them into tiles of ``dense_tile`` genes and sends the edges of a tile pair to the matrix product
   when they fill at least ``dense_density`` of it.
 
-Both ways give the same integer, so an edge's deltas are the same bytes whichever way, in whichever
+A chunk whose genes are barely shared (fewer than ``SHARED_DEGREE`` edges a gene, no dense
+block) keeps the *per-edge* way instead (``EdgeGroup``): each edge's two genes' ranks gathered from
+the rows of ``ranks.sorted_doubled_ranks`` and summed with the counts as weights in the float dtype
+(``Backend.weighted_dots``), which saves un-sorting and weighting every gene when each gene serves
+about one edge.
+
+All ways give the same integer, so an edge's deltas are the same bytes whichever way, in whichever
 chunk and with whichever other edges it is computed.  Edges are processed in edge chunks (all B
 deltas of a chunk's edges are held, (E, B) float64, then summarised in row pieces); replicates in
 chunks (in threads on a host backend), and every edge's B deltas are reduced together, so the
