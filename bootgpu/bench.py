@@ -278,8 +278,10 @@ def stage_bootstrap(backend, low, high, sel, cfg, plan, focus: int):
     """The pipeline's bootstrap of the selected edges ``sel`` (gene_i, gene_j, r_low, r_high) in
     the plan's edge and replicate chunks, with their summaries."""
     from bootgpu.pipeline import _bootstrap_selected
+    from bootgpu.planner import plan_bootstrap
 
-    return _bootstrap_selected(backend, low, high, sel, focus, cfg, plan, low.k, high.k)
+    plan = plan_bootstrap(plan, int(sel["gene_i"].shape[0]))
+    return _bootstrap_selected(backend, low, high, sel, focus, cfg, plan, low.k, high.k)[0]
 
 
 def bootgpu_stages(backend, expr, focus, cfg, plan, k_low, k_high, meter: StageMeter) -> int:

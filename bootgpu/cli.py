@@ -99,8 +99,10 @@ def cmd_run(args) -> int:
          f"B={cfg.n_bootstrap}, k_low={k_low}, k_high={k_high}, backend={backend.name} ({backend.device_name()})")
     t0 = time.perf_counter()
     study = StudyRun(backend, expr, cfg, plan, focus, out, shard, identity)
-    with MemoryReport(backend, plan.budget_bytes, plan.predicted_peak_bytes):
+    with MemoryReport(backend, plan.budget_bytes, plan.predicted_peak_bytes) as report:
         summary = study.run(log=_log)
+        if study.predicted_peak_bytes is not None:  # re-planned for the selected edges (None: nothing computed)
+            report.predicted = study.predicted_peak_bytes
     elapsed = time.perf_counter() - t0
     scope = f"shard {shard[0]}/{shard[1]} ({summary.n_focus} focus genes)" if shard else f"the study ({summary.n_focus} focus genes)"
     if summary.already_complete:
@@ -160,7 +162,8 @@ def cmd_plan(args) -> int:
     from bootgpu.sge import sge_size, task_request
 
     slots = max(1, args.slots)
-    req = task_request(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget, slots)
+    req = task_request(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget, slots,
+                       working_set_bytes=backend.working_set_bytes)
     vmem = f"-l h_vmem={sge_size(req['per_slot'])} per slot (-pe smp {slots}; h_vmem is per slot, ulimit -v = h_vmem x slots)"
     if backend.name == "cupy":
         print(f"Grid Engine request: -l gpu=1 with >= {format_bytes(plan.predicted_peak_bytes)} free GPU memory, {vmem}")

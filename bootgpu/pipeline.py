@@ -5,7 +5,10 @@ selection, q-values of the selected edges; a threshold or q-value pass that no t
 value it would look at is known from counts by level) is skipped.  Blocks hold each pair as its
 Spearman level where the group has level tables (``PairPasses``), so the t-tests count levels and
 the Fisher statistic is two table gathers and a subtraction, with no transcendental per pair.
-Only the selected edges' values outlive a block.  The result is moved to the host explicitly at
+Only the selected edges' values outlive a block.  Then the pair cache is dropped (and its memory
+handed back), the bootstrap is re-planned for the number of selected edges
+(``planner.plan_bootstrap``) and run (``core.bootstrap``); the re-made plan, with the focus gene's
+predicted peak, comes back on ``FocusResult.plan``.  The result is moved to the host explicitly at
 the end.
 """
 
@@ -16,13 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bootgpu.config import AnalysisConfig
-from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_deltas, resample_size, summarise
+from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_summaries, resample_size
 from bootgpu.core.change import classify_change
 from bootgpu.core.fdr import BHStream, bins_for_pairs, spearman_levels
 from bootgpu.core.significance import FisherTest, TTest, z_transform
 from bootgpu.core.spearman import GroupPairs, PairBlock, PairBlocks, group_ranks
 from bootgpu.core.split import split_samples
-from bootgpu.planner import Plan, replicate_chunk_for
+from bootgpu.planner import Plan, bootstrap_peak, plan_bootstrap, replicate_bytes, replicate_chunk_for
 
 TESTS = ("low", "high", "diff")
 EDGE_FLOAT_FIELDS = (
@@ -40,6 +43,8 @@ class FocusResult:
     low_samples: np.ndarray
     high_samples: np.ndarray
     edges: dict = field(default_factory=dict)
+    plan: Plan | None = None  # the plan re-made for this focus gene's selected edges (planner.plan_bootstrap):
+    #                           its predicted_peak_bytes is the prediction for this focus gene
 
 
 class BlockStats:
@@ -237,10 +242,14 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
     high_samples = backend.to_host(high_idx).astype(np.int32)
     if sel is None:
         attrs["n_robust"] = 0
-        return FocusResult(focus, attrs, low_samples, high_samples, _empty_edges())
+        return FocusResult(focus, attrs, low_samples, high_samples, _empty_edges(), plan_bootstrap(plan, 0))
 
     edges = _q_value_pass(backend, passes, streams, sel)
-    edges.update(_bootstrap_selected(backend, low, high, sel, focus, cfg, plan, k_low, k_high))
+    del passes  # the cached pair statistics are not needed by the bootstrap
+    backend.release_memory()
+    plan = plan_bootstrap(plan, int(sel["gene_i"].shape[0]))
+    boot, plan = _bootstrap_selected(backend, low, high, sel, focus, cfg, plan, k_low, k_high)
+    edges.update(boot)
     robust = (edges["ci_low"] > 0) | (edges["ci_high"] < 0)
     attrs["n_robust"] = int(xp.count_nonzero(robust))
     change = classify_change(xp, sel["sig_low"], sel["sig_high"], sel["r_low"], sel["r_high"])
@@ -250,7 +259,7 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
     host["gene_j"] = backend.to_host(sel["gene_j"]).astype(np.int32)
     host["change"] = backend.to_host(change).astype(np.int8)
     host["robust"] = backend.to_host(robust)
-    return FocusResult(focus, attrs, low_samples, high_samples, host)
+    return FocusResult(focus, attrs, low_samples, high_samples, host, plan)
 
 
 def _count_pass(xp, passes, streams) -> int:
@@ -348,9 +357,10 @@ def _q_value_pass(backend, passes, streams, sel) -> dict:
     return {f"q_{name}": refs[name].finish().q_values(sel[f"s_{name}"]) for name in TESTS}
 
 
-def _bootstrap_selected(backend, low, high, sel, focus, cfg: AnalysisConfig, plan: Plan, k_low: int, k_high: int) -> dict:
-    """Bootstrap summaries of the selected edges, in the plan's edge chunks, plus r and delta."""
-    xp = backend.xp
+def _bootstrap_selected(backend, low, high, sel, focus, cfg: AnalysisConfig, plan: Plan, k_low: int, k_high: int):
+    """(bootstrap summaries of the selected edges plus r and delta, the plan with its predicted
+    peak for the replicate chunks used).  ``plan`` is re-planned for the selected edges
+    (``planner.plan_bootstrap``): its edge chunk and replicate room."""
     delta = sel["r_high"] - sel["r_low"]
     boot_cfg = BootstrapSettings(
         cfg.seed, focus, cfg.n_bootstrap, cfg.bootstrap_frac, cfg.ci_alpha, plan.replicate_chunk, plan.edge_chunk,
@@ -358,19 +368,18 @@ def _bootstrap_selected(backend, low, high, sel, focus, cfg: AnalysisConfig, pla
     )
     k = max(k_low, k_high)
     m = resample_size(k, cfg.bootstrap_frac)
+    work = []  # per edge chunk: its replicate chunks' bytes in flight
 
-    def replicate_chunk(n_genes: int, n_edges: int) -> int:
-        return replicate_chunk_for(plan, cfg.n_bootstrap, k, m, n_genes, n_edges)
+    def replicate_chunk(n_genes: int, n_edges: int, dense_outputs: int, sparse_edges: int, ties: bool) -> int:
+        reps = replicate_chunk_for(plan, cfg.n_bootstrap, k, m, n_genes, n_edges, dense_outputs, sparse_edges, ties)
+        gathered = 0 if plan.working_set_bytes else sparse_edges
+        work.append(min(plan.threads, -(-cfg.n_bootstrap // reps)) * reps
+                    * replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties))
+        return reps
 
-    summaries = []
-    n_edges = int(delta.shape[0])
-    for e0 in range(0, n_edges, plan.edge_chunk):
-        e1 = min(e0 + plan.edge_chunk, n_edges)
-        deltas = bootstrap_deltas(backend, low, high, sel["gene_i"][e0:e1], sel["gene_j"][e0:e1], boot_cfg, replicate_chunk)
-        summaries.append(summarise(xp, deltas, delta[e0:e1], cfg.ci_alpha))
-    out = _collect(xp, summaries)
+    out = bootstrap_summaries(backend, low, high, sel["gene_i"], sel["gene_j"], delta, boot_cfg, replicate_chunk)
     out.update(r_low=sel["r_low"], r_high=sel["r_high"], delta=delta)
-    return out
+    return out, bootstrap_peak(plan, work)
 
 
 def _empty_edges() -> dict:

@@ -5,26 +5,42 @@ replicate, an edge, a gene of indices), from the array sizes and temporaries the
 planner picks the largest units that keep every stage inside the budget; if even the smallest unit
 does not fit, one error says how much memory is needed.  Budgets are bytes *above* what the process
 already holds (what RLIMIT_AS room or free device memory measures); predicted peaks are the same.
+
+Stages: the resident rank structures and BH bookkeeping; the pair passes (``pair_stage_bytes``);
+the bootstrap of the selected edges.  A focus gene's peak is the resident part plus the larger of
+the other two: the pair cache is freed (and handed back) before the bootstrap.  The bootstrap's
+size is only known after the selection pass, so it is planned twice: ``plan_batches`` plans the
+largest edge chunk a re-plan could choose (the bootstrap may use what the pair passes used, and
+at least ``BOOTSTRAP_MIN_ROOM``), which bounds the peak for any edge count (what a batch job must
+ask for, ``job_memory_request``); ``plan_bootstrap`` re-plans it for the edges counted, and
+``bootstrap_peak`` turns the replicate chunks the edge chunks got into the focus gene's predicted
+peak (``FocusResult.plan``).  The byte constants were calibrated against measured peaks (VmHWM and
+sampled RSS) on real and synthetic data; docs/benchmarks.md has the figures.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from bootgpu.core.bootstrap import exact_dtype_bytes, rank_dtype_bytes, resample_size
+from bootgpu.core.bootstrap import SUMMARY_BYTES, dot_dtype_bytes, exact_dtype_bytes, rank_dtype_bytes, resample_size
 from bootgpu.core.fdr import BIN_BOOKKEEPING_BYTES, bins_for_pairs, exact_level_bytes
 from bootgpu.errors import BootgpuError
 
 F64 = 8
 MODEL_MARGIN = 1.15  # allocator slack and small arrays the model leaves out
-PAIR_ROW_BYTES = 112  # per pair-space cell of a block: dots, r, masks, statistics, bins (both groups)
+PAIR_ROW_BYTES = 112  # per pair-space cell of a block, when sizing blocks (an upper bound of the two below)
+PAIR_CELL_BYTES = 16  # per cell of a block's (rows, columns) products: dots and r of the group being computed
+PAIR_BYTES = 72  # per pair (j > i) of a block in any pass: r of both groups, valid mask, statistics, bins, picks
 PAIR_CACHE_BYTES = 25  # per cached pair at most: per group its level (2-4 bytes; with r of the pairs
 # with a tied gene, up to 8) or r (float64, where such pairs are half the block), the Fisher statistic
 # (float64) and the valid flag; typically 13 (k <= 57) or 17 bytes
+HELD_RANK_BYTES = 72  # per gene and group sample: a group's sort structure and ranks, as measured held
 INDEX_BLOCK_CAP_BYTES = 384 * 2**20  # `bootgpu indices` is write-bound: larger blocks are no faster
 PROCESS_OVERHEAD_BYTES = 400 * 2**20  # interpreter, NumPy/SciPy/h5py and BLAS buffers (batch requests)
+BOOTSTRAP_MIN_ROOM = 2**30  # the bootstrap may use what the pair stage used, and at least this much
+SELECTED_EDGE_BYTES = 360  # per selected edge, all of them, held through the bootstrap (see selected_edge_bytes)
 
 
 def format_bytes(n: float) -> str:
@@ -47,16 +63,23 @@ class Plan:
     stages: dict = field(default_factory=dict, compare=False)  # name -> (batch text, bytes)
     working_set_bytes: int = 0  # cap on one chunk's largest array (0: none)
     threads: int = 1  # chunks of a stage in flight at once (host threads), each within its share
-
+    resident_bytes: int = 0  # held for the whole focus gene (resident_bytes())
+    pair_stage_bytes: int = 0  # the pair passes' cache and blocks
+    bootstrap_room_bytes: int = 0  # what the bootstrap may use once the edges are known (0: fixed sizes)
+    n_bootstrap: int = 0
+    k: int = 0  # larger group size, and its resample size
+    m: int = 0
+    n_edges: int | None = None  # set by plan_bootstrap: the selected edges this plan is for
 
 def resident_bytes(n_genes: int, n_samples: int, k_low: int, k_high: int, threads: int = 1) -> int:
-    """Expression matrix plus both groups' rank structures, held for the whole focus gene (while
-    the second group is ranked, the first's structure and the sort temporaries coexist), plus the
+    """Both groups' rank structures (measured: 72 bytes a gene and group sample held; the sort
+    temporaries of ranking a group are freed before the pair passes, which need more), plus the
     three BH histograms with their bounds and cached bin-edge p-values, and the groups' Spearman
     level tables with the t-tests' level histograms (``core.fdr.exact_level_bytes``: ~(k^3 - k)/6
-    entries per group; all on the device)."""
+    entries per group; all on the device).  The expression matrix is not counted: a run measures
+    its budget after loading it (``job_memory_request`` adds it)."""
     n_bins = bins_for_pairs(n_genes * (n_genes - 1) // 2)
-    return (n_genes * n_samples * F64 + 136 * n_genes * (k_low + k_high) + 3 * n_bins * BIN_BOOKKEEPING_BYTES
+    return (HELD_RANK_BYTES * n_genes * (k_low + k_high) + 3 * n_bins * BIN_BOOKKEEPING_BYTES
             + exact_level_bytes(k_low, k_high, n_bins, threads))
 
 
@@ -64,25 +87,70 @@ def pair_cache_bytes(n_genes: int) -> int:
     return n_genes * (n_genes - 1) // 2 * PAIR_CACHE_BYTES
 
 
-def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int) -> int:
-    """One replicate of the bootstrap for one group: the genes' sorted counts and ranks (and, with
-    tied values, the tie-group scan and position-order ranks), the edges' gathered ranks and the
-    float copies a device's weighted sum makes of them (NumPy's einsum makes none), their dots and
-    the float64 correlations and deltas of both groups."""
-    rank, exact = rank_dtype_bytes(m), exact_dtype_bytes(m)
-    return (6 * k * n_genes * rank + k * n_edges * (2 * rank + 3 * exact) + n_edges * (exact + 7 * F64)
-            + n_genes * exact + 48 * m + 40 * k)
+def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool) -> int:
+    """Peak of the pair passes above the resident arrays (calibrated on the demo matrix, ALL
+    12,625 x 128 and random 8,763 x 938; docs/benchmarks.md).  A pass holds a wave of ``threads``
+    blocks: each block's (rows, columns) products and its pairs' values.  With the cache, the
+    first pass also holds the cache filled so far (blocks shrink along the triangle while it
+    grows), the later passes the whole cache and a wave's pair values."""
+    def pairs_above(r):  # pairs (i, j > i) of rows 0..r-1
+        r = min(r, n_genes - 1)
+        return r * n_genes - r * (r + 1) // 2
+
+    first = later = 0
+    for start in range(0, max(n_genes - 1, 1), rows * threads):
+        starts = [start + t * rows for t in range(threads)]
+        cells = sum(max(0, min(rows, n_genes - 1 - r0)) * (n_genes - r0) for r0 in starts)
+        pairs = pairs_above(start + threads * rows) - pairs_above(start)
+        cached = pairs_above(start) * PAIR_CACHE_BYTES if cache_pairs else 0
+        first = max(first, cached + cells * PAIR_CELL_BYTES + pairs * PAIR_BYTES)
+        later = max(later, pairs * PAIR_BYTES)
+    return max(first, (pair_cache_bytes(n_genes) if cache_pairs else 0) + later)
 
 
-def replicate_chunk_cap(working_set_bytes: int, k: int, m: int, n_genes: int) -> int:
-    """Replicates whose (k, genes, replicates) rank array stays within the working-set cap."""
-    return max(1, working_set_bytes // (k * max(n_genes, 1) * rank_dtype_bytes(m)))
+def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: int = 0, gathered_edges: int = 0,
+                    ties: bool = True) -> int:
+    """One replicate of an edge chunk's bootstrap for one group, at the larger of its two phases
+    (calibrated with VmHWM on ALL's 32,586 edges and a modular matrix's 16,310): ranks -- the genes'
+    sorted counts, their running sums, position-order ranks D, a gather temporary and weighted
+    ranks W; the largest dense block's product output with its gather and the float copies of its
+    rows and columns (``dense_outputs`` = rows x columns); ``gathered_edges`` rows gathered at once
+    for the sparse dots (a device gathers a whole block; NumPy works in cache-sized pieces: 0);
+    and the other group's r held -- then correlations: per edge float64 dots, r, the denominator
+    (with ties: S of both ends and their product) and the other group's r."""
+    rank, dot, exact = rank_dtype_bytes(m), dot_dtype_bytes(m), exact_dtype_bytes(m)
+    dense = (3 * dense_outputs // 2 + 2 * k * min(n_genes, 512)) * exact if dense_outputs else 0
+    ranks = 5 * k * n_genes * max(rank, dot) + dense + gathered_edges * 3 * k * dot + n_edges * F64
+    correlations = n_edges * F64 * (7 if ties else 4)
+    return max(ranks, correlations) + 48 * m + 40 * k
 
 
-def edge_bytes(n_bootstrap: int, k: int) -> int:
-    """One selected edge: its B deltas, their sorted copy and summary temporaries, plus its share
-    of the gene subset's rank structures (two genes, 4 int64 arrays of k per group)."""
-    return 56 * n_bootstrap + 2 * 2 * 4 * k * F64
+def replicate_chunk_cap(working_set_bytes: int, k: int, m: int, n_genes: int, n_edges: int = 0,
+                        dense_outputs: int = 0) -> int:
+    """Replicates whose largest arrays -- (genes, k, R) ranks (counted at the rank dtype: measured
+    as fast as the dot dtype's halved chunks), the (R, rows, columns) matrix
+    product of a dense block and the (edges, R) float64 correlations -- stay within the cap."""
+    largest = max(k * max(n_genes, 1) * rank_dtype_bytes(m), dense_outputs * exact_dtype_bytes(m), n_edges * F64)
+    return max(1, working_set_bytes // largest)
+
+
+def edge_bytes(n_bootstrap: int, k: int = 0) -> int:
+    """One edge of an edge chunk: its B float64 deltas, held until the chunk is summarised."""
+    return F64 * n_bootstrap
+
+
+def summary_bytes(n_rows: int, n_bootstrap: int) -> int:
+    """Temporaries of summarising ``n_rows`` rows of deltas at once (sorted copy, std's centred
+    squares, sign counts), rows capped as ``core.bootstrap.bootstrap_summaries`` does."""
+    rows = min(n_rows, max(1, SUMMARY_BYTES // (F64 * n_bootstrap)))
+    return 5 * F64 * n_bootstrap * rows
+
+
+def selected_edge_bytes(n_edges: int) -> int:
+    """Every selected edge's arrays, held through the bootstrap: gene ids, r, statistics, flags and
+    q of the selection, the host layout (edge order, row and column ends), and the summaries
+    (per-chunk pieces, their concatenation and the copy back in selection order)."""
+    return n_edges * SELECTED_EDGE_BYTES
 
 
 def index_gene_bytes(n_samples: int, n_bootstrap: int, m_low: int, m_high: int) -> int:
@@ -153,22 +221,35 @@ def plan_batches(
             f"memory budget {format_bytes(budget_bytes)} is too small for {n_genes} genes x {n_samples} samples "
             f"(B = {n_bootstrap}): at least {format_bytes(need)} is needed"
         )
-    # pair space: cache the pair statistics when they take at most half of what is free
+    # pair space: cache the pair statistics when they fit.  With a working-set cap (CPU) blocks are
+    # small, so the cache is kept whenever it fits with a wave of capped blocks -- a plan made with
+    # its own predicted peak as budget (what a Grid Engine task is told) then makes the same choice;
+    # without one (GPU), when it takes at most half of what is free, leaving room for big blocks.
     cache = pair_cache_bytes(n_genes)
-    cache_pairs = cache <= free // 2
+    if working_set_bytes:
+        capped = rows_per_block or max(1, min(n_genes, working_set_bytes // (n_genes * F64)))
+        cache_pairs = pair_stage_bytes(n_genes, capped, threads, True) <= free
+    else:
+        cache_pairs = cache <= free // 2
     pair_free = free - (cache if cache_pairs else 0)
     rows = rows_per_block or max(1, min(n_genes, pair_free // (row * threads)))
     if working_set_bytes and not rows_per_block:
         rows = max(1, min(rows, working_set_bytes // (n_genes * F64)))
-    # bootstrap: a quarter of the room for edge chunks, the rest for replicate chunks
+    # bootstrap (before the edges are known): the largest edge chunk a re-plan would choose
+    pair_work = pair_stage_bytes(n_genes, rows, threads, cache_pairs)
+    boot_room = min(free, max(pair_work, BOOTSTRAP_MIN_ROOM))
     n_pairs = n_genes * (n_genes - 1) // 2
-    edges = edge_chunk or max(1, min(n_pairs, (free // 4) // per_edge))
+    summary = summary_bytes(n_pairs, n_bootstrap)  # the most a chunk's summary pieces take
+    edges = edge_chunk or max(1, min(n_pairs, ((boot_room - summary) // 2) // (per_edge + SELECTED_EDGE_BYTES)))
     genes_in_chunk = min(2 * edges, n_genes)
-    per_rep = replicate_bytes(k, m, genes_in_chunk, edges)
-    reps = replicate_chunk or max(1, min(-(-n_bootstrap // threads), (free - edges * per_edge) // (per_rep * threads)))
+    gathered = 0 if working_set_bytes else edges
+    per_rep = replicate_bytes(k, m, genes_in_chunk, edges, 0, gathered)
+    reps = replicate_chunk or max(1, min(-(-n_bootstrap // threads),
+                                         (boot_room - edges * (per_edge + SELECTED_EDGE_BYTES)) // (per_rep * threads)))
     room = 0 if replicate_chunk else reps * per_rep  # per thread, re-divided at run time by the actual gene subset
     if working_set_bytes and not replicate_chunk:  # as replicate_chunk_for does at run time
-        reps = min(reps, replicate_chunk_cap(working_set_bytes, k, m, genes_in_chunk))
+        reps = min(reps, replicate_chunk_cap(working_set_bytes, k, m, genes_in_chunk, edges))
+    boot_work = bootstrap_stage_bytes(edges, edges, n_bootstrap, threads * reps * per_rep)
     try:  # `bootgpu indices` is a separate command: a budget too small for it still plans a run
         index_genes, index_peak = plan_indices(n_genes, n_samples, k_low, k_high, n_bootstrap, budget_bytes,
                                                bootstrap_frac=bootstrap_frac, genes_per_block=index_genes_per_block)
@@ -179,40 +260,86 @@ def plan_batches(
         "base correlations and tests": (
             f"{rows} rows of pair space per block" + (f", {threads} blocks at once" if threads > 1 else "")
             + (", pair statistics cached" if cache_pairs else ", recomputed per pass"),
-            (cache if cache_pairs else 0) + threads * rows * row,
+            pair_work,
         ),
         "bootstrap of selected edges": (
-            f"{edges} edges x {reps} replicates per chunk" + (f", {threads} chunks at once" if threads > 1 else ""),
-            edges * per_edge + threads * reps * per_rep,
+            f"up to {edges} edges x {reps} replicates per chunk" + (f", {threads} chunks at once" if threads > 1 else "")
+            + " (re-planned for the selected edges)",
+            boot_work,
         ),
         "bootstrap indices (bootgpu indices)": (
             f"{index_genes} genes per block" if index_genes else "does not fit this budget", int(index_peak / MODEL_MARGIN)
         ),
     }
-    work = max(stages["base correlations and tests"][1], stages["bootstrap of selected edges"][1])
-    peak = int((fixed + work) * MODEL_MARGIN)
-    return Plan(budget_bytes, rows, cache_pairs, reps, edges, index_genes, peak, room, stages, working_set_bytes, threads)
+    peak = int((fixed + max(pair_work, boot_work)) * MODEL_MARGIN)
+    return Plan(budget_bytes, rows, cache_pairs, reps, edges, index_genes, peak, room, stages, working_set_bytes, threads,
+                resident_bytes=fixed, pair_stage_bytes=pair_work,
+                bootstrap_room_bytes=0 if (edge_chunk or replicate_chunk) else boot_room,
+                n_bootstrap=n_bootstrap, k=k, m=m)
 
 
-def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: int, n_edges: int) -> int:
-    """Replicates per chunk for an edge chunk of known size: the planned replicate room divided by
-    what one replicate of *these* genes and edges needs (more replicates when fewer genes), and
-    within the working-set cap on the (k, genes, replicates) rank array."""
+def bootstrap_stage_bytes(n_edges: int, edge_chunk: int, n_bootstrap: int, replicate_work: int) -> int:
+    """The bootstrap stage's peak above the resident arrays: every selected edge's arrays, one
+    edge chunk's deltas, and the larger of its replicate chunks in flight and its summary pieces."""
+    return (selected_edge_bytes(n_edges) + edge_chunk * edge_bytes(n_bootstrap)
+            + max(replicate_work, summary_bytes(edge_chunk, n_bootstrap)))
+
+
+def plan_bootstrap(plan: Plan, n_edges: int) -> Plan:
+    """The plan re-made for ``n_edges`` selected edges (known after the selection pass): edge
+    chunks no larger than the edges, the replicate room of the bootstrap room that is left, and
+    the predicted peak for these edges.  ``bootstrap_peak`` refines it with the replicate chunks
+    the edge chunks' actual genes get.  A plan with fixed sizes keeps them."""
+    n_edges = max(1, int(n_edges))
+    if not plan.bootstrap_room_bytes:
+        edges, room = min(plan.edge_chunk, n_edges), plan.replicate_room_bytes
+    else:
+        per_edge = edge_bytes(plan.n_bootstrap)
+        free = int(plan.budget_bytes / MODEL_MARGIN) - plan.resident_bytes
+        total = min(free, max(plan.bootstrap_room_bytes, selected_edge_bytes(n_edges) + BOOTSTRAP_MIN_ROOM))
+        room_left = total - selected_edge_bytes(n_edges)
+        edges = max(1, min(n_edges, ((room_left - summary_bytes(n_edges, plan.n_bootstrap)) // 2) // per_edge))
+        room = max(1, (room_left - edges * per_edge) // plan.threads)
+    replanned = replace(plan, edge_chunk=edges, replicate_room_bytes=room, n_edges=n_edges)
+    return bootstrap_peak(replanned, [])
+
+
+def bootstrap_peak(plan: Plan, replicate_work: list) -> Plan:
+    """``plan`` (from ``plan_bootstrap``) with its predicted peak for the replicate chunks used:
+    ``replicate_work`` holds, per edge chunk, the bytes of its replicate chunks in flight (none
+    known yet: the whole replicate room)."""
+    work = max(replicate_work) if replicate_work else plan.threads * plan.replicate_room_bytes
+    boot = bootstrap_stage_bytes(plan.n_edges or 0, plan.edge_chunk, plan.n_bootstrap, work)
+    stages = dict(plan.stages)
+    stages["bootstrap of selected edges"] = (f"{plan.n_edges} edges in chunks of {plan.edge_chunk}", boot)
+    peak = int((plan.resident_bytes + max(plan.pair_stage_bytes, boot)) * MODEL_MARGIN)
+    return replace(plan, predicted_peak_bytes=peak, stages=stages)
+
+
+def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: int, n_edges: int,
+                        dense_outputs: int = 0, sparse_edges: int = 0, ties: bool = True) -> int:
+    """Replicates per chunk for an edge chunk of known genes, edges and largest dense block: the
+    planned replicate room divided by what one replicate of *these* needs (more replicates when
+    fewer genes), and within the working-set cap."""
     if not plan.replicate_room_bytes:
         return plan.replicate_chunk
-    reps = plan.replicate_room_bytes // replicate_bytes(k, m, n_genes, n_edges)
+    gathered = 0 if plan.working_set_bytes else sparse_edges
+    reps = plan.replicate_room_bytes // replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties)
     if plan.working_set_bytes:
-        reps = min(reps, replicate_chunk_cap(plan.working_set_bytes, k, m, n_genes))
+        reps = min(reps, replicate_chunk_cap(plan.working_set_bytes, k, m, n_genes, n_edges, dense_outputs))
     return int(max(1, min(-(-n_bootstrap // plan.threads), reps)))  # every thread gets a chunk
 
 
 def job_memory_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootstrap: int, budget_bytes: int,
-                       threads: int = 1) -> int:
+                       threads: int = 1, working_set_bytes: int = 0) -> int:
     """Bytes a batch job should ask the scheduler for when it runs with ``budget_bytes`` and
-    ``threads`` threads: the plan's predicted peak plus the process's own overhead (what Grid
-    Engine's h_vmem must cover)."""
-    plan = plan_batches(n_genes, n_samples, k_low, k_high, n_bootstrap, budget_bytes, threads=threads)
-    return plan.predicted_peak_bytes + PROCESS_OVERHEAD_BYTES
+    ``threads`` threads on a backend with ``working_set_bytes`` (NumPy's for CPU jobs): the same
+    plan the run makes, its predicted peak (the bootstrap at the largest edge chunk a re-plan can
+    choose, as the edge count is not known before the run), plus the expression matrix and the
+    process's own overhead (what Grid Engine's h_vmem must cover)."""
+    plan = plan_batches(n_genes, n_samples, k_low, k_high, n_bootstrap, budget_bytes, threads=threads,
+                        working_set_bytes=working_set_bytes)
+    return plan.predicted_peak_bytes + n_genes * n_samples * F64 + PROCESS_OVERHEAD_BYTES
 
 
 SAFETY_FRACTION = 0.85  # of the detected room, when no budget is given

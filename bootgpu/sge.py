@@ -195,15 +195,20 @@ def describe_states(entries: list[tuple[str, str]]) -> str:
 # --- bootgpu sge submit -------------------------------------------------------------------------
 
 def task_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootstrap: int, budget: int,
-                 slots: int, cuda: int = 0) -> dict:
+                 slots: int, cuda: int = 0, working_set_bytes: int | None = None) -> dict:
     """h_vmem per slot and the run's budget for a task planned with ``budget`` (see the module
     docstring); `bootgpu plan` prints the same request."""
-    peak_plus_overhead = job_memory_request(n_genes, n_samples, k_low, k_high, n_bootstrap, budget, slots)
+    if working_set_bytes is None:  # the backend the task runs: NumPy on CPU queues, CuPy (no cap) on GPU ones
+        from bootgpu.backends.numpy_backend import NumpyBackend
+
+        working_set_bytes = 0 if cuda else NumpyBackend.working_set_bytes
+    peak_plus_overhead = job_memory_request(n_genes, n_samples, k_low, k_high, n_bootstrap, budget, slots,
+                                            working_set_bytes)
     extra = THREAD_VMEM_BYTES * (slots - 1)
     need = peak_plus_overhead + extra + cuda
     per_slot_mib = math.ceil(need / slots / 2**20)
     total = per_slot_mib * 2**20 * slots
-    run_budget = total - PROCESS_OVERHEAD_BYTES - extra - cuda
+    run_budget = total - PROCESS_OVERHEAD_BYTES - extra - cuda - n_genes * n_samples * 8  # the matrix is loaded first
     return {"budget": budget, "need": need, "per_slot": per_slot_mib * 2**20, "total": total,
             "run_budget": run_budget, "cuda": cuda}  # fmt: skip
 
@@ -211,7 +216,8 @@ def task_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootst
 def _task_request(args, n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootstrap: int) -> dict:
     budget = parse_size(args.memory_budget, "--memory-budget")
     cuda = parse_size(args.cuda_vmem, "--cuda-vmem", sge=True) if args.queue_type == "gpu" else 0
-    return task_request(n_genes, n_samples, k_low, k_high, n_bootstrap, budget, args.slots, cuda)
+    return task_request(n_genes, n_samples, k_low, k_high, n_bootstrap, budget, args.slots, cuda,
+                        0 if args.queue_type == "gpu" else None)
 
 
 def cmd_submit(args) -> int:

@@ -201,6 +201,9 @@ class StudyRun:
     out: Path
     shard: tuple[int, int] | None = None
     identity: StudyIdentity | None = None
+    # after run(): the largest predicted peak of the focus genes analysed, each re-planned for its
+    # selected edges (FocusResult.plan); None when every focus gene was already done
+    predicted_peak_bytes: int | None = None
 
     def __post_init__(self):
         self.layout = StudyLayout(self.out)
@@ -235,6 +238,8 @@ class StudyRun:
                     name = self.expr.gene_names[gene]
                     bar.set_postfix_str(name[:24], refresh=False)
                     result = analyse_focus(self.backend, expr_dev, gene, self.cfg, self.plan, k_low, k_high)
+                    if result.plan is not None:
+                        self.predicted_peak_bytes = max(self.predicted_peak_bytes or 0, result.plan.predicted_peak_bytes)
                     write_part(self.layout.part(gene), meta, result, self.expr.gene_names)
                     bar.update(1)
         sources = [(self.layout.part(g), [str(g)]) for g in genes]

@@ -55,7 +55,9 @@ def main() -> None:
         "backend": backend.name, "device": backend.device_name(), "genes": args.genes, "samples": args.samples,
         "n_bootstrap": args.n_bootstrap, "seconds": min(times), "seconds_all": times,
         "peak_rss_gib": peak_rss_bytes() / 2**30, "rss_before_gib": rss_before / 2**30,
-        "tracked_peak_gib": peak.peak_bytes / 2**30, "plan": plan.__dict__,
+        "tracked_peak_gib": peak.peak_bytes / 2**30, "predicted_peak_gib": plan.predicted_peak_bytes / 2**30,
+        "replanned_peak_gib": result.plan.predicted_peak_bytes / 2**30 if getattr(result, "plan", None) else None,
+        "plan": {k: v for k, v in plan.__dict__.items() if k != "stages"},
         "n_sig_diff": result.attrs["n_sig_diff"], "n_robust": result.attrs["n_robust"],
     }))
 

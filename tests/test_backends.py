@@ -199,14 +199,21 @@ def test_extra_kernels_equal_numpy_and_scipy(xp_backend):
     np.testing.assert_allclose(xp_backend.to_host(xp_backend.erfc(xp_backend.to_device(z))),
                                scipy.special.erfc(z), rtol=1e-12, atol=0)
 
-    a = rng.integers(-149, 150, (7, 5, 9)).astype(np.int16)
-    b = rng.integers(-149, 150, (7, 5, 9)).astype(np.int16)
-    w = rng.integers(0, 6, (7, 9)).astype(np.int16)
-    want = np.einsum("per,per,pr->er", a.astype(np.int64), b.astype(np.int64), w.astype(np.int64))
-    for dtype in (xp_backend.xp.float32, xp_backend.xp.float64):
-        got = xp_backend.weighted_dots(*(xp_backend.to_device(x) for x in (a, b, w)), dtype)
-        assert got.dtype == dtype
-        np.testing.assert_array_equal(xp_backend.to_host(got), want)
+    xp = xp_backend.xp
+    w = rng.integers(-400, 401, (11, 5, 9)).astype(np.int16)  # (genes, k, R)
+    d = rng.integers(-20, 21, (11, 5, 9)).astype(np.int16)
+    a, b = np.array([0, 3, 3, 10, 7, 0]), np.array([1, 2, 9, 10, 0, 0])
+    want = np.einsum("ekr,ekr->er", w[a].astype(np.int64), d[b].astype(np.int64))
+    dev = [xp_backend.to_device(x) for x in (w, d, a, b)]
+    got = xp_backend.pair_dots(*dev)
+    assert got.dtype == xp.int16 and got.shape == (6, 9)
+    np.testing.assert_array_equal(xp_backend.to_host(got), want)
+    same = xp_backend.pair_dots(dev[0], dev[1], None, None)
+    np.testing.assert_array_equal(xp_backend.to_host(same), np.einsum("ukr,ukr->ur", w.astype(np.int64), d.astype(np.int64)))
+    for dtype in (xp.float32, xp.float64):
+        got = xp_backend.block_dots(dev[0][:4, ...], dev[1][2:, ...], dtype)  # (R, 4, 9)
+        assert got.dtype == dtype and got.shape == (9, 4, 9)
+        np.testing.assert_array_equal(xp_backend.to_host(got), np.einsum("ikr,jkr->rij", w[:4].astype(np.int64), d[2:].astype(np.int64)))
     assert xp_backend.map_chunks(lambda v: v * v, range(7), threads=3) == [v * v for v in range(7)]
 
 

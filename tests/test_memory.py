@@ -4,6 +4,7 @@ budget, measured peaks stay under the prediction and the prediction under the bu
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -18,7 +19,7 @@ import pytest
 
 from bootgpu.backends.host_memory import _cgroup_room, host_memory_limits
 from bootgpu.errors import BootgpuError
-from bootgpu.planner import plan_batches, plan_indices
+from bootgpu.planner import plan_batches, plan_bootstrap, plan_indices, replicate_chunk_for
 
 MEMORY_LINE = re.compile(r"memory: .*\(bytes: (\d+) (\d+) (\d+); peak RSS (\d+), RSS at start (\d+)\)")
 
@@ -50,9 +51,16 @@ def demo_h5(tmp_path_factory):
 
 def test_planner_batches_grow_with_the_budget():
     plans = [plan_batches(8763, 938, 187, 187, 1000, b << 20) for b in (900, 1280, 2048, 4096, 16384)]
-    for key in ("rows_per_block", "replicate_chunk", "edge_chunk"):
+    for key in ("rows_per_block", "edge_chunk"):
         sizes = [getattr(p, key) for p in plans]
         assert sizes == sorted(sizes) and sizes[-1] > sizes[0], (key, sizes)
+    # replicate chunks are sized once the selected edges are known: for the same 20,000 edges on
+    # 8,000 genes they grow with the budget too, and so do the re-planned edge chunks
+    replanned = [plan_bootstrap(p, 20000) for p in plans]
+    reps = [replicate_chunk_for(p, 1000, 187, 149, 8000, 20000) for p in replanned]
+    assert reps == sorted(reps) and reps[-1] > reps[0], reps
+    edges = [p.edge_chunk for p in replanned]
+    assert edges == sorted(edges) and edges[-1] == 20000 and edges[0] < 20000, edges
     # index blocks grow until a fixed cap (bigger blocks only hold more memory: the stage is write-bound)
     blocks = [plan_indices(8763, 938, 187, 187, 1000, b << 20)[0] for b in (48, 96, 192, 1024, 16384)]
     assert blocks == sorted(blocks) and blocks[2] > blocks[0] and blocks[-1] == blocks[-2]
@@ -204,3 +212,67 @@ def test_reference_shape_indices_complete_under_a_2_gib_address_space_cap(tmp_pa
         last = h5["indices/high_boot"][8762]
         assert last.min() >= 0 and last.max() < 938
     out.unlink()
+
+
+PREDICTION_SCRIPT = """
+import json, sys
+import numpy as np
+from bootgpu.backends import get_backend
+from bootgpu.config import AnalysisConfig
+from bootgpu.pipeline import analyse_focus
+from bootgpu.planner import plan_batches
+from bootgpu.synthetic import modular_matrix
+from bootgpu.expression_io import read_expression, demo_expression_path
+
+case, n_boot = sys.argv[1], int(sys.argv[2])
+if case == "demo":
+    values = read_expression(demo_expression_path()).values
+else:
+    genes, samples, sizes = case.split(":")
+    values = modular_matrix(int(genes), int(samples), tuple(int(s) for s in sizes.split(",")), seed=1).values
+backend = get_backend("numpy")
+cfg = AnalysisConfig(n_bootstrap=n_boot)
+k_low, k_high = cfg.validate(values.shape[1])
+plan = plan_batches(values.shape[0], values.shape[1], k_low, k_high, n_boot, 2 << 30,
+                    working_set_bytes=backend.working_set_bytes, threads=2)
+with backend.track_peak() as peak:
+    result = analyse_focus(backend, values, 0, cfg, plan, k_low, k_high)
+print(json.dumps({"edges": int(result.edges["gene_i"].shape[0]), "measured": peak.peak_bytes,
+                  "planned": plan.predicted_peak_bytes, "replanned": result.plan.predicted_peak_bytes}))
+"""
+
+
+@pytest.mark.parametrize("case,n_boot,edges", [
+    ("demo", 300, (50, 1000)),  # the pair passes set the peak
+    ("1500:100:200,100", 500, (10000, 40000)),  # the bootstrap of modules' edges sets it
+])
+def test_replanned_prediction_is_within_1_5x_of_the_measured_peak(case, n_boot, edges):
+    """One focus gene in a fresh process: the peak RSS rise is at most the prediction re-planned for
+    the selected edges, and the prediction at most 1.5x the rise; with the edges known the
+    prediction drops below the plan made before (which assumes the largest edge chunk)."""
+    proc = subprocess.run([sys.executable, "-c", PREDICTION_SCRIPT, case, str(n_boot)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "BOOTGPU_THREADS": "2"})
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert edges[0] <= got["edges"] <= edges[1], got
+    assert got["measured"] <= got["replanned"] <= 1.5 * got["measured"], got
+    assert got["replanned"] < got["planned"], got
+
+
+def test_study_reports_the_largest_replanned_prediction_of_its_focus_genes(tmp_path):
+    from bootgpu.backends import get_backend
+    from bootgpu.config import AnalysisConfig
+    from bootgpu.expression_io import demo_expression_path, read_expression
+    from bootgpu.pipeline import analyse_focus
+    from bootgpu.study import StudyRun
+
+    expr = read_expression(demo_expression_path())
+    backend, cfg = get_backend("numpy"), AnalysisConfig(n_bootstrap=50)
+    k_low, k_high = cfg.validate(expr.n_samples)
+    plan = plan_batches(expr.n_genes, expr.n_samples, k_low, k_high, 50, 1 << 30, threads=1)
+    focus = [0, 7, 1999]
+    study = StudyRun(backend, expr, cfg, plan, focus, tmp_path / "run")
+    assert study.predicted_peak_bytes is None
+    study.run(log=lambda line: None)
+    each = [analyse_focus(backend, expr.values, g, cfg, plan, k_low, k_high).plan.predicted_peak_bytes for g in focus]
+    assert study.predicted_peak_bytes == max(each) and study.predicted_peak_bytes < plan.predicted_peak_bytes

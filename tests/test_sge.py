@@ -53,12 +53,19 @@ def _option(cmd: list[str], flag: str) -> list[str]:
 
 
 def _expected_h_vmem(budget: str, slots: int, n_bootstrap: int, extra: int = 0) -> tuple[str, int]:
-    """h_vmem per slot as the module docstring of bootgpu.sge defines it, from the planner."""
+    """h_vmem per slot as the module docstring of bootgpu.sge defines it, from the planner: the
+    plan the task's backend makes (NumPy's working-set cap on CPU queues, none on GPU queues,
+    which are the ones with ``extra`` CUDA address space), plus the expression matrix."""
+    from bootgpu.backends.numpy_backend import NumpyBackend
+
     k_low, k_high = AnalysisConfig(n_bootstrap=n_bootstrap).validate(128)
-    need = job_memory_request(N_GENES, 128, k_low, k_high, n_bootstrap, parse_size(budget, "x"), slots)
+    working_set = 0 if extra else NumpyBackend.working_set_bytes
+    need = job_memory_request(N_GENES, 128, k_low, k_high, n_bootstrap, parse_size(budget, "x"), slots, working_set)
     need += THREAD_VMEM_BYTES * (slots - 1) + extra
     per_slot_mib = math.ceil(need / slots / 2**20)
-    return sge_size(per_slot_mib * 2**20), per_slot_mib * 2**20 * slots - PROCESS_OVERHEAD_BYTES - THREAD_VMEM_BYTES * (slots - 1) - extra
+    matrix = N_GENES * 128 * 8
+    return (sge_size(per_slot_mib * 2**20),
+            per_slot_mib * 2**20 * slots - PROCESS_OVERHEAD_BYTES - THREAD_VMEM_BYTES * (slots - 1) - extra - matrix)
 
 
 def test_dry_run_cpu_prints_array_then_held_merge(expr_tsv, tmp_path, capsys, monkeypatch):

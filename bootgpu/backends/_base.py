@@ -51,6 +51,14 @@ class Backend:
         anything reduced from them is the same for any thread count."""
         return [fn(item) for item in items]
 
+    def release_memory(self) -> None:
+        """Hand memory freed by a finished stage back to the system (host backends), so the next
+        stage's peak is its own and not on top of the last one's (a no-op by default)."""
+
+    def bootstrap_scope(self):
+        """Context for the bootstrap stage (host backends: BLAS in one thread, see NumPy's)."""
+        return contextlib.nullcontext()
+
     def synchronize(self) -> None:
         """Block until queued device work is done (a no-op on the host)."""
 
@@ -86,3 +94,19 @@ class Backend:
         formed in ``dtype`` (exact when every partial sum is an integer it holds)."""
         xp = self.xp
         return xp.sum(xp.astype(a, dtype) * xp.astype(b, dtype) * xp.astype(w, dtype)[:, None, :], axis=0)
+
+    def pair_dots(self, w, d, a, b):
+        """sum_p w[a_e, p, r] * d[b_e, p, r] -> (E, R) for edges e, in the integer dtype of ``w``
+        and ``d`` (exact: core.bootstrap.dot_dtype bounds every partial sum).  w, d: (U, k, R);
+        ``a`` = ``b`` = None: row u with row u, (U, R)."""
+        xp = self.xp
+        if a is None:
+            return xp.sum(w * d, axis=1, dtype=w.dtype)
+        return xp.sum(xp.take(w, a, axis=0) * xp.take(d, b, axis=0), axis=1, dtype=w.dtype)
+
+    def block_dots(self, wa, db, dtype):
+        """sum_p wa[i, p, r] * db[j, p, r] -> (R, nA, nB), one matrix product per replicate in the
+        float ``dtype`` (exact while every partial sum is an integer it holds).  wa: (nA, k, R),
+        db: (nB, k, R)."""
+        xp = self.xp
+        return xp.matmul(xp.astype(xp.permute_dims(wa, (2, 0, 1)), dtype), xp.astype(xp.permute_dims(db, (2, 1, 0)), dtype))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import resource
 import threading
@@ -99,9 +100,49 @@ class NumpyBackend(Backend):
     def erfc(self, x):
         return scipy.special.erfc(x)
 
+    def release_memory(self) -> None:
+        """glibc keeps freed blocks below its (adaptive, up to 32 MiB) mmap threshold in the heap:
+        the pair cache's blocks stayed resident through the bootstrap (measured: 5.2 GiB under a
+        2.4 GiB bootstrap at 20,000 genes).  malloc_trim returns every free page."""
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
+
+    def bootstrap_scope(self):
+        """BLAS in one thread: the bootstrap's matrix products are small (inner size k) and run in
+        this backend's threads; OpenBLAS's own threads then only wait on each other (measured:
+        block_dots 6.5x slower with two BLAS threads on a busy 2-core machine).  Needs
+        threadpoolctl; without it BLAS keeps its threads."""
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+            return contextlib.nullcontext()
+        return threadpool_limits(1, user_api="blas")
+
+    PAIR_DOTS_BYTES = 2**20  # gathered rows per piece: in cache (measured 1.3-1.8x faster than whole arrays)
+
+    def pair_dots(self, w, d, a, b):
+        # in cache-sized pieces of edges: gather both rows, one integer einsum pass over k
+        if a is None:
+            return np.einsum("ekr,ekr->er", w, d)
+        n_edges, (_, k, n_rep) = a.shape[0], w.shape
+        out = np.empty((n_edges, n_rep), dtype=w.dtype)
+        step = max(1, self.PAIR_DOTS_BYTES // (k * n_rep * w.itemsize))
+        for e0 in range(0, n_edges, step):
+            np.einsum("ekr,ekr->er", np.take(w, a[e0:e0 + step], axis=0), np.take(d, b[e0:e0 + step], axis=0),
+                      out=out[e0:e0 + step])
+        return out
+
     def weighted_dots(self, a, b, w, dtype):
         # one pass, no (k, E, R) float temporaries; casting="safe" refuses a lossy dtype
         return np.einsum("per,per,pr->er", a, b, w, dtype=dtype, casting="safe")
+
+    def block_dots(self, wa, db, dtype):
+        # BLAS needs each replicate's matrices contiguous: copy into (R, nA, k) and (R, k, nB)
+        a = np.ascontiguousarray(wa.transpose(2, 0, 1), dtype=dtype)
+        b = np.ascontiguousarray(db.transpose(2, 1, 0), dtype=dtype)
+        return np.matmul(a, b)
 
 
 def peak_rss_bytes() -> int:

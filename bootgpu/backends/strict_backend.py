@@ -27,6 +27,8 @@ class StrictBackend(NumpyBackend):
     # as a device library: one queue, and the standard's own weighted sum (what CuPy runs)
     map_chunks = Backend.map_chunks
     weighted_dots = Backend.weighted_dots
+    pair_dots = Backend.pair_dots
+    block_dots = Backend.block_dots
 
     def host_threads(self) -> int:
         return 1

@@ -9,6 +9,11 @@ built from them are exact dot products.
 Layout is slot-major, (k, G, R): the cumulative sum then runs over the leading axis as k - 1
 whole-array additions, and sums over positions reduce the leading axis too.  Every index array
 addresses the flattened (k * G) leading axes so ``xp.take`` can gather them.
+
+The bootstrap uses ``position_ranks``: one exclusive scan X of the counts ((k + 1) * G rows), and a
+rank is X[first slot of its tie group] + X[one past its last slot] - m, gathered straight into
+whatever output rows the caller's index arrays name (gene-major position order there), so ties
+and the un-sort cost two gathers and no intermediate arrays.
 """
 
 from __future__ import annotations
@@ -125,6 +130,39 @@ def sorted_doubled_ranks(xp, order: GroupOrder, counts, m: int):
         below = upto - xp.reshape(sorted_counts, (-1, n_rep))
         return xp.take(below, order.tie_first, axis=0) + xp.take(upto, order.tie_last, axis=0) - m
     return xp.reshape(_doubled_scan(xp, sorted_counts, m), (-1, n_rep))
+
+
+def exclusive_scan(xp, sorted_counts):
+    """(k + 1, N) running sums over axis 0 of (k, N) counts, starting at 0: row s holds the counts
+    of slots before s, row k all of them (m)."""
+    k, n = sorted_counts.shape
+    if not _is_numpy(xp):
+        zero = xp.zeros((1, n), dtype=sorted_counts.dtype)
+        return xp.concat([zero, xp.cumulative_sum(sorted_counts, axis=0, dtype=sorted_counts.dtype)], axis=0)
+    out = xp.empty((k + 1, n), dtype=sorted_counts.dtype)
+    out[0] = 0
+    for s in range(k):
+        xp.add(out[s], sorted_counts[s], out=out[s + 1])
+    return out
+
+
+def position_ranks(xp, order: GroupOrder, counts, m: int, first_rows, after_rows):
+    """Doubled centred average ranks of the genes of ``order`` in each resample, gathered straight
+    into the rows the caller chose: d = (counts before the tie group) + (counts through its end)
+    - m = X[first] + X[after] - m, X the exclusive scan of the counts in each gene's sort order,
+    laid out (k + 1) * G rows of R (row s * G + g).  ``first_rows`` / ``after_rows`` hold, for
+    every output row, s0 * G + g and (s1 + 1) * G + g of its position's tie group [s0, s1] (no ties:
+    s0 = s1 = the position's slot; then ``after_rows`` is not read and d comes from one scan in
+    sort order and one gather).  counts: (k, R), of a dtype that holds 2 m."""
+    k, n_rep = counts.shape
+    sorted_counts = xp.reshape(xp.take(counts, order.perm, axis=0), (k, order.n_genes * n_rep))
+    if not order.has_ties:  # first = the slot itself: one scan of d in sort order, one gather
+        return xp.take(xp.reshape(_doubled_scan(xp, sorted_counts, m), (-1, n_rep)), first_rows, axis=0)
+    x = xp.reshape(exclusive_scan(xp, sorted_counts), (-1, n_rep))
+    d = xp.take(x, first_rows, axis=0)
+    d += xp.take(x, after_rows, axis=0)
+    d -= m
+    return d
 
 
 def doubled_centred_ranks(xp, order: GroupOrder, counts, m: int, dtype=None):

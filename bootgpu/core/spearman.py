@@ -93,8 +93,8 @@ def group_ranks(xp, values) -> GroupRanks:
 
 def correlation(xp, dots, sumsq_i, sumsq_j):
     """r = dots / sqrt(sumsq_i * sumsq_j) in float64; NaN where a gene is constant."""
-    den = xp.sqrt(xp.astype(sumsq_i, xp.float64) * xp.astype(sumsq_j, xp.float64))
-    dots = xp.astype(dots, xp.float64)
+    den = xp.sqrt(xp.astype(sumsq_i, xp.float64, copy=False) * xp.astype(sumsq_j, xp.float64, copy=False))
+    dots = xp.astype(dots, xp.float64, copy=False)
     if bool(xp.all(den > 0)):
         return dots / den
     ok = den > 0
