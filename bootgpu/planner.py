@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from bootgpu.core.bootstrap import SUMMARY_BYTES, dot_dtype_bytes, exact_dtype_bytes, rank_dtype_bytes, resample_size
 from bootgpu.core.fdr import BIN_BOOKKEEPING_BYTES, bins_for_pairs, exact_level_bytes
+from bootgpu.core.spearman import LEVELS_MAX, n_signed_levels
 from bootgpu.errors import BootgpuError
 
 F64 = 8
@@ -33,6 +34,7 @@ MODEL_MARGIN = 1.15  # allocator slack and small arrays the model leaves out
 PAIR_ROW_BYTES = 112  # per pair-space cell of a block, when sizing blocks (an upper bound of the two below)
 PAIR_CELL_BYTES = 16  # per cell of a block's (rows, columns) products: dots and r of the group being computed
 PAIR_BYTES = 72  # per pair (j > i) of a block in any pass: r of both groups, valid mask, statistics, bins, picks
+PAIR_BYTES_LEVELS = 24  # the same with level tables (pair_value_bytes)
 PAIR_CACHE_BYTES = 25  # per cached pair at most: per group its level (2-4 bytes; with r of the pairs
 # with a tied gene, up to 8) or r (float64, where such pairs are half the block), the Fisher statistic
 # (float64) and the valid flag; typically 13 (k <= 57) or 17 bytes
@@ -83,11 +85,27 @@ def resident_bytes(n_genes: int, n_samples: int, k_low: int, k_high: int, thread
             + exact_level_bytes(k_low, k_high, n_bins, threads))
 
 
-def pair_cache_bytes(n_genes: int) -> int:
-    return n_genes * (n_genes - 1) // 2 * PAIR_CACHE_BYTES
+def level_pairs(k_low: int, k_high: int) -> bool:
+    """Whether both groups keep pairs as Spearman levels (``core.spearman.LEVELS_MAX``)."""
+    return all(n_signed_levels(k) <= LEVELS_MAX for k in (k_low, k_high))
 
 
-def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool) -> int:
+def pair_value_bytes(k_low: int, k_high: int) -> tuple[int, int]:
+    """(bytes per pair of a block in a pass, bytes per cached pair).  Groups with level tables keep
+    a level per pair and group (int16 up to k = 57, else int32) where others keep float64 r:
+    measured on the demo matrix and ALL (k = 25), a pass then holds about half as much per pair."""
+    if not level_pairs(k_low, k_high):
+        return PAIR_BYTES, PAIR_CACHE_BYTES
+    level = 2 if max(k_low, k_high) <= 57 else 4
+    return PAIR_BYTES_LEVELS, 2 * level + F64 + 1
+
+
+def pair_cache_bytes(n_genes: int, k_low: int = 0, k_high: int = 0) -> int:
+    per_pair = pair_value_bytes(k_low, k_high)[1] if k_low and k_high else PAIR_CACHE_BYTES
+    return n_genes * (n_genes - 1) // 2 * per_pair
+
+
+def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool, k_low: int = 0, k_high: int = 0) -> int:
     """Peak of the pair passes above the resident arrays (calibrated on the demo matrix, ALL
     12,625 x 128 and random 8,763 x 938; docs/benchmarks.md).  A pass holds a wave of ``threads``
     blocks: each block's (rows, columns) products and its pairs' values.  With the cache, the
@@ -97,15 +115,16 @@ def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool) -
         r = min(r, n_genes - 1)
         return r * n_genes - r * (r + 1) // 2
 
+    pair_bytes, cache_bytes = pair_value_bytes(k_low, k_high) if k_low and k_high else (PAIR_BYTES, PAIR_CACHE_BYTES)
     first = later = 0
     for start in range(0, max(n_genes - 1, 1), rows * threads):
         starts = [start + t * rows for t in range(threads)]
         cells = sum(max(0, min(rows, n_genes - 1 - r0)) * (n_genes - r0) for r0 in starts)
         pairs = pairs_above(start + threads * rows) - pairs_above(start)
-        cached = pairs_above(start) * PAIR_CACHE_BYTES if cache_pairs else 0
-        first = max(first, cached + cells * PAIR_CELL_BYTES + pairs * PAIR_BYTES)
-        later = max(later, pairs * PAIR_BYTES)
-    return max(first, (pair_cache_bytes(n_genes) if cache_pairs else 0) + later)
+        cached = pairs_above(start) * cache_bytes if cache_pairs else 0
+        first = max(first, cached + cells * PAIR_CELL_BYTES + pairs * pair_bytes)
+        later = max(later, pairs * pair_bytes)
+    return max(first, (pair_cache_bytes(n_genes, k_low, k_high) if cache_pairs else 0) + later)
 
 
 def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: int = 0, gathered_edges: int = 0,
@@ -225,10 +244,10 @@ def plan_batches(
     # small, so the cache is kept whenever it fits with a wave of capped blocks -- a plan made with
     # its own predicted peak as budget (what a Grid Engine task is told) then makes the same choice;
     # without one (GPU), when it takes at most half of what is free, leaving room for big blocks.
-    cache = pair_cache_bytes(n_genes)
+    cache = pair_cache_bytes(n_genes, k_low, k_high)
     if working_set_bytes:
         capped = rows_per_block or max(1, min(n_genes, working_set_bytes // (n_genes * F64)))
-        cache_pairs = pair_stage_bytes(n_genes, capped, threads, True) <= free
+        cache_pairs = pair_stage_bytes(n_genes, capped, threads, True, k_low, k_high) <= free
     else:
         cache_pairs = cache <= free // 2
     pair_free = free - (cache if cache_pairs else 0)
@@ -236,7 +255,7 @@ def plan_batches(
     if working_set_bytes and not rows_per_block:
         rows = max(1, min(rows, working_set_bytes // (n_genes * F64)))
     # bootstrap (before the edges are known): the largest edge chunk a re-plan would choose
-    pair_work = pair_stage_bytes(n_genes, rows, threads, cache_pairs)
+    pair_work = pair_stage_bytes(n_genes, rows, threads, cache_pairs, k_low, k_high)
     boot_room = min(free, max(pair_work, BOOTSTRAP_MIN_ROOM))
     n_pairs = n_genes * (n_genes - 1) // 2
     summary = summary_bytes(n_pairs, n_bootstrap)  # the most a chunk's summary pieces take
