@@ -30,9 +30,16 @@ def main() -> int:
     ap.add_argument("--focus", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--a", default="numpy")
     ap.add_argument("--b", default="cupy")
+    ap.add_argument("--expr", help="a real expression matrix instead of the planted one (e.g. the embedded ALL subset)")
     args = ap.parse_args()
 
-    data = planted_matrix(args.genes, args.samples, 20, strength=0.6)
+    if args.expr:
+        from bootgpu.expression_io import read_expression
+
+        data = read_expression(args.expr)
+        args.genes, args.samples = data.n_genes, data.n_samples
+    else:
+        data = planted_matrix(args.genes, args.samples, 20, strength=0.6)
     cfg = AnalysisConfig(n_bootstrap=args.n_bootstrap)
     k_low, k_high = cfg.validate(args.samples)
     plan = plan_batches(args.genes, args.samples, k_low, k_high, cfg.n_bootstrap, 8 << 30)
