@@ -316,16 +316,25 @@ def _warm_up(backend, values, cfg):
 
 # --- one implementation, in its own process ------------------------------------------------------
 
-def run_worker(impl: str, genes: int, samples: int, n_bootstrap: int, planted: int, budget: str | None, out_dir: Path) -> dict:
-    """Run one implementation on the benchmark matrix; write its selected edges to
-    ``out_dir/IMPL.npz`` and return its stage figures."""
+def run_worker(impl: str, genes: int, samples: int, n_bootstrap: int, planted: int, budget: str | None, out_dir: Path,
+               expr: str | None = None, focus: int = 0, samples_in_rows: bool = False) -> dict:
+    """Run one implementation on the benchmark matrix (the planted one, or the file ``expr`` with
+    focus gene row ``focus``); write its selected edges to ``out_dir/IMPL.npz`` and return its
+    stage figures."""
     from bootgpu.config import AnalysisConfig
-    from bootgpu.synthetic import planted_matrix
 
+    if expr:
+        from bootgpu.expression_io import read_expression
+
+        values = read_expression(expr, samples_in_rows=samples_in_rows).values
+        genes, samples = values.shape
+    else:
+        from bootgpu.synthetic import planted_matrix
+
+        values = planted_matrix(genes, samples, planted, strength=0.6).values
+        focus = 0
     cfg = AnalysisConfig(n_bootstrap=n_bootstrap)
     k_low, k_high = cfg.validate(samples)
-    values = planted_matrix(genes, samples, planted, strength=0.6).values
-    focus = 0
     info: dict = {"implementation": impl}
     if impl == REFERENCE:
         from bootgpu.core.bootstrap import resample_size
@@ -388,10 +397,13 @@ def _worker_main(argv) -> int:
     ap.add_argument("--planted", type=int, required=True)
     ap.add_argument("--memory-budget")
     ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--expr")
+    ap.add_argument("--focus", type=int, default=0)
+    ap.add_argument("--samples-in-rows", action="store_true")
     args = ap.parse_args(argv)
     try:
         info = run_worker(args.worker, args.genes, args.samples, args.n_bootstrap, args.planted, args.memory_budget,
-                          Path(args.out_dir))
+                          Path(args.out_dir), args.expr, args.focus, args.samples_in_rows)
     except BootgpuError as exc:
         print(f"bootgpu: error: {exc}", file=sys.stderr)
         return 2
@@ -415,8 +427,11 @@ def compare_edges(out_dir: Path, impl: str) -> dict:
 
 
 def run_bench(backends, genes: int, samples: int, n_bootstrap: int, *, planted: int | None = None,
-              memory_budget: str | None = None, reference: bool = True, log=None) -> dict:
-    """Run every implementation in its own process; figures, ratios and the edge check as a dict."""
+              memory_budget: str | None = None, reference: bool = True, log=None, expr: str | None = None,
+              focus: int = 0, focus_name: str | None = None, samples_in_rows: bool = False) -> dict:
+    """Run every implementation in its own process; figures, ratios and the edge check as a dict.
+    With ``expr`` the matrix is that file (``genes`` x ``samples`` as read) and the focus gene its
+    row ``focus``; else the planted synthetic matrix and its gene 0."""
     import platform
 
     from bootgpu import __version__
@@ -425,8 +440,10 @@ def run_bench(backends, genes: int, samples: int, n_bootstrap: int, *, planted: 
     impls = list(backends) + ([REFERENCE] if reference else [])
     report: dict = {
         "bootgpu_version": __version__,
-        "shape": {"genes": genes, "samples": samples, "n_bootstrap": n_bootstrap, "planted_per_class": planted,
-                  "focus": 0, "data": "bootgpu.synthetic.planted_matrix(genes, samples, planted, strength=0.6)"},
+        "shape": {"genes": genes, "samples": samples, "n_bootstrap": n_bootstrap,
+                  "planted_per_class": None if expr else planted, "focus": focus_name or focus,
+                  "data": str(Path(expr).resolve()) if expr else
+                  "bootgpu.synthetic.planted_matrix(genes, samples, planted, strength=0.6)"},
         "machine": {"cpu": _cpu_name(), "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
                     "numpy": np.__version__},
         "stages": list(STAGES),
@@ -442,6 +459,8 @@ def run_bench(backends, genes: int, samples: int, n_bootstrap: int, *, planted: 
                    "--out-dir", tmp]
             if memory_budget:
                 cmd += ["--memory-budget", memory_budget]
+            if expr:
+                cmd += ["--expr", str(expr), "--focus", str(focus)] + (["--samples-in-rows"] if samples_in_rows else [])
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
@@ -567,7 +586,12 @@ def _command_line(args) -> str:
     words = ["bootgpu", "bench"]
     if args.backend:
         words += ["--backend", *args.backend]
-    words += ["--genes", str(args.genes), "--samples", str(args.samples), "--n-bootstrap", str(args.n_bootstrap)]
+    if args.expr:
+        words += ["--expr", args.expr] + (["--focus", args.focus] if args.focus else [])
+        words += ["--samples-in-rows"] if args.samples_in_rows else []
+    else:
+        words += ["--genes", str(args.genes), "--samples", str(args.samples)]
+    words += ["--n-bootstrap", str(args.n_bootstrap)]
     for opt in ("planted", "memory_budget", "json", "plot"):
         if getattr(args, opt) is not None:
             words += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
@@ -584,6 +608,19 @@ def cmd_bench(args) -> int:
         backends = ["numpy"] + (["cupy"] if cupy_unusable_reason() is None else [])
     if "cupy" in backends and (reason := cupy_unusable_reason()):
         raise BootgpuError(f"--backend cupy is not usable: {reason}")
+    focus, focus_name = 0, None
+    if args.expr:
+        from bootgpu.cli import read_input
+        from bootgpu.study import parse_focus
+
+        expr = read_input(args)
+        args.genes, args.samples = expr.n_genes, expr.n_samples
+        chosen = parse_focus(args.focus or "#0", expr)
+        if len(chosen) != 1:
+            raise BootgpuError(f"bench --focus names one focus gene, got {len(chosen)}")
+        focus, focus_name = chosen[0], expr.gene_names[chosen[0]]
+    elif args.focus:
+        raise BootgpuError("bench --focus needs --expr (the synthetic matrix's focus gene is its gene 0)")
     AnalysisConfig(n_bootstrap=args.n_bootstrap).validate(args.samples)
     if args.genes < 2:
         raise BootgpuError(f"--genes must be at least 2, got {args.genes}")
@@ -591,7 +628,8 @@ def cmd_bench(args) -> int:
         raise BootgpuError(f"--planted {args.planted} needs more than {8 * args.planted} genes (--genes {args.genes})")
     report = run_bench(backends, args.genes, args.samples, args.n_bootstrap, planted=args.planted,
                        memory_budget=args.memory_budget, reference=not args.no_reference,
-                       log=lambda line: print(line, file=sys.stderr, flush=True))
+                       log=lambda line: print(line, file=sys.stderr, flush=True), expr=args.expr, focus=focus,
+                       focus_name=focus_name, samples_in_rows=args.samples_in_rows)
     report["command"] = _command_line(args)
     print(format_table(report))
     if args.json:
@@ -616,6 +654,9 @@ def register_commands(subparsers) -> None:
     )  # fmt: skip
     p.add_argument("--backend", nargs="+", choices=BENCH_BACKENDS,
                    help="backends to time (default: numpy, and cupy when a CUDA device is usable)")
+    p.add_argument("--expr", help="a real expression matrix (TSV/CSV(.gz) or HDF5) instead of the synthetic one")
+    p.add_argument("--samples-in-rows", action="store_true", help="--expr holds samples in rows (see bootgpu run)")
+    p.add_argument("--focus", help="with --expr: the focus gene, a gene id or #ROW (default #0)")
     p.add_argument("--genes", type=int, default=2000, help="genes of the synthetic matrix (default %(default)s)")
     p.add_argument("--samples", type=int, default=300, help="samples (default %(default)s)")
     p.add_argument("--n-bootstrap", type=int, default=1000, help="replicates B (default %(default)s)")
