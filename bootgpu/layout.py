@@ -65,15 +65,11 @@ class StudyLayout:
 
     def parts(self) -> dict[int, Path]:
         """Finished part files, by focus gene index."""
-        if not self.parts_dir.is_dir():
-            return {}
-        return {int(m[1]): p for p in self.parts_dir.iterdir() if (m := _PART_NAME.fullmatch(p.name))}
+        return {int(m[1]): p for m, p in _named(self.parts_dir, _PART_NAME)}
 
     def shards(self) -> dict[tuple[int, int], Path]:
         """Shard files, by (K, N)."""
-        if not self.shards_dir.is_dir():
-            return {}
-        return {(int(m[1]), int(m[2])): p for p in self.shards_dir.iterdir() if (m := _SHARD_NAME.fullmatch(p.name))}
+        return {(int(m[1]), int(m[2])): p for m, p in _named(self.shards_dir, _SHARD_NAME)}
 
     def has_results(self) -> bool:
         """Anything computed: results, parts or shards."""
@@ -118,6 +114,15 @@ class StudyLayout:
         for folder in (self.parts_dir, self.shards_dir, self.sge_dir):
             if folder.is_dir():
                 shutil.rmtree(folder)
+
+
+def _named(folder: Path, pattern: re.Pattern):
+    """(match, path) of the files in ``folder`` whose whole name matches ``pattern`` (none if the
+    folder does not exist)."""
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if m := pattern.fullmatch(path.name):
+                yield m, path
 
 
 def check_out_dir(out: Path, option: str = "--out") -> Path:

@@ -225,7 +225,7 @@ def cmd_submit(args) -> int:
     from bootgpu.core.draws import RNG_ALGORITHM
     from bootgpu.identity import StudyIdentity
     from bootgpu.layout import StudyLayout, check_out_dir
-    from bootgpu.study import other_study_error, claim_study, parse_focus, recorded_identity, shard_slice
+    from bootgpu.study import claim_study, other_study_error, parse_focus, recorded_identity, shard_slice
 
     if args.slots < 1:
         raise BootgpuError(f"--slots must be at least 1, got {args.slots}")
@@ -297,8 +297,8 @@ def cmd_submit(args) -> int:
         if alive:
             raise BootgpuError(f"{out}: jobs {', '.join(map(str, alive))} of this study are still queued or running; "
                                f"wait for them or qdel them first (bootgpu status {out})")
-    claim_study(layout, identity, focus, overwrite=args.overwrite, log=print)
-    old = read_study(out)  # None after --overwrite discarded the study
+    if claim_study(layout, identity, focus, overwrite=args.overwrite, log=print):
+        old = None  # --overwrite discarded the study, its submissions with it
     todo = [k for k in range(1, tasks + 1) if not shard_done(out, k, tasks)]
     if layout.results.is_file() and not todo:
         raise BootgpuError(f"{out}: the study is complete and merged (results.h5); nothing to submit")
@@ -455,8 +455,7 @@ def study_progress(out: Path) -> dict:
     read, one file at a time: memory does not grow with the study beyond its focus list.
     """
     from bootgpu.layout import StudyLayout
-    from bootgpu.results_io import read_meta
-    from bootgpu.study import recorded_identity, shard_slice
+    from bootgpu.study import file_identity_difference, recorded_identity, shard_slice
 
     layout = StudyLayout(out)
     study = read_study(out)
@@ -465,19 +464,10 @@ def study_progress(out: Path) -> dict:
     foreign: list[tuple[Path, str]] = []
 
     def ours(path: Path) -> bool:
-        if identity is None:
-            return True
-        meta = read_meta(path)
-        if meta.get("study_id") == identity.study_id:
-            return True
-        from bootgpu.identity import StudyIdentity
-
-        try:
-            diff = StudyIdentity.from_mapping(meta, str(path)).difference(identity)
-        except BootgpuError:
-            diff = "no study identity"
-        foreign.append((path, diff or "another study id"))
-        return False
+        diff = file_identity_difference(path, identity) if identity is not None else None
+        if diff:
+            foreign.append((path, diff))
+        return not diff
 
     shard_files = {key: p for key, p in layout.shards().items() if ours(p)}
     parts = {g for g, p in layout.parts().items() if ours(p)}

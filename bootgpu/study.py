@@ -153,8 +153,9 @@ def recorded_identity(layout: StudyLayout) -> tuple[StudyIdentity, list[int]] | 
 
 
 def claim_study(layout: StudyLayout, identity: StudyIdentity, focus: list[int], overwrite: bool = False,
-                log=print) -> None:
-    """Make DIR this study's before anything is computed or queued.
+                log=print) -> bool:
+    """Make DIR this study's before anything is computed or queued; True if ``overwrite``
+    discarded a study that was there.
 
     A DIR holding another study (different parameters, input, focus genes, format or rng) is
     refused with the first difference, unless ``overwrite``, which discards what that study wrote;
@@ -162,31 +163,45 @@ def claim_study(layout: StudyLayout, identity: StudyIdentity, focus: list[int], 
     written, exclusively: of two runs racing to claim DIR only one writes, and the other checks.
     """
     check_out_dir(layout.root)
-    recorded = recorded_identity(layout) if layout.identity.exists() else None
+    recorded = recorded_identity(layout)
     if recorded is not None:
+        present = True
         diff = recorded[0].difference(identity)
         if diff and not overwrite:
             raise other_study_error(layout.root, diff)
-    elif layout.has_results() and not overwrite:
-        raise BootgpuError(f"{layout.root} holds results without a study record (study.json; written by an older "
-                           f"bootgpu?): use another --out, or --overwrite to discard them")
-    if overwrite and (recorded is not None or layout.has_results()):
+    else:
+        present = layout.has_results()
+        if present and not overwrite:
+            raise BootgpuError(f"{layout.root} holds results without a study record (study.json; written by an older "
+                               f"bootgpu?): use another --out, or --overwrite to discard them")
+    discarded = overwrite and present
+    if discarded:
         layout.discard()
         log(f"--overwrite: discarded the study in {layout.root}")
     if not layout.create_record(study_record(identity, focus)):
         raced = recorded_identity(layout)
         if raced is not None and (diff := raced[0].difference(identity)):
             raise other_study_error(layout.root, diff)
+    return discarded
+
+
+def file_identity_difference(path: Path, identity: StudyIdentity) -> str | None:
+    """None if the part, shard or results file ``path`` belongs to the study ``identity``, else
+    its first difference (as ``StudyIdentity.difference`` words it)."""
+    meta = read_meta(path)
+    if meta.get("study_id") == identity.study_id:
+        return None
+    try:
+        theirs = StudyIdentity.from_mapping(meta, str(path))
+    except BootgpuError:
+        return "no study identity: written by an older bootgpu, or not by bootgpu"
+    return theirs.difference(identity) or f"study id {meta.get('study_id')}, not {identity.study_id}"
 
 
 def check_file_identity(path: Path, identity: StudyIdentity, what: str) -> None:
     """A part, shard or results file must belong to the study ``identity``."""
-    meta = read_meta(path)
-    if meta.get("study_id") == identity.study_id:
-        return
-    theirs = StudyIdentity.from_mapping(meta, str(path))
-    diff = theirs.difference(identity) or f"study id {meta.get('study_id')}, not {identity.study_id}"
-    raise BootgpuError(f"{path}: this {what} belongs to another study ({diff}): remove it, or rerun with --overwrite")
+    if diff := file_identity_difference(path, identity):
+        raise BootgpuError(f"{path}: this {what} belongs to another study ({diff}): remove it, or rerun with --overwrite")
 
 
 @dataclass
@@ -292,8 +307,8 @@ def merge_shards(out: Path) -> list[dict]:
 
     Every shard must belong to the study recorded in ``study.json`` (its identity is checked) and
     hold exactly its slice of the focus list.  The results file is streamed shard by shard and
-    focus gene by focus gene: memory is the gene and sample ids, one hubs row per focus gene and
-    the largest single focus gene's edges, whatever the number of focus genes.
+    focus gene by focus gene (HDF5 object copy; hubs rows from their attributes): memory is the
+    gene and sample ids and one hubs row per focus gene; no focus gene's edges are loaded.
     """
     layout = StudyLayout(out)
     check_out_dir(out, "merge")
