@@ -19,7 +19,7 @@ class BootstrapEdges(MatrixBenchmark):
             values = make_matrix(size)
             cfg, k_low, k_high = analysis(size)
             low, high = stage_ranking(numpy, values, 0, k_low, k_high)
-            sel = stage_tests_bh(numpy, stage_correlations(numpy, low, high, make_plan(numpy, size)), cfg)
+            sel = stage_tests_bh(numpy, stage_correlations(numpy, low, high, make_plan(numpy, size, values.shape[0])), cfg)
             out[size] = (values, {key: np.asarray(sel[key]) for key in ("gene_i", "gene_j", "r_low", "r_high")})
         return out
 

@@ -10,15 +10,27 @@
   CuPy keeps no peak counter) and the host RSS rise on NumPy.
 - Input matrices are built once per run in ``setup_cache`` (pickled by asv, shared by every class
   that inherits it) as host arrays; ``setup`` moves them to the backend.
+- Data: two synthetic shapes and two like real studies.  ``ALL`` is the real ALL leukaemia matrix
+  (12,625 probes x 128 samples, k = 25; ``../shared/data/all_leukemia.tsv.gz`` beside the checkout or
+  ``$BOOTGPU_ALL_DATA``, else the embedded 2,000-probe subset, so the case always runs) with its
+  focus gene 0: strong modules, 32,586 selected edges.  ``modular-20000x60`` is
+  ``synthetic.modular_matrix`` (k = 12, hundreds of thousands of selected edges in rewiring
+  modules), for a size no shipped file has.  A speed-up that holds only on the random shapes is
+  not a speed-up.
 - CUDA: run GPU benchmarks with ``asv run --launch-method spawn`` so that no benchmark process
   inherits a CUDA context from a fork.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 BACKENDS = ["numpy", "cupy"]
-# size name -> (genes, samples, B).  "8763x938" is the reference shape of the original pipeline.
-SIZES = {"1000x200": (1000, 200, 200), "8763x938": (8763, 938, 1000)}
+# size name -> (genes, samples, B).  "8763x938" is the reference shape of the original pipeline;
+# "ALL" the real matrix (its genes as read: 12,625, or 2,000 for the embedded subset).
+SIZES = {"1000x200": (1000, 200, 200), "8763x938": (8763, 938, 1000), "ALL": (None, 128, 1000),
+         "modular-20000x60": (20000, 60, 1000)}
 MEMORY_BUDGET = 3 * 2**30  # what the planner may use; the same on every backend so plans compare
 PLANTED_PER_CLASS = {"1000x200": 40, "8763x938": 300}
 
@@ -36,8 +48,31 @@ def get_backend_or_skip(name: str):
     return get_backend(name)
 
 
+def all_leukemia_path() -> Path:
+    """The full ALL matrix when it is here (``$BOOTGPU_ALL_DATA``, or ``../shared/data`` beside the
+    checkout), else the embedded 2,000-probe subset of it."""
+    from bootgpu.expression_io import demo_expression_path
+
+    for path in (os.environ.get("BOOTGPU_ALL_DATA"), SHARED_ALL):
+        if path and Path(path).is_file():
+            return Path(path)
+    return demo_expression_path()
+
+
+SHARED_ALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "all_leukemia.tsv.gz"
+
+
 def make_matrix(size: str):
-    """(genes, samples) float64 host matrix with planted rewired pairs for focus gene 0."""
+    """(genes, samples) float64 host matrix whose focus gene is gene 0."""
+    if size == "ALL":
+        from bootgpu.expression_io import read_expression
+
+        return read_expression(all_leukemia_path()).values
+    if size.startswith("modular"):
+        from bootgpu.synthetic import modular_matrix
+
+        genes, samples, _ = SIZES[size]
+        return modular_matrix(genes, samples).values
     from bootgpu.synthetic import planted_matrix
 
     genes, samples, _ = SIZES[size]
@@ -54,10 +89,12 @@ def analysis(size: str):
     return cfg, k_low, k_high
 
 
-def make_plan(backend, size: str):
+def make_plan(backend, size: str, genes: int | None = None):
+    """The plan of ``size`` (``genes``: the matrix's genes where the size does not fix them)."""
     from bootgpu.bench import make_plan as plan_for
 
-    genes, samples, _ = SIZES[size]
+    fixed, samples, _ = SIZES[size]
+    genes = fixed or genes
     cfg, k_low, k_high = analysis(size)
     return plan_for(backend, genes, samples, k_low, k_high, cfg, MEMORY_BUDGET)
 
@@ -97,5 +134,5 @@ class MatrixBenchmark(Benchmark):
     def setup_backend(self, matrices, backend: str, size: str):
         super().setup_backend(backend, size)
         self.expr = self.backend.to_device(matrices[size])
-        self.plan = make_plan(self.backend, size)
+        self.plan = make_plan(self.backend, size, matrices[size].shape[0])
         self.sync()

@@ -53,6 +53,28 @@ COMPARED_FIELDS = ("r_low", "r_high", "q_low", "q_high", "q_diff", "boot_mean", 
 LOW, HIGH = 0, 1
 
 
+SYNTHETIC = ("planted", "modular")
+
+
+def synthetic_values(kind: str, genes: int, samples: int, planted: int):
+    """The synthetic benchmark matrix (focus gene 0): ``planted`` (``synthetic.planted_matrix``, a
+    latent-factor background with ``planted`` rewired pairs per class: few selected edges, like the
+    random reference shape) or ``modular`` (``synthetic.modular_matrix``: co-expression modules
+    that rewire as wholes, hundreds of thousands of selected edges at 20,000 x 60, like real data
+    with small tails)."""
+    from bootgpu import synthetic
+
+    if kind == "modular":
+        return synthetic.modular_matrix(genes, samples).values
+    return synthetic.planted_matrix(genes, samples, planted, strength=0.6).values
+
+
+def synthetic_description(kind: str) -> str:
+    if kind == "modular":
+        return "bootgpu.synthetic.modular_matrix(genes, samples)"
+    return "bootgpu.synthetic.planted_matrix(genes, samples, planted, strength=0.6)"
+
+
 def default_planted(n_genes: int) -> int:
     """Planted pairs per class: 300 (as scripts/time_focus_gene.py) but at most 1/16 of the genes,
     so most genes stay background."""
@@ -205,6 +227,9 @@ def reference_bootstrap(values, groups, gene_i, gene_j, base_delta, positions, c
                 norm = np.sqrt(np.sum(rk * rk, axis=1))
                 r.append(np.sum(rk[iu] * rk[ju], axis=1) / (norm[iu] * norm[ju]))
             deltas[:, b] = r[1] - r[0]
+    # r_high_b == r_low_b exactly (e.g. both 1 in a tight module) leaves +-1e-16 of rounding here,
+    # which would decide the sign counts of boot_p by chance; such deltas are 0
+    deltas[np.abs(deltas) < 1e-12] = 0.0
     mean = deltas.mean(axis=1)
     ci_low, ci_high = np.quantile(deltas, [ci_alpha / 2, 1 - ci_alpha / 2], axis=1)
     p = np.maximum(2 * np.minimum((deltas > 0).mean(axis=1), (deltas < 0).mean(axis=1)), 1.0 / n_boot)
@@ -317,8 +342,8 @@ def _warm_up(backend, values, cfg):
 # --- one implementation, in its own process ------------------------------------------------------
 
 def run_worker(impl: str, genes: int, samples: int, n_bootstrap: int, planted: int, budget: str | None, out_dir: Path,
-               expr: str | None = None, focus: int = 0, samples_in_rows: bool = False) -> dict:
-    """Run one implementation on the benchmark matrix (the planted one, or the file ``expr`` with
+               expr: str | None = None, focus: int = 0, samples_in_rows: bool = False, synthetic: str = "planted") -> dict:
+    """Run one implementation on the benchmark matrix (``synthetic_values(synthetic, ...)``, or the file ``expr`` with
     focus gene row ``focus``); write its selected edges to ``out_dir/IMPL.npz`` and return its
     stage figures."""
     from bootgpu.config import AnalysisConfig
@@ -329,9 +354,7 @@ def run_worker(impl: str, genes: int, samples: int, n_bootstrap: int, planted: i
         values = read_expression(expr, samples_in_rows=samples_in_rows).values
         genes, samples = values.shape
     else:
-        from bootgpu.synthetic import planted_matrix
-
-        values = planted_matrix(genes, samples, planted, strength=0.6).values
+        values = synthetic_values(synthetic, genes, samples, planted)
         focus = 0
     cfg = AnalysisConfig(n_bootstrap=n_bootstrap)
     k_low, k_high = cfg.validate(samples)
@@ -400,10 +423,11 @@ def _worker_main(argv) -> int:
     ap.add_argument("--expr")
     ap.add_argument("--focus", type=int, default=0)
     ap.add_argument("--samples-in-rows", action="store_true")
+    ap.add_argument("--synthetic", choices=SYNTHETIC, default="planted")
     args = ap.parse_args(argv)
     try:
         info = run_worker(args.worker, args.genes, args.samples, args.n_bootstrap, args.planted, args.memory_budget,
-                          Path(args.out_dir), args.expr, args.focus, args.samples_in_rows)
+                          Path(args.out_dir), args.expr, args.focus, args.samples_in_rows, args.synthetic)
     except BootgpuError as exc:
         print(f"bootgpu: error: {exc}", file=sys.stderr)
         return 2
@@ -428,10 +452,11 @@ def compare_edges(out_dir: Path, impl: str) -> dict:
 
 def run_bench(backends, genes: int, samples: int, n_bootstrap: int, *, planted: int | None = None,
               memory_budget: str | None = None, reference: bool = True, log=None, expr: str | None = None,
-              focus: int = 0, focus_name: str | None = None, samples_in_rows: bool = False) -> dict:
+              focus: int = 0, focus_name: str | None = None, samples_in_rows: bool = False,
+              synthetic: str = "planted") -> dict:
     """Run every implementation in its own process; figures, ratios and the edge check as a dict.
     With ``expr`` the matrix is that file (``genes`` x ``samples`` as read) and the focus gene its
-    row ``focus``; else the planted synthetic matrix and its gene 0."""
+    row ``focus``; else the synthetic matrix ``synthetic`` (``synthetic_values``) and its gene 0."""
     import platform
 
     from bootgpu import __version__
@@ -441,9 +466,9 @@ def run_bench(backends, genes: int, samples: int, n_bootstrap: int, *, planted: 
     report: dict = {
         "bootgpu_version": __version__,
         "shape": {"genes": genes, "samples": samples, "n_bootstrap": n_bootstrap,
-                  "planted_per_class": None if expr else planted, "focus": focus_name or focus,
-                  "data": str(Path(expr).resolve()) if expr else
-                  "bootgpu.synthetic.planted_matrix(genes, samples, planted, strength=0.6)"},
+                  "planted_per_class": planted if not expr and synthetic == "planted" else None,
+                  "focus": focus_name or focus,
+                  "data": str(Path(expr).resolve()) if expr else synthetic_description(synthetic)},
         "machine": {"cpu": _cpu_name(), "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
                     "numpy": np.__version__},
         "stages": list(STAGES),
@@ -456,7 +481,7 @@ def run_bench(backends, genes: int, samples: int, n_bootstrap: int, *, planted: 
                 log(f"bench: {impl} on {genes} x {samples}, B = {n_bootstrap} ...")
             cmd = [sys.executable, "-m", "bootgpu.bench", "--worker", impl, "--genes", str(genes),
                    "--samples", str(samples), "--n-bootstrap", str(n_bootstrap), "--planted", str(planted),
-                   "--out-dir", tmp]
+                   "--out-dir", tmp, "--synthetic", synthetic]
             if memory_budget:
                 cmd += ["--memory-budget", memory_budget]
             if expr:
@@ -590,7 +615,7 @@ def _command_line(args) -> str:
         words += ["--expr", args.expr] + (["--focus", args.focus] if args.focus else [])
         words += ["--samples-in-rows"] if args.samples_in_rows else []
     else:
-        words += ["--genes", str(args.genes), "--samples", str(args.samples)]
+        words += ["--synthetic", args.synthetic, "--genes", str(args.genes), "--samples", str(args.samples)]
     words += ["--n-bootstrap", str(args.n_bootstrap)]
     for opt in ("planted", "memory_budget", "json", "plot"):
         if getattr(args, opt) is not None:
@@ -600,6 +625,7 @@ def _command_line(args) -> str:
 
 def cmd_bench(args) -> int:
     from bootgpu.backends.cupy_backend import cupy_unusable_reason
+    from bootgpu.synthetic import default_module_sizes
     from bootgpu.config import AnalysisConfig
 
     if args.backend:
@@ -624,12 +650,18 @@ def cmd_bench(args) -> int:
     AnalysisConfig(n_bootstrap=args.n_bootstrap).validate(args.samples)
     if args.genes < 2:
         raise BootgpuError(f"--genes must be at least 2, got {args.genes}")
+    if args.expr and args.synthetic != "planted":
+        raise BootgpuError("bench --synthetic chooses the synthetic matrix; it does not go with --expr")
+    if args.synthetic == "modular" and sum(default_module_sizes(args.genes)) > args.genes - 1:
+        raise BootgpuError(f"--synthetic modular needs at least 10 genes, got --genes {args.genes}")
+    if args.planted is not None and args.synthetic != "planted":
+        raise BootgpuError("--planted goes with --synthetic planted (modular plants whole modules)")
     if args.planted is not None and not 0 <= 8 * args.planted < args.genes:
         raise BootgpuError(f"--planted {args.planted} needs more than {8 * args.planted} genes (--genes {args.genes})")
     report = run_bench(backends, args.genes, args.samples, args.n_bootstrap, planted=args.planted,
                        memory_budget=args.memory_budget, reference=not args.no_reference,
                        log=lambda line: print(line, file=sys.stderr, flush=True), expr=args.expr, focus=focus,
-                       focus_name=focus_name, samples_in_rows=args.samples_in_rows)
+                       focus_name=focus_name, samples_in_rows=args.samples_in_rows, synthetic=args.synthetic)
     report["command"] = _command_line(args)
     print(format_table(report))
     if args.json:
@@ -657,6 +689,11 @@ def register_commands(subparsers) -> None:
     p.add_argument("--expr", help="a real expression matrix (TSV/CSV(.gz) or HDF5) instead of the synthetic one")
     p.add_argument("--samples-in-rows", action="store_true", help="--expr holds samples in rows (see bootgpu run)")
     p.add_argument("--focus", help="with --expr: the focus gene, a gene id or #ROW (default #0)")
+    p.add_argument("--synthetic", choices=SYNTHETIC, default="planted",
+                   help="without --expr, the synthetic matrix: planted (a few planted rewired pairs in a latent-factor "
+                        "background, few selected edges) or modular (co-expression modules that rewire as wholes, "
+                        "hundreds of thousands of selected edges, like real data with small tails; try --genes 20000 "
+                        "--samples 60) (default %(default)s)")
     p.add_argument("--genes", type=int, default=2000, help="genes of the synthetic matrix (default %(default)s)")
     p.add_argument("--samples", type=int, default=300, help="samples (default %(default)s)")
     p.add_argument("--n-bootstrap", type=int, default=1000, help="replicates B (default %(default)s)")

@@ -68,6 +68,12 @@ def planted_matrix(
 
 
 MODULE_MODES = ("sign_change", "disappear", "new", "stay")
+MODULE_FRACTIONS = (0.06, 0.04, 0.025, 0.02)  # of the genes: (1200, 800, 500, 400) at 20,000 genes
+
+
+def default_module_sizes(n_genes: int) -> tuple:
+    """Module sizes of ``modular_matrix`` for ``n_genes`` genes (at least 2 genes a module)."""
+    return tuple(max(2, int(round(n_genes * f))) for f in MODULE_FRACTIONS)
 
 
 @dataclass
@@ -81,7 +87,7 @@ class ModularMatrix:
 def modular_matrix(
     n_genes: int = 20000,
     n_samples: int = 60,
-    module_sizes: tuple = (1200, 800, 500, 400),
+    module_sizes: tuple | None = None,
     *,
     modes: tuple = MODULE_MODES,
     low_frac: float = 0.2,
@@ -92,7 +98,8 @@ def modular_matrix(
 ) -> ModularMatrix:
     """Expression with co-expression modules that rewire with focus gene 0, like real studies with
     small extreme groups (the default 60 samples give k = 12) and hundreds of thousands of
-    differential edges.
+    differential edges.  ``module_sizes`` None: ``default_module_sizes(n_genes)``, i.e. (1200, 800,
+    500, 400) at 20,000 genes and the same fractions of the genes at other sizes.
 
     Every gene follows a few shared latent factors plus noise (ordinary background co-expression);
     module i (``module_sizes[i]`` random genes, mode ``modes[i % len(modes)]``) follows its own
@@ -102,6 +109,10 @@ def modular_matrix(
     strong but not differential).  With the defaults, focus gene 0 selects about 800,000 edges
     (sig_diff at alpha 0.05), most of them in dense blocks of module genes.
     """
+    if module_sizes is None:
+        module_sizes = default_module_sizes(n_genes)
+    if sum(module_sizes) > n_genes - 1:
+        raise ValueError(f"modules of {sum(module_sizes)} genes do not fit in {n_genes - 1} non-focus genes")
     rng = np.random.default_rng(seed)
     factors = rng.standard_normal((n_factors, n_samples))
     values = (rng.standard_normal((n_genes, n_factors)) * 0.3) @ factors + rng.standard_normal((n_genes, n_samples))

@@ -63,6 +63,23 @@ def test_bench_on_a_real_matrix_and_focus_gene(tmp_path, write_demo_tsv):
     assert "--expr" in report["command"] and "--focus #1" in report["command"]
 
 
+def test_bench_on_the_modular_synthetic_matrix_agrees_with_the_reference(tmp_path):
+    """`--synthetic modular`: whole modules rewire, so far more edges are selected than planted pairs
+    (each sign_change/disappear/new module contributes pairs), and the reference computes the same
+    ones.  boot_p included: deltas that are exactly 0 (r = 1 in both groups) count as neither sign."""
+    from bootgpu.synthetic import default_module_sizes
+
+    report = _bench(tmp_path, "--backend", "numpy", "--synthetic", "modular", "--genes", "600", "--samples", "60",
+                    "--n-bootstrap", "50")
+    assert report["shape"]["data"] == "bootgpu.synthetic.modular_matrix(genes, samples)"
+    assert report["shape"]["planted_per_class"] is None
+    sizes = default_module_sizes(600)
+    check = report["check"]["numpy"]
+    assert check["same_selected_edges"] and check["n_selected"][0] > sizes[0] * (sizes[0] // 2) // 2
+    assert max(check["max_abs_diff"].values()) < 1e-6
+    assert "--synthetic modular" in report["command"]
+
+
 def test_bench_table_lists_every_stage_of_each_implementation(tmp_path):
     report = _bench(tmp_path, "--backend", "numpy", "strict", "--genes", "150", "--samples", "60", "--n-bootstrap", "50")
     _check_report(report, ["numpy", "strict"])
@@ -81,6 +98,8 @@ def test_bench_bad_options_are_one_line_errors(tmp_path, capsys):
     assert main(["bench", "--samples", "10"]) == 2
     assert "LOW group has 2 samples" in capsys.readouterr().err
     assert main(["bench", "--genes", "100", "--planted", "20"]) == 2
+    assert main(["bench", "--synthetic", "modular", "--genes", "5"]) == 2
+    assert main(["bench", "--synthetic", "modular", "--planted", "3"]) == 2
     assert "--planted 20" in capsys.readouterr().err
     if cupy_unusable_reason() is not None:
         assert main(["bench", "--backend", "cupy"]) == 2
