@@ -227,6 +227,10 @@ from bootgpu.expression_io import read_expression, demo_expression_path
 case, n_boot = sys.argv[1], int(sys.argv[2])
 if case == "demo":
     values = read_expression(demo_expression_path()).values
+elif case.startswith("planted:"):
+    from bootgpu.synthetic import planted_matrix
+    _, genes, samples = case.split(":")
+    values = planted_matrix(int(genes), int(samples), 40, strength=0.6).values
 else:
     genes, samples, sizes = case.split(":")
     values = modular_matrix(int(genes), int(samples), tuple(int(s) for s in sizes.split(",")), seed=1).values
@@ -243,7 +247,8 @@ print(json.dumps({"edges": int(result.edges["gene_i"].shape[0]), "measured": pea
 
 
 @pytest.mark.parametrize("case,n_boot,edges", [
-    ("demo", 300, (50, 1000)),  # the pair passes set the peak
+    ("demo", 300, (50, 1000)),  # real data (ALL probes, k = 25): the pair passes set the peak
+    ("planted:2000:400", 300, (30, 200)),  # the random reference shape, smaller: few edges, k = 80
     ("1500:100:200,100", 500, (10000, 40000)),  # the bootstrap of modules' edges sets it
 ])
 def test_replanned_prediction_is_within_1_5x_of_the_measured_peak(case, n_boot, edges):
