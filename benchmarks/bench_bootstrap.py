@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from bootgpu.bench import stage_bootstrap, stage_correlations, stage_ranking, stage_tests_bh
+from .common import (MatrixBenchmark, analysis, get_backend_or_skip, make_matrix, make_plan, safe_import,
+                     sizes_to_run)
 
-from .common import SIZES, MatrixBenchmark, analysis, get_backend_or_skip, make_matrix, make_plan
+with safe_import():
+    from bootgpu.bench import stage_bootstrap, stage_correlations, stage_ranking, stage_tests_bh
 
 
 class BootstrapEdges(MatrixBenchmark):
+    stage = "bootstrap"
+
     def setup_cache(self):
         """Matrices and their selected edges (gene_i, gene_j, r_low, r_high), found once on NumPy."""
         numpy = get_backend_or_skip("numpy")
         out = {}
-        for size in SIZES:
+        for size in sizes_to_run():
             values = make_matrix(size)
             cfg, k_low, k_high = analysis(size)
             low, high = stage_ranking(numpy, values, 0, k_low, k_high)
@@ -26,7 +30,7 @@ class BootstrapEdges(MatrixBenchmark):
     setup_cache.timeout = 600
 
     def setup(self, data, backend, size):
-        values, edges = data[size]
+        values, edges = data.get(size, (None, None))  # absent: a size skipped in setup_backend
         self.setup_backend({size: values}, backend, size)
         self.low, self.high = stage_ranking(self.backend, self.expr, 0, self.k_low, self.k_high)
         self.edges = {key: self.backend.to_device(value) for key, value in edges.items()}
@@ -35,14 +39,3 @@ class BootstrapEdges(MatrixBenchmark):
     def run(self):
         stage_bootstrap(self.backend, self.low, self.high, self.edges, self.cfg, self.plan, 0)
         self.sync()
-
-    def time_bootstrap(self, data, backend, size):
-        self.run()
-
-    def peakmem_bootstrap(self, data, backend, size):
-        self.run()
-
-    def track_bootstrap_peak_bytes(self, data, backend, size):
-        return self.tracked_peak(self.run)
-
-    track_bootstrap_peak_bytes.unit = "bytes"

@@ -3,12 +3,15 @@ thresholds, selection, q of the selected edges; ``core.fdr``), on pair statistic
 
 from __future__ import annotations
 
-from bootgpu.bench import stage_correlations, stage_ranking, stage_tests_bh
+from .common import MatrixBenchmark, safe_import
 
-from .common import MatrixBenchmark
+with safe_import():
+    from bootgpu.bench import stage_correlations, stage_ranking, stage_tests_bh
 
 
 class BenjaminiHochberg(MatrixBenchmark):
+    stage = "bh"
+
     def setup(self, matrices, backend, size):
         self.setup_backend(matrices, backend, size)
         low, high = stage_ranking(self.backend, self.expr, 0, self.k_low, self.k_high)
@@ -18,14 +21,3 @@ class BenjaminiHochberg(MatrixBenchmark):
     def run(self):
         stage_tests_bh(self.backend, self.passes, self.cfg)
         self.sync()
-
-    def time_bh(self, matrices, backend, size):
-        self.run()
-
-    def peakmem_bh(self, matrices, backend, size):
-        self.run()
-
-    def track_bh_peak_bytes(self, matrices, backend, size):
-        return self.tracked_peak(self.run)
-
-    track_bh_peak_bytes.unit = "bytes"

@@ -3,26 +3,18 @@
 
 from __future__ import annotations
 
-from bootgpu.bench import stage_ranking
+from .common import MatrixBenchmark, safe_import
 
-from .common import MatrixBenchmark
+with safe_import():
+    from bootgpu.bench import stage_ranking
 
 
 class Ranking(MatrixBenchmark):
+    stage = "ranking"
+
     def setup(self, matrices, backend, size):
         self.setup_backend(matrices, backend, size)
 
     def run(self):
         stage_ranking(self.backend, self.expr, 0, self.k_low, self.k_high)
         self.sync()
-
-    def time_ranking(self, matrices, backend, size):
-        self.run()
-
-    def peakmem_ranking(self, matrices, backend, size):
-        self.run()
-
-    def track_ranking_peak_bytes(self, matrices, backend, size):
-        return self.tracked_peak(self.run)
-
-    track_ranking_peak_bytes.unit = "bytes"

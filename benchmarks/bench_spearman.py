@@ -4,12 +4,15 @@ with the plan's pair cache, as the pipeline keeps it for the BH passes)."""
 
 from __future__ import annotations
 
-from bootgpu.bench import stage_correlations, stage_ranking
+from .common import MatrixBenchmark, safe_import
 
-from .common import MatrixBenchmark
+with safe_import():
+    from bootgpu.bench import stage_correlations, stage_ranking
 
 
 class BaseCorrelations(MatrixBenchmark):
+    stage = "base_correlations"
+
     def setup(self, matrices, backend, size):
         self.setup_backend(matrices, backend, size)
         self.low, self.high = stage_ranking(self.backend, self.expr, 0, self.k_low, self.k_high)
@@ -18,14 +21,3 @@ class BaseCorrelations(MatrixBenchmark):
     def run(self):
         stage_correlations(self.backend, self.low, self.high, self.plan)
         self.sync()
-
-    def time_base_correlations(self, matrices, backend, size):
-        self.run()
-
-    def peakmem_base_correlations(self, matrices, backend, size):
-        self.run()
-
-    def track_base_correlations_peak_bytes(self, matrices, backend, size):
-        return self.tracked_peak(self.run)
-
-    track_base_correlations_peak_bytes.unit = "bytes"
