@@ -8,8 +8,21 @@ import pytest
 from bootgpu.backends import get_backend
 from bootgpu.backends.cupy_backend import cupy_unusable_reason
 from bootgpu.expression_io import demo_expression_path, read_expression
+from environment import check
+
 
 DEMO_GENES = 120  # genes of the demo slice; all 128 samples are kept
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "requires(*names): needs these from the machine (tests/environment.py); "
+                                       "skipped without them unless BOOTGPU_REQUIRE names them")
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("requires"):
+        for name in mark.args:
+            check(name)
 
 
 @pytest.fixture(params=["numpy", "strict", pytest.param("cupy", marks=pytest.mark.gpu)])

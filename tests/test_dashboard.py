@@ -3,8 +3,8 @@ Chromium, which must list the suite's benchmarks and draw a benchmark's graph.
 
 Needs Debian's chromium and chromium-driver, selenium, and the dashboard's JavaScript libraries
 fetched for offline use (``benchmarks/dashboard_offline.py fetch``); .ci/run installs all three
-and sets BOOTGPU_REQUIRE_CHROMIUM=1, which turns a skip into a failure.  Only the sub-second
-small size runs (``-b 1000x200``: every benchmark at 1000 x 200), for HEAD and its parent, into a
+and sets BOOTGPU_REQUIRE=chromium,... (tests/environment.py), which turns a skip into a failure.
+Only the sub-second small size runs (``-b 1000x200``: every benchmark at 1000 x 200), for HEAD and its parent, into a
 temporary results and html folder.  The screenshots
 are kept under $BOOTGPU_ARTEFACTS (else the test's tmp folder).
 """
@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from bootgpu.backends.cupy_backend import cupy_unusable_reason
+from environment import check, unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = r"1000x200"  # asv matches -b against "name('numpy', '1000x200')"
@@ -47,17 +48,14 @@ dashboard_offline = _load_dashboard_offline()
 
 
 def _unavailable(reason: str):
-    if os.environ.get("BOOTGPU_REQUIRE_CHROMIUM") == "1":
-        pytest.fail(f"BOOTGPU_REQUIRE_CHROMIUM=1 but {reason}")
-    pytest.skip(reason)
+    unavailable("chromium", reason)
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
+    check("chromium")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
-    if not chromium or not driver:
-        _unavailable("chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)")
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service

@@ -24,7 +24,7 @@ from bootgpu.expression_io import (
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "all_leukemia.tsv.gz"
-needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data absent")
+needs_shared = pytest.mark.requires("shared-data")
 
 GENES = ("g1", "g2", "g3")
 SAMPLES = ("007", "010", "s3")

@@ -11,7 +11,8 @@ requestable h_vmem; docs/local-grid-engine.md).
   back to NumPy and says so in their logs.
 
 Skipped, with the reason, where `qsub` is missing or the cluster does not answer; CI sets
-BOOTGPU_REQUIRE_SGE=1 (after starting the cluster in .ci/run), which turns that skip into a failure.
+BOOTGPU_REQUIRE=...,sge (after starting the cluster in .ci/run; tests/environment.py), which turns
+that skip into a failure.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import pytest
 
 from bootgpu.cli import main
 from bootgpu.study import shard_slice
+from environment import unavailable
 
 ENV_FILE = Path("/tmp/bootgpu-local-sge.env")
 N_GENES = 40
@@ -72,9 +74,7 @@ def _cluster_problem() -> str | None:
 def cluster():
     problem = _cluster_problem()
     if problem:
-        if os.environ.get("BOOTGPU_REQUIRE_SGE") == "1":
-            pytest.fail(f"BOOTGPU_REQUIRE_SGE=1 but {problem}")
-        pytest.skip(problem)
+        unavailable("sge", problem)
     jobs: list[int] = []
     yield jobs
     live = subprocess.run(["qstat", "-u", "*"], capture_output=True, text=True).stdout.split()
