@@ -44,7 +44,9 @@ def safe_import():
     except ImportError as exc:
         _IMPORT_ERRORS.append(exc)
 
-BACKENDS = ["numpy", "cupy"]
+with safe_import():
+    from bootgpu.backends import REGISTRY
+BACKENDS = [name for name, spec in REGISTRY.items() if spec.benchmarked] if not _IMPORT_ERRORS else ["numpy", "cupy"]
 # size name -> (genes, samples, B).  "8763x938" is the reference shape of the original pipeline;
 # "ALL" the real matrix (its genes as read: 12,625, or 2,000 for the embedded subset).
 SIZES = {"1000x200": (1000, 200, 200), "8763x938": (8763, 938, 1000), "ALL": (None, 128, 1000),
@@ -58,14 +60,11 @@ def get_backend_or_skip(name: str):
     """The bootgpu backend ``name``, or NotImplementedError (asv: skipped) when it cannot run here."""
     if _IMPORT_ERRORS:
         raise NotImplementedError(f"this commit lacks what the benchmark imports: {_IMPORT_ERRORS[0]}")
-    if name == "cupy":
-        from bootgpu.backends.cupy_backend import cupy_unusable_reason
+    from bootgpu.backends import get_backend, unusable_reason
 
-        reason = cupy_unusable_reason()
-        if reason is not None:
-            raise NotImplementedError(f"cupy backend not usable: {reason}")
-    from bootgpu.backends import get_backend
-
+    reason = unusable_reason(name)
+    if reason is not None:
+        raise NotImplementedError(f"{name} backend not usable: {reason}")
     return get_backend(name)
 
 

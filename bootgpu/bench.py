@@ -44,11 +44,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bootgpu.backends import REGISTRY, unusable_reason
 from bootgpu.errors import BootgpuError
 
 STAGES = ("draws", "ranking", "correlations", "tests_bh", "bootstrap", "focus_gene")
 REFERENCE = "reference"
-BENCH_BACKENDS = ("numpy", "cupy", "strict")
+BENCH_BACKENDS = tuple(REGISTRY)
 COMPARED_FIELDS = ("r_low", "r_high", "q_low", "q_high", "q_diff", "boot_mean", "boot_std", "ci_low", "ci_high", "boot_p")
 LOW, HIGH = 0, 1
 
@@ -624,16 +625,16 @@ def _command_line(args) -> str:
 
 
 def cmd_bench(args) -> int:
-    from bootgpu.backends.cupy_backend import cupy_unusable_reason
-    from bootgpu.synthetic import default_module_sizes
     from bootgpu.config import AnalysisConfig
+    from bootgpu.synthetic import default_module_sizes
 
     if args.backend:
         backends = list(dict.fromkeys(args.backend))
-    else:
-        backends = ["numpy"] + (["cupy"] if cupy_unusable_reason() is None else [])
-    if "cupy" in backends and (reason := cupy_unusable_reason()):
-        raise BootgpuError(f"--backend cupy is not usable: {reason}")
+    else:  # every benchmarked backend that can run here
+        backends = [name for name, spec in REGISTRY.items() if spec.benchmarked and spec.unusable_reason() is None]
+    for name in backends:
+        if reason := unusable_reason(name):
+            raise BootgpuError(f"--backend {name} is not usable: {reason}")
     focus, focus_name = 0, None
     if args.expr:
         from bootgpu.cli import read_input

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bootgpu.backends import get_backend
-from bootgpu.backends.cupy_backend import cupy_unusable_reason
+from bootgpu.backends import REGISTRY, get_backend, unusable_reason
 from bootgpu.expression_io import demo_expression_path, read_expression
 from environment import check
 
@@ -25,13 +24,14 @@ def pytest_runtest_setup(item):
             check(name)
 
 
-@pytest.fixture(params=["numpy", "strict", pytest.param("cupy", marks=pytest.mark.gpu)])
+@pytest.fixture(params=[pytest.param(name, marks=[pytest.mark.gpu] if spec.device else [])
+                        for name, spec in REGISTRY.items()])
 def xp_backend(request):
-    """Each backend in turn; the CuPy one is skipped, with the reason, where no device is usable."""
-    if request.param == "cupy":
-        reason = cupy_unusable_reason()
-        if reason is not None:
-            pytest.skip(f"cupy backend not usable: {reason}")
+    """Each backend of the registry in turn; one that cannot run here (CuPy without a usable device)
+    is skipped, with the reason."""
+    reason = unusable_reason(request.param)
+    if reason is not None:
+        pytest.skip(f"{request.param} backend not usable: {reason}")
     return get_backend(request.param)
 
 

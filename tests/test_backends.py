@@ -248,3 +248,42 @@ def test_cupy_focus_result_equals_numpy(demo_values):
             np.testing.assert_allclose(got.edges[key], want.edges[key], rtol=1e-6, atol=1e-6, err_msg=key)
         else:
             np.testing.assert_array_equal(got.edges[key], want.edges[key], err_msg=key)
+
+
+def test_the_registry_is_the_one_list_of_backends():
+    """CLI choices, `bootgpu bench`, the asv suite and the test fixtures all read REGISTRY."""
+    import importlib.util
+    from pathlib import Path
+
+    from bootgpu.backends import BACKEND_NAMES, REGISTRY
+    from bootgpu.bench import BENCH_BACKENDS
+    from bootgpu.cli import build_parser
+
+    assert BACKEND_NAMES == ("auto", *REGISTRY) and BENCH_BACKENDS == tuple(REGISTRY)
+    run = build_parser()._subparsers._group_actions[0].choices["run"]
+    (backend_option,) = [a for a in run._actions if "--backend" in a.option_strings]
+    assert tuple(backend_option.choices) == BACKEND_NAMES
+    spec = importlib.util.spec_from_file_location("asv_common", Path(__file__).resolve().parents[1] / "benchmarks" / "common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    assert common.BACKENDS == [name for name, s in REGISTRY.items() if s.benchmarked] == ["numpy", "cupy"]
+    with pytest.raises(BootgpuError, match="unknown backend 'gpu'; choose one of auto, numpy, cupy, strict"):
+        get_backend("gpu")
+
+
+def test_cupy_without_array_api_compat_is_not_usable_and_says_why(monkeypatch):
+    """A CuPy that imports and sees a device, but no array-api-compat: "not usable" with the reason
+    (the core needs the array-API namespace; plain cupy would fail late, e.g. on cumulative_sum)."""
+    import sys
+    import types
+
+    from bootgpu.backends import unusable_reason
+
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setitem(sys.modules, "array_api_compat.cupy", None)  # import of it raises ImportError
+    reason = unusable_reason("cupy")
+    assert reason is not None and reason.startswith("array-api-compat is missing") and "pip install array-api-compat" in reason
+    with pytest.raises(BootgpuError, match="--backend cupy is not usable: array-api-compat is missing"):
+        get_backend("cupy")

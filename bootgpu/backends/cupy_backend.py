@@ -31,6 +31,10 @@ def cupy_unusable_reason() -> str | None:
         return f"CUDA driver/runtime error: {_first_line(exc)}"
     if count < 1:
         return "no CUDA device is visible"
+    try:  # the core speaks the array API; CuPy's own namespace lacks parts of it (cumulative_sum ...)
+        import array_api_compat.cupy  # noqa: F401
+    except ImportError as exc:
+        return f"array-api-compat is missing ({_first_line(exc)}); pip install array-api-compat"
     return None
 
 
@@ -63,12 +67,9 @@ class CupyBackend(Backend):
     name = "cupy"
 
     def __init__(self):
+        import array_api_compat.cupy as xp  # cupy_unusable_reason() says when this is missing
         import cupy
 
-        try:  # the array-API-compatible view of CuPy when available
-            import array_api_compat.cupy as xp
-        except ImportError:
-            xp = cupy
         self.cupy = cupy
         self.xp = xp
 

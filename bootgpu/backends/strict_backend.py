@@ -13,6 +13,15 @@ from bootgpu.backends._base import Backend
 from bootgpu.backends.numpy_backend import NumpyBackend
 
 
+def strict_unusable_reason() -> str | None:
+    """None when array_api_strict is installed (a development dependency), else why not."""
+    try:
+        import array_api_strict  # noqa: F401
+    except ImportError:
+        return "array_api_strict is not installed (pip install -e '.[dev]')"
+    return None
+
+
 class StrictBackend(NumpyBackend):
     name = "strict"
 
