@@ -69,7 +69,8 @@ def cmd_run(args) -> int:
     from bootgpu.identity import StudyIdentity
     from bootgpu.layout import StudyLayout, check_out_dir
     from bootgpu.planner import plan_batches, resolve_budget
-    from bootgpu.study import StudyRun, claim_study, parse_focus, parse_shard
+    from bootgpu.study import claim_study, parse_focus, parse_shard
+    from bootgpu.study_run import StudyRun
 
     if args.demo == bool(args.expr):
         raise BootgpuError("give exactly one of --expr FILE or --demo")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bootgpu.core.change import CHANGE_LABELS
+from bootgpu.results_schema import CHANGE_LABELS
 
 HUB_COLUMNS = (
     "focus_index", "gene", "n_tests", "n_sig_diff", "n_sig_edges", "n_robust",

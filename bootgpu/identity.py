@@ -26,8 +26,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from bootgpu.errors import BootgpuError
+from bootgpu.results_schema import RESULTS_FORMAT
 
-RESULTS_FORMAT = 2  # 1: /meta/study_focus was an attribute (and copied into every part and shard)
 
 _ANALYSIS_KEYS = ("low_frac", "high_frac", "n_bootstrap", "bootstrap_frac", "seed", "fdr_alpha", "ci_alpha",
                   "edge_selection")  # fmt: skip

@@ -14,8 +14,6 @@ the end.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from bootgpu.config import AnalysisConfig
@@ -26,25 +24,9 @@ from bootgpu.core.significance import FisherTest, TTest, z_transform
 from bootgpu.core.spearman import GroupPairs, PairBlock, PairBlocks, group_ranks
 from bootgpu.core.split import split_samples
 from bootgpu.planner import Plan, bootstrap_peak, plan_bootstrap, replicate_bytes, replicate_chunk_for
+from bootgpu.results_schema import EDGE_FLOAT_FIELDS, FocusResult, empty_edges
 
 TESTS = ("low", "high", "diff")
-EDGE_FLOAT_FIELDS = (
-    "r_low", "r_high", "delta", "q_low", "q_high", "q_diff",
-    "boot_mean", "boot_std", "ci_low", "ci_high", "bias", "boot_p",
-)  # fmt: skip
-
-
-@dataclass
-class FocusResult:
-    """Host (NumPy) results of one focus gene; ``edges`` holds the selected edges' arrays."""
-
-    focus: int
-    attrs: dict
-    low_samples: np.ndarray
-    high_samples: np.ndarray
-    edges: dict = field(default_factory=dict)
-    plan: Plan | None = None  # the plan re-made for this focus gene's selected edges (planner.plan_bootstrap):
-    #                           its predicted_peak_bytes is the prediction for this focus gene
 
 
 class BlockStats:
@@ -242,7 +224,7 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
     high_samples = backend.to_host(high_idx).astype(np.int32)
     if sel is None:
         attrs["n_robust"] = 0
-        return FocusResult(focus, attrs, low_samples, high_samples, _empty_edges(), plan_bootstrap(plan, 0))
+        return FocusResult(focus, attrs, low_samples, high_samples, empty_edges(), plan_bootstrap(plan, 0))
 
     edges = _q_value_pass(backend, passes, streams, sel)
     del passes  # the cached pair statistics are not needed by the bootstrap
@@ -380,10 +362,3 @@ def _bootstrap_selected(backend, low, high, sel, focus, cfg: AnalysisConfig, pla
     out = bootstrap_summaries(backend, low, high, sel["gene_i"], sel["gene_j"], delta, boot_cfg, replicate_chunk)
     out.update(r_low=sel["r_low"], r_high=sel["r_high"], delta=delta)
     return out, bootstrap_peak(plan, work)
-
-
-def _empty_edges() -> dict:
-    out = {key: np.zeros(0, dtype=np.float32) for key in EDGE_FLOAT_FIELDS}
-    out.update(gene_i=np.zeros(0, np.int32), gene_j=np.zeros(0, np.int32), change=np.zeros(0, np.int8))
-    out["robust"] = np.zeros(0, dtype=bool)
-    return out

@@ -15,10 +15,9 @@ import numpy as np
 
 from bootgpu import __version__
 from bootgpu.atomic import atomic_path
-from bootgpu.core.change import CHANGE_LABELS
 from bootgpu.errors import BootgpuError
 from bootgpu.hubs import hub_row
-from bootgpu.pipeline import EDGE_FLOAT_FIELDS, FocusResult
+from bootgpu.results_schema import CHANGE_LABELS, EDGE_FLOAT_FIELDS, FocusResult
 
 FOCUS_ATTRS = (
     "gene_name", "k_low", "k_high", "n_tests", "n_nan", "n_sig_low", "n_sig_high",

@@ -1,6 +1,7 @@
-"""A study: many focus genes, one backend, resumable.  Parses --focus and --shard, claims the study
-directory for one study identity (``bootgpu.identity``), runs each focus gene, keeps one part file
-per finished gene, and streams the parts (or shards) into the results file and hubs table.
+"""A study on disk: parses --focus and --shard, claims the study directory for one study identity
+(``bootgpu.identity``), checks every file it reuses, and streams the parts (or shards) into the
+results file and hubs table.  No compute code: `bootgpu merge` and `status` need only this;
+running the focus genes is ``bootgpu.study_run``.
 
 Nothing on disk is reused unless its identity is this study's: a rerun with other parameters,
 another input or other focus genes stops before computing anything (``claim_study``), and every
@@ -10,23 +11,17 @@ part or shard is checked again when it is read (``check_file_identity``).
 from __future__ import annotations
 
 import re
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 
 from bootgpu.atomic import atomic_write_text
-from bootgpu.config import AnalysisConfig
-from bootgpu.core.draws import RNG_ALGORITHM
 from bootgpu.errors import BootgpuError
 from bootgpu.expression_io import Expression
 from bootgpu.hubs import format_hubs_tsv, sort_hub_rows
 from bootgpu.identity import StudyIdentity, focus_sha256
 from bootgpu.layout import StudyLayout, check_out_dir
-from bootgpu.pipeline import analyse_focus
-from bootgpu.planner import Plan
-from bootgpu.results_io import assemble_results, read_hubs_row, read_meta, study_meta, write_part
+from bootgpu.results_io import assemble_results, read_meta
 
 
 FOCUS_HELP = ("gene ids, comma-separated (GENE,GENE); #I for row I and #A:B for rows A..B-1 (0-based; quote "
@@ -113,18 +108,6 @@ def shard_slice(genes: list[int], shard: tuple[int, int]) -> list[int]:
     return genes[start : start + q + (1 if k - 1 < r else 0)]
 
 
-@dataclass
-class RunSummary:
-    """What ``StudyRun.run`` did: focus genes in this run's scope, computed now, reused from disk,
-    whether everything was already complete, and the hubs table (None for a shard)."""
-
-    n_focus: int
-    computed: int
-    reused: int
-    already_complete: bool
-    hub_rows: list | None
-
-
 def study_record(identity: StudyIdentity, focus: list[int]) -> dict:
     """The content of ``DIR/study.json``."""
     import datetime as _dt
@@ -204,86 +187,6 @@ def check_file_identity(path: Path, identity: StudyIdentity, what: str) -> None:
         raise BootgpuError(f"{path}: this {what} belongs to another study ({diff}): remove it, or rerun with --overwrite")
 
 
-@dataclass
-class StudyRun:
-    """Everything a run needs, decided up front."""
-
-    backend: object
-    expr: Expression
-    cfg: AnalysisConfig
-    plan: Plan
-    focus: list[int]
-    out: Path
-    shard: tuple[int, int] | None = None
-    identity: StudyIdentity | None = None
-    # after run(): the largest predicted peak of the focus genes analysed, each re-planned for its
-    # selected edges (FocusResult.plan); None when every focus gene was already done
-    predicted_peak_bytes: int | None = None
-
-    def __post_init__(self):
-        self.layout = StudyLayout(self.out)
-        if self.identity is None:
-            self.identity = StudyIdentity.of(self.expr, self.cfg, self.focus, RNG_ALGORITHM)
-
-    def meta(self) -> dict:
-        return study_meta(self.identity, self.backend.name, self.backend.device_name())
-
-    def run(self, log=print) -> RunSummary:
-        """Analyse every focus gene of this run's scope not already finished, then write the shard
-        file or the study's results and hubs table.  ``claim_study`` must have run first."""
-        k_low, k_high = self.cfg.validate(self.expr.n_samples)
-        genes = shard_slice(self.focus, self.shard) if self.shard else self.focus
-        target = self.layout.shard(*self.shard) if self.shard else self.layout.results
-        if target.exists():
-            check_file_identity(target, self.identity, "shard" if self.shard else "results file")
-            return RunSummary(len(genes), 0, len(genes), True, None if self.shard else self._hub_rows_of(target))
-        parts = self.layout.parts()
-        done = [g for g in genes if g in parts]
-        for g in done:
-            check_file_identity(parts[g], self.identity, "part")
-        todo = [g for g in genes if g not in parts]
-        if done:
-            log(f"resuming: {len(done)} of {len(genes)} focus genes already done")
-        self.layout.parts_dir.mkdir(parents=True, exist_ok=True)
-        meta = self.meta()
-        if todo:
-            expr_dev = self.backend.to_device(self.expr.values)
-            with progress_bar(len(todo)) as bar:
-                for gene in todo:
-                    name = self.expr.gene_names[gene]
-                    bar.set_postfix_str(name[:24], refresh=False)
-                    result = analyse_focus(self.backend, expr_dev, gene, self.cfg, self.plan, k_low, k_high)
-                    if result.plan is not None:
-                        self.predicted_peak_bytes = max(self.predicted_peak_bytes or 0, result.plan.predicted_peak_bytes)
-                    write_part(self.layout.part(gene), meta, result, self.expr.gene_names)
-                    bar.update(1)
-        sources = [(self.layout.part(g), [str(g)]) for g in genes]
-        rows = None
-        if self.shard:
-            target.parent.mkdir(exist_ok=True)
-            assemble_results(target, {**meta, "shard": f"{self.shard[0]}/{self.shard[1]}"},
-                             self.expr.gene_names, self.expr.sample_names, sources)
-        else:
-            rows = finish_study(self.layout, meta, self.expr.gene_names, self.expr.sample_names, sources, self.focus)
-        for gene in genes:
-            self.layout.part(gene).unlink()
-        if not self.shard:  # other shards may be running in this directory; merge_shards tidies up
-            _remove_if_empty(self.layout.parts_dir)
-        return RunSummary(len(genes), len(todo), len(done), False, rows)
-
-    def _hub_rows_of(self, results: Path) -> list[dict]:
-        with h5py.File(results, "r") as h5:
-            return sort_hub_rows([read_hubs_row(h5["focus"][name]) for name in h5["focus"]])
-
-
-def progress_bar(total: int):
-    """Focus genes done, rate and ETA on a terminal (tqdm); silent when stderr is not one."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="gene", desc="focus genes", file=sys.stderr, disable=not sys.stderr.isatty(),
-                dynamic_ncols=True, smoothing=0.1)
-
-
 def finish_study(layout: StudyLayout, meta, gene_names, sample_names, sources, focus) -> list[dict]:
     """Write results.h5 (streamed from ``sources``) and rewiring_hubs.tsv, both atomically;
     return the hub rows."""
@@ -295,7 +198,7 @@ def finish_study(layout: StudyLayout, meta, gene_names, sample_names, sources, f
     return rows
 
 
-def _remove_if_empty(path: Path) -> None:
+def remove_if_empty(path: Path) -> None:
     try:
         path.rmdir()
     except OSError:
@@ -343,7 +246,7 @@ def merge_shards(out: Path) -> list[dict]:
         gene_names = h5["gene_names"].asstr()[()].tolist()
         sample_names = h5["sample_names"].asstr()[()].tolist()
     rows = finish_study(layout, meta, gene_names, sample_names, sources, focus)
-    _remove_if_empty(layout.parts_dir)
+    remove_if_empty(layout.parts_dir)
     return rows
 
 

@@ -17,7 +17,8 @@ import numpy as np
 from bootgpu.backends import get_backend
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.draws import draw_positions
-from bootgpu.pipeline import EDGE_FLOAT_FIELDS, analyse_focus
+from bootgpu.pipeline import analyse_focus
+from bootgpu.results_schema import EDGE_FLOAT_FIELDS
 from bootgpu.planner import plan_batches
 from bootgpu.synthetic import planted_matrix
 

@@ -48,7 +48,8 @@ def test_cupy_resample_ranks_equal_scipy(cupy_backend):
 def test_cupy_focus_gene_equals_numpy(cupy_backend):
     from bootgpu.backends import get_backend
     from bootgpu.config import AnalysisConfig
-    from bootgpu.pipeline import EDGE_FLOAT_FIELDS, analyse_focus
+    from bootgpu.pipeline import analyse_focus
+    from bootgpu.results_schema import EDGE_FLOAT_FIELDS
     from bootgpu.planner import plan_batches
     from bootgpu.synthetic import planted_matrix
 

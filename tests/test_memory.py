@@ -281,7 +281,7 @@ def test_study_reports_the_largest_replanned_prediction_of_its_focus_genes(tmp_p
     from bootgpu.config import AnalysisConfig
     from bootgpu.expression_io import demo_expression_path, read_expression
     from bootgpu.pipeline import analyse_focus
-    from bootgpu.study import StudyRun
+    from bootgpu.study_run import StudyRun
 
     expr = read_expression(demo_expression_path())
     backend, cfg = get_backend("numpy"), AnalysisConfig(n_bootstrap=50)

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 
 import h5py
 import numpy as np
 import pytest
 
-import bootgpu.study as study_module
+import bootgpu.study_run as study_module
 from bootgpu.cli import main
-from bootgpu.pipeline import FocusResult, _empty_edges
+from bootgpu.results_schema import FocusResult, empty_edges
 
 FAST = ["--n-bootstrap", "20", "--fdr-alpha", "0.2", "--backend", "numpy"]
 
@@ -270,7 +272,7 @@ def test_transposed_input_is_warned_about(expr_tsv, tmp_path, capsys):
 
 def _fake_result(focus, n_genes):
     """A small, valid result standing in for the engine (see the scale tests' docstrings)."""
-    edges = _empty_edges()
+    edges = empty_edges()
     j = (focus + 1) % n_genes
     edges.update(gene_i=np.array([min(focus, j)], np.int32), gene_j=np.array([max(focus, j)], np.int32),
                  change=np.array([2], np.int8), robust=np.array([True]))  # fmt: skip
@@ -361,3 +363,13 @@ def test_merge_refuses_a_shard_of_another_study(expr_tsv, tmp_path, capsys):
     code, _, err = _run(["merge", str(out)], capsys)
     assert code == 2 and "shard-0002-of-0002.h5: this shard belongs to another study (seed 3, not 42)" in err
     assert not (out / "results.h5").exists()
+
+
+def test_merge_and_status_load_no_compute_code():
+    """`bootgpu merge` and `status` read results through ``results_schema`` and ``study``: in a fresh
+    interpreter, importing them loads neither the pipeline, the core nor a backend."""
+    code = ("import sys, bootgpu.study, bootgpu.results_io, bootgpu.hubs, bootgpu.layout; "
+            "print(sorted(m for m in sys.modules if m.startswith(('bootgpu.core', 'bootgpu.pipeline', "
+            "'bootgpu.backends', 'bootgpu.planner'))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]", proc.stdout

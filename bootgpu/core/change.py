@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-CHANGE_LABELS = ("unchanged", "disappear", "new", "sign_change", "strengthen", "weaken")
+from bootgpu.results_schema import CHANGE_LABELS  # noqa: F401 (the labels of the codes below)
+
 UNCHANGED, DISAPPEAR, NEW, SIGN_CHANGE, STRENGTHEN, WEAKEN = range(6)
 
 

@@ -1,0 +1,46 @@
+"""What a focus gene's results are, without array code: the fields of its edges, the labels of the
+classes of change, the results file format version, and ``FocusResult`` (host arrays).
+
+The pipeline produces ``FocusResult``s; results I/O, merge and status read and write them through
+these names only, so `bootgpu merge` and `bootgpu status` never load the compute core.  The file
+layout built from them is described in docs/results-format.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+RESULTS_FORMAT = 2  # 1: /meta/study_focus was an attribute (and copied into every part and shard)
+
+CHANGE_LABELS = ("unchanged", "disappear", "new", "sign_change", "strengthen", "weaken")  # index = code
+EDGE_FLOAT_FIELDS = (
+    "r_low", "r_high", "delta", "q_low", "q_high", "q_diff",
+    "boot_mean", "boot_std", "ci_low", "ci_high", "bias", "boot_p",
+)  # fmt: skip
+EDGE_INDEX_FIELDS = ("gene_i", "gene_j")  # int32 rows of the input matrix, gene_i < gene_j
+EDGE_FLAG_FIELDS = ("change", "robust")  # int8 code into CHANGE_LABELS; bool: the CI excludes 0
+
+
+@dataclass
+class FocusResult:
+    """Host (NumPy) results of one focus gene; ``edges`` holds the selected edges' arrays (the
+    fields above)."""
+
+    focus: int
+    attrs: dict
+    low_samples: Any  # (k_low,) int32 sample indices
+    high_samples: Any
+    edges: dict = field(default_factory=dict)
+    plan: Any = None  # planner.Plan re-made for this focus gene's selected edges (planner.plan_bootstrap):
+    #                   its predicted_peak_bytes is the prediction for this focus gene
+
+
+def empty_edges() -> dict:
+    """The edges of a focus gene with no selected edge: every field, zero-length, in its dtype."""
+    out = {key: np.zeros(0, dtype=np.float32) for key in EDGE_FLOAT_FIELDS}
+    out.update(gene_i=np.zeros(0, np.int32), gene_j=np.zeros(0, np.int32), change=np.zeros(0, np.int8))
+    out["robust"] = np.zeros(0, dtype=bool)
+    return out
