@@ -1,3 +1,16 @@
-"""bootgpu: extreme-population bootstrap differential co-expression on NumPy or CuPy."""
+"""bootgpu: extreme-population bootstrap differential co-expression on NumPy or CuPy.
+
+``bootgpu.open_results(path_or_dir)`` reads a study's results (``bootgpu.api``)."""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name == "open_results":  # loaded on first use: `import bootgpu` stays light
+        from bootgpu.api import open_results
+
+        return open_results
+    raise AttributeError(f"module 'bootgpu' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "open_results"]

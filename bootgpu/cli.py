@@ -306,9 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analysis_options(idx)
     idx.set_defaults(func=cmd_indices)
 
-    from bootgpu import bench, sge
+    from bootgpu import bench, browse, sge
 
     bench.register_commands(sub)  # `bootgpu bench`
+
+    browse.register_commands(sub)  # `bootgpu top`
 
     sge.register_commands(sub)  # `bootgpu sge submit` and `bootgpu status`
 

@@ -1,0 +1,165 @@
+"""Reading a study's results from Python: ``bootgpu.open_results(path_or_dir)``.
+
+    >>> import bootgpu
+    >>> res = bootgpu.open_results("out/")              # a study directory or a results.h5
+    >>> res.focus_genes.head()                           # one row per focus gene (pandas)
+    >>> res.edges("1007_s_at").nlargest(20, "abs_delta")  # gene ids (or row indices) as keys
+    >>> res.samples("1007_s_at")["low"]                  # LOW sample ids
+
+The file is opened lazily: ``open_results`` reads ``/meta`` only, ``focus_genes`` reads each focus
+gene's stored counts and hubs row (never its edges), and ``edges(gene)`` reads that focus gene's
+edges alone -- a study of 20,000 focus genes opens instantly.  Use it as a context manager, or call
+``close()``, to release the file.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from bootgpu.errors import BootgpuError
+from bootgpu.layout import StudyLayout
+from bootgpu.results_io import EDGE_DATASETS, FOCUS_ATTRS, read_hubs_row
+from bootgpu.results_schema import CHANGE_LABELS
+
+EDGE_COLUMNS = (
+    "gene_i", "gene_j", "gene_a", "gene_b", "r_low", "r_high", "delta", "abs_delta", "q_low", "q_high", "q_diff",
+    "boot_mean", "boot_std", "ci_low", "ci_high", "bias", "boot_p", "robust", "change",
+)  # fmt: skip
+
+
+def open_results(path: str | os.PathLike) -> "Results":
+    """The results of a study directory (its ``results.h5``) or of a results, shard or part file."""
+    path = Path(path)
+    if path.is_dir():
+        path = StudyLayout(path).results
+    if not path.is_file():
+        raise BootgpuError(f"{path}: no results file (run `bootgpu run --out DIR` or `bootgpu merge DIR` first)")
+    return Results(path)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Results:
+    """One results file, read on demand (see the module docstring)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self._h5 = h5py.File(self.path, "r")
+            self.meta = {key: (_text(v) if isinstance(v, (bytes, str)) else v) for key, v in self._h5["meta"].attrs.items()}
+        except (OSError, KeyError) as exc:
+            raise BootgpuError(f"{self.path}: not a readable bootgpu results file ({exc})") from None
+
+    # -- file handling --------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._h5.close()
+
+    def __enter__(self) -> "Results":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<bootgpu results {self.path}: {len(self.focus_index)} focus genes, {self.meta.get('n_genes')} genes>"
+
+    # -- names ----------------------------------------------------------------------------------------
+    @cached_property
+    def gene_names(self) -> np.ndarray:
+        return self._h5["gene_names"].asstr()[()]
+
+    @cached_property
+    def sample_names(self) -> np.ndarray:
+        return self._h5["sample_names"].asstr()[()]
+
+    @cached_property
+    def _rows_by_name(self) -> dict:
+        rows: dict = {}
+        for i, name in enumerate(self.gene_names):
+            rows.setdefault(name, i)  # duplicate ids: the first row (use the row index to pick another)
+        return rows
+
+    @cached_property
+    def focus_index(self) -> list[int]:
+        """The focus genes in this file (0-based rows), in file order."""
+        return [int(name) for name in self._h5["focus"]]
+
+    def row(self, gene) -> int:
+        """The 0-based row of ``gene``: a gene id, or a row index (int, or '#I')."""
+        if isinstance(gene, (int, np.integer)):
+            row = int(gene)
+        elif isinstance(gene, str) and gene.startswith("#") and gene[1:].isdigit():
+            row = int(gene[1:])
+        elif gene in self._rows_by_name:
+            row = self._rows_by_name[gene]
+        else:
+            raise BootgpuError(f"{self.path}: no gene {gene!r} in this study")
+        if not 0 <= row < len(self.gene_names):
+            raise BootgpuError(f"{self.path}: row {row} is outside 0..{len(self.gene_names) - 1}")
+        return row
+
+    def _group(self, gene) -> h5py.Group:
+        row = self.row(gene)
+        key = str(row)
+        if key not in self._h5["focus"]:
+            raise BootgpuError(f"{self.path}: {self.gene_names[row]} (row {row}) is not a focus gene of this file")
+        return self._h5["focus"][key]
+
+    # -- tables ---------------------------------------------------------------------------------------
+    @cached_property
+    def focus_genes(self):
+        """One row per focus gene, indexed by gene id: its row, counts (``FOCUS_ATTRS``) and the
+        columns of its rewiring_hubs.tsv row, in file order."""
+        import pandas as pd
+
+        records = []
+        for name in self._h5["focus"]:
+            grp = self._h5["focus"][name]
+            rec = {"focus_index": int(name), "gene": _text(grp.attrs["gene_name"])}
+            rec.update({key: int(grp.attrs[key]) for key in FOCUS_ATTRS[1:]})
+            if "hubs_row" in grp.attrs:
+                rec.update({k: v for k, v in read_hubs_row(grp).items() if k not in rec})
+            records.append(rec)
+        return pd.DataFrame.from_records(records).set_index("gene", drop=False) if records else pd.DataFrame()
+
+    def edges(self, gene, robust_only: bool = False):
+        """The selected edges of focus gene ``gene`` as a DataFrame: gene_i/gene_j (rows) and
+        gene_a/gene_b (ids), the stored fields (float32 widened to float64), abs_delta, ``robust``
+        (the bootstrap CI excludes 0) and ``change`` as a categorical of CHANGE_LABELS."""
+        import pandas as pd
+
+        grp = self._group(gene)
+        data = {key: grp[key][()] for key in EDGE_DATASETS}
+        names = self.gene_names
+        out = {"gene_i": data["gene_i"].astype(np.int64), "gene_j": data["gene_j"].astype(np.int64)}
+        out["gene_a"], out["gene_b"] = names[out["gene_i"]], names[out["gene_j"]]
+        for key in EDGE_DATASETS:
+            if key not in ("gene_i", "gene_j", "change"):
+                out[key] = data[key].astype(np.float64)
+        out["abs_delta"] = np.abs(out["delta"])
+        out["robust"] = (data["ci_low"] > 0) | (data["ci_high"] < 0)
+        out["change"] = pd.Categorical.from_codes(data["change"].astype(np.int64), categories=list(CHANGE_LABELS))
+        frame = pd.DataFrame(out, columns=list(EDGE_COLUMNS))
+        return frame[frame["robust"]].reset_index(drop=True) if robust_only else frame
+
+    def samples(self, gene) -> dict:
+        """{"low": ids, "high": ids} of focus gene ``gene``'s extreme groups, in ascending order of
+        its expression."""
+        grp = self._group(gene)
+        return {which: list(self.sample_names[grp[f"{which}_samples"][()]]) for which in ("low", "high")}
+
+    def partners(self, gene, robust_only: bool = True):
+        """The edges of focus gene ``gene`` that involve the focus gene itself (its direct partners),
+        by |delta|, with the partner's id in column ``partner``."""
+        frame = self.edges(gene, robust_only=robust_only)
+        row = self.row(gene)
+        mine = frame[(frame["gene_i"] == row) | (frame["gene_j"] == row)].copy()
+        mine["partner"] = np.where(mine["gene_i"] == row, mine["gene_b"], mine["gene_a"])
+        return mine.sort_values("abs_delta", ascending=False, kind="stable").reset_index(drop=True)
