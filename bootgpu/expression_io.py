@@ -86,14 +86,28 @@ def demo_expression_path() -> Path:
     return Path(str(resources.files("bootgpu").joinpath("data", DEMO_FILE)))
 
 
-def read_expression(path: str | os.PathLike, samples_in_rows: bool = False) -> Expression:
+def read_expression(path: str | os.PathLike, samples_in_rows: bool = False, sep: str | None = None) -> Expression:
     """Load a TSV/CSV (plain or gzip) or HDF5 expression matrix, fully validated.
 
     The file holds genes x samples (first column / ``/gene_names``: gene ids), or samples x genes
     with ``samples_in_rows`` (first column: sample ids, header: gene ids; in HDF5, ``/expr`` of
-    shape (samples, genes)); the result is always genes x samples.
+    shape (samples, genes)); the result is always genes x samples.  Text files: the separator is
+    ``sep`` (tab, comma or semicolon; ``SEPARATORS`` names) or detected (``_delimiter``); a header
+    one field shorter than the rows (R's ``write.table`` default: no cell above the row names) is
+    read as all column ids.  Excel workbooks are refused with what to do instead.
     """
-    return _read_expression(Path(path), samples_in_rows)
+    return _read_expression(Path(path), samples_in_rows, _separator(sep))
+
+
+SEPARATORS = {"tab": "\t", "\\t": "\t", "\t": "\t", "comma": ",", ",": ",", "semicolon": ";", ";": ";"}
+
+
+def _separator(sep: str | None) -> str | None:
+    if sep is None:
+        return None
+    if sep not in SEPARATORS:
+        raise BootgpuError(f"--sep must be tab, comma or semicolon, got {sep!r}")
+    return SEPARATORS[sep]
 
 
 # Sample ids of the big public archives: GEO, SRA/ENA/DDBJ runs and experiments, BioSample, TCGA barcodes.
@@ -116,7 +130,22 @@ def orientation_warning(expr: Expression) -> str | None:
             f"rerun with --samples-in-rows")
 
 
-def _read_expression(path: Path, samples_in_rows: bool) -> Expression:
+ZIP_MAGIC = b"PK\x03\x04"  # .xlsx (and .ods) are zip archives
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls
+
+
+def _refuse_spreadsheet(path: Path, head: bytes) -> None:
+    kind = None
+    if head.startswith(OLE_MAGIC) or path.suffix.lower() == ".xls":
+        kind = "an Excel .xls workbook"
+    elif path.suffix.lower() in (".xlsx", ".xlsm", ".ods") or head.startswith(ZIP_MAGIC):
+        kind = "a spreadsheet workbook (.xlsx/.ods, a zip archive)"
+    if kind:
+        raise BootgpuError(f"{path}: {kind}, not a text table; save the sheet as CSV or tab-separated text "
+                           f"(Excel: File > Save As > CSV UTF-8) and pass that file")
+
+
+def _read_expression(path: Path, samples_in_rows: bool, sep: str | None = None) -> Expression:
     try:
         with open(path, "rb") as fh:
             head = fh.read(8)
@@ -126,9 +155,10 @@ def _read_expression(path: Path, samples_in_rows: bool) -> Expression:
         raise BootgpuError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if head.startswith(HDF5_MAGIC) or path.suffix.lower() in (".h5", ".hdf5"):
         return _read_h5(path, samples_in_rows)
+    _refuse_spreadsheet(path, head)
     if samples_in_rows:  # rows are samples, columns genes: the messages say so
-        return _read_text(path, head.startswith(GZIP_MAGIC), ("sample", "gene")).transposed()
-    return _read_text(path, head.startswith(GZIP_MAGIC))
+        return _read_text(path, head.startswith(GZIP_MAGIC), ("sample", "gene"), sep).transposed()
+    return _read_text(path, head.startswith(GZIP_MAGIC), sep=sep)
 
 
 def write_expression_h5(expr: Expression, path: str | os.PathLike) -> None:
@@ -154,21 +184,31 @@ def write_expression_h5(expr: Expression, path: str | os.PathLike) -> None:
 
 # --- text ------------------------------------------------------------------
 
-def _delimiter(path: Path, header: str) -> str:
-    """Pick the delimiter from the extension (ignoring .gz), else from the header."""
-    name = path.name.lower()
-    if name.endswith(".gz"):
-        name = name[:-3]
-    if name.endswith((".tsv", ".txt")):
-        return "\t"
-    if name.endswith(".csv"):
-        return ","
-    if "\t" in header:
-        return "\t"
-    if "," in header:
-        return ","
-    raise BootgpuError(f"{path}: line 1: cannot tell the delimiter (no tab or comma "
-                       f"in the header); use a .tsv or .csv file")
+_DELIMITER_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon"}
+
+
+def _delimiter(path: Path, lines: list[str]) -> str:
+    """The separator that splits the header and the first row into the same number (>= 2) of
+    fields (or one more in the row: R's write.table leaves the cell above the row names out);
+    among those, the one the extension suggests (.tsv/.txt tab, .csv comma), else tab, comma,
+    semicolon in that order.  When none fits, the extension's or the header's, so the row that
+    does not fit gets its own error."""
+    name = path.name.lower().removesuffix(".gz")
+    preferred = "\t" if name.endswith((".tsv", ".txt")) else "," if name.endswith(".csv") else None
+    header, first = lines[0], lines[1]
+    fits = [d for d in _DELIMITER_NAMES if header.count(d) >= 1 and first.count(d) in (header.count(d), header.count(d) + 1)]
+    if preferred in fits:
+        return preferred
+    if fits:
+        return fits[0]
+    if preferred:
+        return preferred
+    for delim in _DELIMITER_NAMES:
+        if delim in header:
+            return delim
+    raise BootgpuError(f"{path}: line 1: cannot tell the separator (no tab, comma or semicolon in the header); "
+                       f"write tab- or comma-separated text with gene ids in the first column and sample ids in "
+                       f"the header, or give --sep")
 
 
 def _name(cell: str) -> str:
@@ -179,7 +219,7 @@ def _name(cell: str) -> str:
     return cell
 
 
-def _read_text(path: Path, gzipped: bool, kinds=("gene", "sample")) -> Expression:
+def _read_text(path: Path, gzipped: bool, kinds=("gene", "sample"), sep: str | None = None) -> Expression:
     """Rows are ``kinds[0]``s (ids in the first column), columns ``kinds[1]``s (ids in the header)."""
     row_kind, col_kind = kinds
     try:
@@ -202,12 +242,17 @@ def _read_text(path: Path, gzipped: bool, kinds=("gene", "sample")) -> Expressio
         lines.pop()
     if not lines:
         raise BootgpuError(f"{path}: file is empty")
-    delim = _delimiter(path, lines[0])
-    header = [_name(c) for c in lines[0].split(delim)]
-    samples = header[1:]
     body = lines[1:]
     if not body:
         raise BootgpuError(f"{path}: header only, no data rows")
+    delim = sep or _delimiter(path, lines)
+    header = [_name(c) for c in lines[0].split(delim)]
+    if len(header) == 1:
+        raise BootgpuError(f"{path}: line 1: no {_DELIMITER_NAMES[delim]} in the header, so no {col_kind} columns; "
+                           f"is the file separated by another character? (--sep tab|comma|semicolon)")
+    if body[0].count(delim) == len(header) and all(line.count(delim) == len(header) for line in body[:5]):
+        header = ["", *header]  # R's write.table: no cell above the row names
+    samples = header[1:]
     for col, s in enumerate(samples, start=2):
         if not s:
             raise BootgpuError(f"{path}: line 1, column {col}: empty {col_kind} id")

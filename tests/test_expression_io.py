@@ -285,7 +285,7 @@ def test_empty_ids(tmp_path):
 def test_fewer_than_two_samples(tmp_path):
     rows = [["gene", "only"], ["g1", "1.0"], ["g2", "2.0"]]
     expect_error(write_table(tmp_path / "one.tsv", rows), "'only'", "at least 2 samples")
-    expect_error(write_table(tmp_path / "none.tsv", [["gene"], ["g1"]]), "at least 2 samples")
+    expect_error(write_table(tmp_path / "none.tsv", [["gene"], ["g1"]]), "line 1: no tab in the header, so no sample columns")
 
 
 def test_no_delimiter_in_header(tmp_path):
@@ -356,3 +356,37 @@ def test_atomic_write_text(tmp_path):
     atomic_write_text(tmp_path / "a.txt", "héllo\n")
     assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "héllo\n"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+# --- inputs the way R and spreadsheets write them ------------------------------------------
+
+@pytest.mark.parametrize("name", ["m.csv", "m.txt", "m.dat"])
+def test_semicolon_separated_files_are_detected(tmp_path, name):
+    """European spreadsheet exports: ';' between fields, even in a .csv."""
+    assert_expected(read_expression(write_table(tmp_path / name, good_rows(), ";")))
+
+
+@pytest.mark.parametrize("delim", ["\t", ","])
+def test_r_write_table_header_without_a_row_name_cell(tmp_path, delim):
+    """write.table(m, sep=...) writes the column names only: the header is one field shorter."""
+    rows = good_rows()
+    rows[0] = [f'"{s}"' for s in SAMPLES]  # and R quotes them
+    assert_expected(read_expression(write_table(tmp_path / "r.txt", rows, delim)))
+
+
+def test_sep_option_overrides_detection(tmp_path):
+    rows = [["gene", "a,1", "b,2"], ["g1", "1.0", "2.0"], ["g2", "3.0", "4.5"]]  # commas inside tab-separated ids
+    path = write_table(tmp_path / "m.dat", rows, "\t")
+    expr = read_expression(path, sep="tab")
+    assert expr.sample_names == ("a,1", "b,2") and expr.values[1, 1] == 4.5
+    with pytest.raises(BootgpuError, match="--sep must be tab, comma or semicolon, got 'pipe'"):
+        read_expression(path, sep="pipe")
+
+
+@pytest.mark.parametrize("name,head", [
+    ("data.xlsx", b"PK\x03\x04" + b"\x00" * 30), ("data.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 30),
+    ("renamed.csv", b"PK\x03\x04" + b"\x00" * 30),
+])
+def test_excel_workbooks_are_refused_with_what_to_do(tmp_path, name, head):
+    (tmp_path / name).write_bytes(head)
+    expect_error(tmp_path / name, "not a text table", "save the sheet as CSV")
