@@ -563,7 +563,10 @@ def format_table(report: dict) -> str:
     lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in rows]
     shape = report["shape"]
     out = [f"bootgpu bench: {shape['genes']} genes x {shape['samples']} samples, B = {shape['n_bootstrap']}, "
-           f"focus gene 0 ({report['machine']['cpu']}, {report['machine']['cores']} cores)", *lines]
+           f"focus gene {shape.get('focus', 0)} ({report['machine']['cpu']}, {report['machine']['cores']} cores)", *lines]
+    if REFERENCE in impls and len(impls) > 1:
+        out.append("x ref: the reference's seconds / this backend's seconds for the stage (5.0 = five times faster; "
+                   "below 1 = slower than the reference)")
     for impl, info in impls.items():
         out.append(f"{impl}: {info['device']}, {info['n_selected']} selected edges, process peak RSS "
                    f"{_mib(info['process_peak_rss_bytes'])} MiB")

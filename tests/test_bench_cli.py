@@ -47,6 +47,7 @@ def test_bench_numpy_2000x300_within_a_minute_with_ratios_json_and_plot(tmp_path
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
     assert "numpy x ref" in printed and "focus_gene" in printed and "same selected edges" in printed
+    assert "below 1 = slower than the reference" in printed
 
 
 def test_bench_on_a_real_matrix_and_focus_gene(tmp_path, write_demo_tsv):
