@@ -7,7 +7,7 @@ scalars (names in ``METRIC_NAMES``, types in ``metrics_dtype()``).  Definitions,
 differences from the original pipeline are in docs/networks.md.
 
 Graphs are ``scipy.sparse`` matrices (components by ``scipy.sparse.csgraph``); local clustering and
-degree assortativity come from python-igraph, which on a 60,000-edge network is ~70x faster than
+degree assortativity come from python-igraph, which on a 60,000-edge network is 70-105x faster than
 networkx (scripts/bench_networks.py, docs/networks.md).
 
 Conventions: counts and sums over an empty set are 0; a mean, a statistic or a ratio with nothing
@@ -95,7 +95,7 @@ class EdgeFilter:
     corr_threshold: float = 0.0
     ci_filter: bool = True
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("min_effect", "corr_threshold"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
@@ -174,7 +174,7 @@ def node_degrees(n_genes: int, gene_i: np.ndarray, gene_j: np.ndarray) -> np.nda
     return np.bincount(ends, minlength=n_genes).astype(np.int32)
 
 
-def adjacency(n_genes: int, gene_i: np.ndarray, gene_j: np.ndarray, values=None) -> sp.csr_matrix:
+def adjacency(n_genes: int, gene_i: np.ndarray, gene_j: np.ndarray, values: np.ndarray | None = None) -> sp.csr_matrix:
     """Symmetric (n_genes, n_genes) CSR with ``values`` (default 1) at (i, j) and (j, i)."""
     if values is None:
         values = np.ones(gene_i.shape[0], dtype=np.int8)

@@ -92,7 +92,8 @@ def reference_kept(edges: dict, filt: EdgeFilter) -> list[dict]:
         low = bool(edges["q_low"][e] < ALPHA) and abs(rl) >= filt.corr_threshold
         high = bool(edges["q_high"][e] < ALPHA) and abs(rh) >= filt.corr_threshold
         kept.append(dict(u=int(edges["gene_i"][e]), v=int(edges["gene_j"][e]), r_low=rl, r_high=rh,
-                         delta=float(edges["delta"][e]), low=low, high=high, cls=classify(low, high, rl, rh)))  # fmt: skip
+                         delta=float(edges["delta"][e]), low=low, high=high,
+                         cls=classify(low, high, rl, rh)))  # fmt: skip
     return kept
 
 
@@ -134,7 +135,8 @@ def reference_topology(g: nx.Graph, n_genes: int) -> dict:
     out.update(stats)
     out["powerlaw_gamma"], out["powerlaw_r2"], out["scale_free"] = reference_powerlaw(deg)
     local = nx.clustering(g)
-    out["clustering"] = float(np.mean([local[v] for v in g if g.degree(v) >= 2])) if max(deg, default=0) >= 2 else math.nan
+    wedges = [local[v] for v in g if g.degree(v) >= 2]
+    out["clustering"] = float(np.mean(wedges)) if wedges else math.nan
     comps = [len(c) for c in nx.connected_components(h)]
     out["n_components"] = len(comps)
     out["largest_component"] = max(comps, default=0)
