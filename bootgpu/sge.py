@@ -221,7 +221,8 @@ def _task_request(args, n_genes: int, n_samples: int, k_low: int, k_high: int, n
 
 
 def cmd_submit(args) -> int:
-    from bootgpu.cli import _config, read_input
+    from bootgpu.config import AnalysisConfig
+    from bootgpu.options import read_input
     from bootgpu.core.draws import RNG_ALGORITHM
     from bootgpu.identity import StudyIdentity
     from bootgpu.layout import StudyLayout, check_out_dir
@@ -241,7 +242,7 @@ def cmd_submit(args) -> int:
             raise BootgpuError(f"{label} {path}: Grid Engine options cannot carry a path with a comma, colon or space")
     check_out_dir(out)
     expr = read_input(args, expr_path)
-    cfg = _config(args)
+    cfg = AnalysisConfig.from_args(args)
     k_low, k_high = cfg.validate(expr.n_samples)
     focus = parse_focus(args.focus or "all", expr)
     if args.genes_per_task is not None and args.genes_per_task < 1:
@@ -559,7 +560,7 @@ def cmd_status(args) -> int:
 def register_commands(subparsers) -> None:
     """Add ``sge submit`` and ``status`` to the CLI's subparsers."""
     from bootgpu.backends import BACKEND_NAMES
-    from bootgpu.cli import _add_analysis_options, _add_input_options
+    from bootgpu.options import add_analysis_options, add_input_options
     from bootgpu.study import FOCUS_HELP
 
     sge = subparsers.add_parser("sge", help="run a study on a Grid Engine cluster (SGE/UGE/OGS)")
@@ -570,7 +571,7 @@ def register_commands(subparsers) -> None:
                     "a merge job that waits for it (-hold_jid).  Run it again with the same options to "
                     "resubmit what did not finish.",
     )  # fmt: skip
-    _add_input_options(sub, what="expression matrix (TSV/CSV(.gz) or HDF5), readable from the nodes")
+    add_input_options(sub, what="expression matrix (TSV/CSV(.gz) or HDF5), readable from the nodes")
     sub.add_argument("--out", required=True, help="study directory, on a file system shared with the nodes")
     sub.add_argument("--queue-type", required=True, choices=("cpu", "gpu"),
                      help="cpu: --backend numpy; gpu: --backend cupy, -l gpu=1")  # fmt: skip
@@ -598,7 +599,7 @@ def register_commands(subparsers) -> None:
                      help="discard a study already in --out (other parameters, input or focus genes) before submitting")
     sub.add_argument("--memory-budget", default=DEFAULT_BUDGET,
                      help="what each task plans for (device memory on gpu), e.g. 6G (default %(default)s)")  # fmt: skip
-    _add_analysis_options(sub)
+    add_analysis_options(sub)
     sub.set_defaults(func=cmd_submit)
 
     status = subparsers.add_parser("status", help="progress of a study: focus genes done, per shard, merged or not")
