@@ -113,16 +113,16 @@ def cmd_plan(args) -> int:
         print(f"  {name:<{width}}  {format_bytes(nbytes):>11}  {batch}")
     print(f"  {'predicted peak (focus gene)':<{width}}  {format_bytes(plan.predicted_peak_bytes):>11}  "
           f"(x{MODEL_MARGIN} model margin included)")
-    from bootgpu.sge import sge_size, task_request
+    from bootgpu.sge.resources import task_request
 
     slots = max(1, args.slots)
     req = task_request(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget, slots,
                        working_set_bytes=backend.working_set_bytes)
-    vmem = f"-l h_vmem={sge_size(req['per_slot'])} per slot (-pe smp {slots}; h_vmem is per slot, ulimit -v = h_vmem x slots)"
+    vmem = f"-l h_vmem={req.h_vmem} per slot (-pe smp {slots}; h_vmem is per slot, ulimit -v = h_vmem x slots)"
     if backend.name == "cupy":
         print(f"Grid Engine request: -l gpu=1 with >= {format_bytes(plan.predicted_peak_bytes)} free GPU memory, {vmem}")
     else:
-        print(f"Grid Engine request: {vmem}, run with --memory-budget {req['run_budget'] // 2**20}M "
+        print(f"Grid Engine request: {vmem}, run with --memory-budget {req.run_budget // 2**20}M "
               f"(as bootgpu sge submit asks)")
     return 0
 

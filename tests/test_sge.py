@@ -19,8 +19,9 @@ import pytest
 
 from bootgpu.cli import main
 from bootgpu.config import AnalysisConfig
-from bootgpu.planner import PROCESS_OVERHEAD_BYTES, job_memory_request
-from bootgpu.sge import THREAD_VMEM_BYTES, parse_size, set_directives, sge_size
+from bootgpu.planner import PROCESS_OVERHEAD_BYTES, job_memory_request, parse_size
+from bootgpu.sge.resources import THREAD_VMEM_BYTES, sge_size
+from bootgpu.sge.submission import set_directives
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "sge"
@@ -53,7 +54,7 @@ def _option(cmd: list[str], flag: str) -> list[str]:
 
 
 def _expected_h_vmem(budget: str, slots: int, n_bootstrap: int, extra: int = 0) -> tuple[str, int]:
-    """h_vmem per slot as the module docstring of bootgpu.sge defines it, from the planner: the
+    """h_vmem per slot as the module docstring of bootgpu.sge.resources defines it, from the planner: the
     plan the task's backend makes (NumPy's working-set cap on CPU queues, none on GPU queues,
     which are the ones with ``extra`` CUDA address space), plus the expression matrix."""
     from bootgpu.backends.numpy_backend import NumpyBackend
