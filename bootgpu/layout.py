@@ -8,7 +8,7 @@
     DIR/parts/focus-NNNNNN.h5       one finished focus gene each, while a run is in progress
     DIR/shards/shard-KKKK-of-NNNN.h5  the results of `bootgpu run --shard K/N`
     DIR/sge/                        Grid Engine files (bootgpu.sge):
-    DIR/sge/bootgpu-cpu.sh (or -gpu), bootgpu-merge.sh  copies of the job scripts, resource lines as submitted
+    DIR/sge/bootgpu-task.sh, bootgpu-merge.sh  copies of the job scripts, resource lines as submitted
     DIR/sge/job.env                 the jobs' environment, sourced by the scripts
     DIR/sge/focus.txt               the focus genes as #ROW lines, the tasks' --focus
     DIR/sge/study.json              the submission settings and every submission's job ids
@@ -79,7 +79,7 @@ class StudyLayout:
         return self.sge_dir / "logs"
 
     def job_script(self, name: str) -> Path:
-        """The study's copy of the job script ``name`` (bootgpu-cpu.sh, bootgpu-merge.sh)."""
+        """The study's copy of the job script ``name`` (bootgpu-task.sh, bootgpu-merge.sh)."""
         return self.sge_dir / name
 
     def part(self, gene: int) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 from bootgpu.atomic import atomic_write_text
 from bootgpu.errors import BootgpuError
 from bootgpu.layout import StudyLayout
-from bootgpu.sge.submission import MERGE_SCRIPT, TASK_SCRIPTS, Submission
+from bootgpu.sge.submission import MERGE_SCRIPT, TASK_SCRIPT, Submission
 
 SCRIPTS = "sge"  # the project's folder of job scripts (and where an install puts them: share/bootgpu/sge)
 
@@ -28,7 +28,7 @@ def scripts_dir(explicit: str | None = None) -> Path:
     else:
         candidates = [Path(__file__).resolve().parents[2] / SCRIPTS, Path(sys.prefix) / "share" / "bootgpu" / SCRIPTS]
     for cand in candidates:
-        if all((cand / name).is_file() for name in (*TASK_SCRIPTS.values(), MERGE_SCRIPT)):
+        if all((cand / name).is_file() for name in (TASK_SCRIPT, MERGE_SCRIPT)):
             return cand
     raise BootgpuError(
         f"Grid Engine job scripts not found in {candidates[0]}; pass --scripts-dir (or set "

@@ -32,8 +32,8 @@ from bootgpu.planner import parse_size
 from bootgpu.sge.resources import TaskRequest, check_max_vmem, check_runtime, sge_size, task_request
 from bootgpu.study import shard_slice
 
-TASK_SCRIPTS = {"cpu": "bootgpu-cpu.sh", "gpu": "bootgpu-gpu.sh"}  # the job scripts, in the project's sge/
-MERGE_SCRIPT = "bootgpu-merge.sh"  # folder and copied into DIR/sge/
+TASK_SCRIPT = "bootgpu-task.sh"  # the job scripts, in the project's sge/ folder and copied into DIR/sge/
+MERGE_SCRIPT = "bootgpu-merge.sh"
 DEFAULT_QUEUES = {"cpu": "cpu.q", "gpu": "gpu.q"}
 DEFAULT_BACKENDS = {"cpu": "numpy", "gpu": "cupy"}
 DEFAULT_PE = "smp"
@@ -267,8 +267,7 @@ def _jobs(args: argparse.Namespace, layout: StudyLayout, request: TaskRequest, t
     merge_directives = {"-q": merge_queue or None,
                         "-l h_vmem": f"h_vmem={sge_size(parse_size(args.merge_vmem, '--merge-vmem', sge=True))}",
                         "-l h_rt": runtime}  # fmt: skip
-    template = TASK_SCRIPTS[args.queue_type]
-    task_job = Job(array_name, template, layout.job_script(template), task_directives, common,
+    task_job = Job(array_name, TASK_SCRIPT, layout.job_script(TASK_SCRIPT), task_directives, common,
                    array=f"{todo[0]}-{todo[-1]}" if todo else None, extra=extra)  # fmt: skip
     merge_job = Job(job_name(layout.root, "merge"), MERGE_SCRIPT, layout.job_script(MERGE_SCRIPT), merge_directives,
                     common, hold=array_name if todo else None, extra=extra)  # fmt: skip
@@ -277,7 +276,7 @@ def _jobs(args: argparse.Namespace, layout: StudyLayout, request: TaskRequest, t
 
 def _job_env(args: argparse.Namespace, study: StudyInput, layout: StudyLayout, tasks: int, backend: str,
              request: TaskRequest, python: str, path: str) -> dict[str, str]:
-    """What the job scripts read (see the variables listed in the task scripts); the analysis
+    """What the job scripts read (the variables sge/bootgpu-task.sh lists); the analysis
     options forwarded to `bootgpu run` come from their definitions (``options.RUN_FORWARDED``)."""
     env = {
         "BOOTGPU_PYTHON": python,
