@@ -13,7 +13,6 @@ import math
 import re
 from dataclasses import dataclass
 
-from bootgpu.backends.numpy_backend import NumpyBackend
 from bootgpu.errors import BootgpuError
 from bootgpu.planner import PROCESS_OVERHEAD_BYTES, format_bytes, job_memory_request, parse_size
 
@@ -60,6 +59,9 @@ def task_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootst
     docstring); `bootgpu plan` prints the same request.  ``working_set_bytes``: of the backend the
     task runs, by default NumPy's on CPU queues (``cuda`` 0) and none (CuPy) on GPU queues."""
     if working_set_bytes is None:
+        # imported here: it loads SciPy, and every bootgpu command imports this module
+        from bootgpu.backends.numpy_backend import NumpyBackend
+
         working_set_bytes = 0 if cuda else NumpyBackend.working_set_bytes
     peak_plus_overhead = job_memory_request(n_genes, n_samples, k_low, k_high, n_bootstrap, budget, slots,
                                             working_set_bytes)
