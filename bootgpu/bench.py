@@ -640,7 +640,7 @@ def cmd_bench(args) -> int:
             raise BootgpuError(f"--backend {name} is not usable: {reason}")
     focus, focus_name = 0, None
     if args.expr:
-        from bootgpu.cli import read_input
+        from bootgpu.options import read_input
         from bootgpu.study import parse_focus
 
         expr = read_input(args)

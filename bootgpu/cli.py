@@ -8,57 +8,11 @@ import time
 from pathlib import Path
 
 from bootgpu import __version__
+from bootgpu.config import AnalysisConfig
 from bootgpu.errors import BootgpuError
+from bootgpu.options import add_analysis_options, add_input_options, log, read_input
 
 DEMO_FOCUS_COUNT = 10  # the demo analyses the 10 most variable probes of the embedded matrix
-
-
-def _add_analysis_options(p: argparse.ArgumentParser) -> None:
-    from bootgpu.config import AnalysisConfig, EDGE_SELECTIONS
-
-    d = AnalysisConfig()
-    p.add_argument("--low-frac", type=float, default=d.low_frac, help="fraction of samples in LOW (default %(default)s)")
-    p.add_argument("--high-frac", type=float, default=d.high_frac, help="fraction in HIGH (default %(default)s)")
-    p.add_argument("--n-bootstrap", type=int, default=d.n_bootstrap, help="replicates B (default %(default)s)")
-    p.add_argument("--bootstrap-frac", type=float, default=d.bootstrap_frac, help="resample size / group size (default %(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the draws (default %(default)s)")
-    p.add_argument("--fdr-alpha", type=float, default=d.fdr_alpha, help="BH level (default %(default)s)")
-    p.add_argument("--ci-alpha", type=float, default=d.ci_alpha, help="1 - CI coverage (default %(default)s)")
-    p.add_argument("--edge-selection", choices=EDGE_SELECTIONS, default=d.edge_selection, help="edges to bootstrap (default %(default)s)")
-
-
-def _config(args):
-    from bootgpu.config import AnalysisConfig
-
-    return AnalysisConfig(
-        low_frac=args.low_frac, high_frac=args.high_frac, n_bootstrap=args.n_bootstrap,
-        bootstrap_frac=args.bootstrap_frac, seed=args.seed, fdr_alpha=args.fdr_alpha,
-        ci_alpha=args.ci_alpha, edge_selection=args.edge_selection,
-    )  # fmt: skip
-
-
-def _log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-def _add_input_options(p: argparse.ArgumentParser, required: bool = True, what: str = "") -> None:
-    p.add_argument("--expr", required=required,
-                   help=what or "expression matrix: TSV/CSV(.gz) genes x samples, or HDF5 (/expr, /gene_names, /sample_names)")
-    p.add_argument("--samples-in-rows", action="store_true",
-                   help="the matrix holds samples in rows and genes in columns (TSV/CSV: sample ids in the first "
-                        "column; HDF5: /expr is samples x genes)")  # fmt: skip
-
-
-def read_input(args, path=None):
-    """The expression matrix of --expr (or ``path``), genes x samples, with a warning on stderr when
-    it looks transposed."""
-    from bootgpu.expression_io import orientation_warning, read_expression
-
-    samples_in_rows = getattr(args, "samples_in_rows", False)
-    expr = read_expression(path or args.expr, samples_in_rows=samples_in_rows)
-    if not samples_in_rows and (warning := orientation_warning(expr)):
-        _log(f"bootgpu: warning: {warning}")
-    return expr
 
 
 def cmd_run(args) -> int:
@@ -79,7 +33,7 @@ def cmd_run(args) -> int:
     out = check_out_dir(Path(args.out or "bootgpu-demo"))
     shard = parse_shard(args.shard)
     expr = read_input(args, demo_expression_path() if args.demo else None)
-    cfg = _config(args)
+    cfg = AnalysisConfig.from_args(args)
     k_low, k_high = cfg.validate(expr.n_samples)
     if args.focus:
         focus = parse_focus(args.focus, expr)
@@ -90,27 +44,27 @@ def cmd_run(args) -> int:
         focus = [int(g) for g in np.argsort(-var, kind="stable")[:DEMO_FOCUS_COUNT]]
     else:
         focus = parse_focus("all", expr)
-    backend = get_backend(args.backend, announce=_log)
+    backend = get_backend(args.backend, announce=log)
     plan = plan_batches(expr.n_genes, expr.n_samples, k_low, k_high, cfg.n_bootstrap, resolve_budget(backend, args.memory_budget),
                         bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=backend.working_set_bytes,
                         threads=backend.host_threads())
     identity = StudyIdentity.of(expr, cfg, focus, RNG_ALGORITHM)
-    claim_study(StudyLayout(out), identity, focus, overwrite=args.overwrite, log=_log)  # refuses another study
-    _log(f"bootgpu {__version__}: {expr.n_genes} genes x {expr.n_samples} samples, {len(focus)} focus genes, "
+    claim_study(StudyLayout(out), identity, focus, overwrite=args.overwrite, log=log)  # refuses another study
+    log(f"bootgpu {__version__}: {expr.n_genes} genes x {expr.n_samples} samples, {len(focus)} focus genes, "
          f"B={cfg.n_bootstrap}, k_low={k_low}, k_high={k_high}, backend={backend.name} ({backend.device_name()})")
     t0 = time.perf_counter()
     study = StudyRun(backend, expr, cfg, plan, focus, out, shard, identity)
     with MemoryReport(backend, plan.budget_bytes, plan.predicted_peak_bytes) as report:
-        summary = study.run(log=_log)
+        summary = study.run(log=log)
         if study.predicted_peak_bytes is not None:  # re-planned for the selected edges (None: nothing computed)
             report.predicted = study.predicted_peak_bytes
     elapsed = time.perf_counter() - t0
     scope = f"shard {shard[0]}/{shard[1]} ({summary.n_focus} focus genes)" if shard else f"the study ({summary.n_focus} focus genes)"
     if summary.already_complete:
-        _log(f"{out}: {scope} is already complete: nothing to compute (--overwrite discards it and computes it again)")
+        log(f"{out}: {scope} is already complete: nothing to compute (--overwrite discards it and computes it again)")
     else:
         reused = f", {summary.reused} reused from an earlier run" if summary.reused else ""
-        _log(f"done: {summary.computed} focus genes computed in {elapsed:.1f} s "
+        log(f"done: {summary.computed} focus genes computed in {elapsed:.1f} s "
              f"({elapsed / max(summary.computed, 1):.2f} s per gene){reused} -> {out}")
     if summary.hub_rows is not None:
         print("Top rewiring hubs (robust = bootstrap CI excludes 0):")
@@ -140,9 +94,9 @@ def _shape_config_backend_budget(args):
     from bootgpu.planner import resolve_budget
 
     n_genes, n_samples, expr = _shape_from(args)
-    cfg = _config(args)
+    cfg = AnalysisConfig.from_args(args)
     k_low, k_high = cfg.validate(n_samples)
-    backend = get_backend(args.backend, announce=_log)
+    backend = get_backend(args.backend, announce=log)
     return n_genes, n_samples, expr, cfg, k_low, k_high, backend, resolve_budget(backend, args.memory_budget)
 
 
@@ -160,16 +114,16 @@ def cmd_plan(args) -> int:
         print(f"  {name:<{width}}  {format_bytes(nbytes):>11}  {batch}")
     print(f"  {'predicted peak (focus gene)':<{width}}  {format_bytes(plan.predicted_peak_bytes):>11}  "
           f"(x{MODEL_MARGIN} model margin included)")
-    from bootgpu.sge import sge_size, task_request
+    from bootgpu.sge.resources import task_request
 
     slots = max(1, args.slots)
     req = task_request(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget, slots,
                        working_set_bytes=backend.working_set_bytes)
-    vmem = f"-l h_vmem={sge_size(req['per_slot'])} per slot (-pe smp {slots}; h_vmem is per slot, ulimit -v = h_vmem x slots)"
+    vmem = f"-l h_vmem={req.h_vmem} per slot (-pe smp {slots}; h_vmem is per slot, ulimit -v = h_vmem x slots)"
     if backend.name == "cupy":
         print(f"Grid Engine request: -l gpu=1 with >= {format_bytes(plan.predicted_peak_bytes)} free GPU memory, {vmem}")
     else:
-        print(f"Grid Engine request: {vmem}, run with --memory-budget {req['run_budget'] // 2**20}M "
+        print(f"Grid Engine request: {vmem}, run with --memory-budget {req.run_budget // 2**20}M "
               f"(as bootgpu sge submit asks)")
     return 0
 
@@ -187,11 +141,11 @@ def cmd_indices(args) -> int:
         raise BootgpuError(f"--batch-size must be auto or a positive integer, got {args.batch_size!r}")
     block, predicted = plan_indices(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget,
                                     bootstrap_frac=cfg.bootstrap_frac, threads=backend.host_threads(), genes_per_block=fixed)
-    _log(f"bootgpu indices: {n_genes} genes x {n_samples} samples, B={cfg.n_bootstrap}, {block} genes per block, "
+    log(f"bootgpu indices: {n_genes} genes x {n_samples} samples, B={cfg.n_bootstrap}, {block} genes per block, "
          f"budget {format_bytes(budget)}, predicted peak {format_bytes(predicted)}, backend {backend.name}")
     with MemoryReport(backend, budget, predicted):
         stats = write_indices(backend, expr.values, cfg, Path(args.out), block, args.compression)
-    _log(f"wrote {args.out}: {format_bytes(stats['bytes'])} in {stats['seconds']:.1f} s ({stats['processing_mode']}, {stats['compression']})")
+    log(f"wrote {args.out}: {format_bytes(stats['bytes'])} in {stats['seconds']:.1f} s ({stats['processing_mode']}, {stats['compression']})")
     return 0
 
 
@@ -216,7 +170,7 @@ class MemoryReport:
 
         self._tracker.__exit__(*exc)
         if exc[0] is None:
-            _log(f"memory: peak rise {format_bytes(self.peak.peak_bytes)}, predicted {format_bytes(self.predicted)}, "
+            log(f"memory: peak rise {format_bytes(self.peak.peak_bytes)}, predicted {format_bytes(self.predicted)}, "
                  f"budget {format_bytes(self.budget)} (bytes: {self.peak.peak_bytes} {self.predicted} {self.budget}; "
                  f"peak RSS {peak_rss_bytes()}, RSS at start {self.start_rss})")
         return False
@@ -268,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="analyse focus genes and write results.h5 + rewiring_hubs.tsv")
-    _add_input_options(run, required=False)
+    add_input_options(run, required=False)
     run.add_argument("--demo", action="store_true", help="use the embedded ALL leukemia subset (2000 x 128)")
     run.add_argument("--out", help="study directory (required; default for --demo: bootgpu-demo)")
     run.add_argument("--overwrite", action="store_true",
@@ -277,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--focus", help=FOCUS_HELP.replace("(default: all)", "(default: all; demo: the 10 most variable)"))
     run.add_argument("--shard", help="K/N: run only the K-th of N contiguous parts of the focus list")
     run.add_argument("--memory-budget", help="bytes the run may use, e.g. 6G (default: 80%% of free; env BOOTGPU_MEMORY_BUDGET)")
-    _add_analysis_options(run)
+    add_analysis_options(run)
     run.set_defaults(func=cmd_run)
 
     merge = sub.add_parser("merge", help="combine the shard files of DIR into results.h5 + rewiring_hubs.tsv")
@@ -288,22 +242,22 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
 
     plan = sub.add_parser("plan", help="batch sizes, predicted peak memory and the Grid Engine request for a shape")
-    _add_input_options(plan, required=False, what="expression matrix (its shape is used)")
+    add_input_options(plan, required=False, what="expression matrix (its shape is used)")
     plan.add_argument("--shape", help="GENESxSAMPLES, e.g. 8763x938")
     plan.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     plan.add_argument("--memory-budget", help="bytes, e.g. 6G (default: what this process may allocate, less a margin)")
     plan.add_argument("--slots", type=int, default=1, help="Grid Engine slots (-pe smp N) to spread h_vmem over")
-    _add_analysis_options(plan)
+    add_analysis_options(plan)
     plan.set_defaults(func=cmd_plan)
 
     idx = sub.add_parser("indices", help="write every gene's split and bootstrap sample indices (original layout)")
-    _add_input_options(idx)
+    add_input_options(idx)
     idx.add_argument("--out", required=True, help="indices.h5")
     idx.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     idx.add_argument("--batch-size", default="auto", help="genes per block: auto (from the memory budget) or N")
     idx.add_argument("--memory-budget", help="bytes, e.g. 1G (default: what this process may allocate, less a margin)")
     idx.add_argument("--compression", default="gzip", help="gzip (level 1, default), gzip4, lzf, none; zstd, blosc-zstd need hdf5plugin")
-    _add_analysis_options(idx)
+    add_analysis_options(idx)
     idx.set_defaults(func=cmd_indices)
 
     from bootgpu import bench, browse, sge
@@ -315,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     sge.register_commands(sub)  # `bootgpu sge submit` and `bootgpu status`
 
     conv = sub.add_parser("convert", help="write the original pipeline's expression.h5 layout")
-    _add_input_options(conv)
+    add_input_options(conv)
     conv.add_argument("--out", required=True)
     conv.set_defaults(func=cmd_convert)
     return parser

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from bootgpu.core.split import group_sizes
 from bootgpu.errors import BootgpuError
@@ -21,6 +21,12 @@ class AnalysisConfig:
     fdr_alpha: float = 0.05
     ci_alpha: float = 0.05
     edge_selection: str = "sig_diff"
+
+    @classmethod
+    def from_args(cls, args) -> AnalysisConfig:
+        """The parameters as parsed from the command line: ``args`` has one attribute per field
+        (``bootgpu.options.ANALYSIS_OPTIONS`` defines an option for each)."""
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
 
     def as_dict(self) -> dict:
         return asdict(self)

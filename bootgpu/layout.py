@@ -7,7 +7,12 @@
     DIR/rewiring_hubs.tsv           one row per focus gene
     DIR/parts/focus-NNNNNN.h5       one finished focus gene each, while a run is in progress
     DIR/shards/shard-KKKK-of-NNNN.h5  the results of `bootgpu run --shard K/N`
-    DIR/sge/                        Grid Engine scripts, job environment, submissions and logs (bootgpu.sge)
+    DIR/sge/                        Grid Engine files (bootgpu.sge):
+    DIR/sge/bootgpu-task.sh, bootgpu-merge.sh  copies of the job scripts, resource lines as submitted
+    DIR/sge/job.env                 the jobs' environment, sourced by the scripts
+    DIR/sge/focus.txt               the focus genes as #ROW lines, the tasks' --focus
+    DIR/sge/study.json              the submission settings and every submission's job ids
+    DIR/sge/logs/                   one log per array task and per merge job
 """
 
 from __future__ import annotations
@@ -56,6 +61,26 @@ class StudyLayout:
     @property
     def sge_dir(self) -> Path:
         return self.root / "sge"
+
+    @property
+    def job_env(self) -> Path:
+        return self.sge_dir / "job.env"
+
+    @property
+    def focus_list(self) -> Path:
+        return self.sge_dir / "focus.txt"
+
+    @property
+    def submissions(self) -> Path:
+        return self.sge_dir / "study.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.sge_dir / "logs"
+
+    def job_script(self, name: str) -> Path:
+        """The study's copy of the job script ``name`` (bootgpu-task.sh, bootgpu-merge.sh)."""
+        return self.sge_dir / name
 
     def part(self, gene: int) -> Path:
         return self.parts_dir / f"focus-{gene:06d}.h5"

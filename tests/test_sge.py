@@ -1,7 +1,12 @@
-"""`bootgpu sge submit` and `bootgpu status` without a scheduler: the --dry-run command lines for
-both queue types (array range, -hold_jid, h_vmem from the planner, PE, runtime, -l gpu=1), the
---max-vmem refusal, the job scripts themselves (run by sh with a stand-in interpreter), and the
-submit flow against stand-in qsub/qstat commands (job ids, resubmission of unfinished tasks only).
+"""`bootgpu sge submit` and `bootgpu status` without a scheduler.
+
+The ``Submission`` object itself, built from the command's options: the array and held merge jobs
+for both queue types (array range, -hold_jid, h_vmem from the planner, PE, runtime, -l gpu=1), each
+job's directives rendered once and the same way as ``#$`` lines and as qsub arguments, what each
+task runs, the tasks still to run once some shards exist, and the command that submits the study
+again.  Then what --dry-run writes, the --max-vmem refusal, the job scripts themselves (run by sh
+with a stand-in interpreter), the one qsub/qstat wrapper and its errors, and the submit flow against
+stand-in qsub/qstat commands (job ids, resubmission of unfinished tasks only).
 The real Grid Engine runs are in test_sge_integration.py."""
 
 from __future__ import annotations
@@ -17,10 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from bootgpu.cli import main
+from bootgpu.cli import build_parser, main
 from bootgpu.config import AnalysisConfig
-from bootgpu.planner import PROCESS_OVERHEAD_BYTES, job_memory_request
-from bootgpu.sge import THREAD_VMEM_BYTES, parse_size, set_directives, sge_size
+from bootgpu.errors import BootgpuError
+from bootgpu.planner import PROCESS_OVERHEAD_BYTES, job_memory_request, parse_size
+from bootgpu.sge import qsub
+from bootgpu.sge.commands import SUBMIT_OPTIONS, read_study_input, submit_command
+from bootgpu.sge.resources import THREAD_VMEM_BYTES, sge_size
+from bootgpu.sge.submission import (MERGE_SCRIPT, TASK_SCRIPT, Submission, check_options, request_for,
+                                    set_directives, split_tasks)  # fmt: skip
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "sge"
@@ -43,6 +53,20 @@ def _main(args, capsys):
     return code, captured.out, err
 
 
+def _submit_args(expr_tsv, out, *options) -> list[str]:
+    return ["sge", "submit", "--expr", str(expr_tsv), "--out", str(out), *options, *FAST]
+
+
+def _submission(argv, shards=(), python=sys.executable) -> tuple[Submission, object]:
+    """(the Submission `bootgpu sge submit ARGV` builds where the shard files ``shards`` (K, N)
+    exist, the parsed options), through the same steps as the command, writing nothing."""
+    args = build_parser().parse_args(argv)
+    check_options(args)
+    study = read_study_input(args)
+    tasks = split_tasks(args, len(study.focus))
+    return Submission.build(args, study, tasks, request_for(args, study), shards, python, "/usr/bin:/bin"), args
+
+
 def _qsub_lines(stdout: str) -> list[list[str]]:
     return [shlex.split(line) for line in stdout.splitlines() if line.startswith("qsub ")]
 
@@ -53,8 +77,8 @@ def _option(cmd: list[str], flag: str) -> list[str]:
 
 
 def _expected_h_vmem(budget: str, slots: int, n_bootstrap: int, extra: int = 0) -> tuple[str, int]:
-    """h_vmem per slot as the module docstring of bootgpu.sge defines it, from the planner: the
-    plan the task's backend makes (NumPy's working-set cap on CPU queues, none on GPU queues,
+    """h_vmem per slot as the module docstring of bootgpu.sge.resources defines it, from the planner:
+    the plan the task's backend makes (NumPy's working-set cap on CPU queues, none on GPU queues,
     which are the ones with ``extra`` CUDA address space), plus the expression matrix."""
     from bootgpu.backends.numpy_backend import NumpyBackend
 
@@ -68,85 +92,201 @@ def _expected_h_vmem(budget: str, slots: int, n_bootstrap: int, extra: int = 0) 
             per_slot_mib * 2**20 * slots - PROCESS_OVERHEAD_BYTES - THREAD_VMEM_BYTES * (slots - 1) - extra - matrix)
 
 
-def test_dry_run_cpu_prints_array_then_held_merge(expr_tsv, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path / "no-qsub-here"))  # --dry-run needs no scheduler
+def _script_copy(job) -> str:
+    """The study's copy of ``job``'s script, as jobfiles writes it."""
+    return job.script_text((SCRIPTS / job.template).read_text())
+
+
+def _resource_lines(script: str) -> list[str]:
+    """A script's ``#$`` lines other than the fixed -S, -j, -r, sorted."""
+    return sorted(line for line in script.splitlines() if line.startswith("#$ ") and line.split()[1] not in ("-S", "-j", "-r"))
+
+
+# --- the Submission object ------------------------------------------------------------------------
+
+CPU_OPTIONS = ["--queue-type", "cpu", "--tasks", "3", "--focus", "#0:12", "--slots", "2", "--pe", "mpslots",
+               "--runtime", "2:30:00", "--memory-budget", "1G"]  # fmt: skip
+
+
+def test_cpu_submission_is_an_array_then_a_held_merge(expr_tsv, tmp_path):
     out = tmp_path / "study"
-    code, stdout, err = _main(["sge", "submit", "--expr", str(expr_tsv), "--out", str(out), "--queue-type", "cpu",
-                               "--tasks", "3", "--focus", "#0:12", "--slots", "2", "--pe", "mpslots",
-                               "--runtime", "2:30:00", "--memory-budget", "1G", *FAST, "--dry-run"], capsys)
-    assert code == 0, err
-    array, merge = _qsub_lines(stdout)
+    sub, _ = _submission(_submit_args(expr_tsv, out, *CPU_OPTIONS))
+    array, merge = sub.commands()
     vmem, run_budget = _expected_h_vmem("1G", 2, 50)
     # the array: 3 tasks, cpu.q, the PE and slots, h_vmem from the planner, the runtime
-    assert _option(array, "-t") == ["1-3"]
+    assert sub.todo == (1, 2, 3) and _option(array, "-t") == ["1-3"]
     assert _option(array, "-q") == ["cpu.q"]
     assert _option(array, "-pe") == ["mpslots"] and array[array.index("-pe") + 2] == "2"
     assert sorted(_option(array, "-l")) == sorted([f"h_vmem={vmem}", "h_rt=2:30:00"])
     assert _option(array, "-S") == ["/bin/sh"] and _option(array, "-wd") == [str(out)]
-    assert array[-1] == str(out / "sge" / "bootgpu-cpu.sh")
+    assert array[-1] == str(out / "sge" / TASK_SCRIPT)
     # the merge waits for the array (by its unique job name), on the same queue, no PE, no GPU
     assert _option(merge, "-hold_jid") == _option(array, "-N")
     assert _option(merge, "-q") == ["cpu.q"] and not _option(merge, "-pe") and not _option(merge, "-t")
     assert "h_rt=2:30:00" in _option(merge, "-l") and not any("gpu" in v for v in _option(merge, "-l"))
-    assert merge[-1] == str(out / "sge" / "bootgpu-merge.sh")
-    assert "dry run: nothing submitted" in stdout
-    # the scripts are written, resource lines set to what is submitted; nothing else ran
-    script = (out / "sge" / "bootgpu-cpu.sh").read_text()
+    assert merge[-1] == str(out / "sge" / MERGE_SCRIPT)
+    # the script copy's resource lines are what is submitted
+    script = _script_copy(sub.task_job)
     for line in (f"#$ -l h_vmem={vmem}\n", "#$ -l h_rt=2:30:00\n", "#$ -pe mpslots 2\n", "#$ -q cpu.q\n"):
         assert line in script
-    assert os.access(out / "sge" / "bootgpu-cpu.sh", os.X_OK)
-    env = (out / "sge" / "job.env").read_text()
-    assert f"BOOTGPU_PYTHON={shlex.quote(sys.executable)}\n" in env
-    assert "BOOTGPU_BACKEND=numpy\n" in env and "BOOTGPU_TASKS=3\n" in env
-    assert f"BOOTGPU_MEMORY_BUDGET={run_budget}\n" in env
-    assert "--n-bootstrap=50" in env and "--fdr-alpha=0.2" in env
-    assert (out / "sge" / "focus.txt").read_text().split() == [f"#{g}" for g in range(12)]
-    assert not (out / "shards").exists() and not (out / "parts").exists()
-    assert json.loads((out / "sge" / "study.json").read_text())["submissions"] == []
+    env = sub.env
+    assert env["BOOTGPU_PYTHON"] == sys.executable
+    assert env["BOOTGPU_BACKEND"] == "numpy" and env["BOOTGPU_TASKS"] == "3" and "BOOTGPU_GPU_GRANT_VAR" not in env
+    assert env["BOOTGPU_MEMORY_BUDGET"] == str(run_budget)
+    assert "--n-bootstrap=50" in env["BOOTGPU_RUN_ARGS"].split() and "--fdr-alpha=0.2" in env["BOOTGPU_RUN_ARGS"].split()
+    assert sub.focus_text().split() == [f"#{g}" for g in range(12)]
 
 
-def test_dry_run_gpu_requests_a_gpu_on_gpu_queue(expr_tsv, tmp_path, capsys):
+def test_gpu_submission_requests_a_gpu_on_gpu_queue(expr_tsv, tmp_path):
     out = tmp_path / "study"
-    code, stdout, err = _main(["sge", "submit", "--expr", str(expr_tsv), "--out", str(out), "--queue-type", "gpu",
-                               "--genes-per-task", "4", "--focus", "#0:10", "--cuda-vmem", "2G", *FAST, "--dry-run"],
-                              capsys)  # fmt: skip
-    assert code == 0, err
-    array, merge = _qsub_lines(stdout)
+    sub, _ = _submission(_submit_args(expr_tsv, out, "--queue-type", "gpu", "--genes-per-task", "4", "--focus", "#0:10",
+                                      "--cuda-vmem", "2G"))  # fmt: skip
+    array, merge = sub.commands()
     vmem, _ = _expected_h_vmem("4G", 1, 50, extra=2 * 2**30)
-    assert _option(array, "-t") == ["1-3"]  # ceil(10 / 4)
+    assert sub.tasks == 3 and _option(array, "-t") == ["1-3"]  # ceil(10 / 4)
     assert _option(array, "-q") == ["gpu.q"]
     assert sorted(_option(array, "-l")) == sorted([f"h_vmem={vmem}", "h_rt=24:00:00", "gpu=1"])
     assert _option(array, "-pe") == ["smp"] and array[array.index("-pe") + 2] == "1"
-    assert array[-1] == str(out / "sge" / "bootgpu-gpu.sh")
+    assert array[-1] == str(out / "sge" / TASK_SCRIPT)
     # the merge needs no GPU: no -l gpu, no queue (the site's default), held on the array
     assert _option(merge, "-hold_jid") == _option(array, "-N")
     assert not _option(merge, "-q") and not any("gpu" in v for v in _option(merge, "-l"))
-    script = (out / "sge" / "bootgpu-gpu.sh").read_text()
+    script = _script_copy(sub.task_job)
     assert "#$ -l gpu=1\n" in script and "#$ -q gpu.q\n" in script and f"#$ -l h_vmem={vmem}\n" in script
-    assert "BOOTGPU_BACKEND=cupy\n" in (out / "sge" / "job.env").read_text()
-    assert "#$ -q" not in (out / "sge" / "bootgpu-merge.sh").read_text()
+    assert "#$ -q cpu.q" not in script
+    assert sub.env["BOOTGPU_BACKEND"] == "cupy" and sub.env["BOOTGPU_GPU_GRANT_VAR"] == "SGE_HGR_gpu"
+    assert "#$ -q" not in _script_copy(sub.merge_job)
 
 
-def test_dry_run_site_options(expr_tsv, tmp_path, capsys):
+SITE_OPTIONS = ["--queue-type", "gpu", "--tasks", "2", "--focus", "#0:4", "--queue", "", "--pe", "", "--backend", "auto",
+                "--qsub-args", "-P bio -m ea", "--job-setup", "module load cuda/12.4", "--gpu-resource", "cuda"]  # fmt: skip
+
+
+def test_site_options(expr_tsv, tmp_path):
     """No queue, no PE, a site qsub option, a setup command and another backend."""
-    out = tmp_path / "study"
-    code, stdout, err = _main(["sge", "submit", "--expr", str(expr_tsv), "--out", str(out), "--queue-type", "gpu",
-                               "--tasks", "2", "--focus", "#0:4", "--queue", "", "--pe", "", "--backend", "auto",
-                               "--qsub-args", "-P bio -m ea", "--job-setup", "module load cuda/12.4",
-                               "--gpu-resource", "cuda", *FAST,
-                               "--dry-run"], capsys)  # fmt: skip
-    assert code == 0, err
-    array, merge = _qsub_lines(stdout)
+    sub, _ = _submission(_submit_args(expr_tsv, tmp_path / "study", *SITE_OPTIONS))
+    array, merge = sub.commands()
     assert not _option(array, "-q") and not _option(array, "-pe")
     assert "cuda=1" in _option(array, "-l") and "gpu=1" not in _option(array, "-l")
     for cmd in (array, merge):
         assert _option(cmd, "-P") == ["bio"] and _option(cmd, "-m") == ["ea"]
-    script = (out / "sge" / "bootgpu-gpu.sh").read_text()
+    script = _script_copy(sub.task_job)
     assert "#$ -q" not in script and "#$ -pe" not in script
     assert "#$ -l cuda=1\n" in script and "#$ -l gpu" not in script
+    env = sub.env
+    assert env["BOOTGPU_BACKEND"] == "auto" and env["BOOTGPU_SETUP"] == "module load cuda/12.4"
+    assert env["BOOTGPU_GPU_GRANT_VAR"] == "SGE_HGR_cuda"
+    assert "BOOTGPU_SETUP='module load cuda/12.4'\n" in sub.env_text("now")
+
+
+@pytest.mark.parametrize("options", [CPU_OPTIONS, SITE_OPTIONS, ["--queue-type", "cpu", "--tasks", "2", "--focus", "#0:4",
+                                     "--merge-queue", "long.q", "--merge-vmem", "2g"]], ids=["cpu", "site", "merge-queue"])
+def test_directives_are_rendered_the_same_as_script_lines_and_qsub_arguments(expr_tsv, tmp_path, options):
+    sub, _ = _submission(_submit_args(expr_tsv, tmp_path / "study", *options))
+    for job in (sub.task_job, sub.merge_job):
+        script = _script_copy(job)
+        # every directive is one #$ line of the copy, and the copy asks for nothing else
+        assert _resource_lines(script) == sorted(job.directive_lines())
+        # the qsub arguments are those lines' words, in the command line as one run
+        assert [w for line in job.directive_lines() for w in line.split()[1:]] == job.directive_args()
+        cmd, args = job.command(), job.directive_args()
+        assert any(cmd[i:i + len(args)] == args for i in range(len(cmd)))
+        assert "#$ -S /bin/sh\n" in script and _option(cmd, "-S") == ["/bin/sh"]
+    if "--merge-queue" in options:  # the merge's copy asks for its queue too, though the script has no -q line
+        assert "#$ -q long.q\n" in _script_copy(sub.merge_job) and "#$ -q" not in (SCRIPTS / MERGE_SCRIPT).read_text()
+        assert "h_vmem=1908M" in sub.merge_job.directive_args()  # 2g: 2 * 10**9 bytes, rounded up to MiB
+
+
+def test_tasks_still_to_run_after_some_shards_exist(expr_tsv, tmp_path):
+    argv = _submit_args(expr_tsv, tmp_path / "study", "--queue-type", "cpu", "--tasks", "4", "--focus", "#0:9")
+    sub, _ = _submission(argv, shards=[(1, 4), (3, 4), (2, 3)])  # a shard of another split does not count
+    assert sub.todo == (2, 4) and sub.array_range == "2-4"
+    array, merge = sub.commands()
+    assert _option(array, "-t") == ["2-4"] and _option(merge, "-hold_jid") == _option(array, "-N")
+    sub, _ = _submission(argv, shards=[(1, 4), (2, 4), (3, 4)])
+    assert sub.todo == (4,) and sub.array_range == "4-4" and _option(sub.commands()[0], "-t") == ["4-4"]
+    sub, _ = _submission(argv, shards=[(k, 4) for k in range(1, 5)])
+    assert sub.todo == () and sub.jobs() == [sub.merge_job]  # all done: the merge alone, held on nothing
+    assert not _option(sub.commands()[0], "-hold_jid") and sub.commands()[0][-1].endswith(MERGE_SCRIPT)
+
+
+def test_task_command_is_what_the_task_script_runs(expr_tsv, tmp_path):
+    python = _stand_in_python(tmp_path / "python")
+    sub, _ = _submission(_submit_args(expr_tsv, tmp_path / "study", *CPU_OPTIONS, "--samples-in-rows", "--seed", "7"),
+                         python=str(python))  # fmt: skip
+    assert sub.task_command(2)[:12] == [str(python), "-m", "bootgpu", "run", "--expr", str(expr_tsv), "--out",
+                                        str(tmp_path / "study"), "--shard", "2/3", "--backend", "numpy"]  # fmt: skip
+    assert {"--seed=7", "--samples-in-rows", "--edge-selection=sig_diff"} <= set(sub.task_command(2))
+    job_env = tmp_path / "job.env"
+    job_env.write_text(sub.env_text("now"))
+    script = tmp_path / TASK_SCRIPT
+    script.write_text(_script_copy(sub.task_job))
+    for task in (1, 3):
+        proc = subprocess.run(["sh", str(script)], env={"PATH": os.environ["PATH"], "BOOTGPU_JOB_ENV": str(job_env),
+                                                        "SGE_TASK_ID": str(task)}, capture_output=True, text=True)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert f"ARGS {' '.join(sub.task_command(task)[1:])}\n" in proc.stdout
+
+
+def test_analysis_options_reach_the_tasks_from_their_definitions(expr_tsv, tmp_path):
+    """Every option `bootgpu run` takes from bootgpu.options.RUN_FORWARDED is forwarded, none named
+    by hand: one per AnalysisConfig field, plus --samples-in-rows."""
+    from dataclasses import fields
+
+    from bootgpu.options import ANALYSIS_OPTIONS, RUN_FORWARDED
+
+    assert [o.dest for o in ANALYSIS_OPTIONS] == [f.name for f in fields(AnalysisConfig)]
+    sub, args = _submission(_submit_args(expr_tsv, tmp_path / "study", *CPU_OPTIONS, "--ci-alpha", "0.1"))
+    forwarded = sub.env["BOOTGPU_RUN_ARGS"].split()
+    assert forwarded == [f"{o.flags[0]}={getattr(args, o.dest)}" for o in ANALYSIS_OPTIONS]  # --samples-in-rows not set
+    assert "--ci-alpha=0.1" in forwarded
+    run = build_parser().parse_args(["run", "--expr", "x", "--out", "y", *forwarded])
+    assert AnalysisConfig.from_args(run) == AnalysisConfig.from_args(args) == sub.study.cfg
+    assert {o.dest for o in RUN_FORWARDED} <= set(vars(run))
+
+
+def test_submit_command_repeats_every_option(expr_tsv, tmp_path, monkeypatch):
+    """The command recorded for resubmission parses to the same options, with absolute paths, the
+    tasks decided and the study's focus list; --dry-run and --overwrite are not repeated."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rel").mkdir()
+    argv = ["sge", "submit", "--expr", os.path.relpath(expr_tsv), "--out", "rel/study", *SITE_OPTIONS[:2],
+            "--genes-per-task", "3", *SITE_OPTIONS[4:], "--max-vmem", "64G", "--seed", "3", "--dry-run", "--overwrite"]
+    sub, args = _submission(argv)
+    cmd = submit_command(args, sub)
+    assert cmd[:3] == ["bootgpu", "sge", "submit"] and "--dry-run" not in cmd and "--overwrite" not in cmd
+    again = build_parser().parse_args(cmd[1:])
+    out = tmp_path.resolve() / "rel" / "study"
+    decided = {"expr": str(Path(expr_tsv).resolve()), "out": str(out), "tasks": 2, "genes_per_task": None,
+               "focus": f"@{out / 'sge' / 'focus.txt'}", "dry_run": False, "overwrite": False}
+    assert vars(again) == {**vars(args), **decided}
+    assert {o.dest for o in SUBMIT_OPTIONS} <= set(vars(again))
+
+
+# --- what --dry-run writes -------------------------------------------------------------------------
+
+def test_dry_run_writes_the_submission_and_prints_its_commands(expr_tsv, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-qsub-here"))  # --dry-run needs no scheduler
+    out = tmp_path / "study"
+    argv = _submit_args(expr_tsv, out, *CPU_OPTIONS, "--dry-run")
+    code, stdout, err = _main(argv, capsys)
+    assert code == 0, err
+    sub, _ = _submission(argv)
+    assert _qsub_lines(stdout) == sub.commands()
+    assert "dry run: nothing submitted" in stdout
+    # the scripts are written, resource lines set to what is submitted; nothing else ran
+    for job in (sub.task_job, sub.merge_job):
+        assert job.script.read_text() == _script_copy(job) and os.access(job.script, os.X_OK)
+    assert f"#$ -l h_vmem={_expected_h_vmem('1G', 2, 50)[0]}\n" in (out / "sge" / TASK_SCRIPT).read_text()
     env = (out / "sge" / "job.env").read_text()
-    assert "BOOTGPU_BACKEND=auto\n" in env and "BOOTGPU_SETUP='module load cuda/12.4'\n" in env
-    assert "BOOTGPU_GPU_GRANT_VAR=SGE_HGR_cuda\n" in env
+    assert f"BOOTGPU_PYTHON={shlex.quote(sys.executable)}\n" in env
+    assert "BOOTGPU_BACKEND=numpy\n" in env and "BOOTGPU_TASKS=3\n" in env
+    assert f"BOOTGPU_MEMORY_BUDGET={_expected_h_vmem('1G', 2, 50)[1]}\n" in env
+    assert "--n-bootstrap=50" in env and "--fdr-alpha=0.2" in env
+    assert (out / "sge" / "focus.txt").read_text().split() == [f"#{g}" for g in range(12)]
+    assert not (out / "shards").exists() and not (out / "parts").exists()
+    record = json.loads((out / "sge" / "study.json").read_text())
+    assert record["submissions"] == [] and record["tasks"] == 3 and record["h_vmem"] == sub.request.h_vmem
 
 
 def test_max_vmem_refused_before_submission(expr_tsv, tmp_path, capsys, monkeypatch):
@@ -202,18 +342,18 @@ def test_directive_rewriting_and_sizes():
 # --- the job scripts, run by sh without a scheduler ----------------------------------------------
 
 def test_scripts_are_posix_sh_with_site_directives():
-    for name in ("bootgpu-cpu.sh", "bootgpu-gpu.sh", "bootgpu-merge.sh"):
+    for name in (TASK_SCRIPT, MERGE_SCRIPT):
         path = SCRIPTS / name
         assert os.access(path, os.X_OK), name
         subprocess.run(["sh", "-n", str(path)], check=True)
         directives = [line for line in path.read_text().splitlines() if line.startswith("#$")]
         assert "#$ -S /bin/sh" in directives and any(d.startswith("#$ -l h_vmem=") for d in directives)
         assert any(d.startswith("#$ -l h_rt=") for d in directives)
-    for name, queue in (("bootgpu-cpu.sh", "cpu.q"), ("bootgpu-gpu.sh", "gpu.q")):
-        text = (SCRIPTS / name).read_text()
-        assert f"#$ -q {queue}\n" in text and "#$ -pe smp 1\n" in text
-    assert "#$ -l gpu=1\n" in (SCRIPTS / "bootgpu-gpu.sh").read_text()
-    assert "#$ -l gpu" not in (SCRIPTS / "bootgpu-cpu.sh").read_text()
+    # one task script for both queue types: a CPU queue's site defaults; a GPU queue's copy gets
+    # -q gpu.q and -l gpu=1 from the submission (test_gpu_submission_requests_a_gpu_on_gpu_queue)
+    text = (SCRIPTS / TASK_SCRIPT).read_text()
+    assert "#$ -q cpu.q\n" in text and "#$ -pe smp 1\n" in text
+    assert "#$ -l gpu" not in text
 
 
 def _stand_in_python(path: Path) -> Path:
@@ -237,7 +377,7 @@ def _run_script(name, tmp_path, **env):
 
 
 def test_task_script_runs_its_shard(tmp_path):
-    proc = _run_script("bootgpu-cpu.sh", tmp_path, SGE_TASK_ID="2", JOB_ID="77")
+    proc = _run_script(TASK_SCRIPT, tmp_path, SGE_TASK_ID="2", JOB_ID="77")
     assert proc.returncode == 0, proc.stderr
     assert (f"ARGS -m bootgpu run --expr /data/expr.tsv --out {tmp_path / 'out'} --shard 2/3 --backend numpy "
             "--focus @/data/focus.txt --memory-budget 1000 --n-bootstrap=50 --seed=7") in proc.stdout
@@ -245,28 +385,40 @@ def test_task_script_runs_its_shard(tmp_path):
     # a shard file is not taken on its name: the task runs, and `bootgpu run` checks its identity
     (tmp_path / "out" / "shards").mkdir(parents=True)
     (tmp_path / "out" / "shards" / "shard-0002-of-0003.h5").write_bytes(b"")
-    proc = _run_script("bootgpu-cpu.sh", tmp_path, SGE_TASK_ID="2")
+    proc = _run_script(TASK_SCRIPT, tmp_path, SGE_TASK_ID="2")
     assert proc.returncode == 0 and "--shard 2/3" in proc.stdout
     # outside an array job it refuses
-    proc = _run_script("bootgpu-cpu.sh", tmp_path, SGE_TASK_ID="undefined")
+    proc = _run_script(TASK_SCRIPT, tmp_path, SGE_TASK_ID="undefined")
     assert proc.returncode == 2 and "not an array task" in proc.stderr
+
+
+GPU_ENV = {"BOOTGPU_BACKEND": "cupy", "BOOTGPU_GPU_GRANT_VAR": "SGE_HGR_gpu"}  # what a GPU queue's job.env adds
 
 
 @pytest.mark.parametrize("granted, visible", [("0", "0"), ("gpu1", "1"), ("0 1", "0,1"), ("cuda2,cuda3", "2,3"),
                                               ("GPU-5a1b-77", "GPU-5a1b-77")])  # fmt: skip
-def test_gpu_script_binds_the_granted_device(tmp_path, granted, visible):
-    proc = _run_script("bootgpu-gpu.sh", tmp_path, SGE_TASK_ID="1", SGE_HGR_gpu=granted, CUDA_VISIBLE_DEVICES="7")
+def test_gpu_task_binds_the_granted_device(tmp_path, granted, visible):
+    proc = _run_script(TASK_SCRIPT, tmp_path, SGE_TASK_ID="1", SGE_HGR_gpu=granted, CUDA_VISIBLE_DEVICES="7", **GPU_ENV)
     assert proc.returncode == 0, proc.stderr
     assert f"CUDA={visible} " in proc.stdout and "--backend cupy" in proc.stdout
 
 
-def test_gpu_script_leaves_site_binding_alone(tmp_path):
-    proc = _run_script("bootgpu-gpu.sh", tmp_path, SGE_TASK_ID="1", CUDA_VISIBLE_DEVICES="3")
+def test_gpu_task_leaves_site_binding_alone(tmp_path):
+    proc = _run_script(TASK_SCRIPT, tmp_path, SGE_TASK_ID="1", CUDA_VISIBLE_DEVICES="3", **GPU_ENV)
     assert proc.returncode == 0 and "CUDA=3 " in proc.stdout
-    proc = _run_script("bootgpu-gpu.sh", tmp_path, SGE_TASK_ID="1")
+    proc = _run_script(TASK_SCRIPT, tmp_path, SGE_TASK_ID="1", **GPU_ENV)
     assert proc.returncode == 0 and "CUDA=unset " in proc.stdout
-    proc = _run_script("bootgpu-gpu.sh", tmp_path, SGE_TASK_ID="1", BOOTGPU_GPU_GRANT_VAR="SITE_GPUS", SITE_GPUS="4")
+    proc = _run_script(TASK_SCRIPT, tmp_path, SGE_TASK_ID="1", **{**GPU_ENV, "BOOTGPU_GPU_GRANT_VAR": "SITE_GPUS"},
+                       SITE_GPUS="4")  # fmt: skip
     assert proc.returncode == 0 and "CUDA=4 " in proc.stdout
+    proc = _run_script(TASK_SCRIPT, tmp_path, SGE_TASK_ID="1", **{**GPU_ENV, "BOOTGPU_GPU_GRANT_VAR": "A;B"})
+    assert proc.returncode == 2 and "bad BOOTGPU_GPU_GRANT_VAR" in proc.stderr
+
+
+def test_cpu_task_binds_no_gpu(tmp_path):
+    proc = _run_script(TASK_SCRIPT, tmp_path, SGE_TASK_ID="1", SGE_HGR_gpu="0", CUDA_VISIBLE_DEVICES="3")
+    assert proc.returncode == 0 and "CUDA=3 " in proc.stdout and "--backend numpy" in proc.stdout
+    assert "granted GPU" not in proc.stdout and "SGE_HGR" not in proc.stdout
 
 
 # --- the submit flow against stand-in qsub / qstat ------------------------------------------------
@@ -366,6 +518,55 @@ def test_submit_without_qsub_is_a_clear_error(expr_tsv, tmp_path, capsys, monkey
     code, _, err = _main(["sge", "submit", "--expr", str(expr_tsv), "--out", str(tmp_path / "s"), "--queue-type",
                           "cpu", "--tasks", "2", "--focus", "#0:4", *FAST], capsys)  # fmt: skip
     assert code == 2 and "qsub not found" in err and "--dry-run" in err
+
+
+def _tool(bindir: Path, name: str, body: str, monkeypatch) -> None:
+    """A stand-in Grid Engine client ``name`` running the sh ``body``, first on PATH."""
+    bindir.mkdir(exist_ok=True)
+    (bindir / name).write_text(f"#!/bin/sh\n{body}\n")
+    (bindir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+
+
+REFUSAL = "echo 'Unable to run job: Job was rejected because job requests unknown queue \"nope.q\".' >&2; echo Exiting.; exit 1"
+
+
+def test_qsub_wrapper_error_names_command_exit_code_and_output(tmp_path, monkeypatch):
+    _tool(tmp_path / "bin", "qsub", REFUSAL, monkeypatch)
+    cmd = ["qsub", "-terse", "-N", "bootgpu_x", "-q", "nope.q", "-t", "1-2", "/shared/study/sge/bootgpu-task.sh"]
+    with pytest.raises(BootgpuError) as refused:
+        qsub.submit(cmd)
+    message = str(refused.value)
+    assert "qsub failed with exit code 1" in message and 'unknown queue "nope.q"' in message and "Exiting." in message
+    assert f"(command: {shlex.join(cmd)})" in message and "\n" not in message
+    _tool(tmp_path / "bin", "qsub", "echo 'Your job is being held'", monkeypatch)  # exit 0 but no job id
+    with pytest.raises(BootgpuError, match=r"qsub printed no job id: Your job is being held \(command: qsub -terse"):
+        qsub.submit(cmd)
+    _tool(tmp_path / "bin", "qstat", "echo 'error: commlib error: can not connect' >&2; exit 2", monkeypatch)
+    with pytest.raises(BootgpuError, match=r"qstat failed with exit code 2: error: commlib error.*\(command: qstat -u '\*'\)"):
+        qsub.qstat_jobs()
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    with pytest.raises(BootgpuError, match=r"qstat not found on PATH \(command: qstat"):
+        qsub.qstat_jobs()
+
+
+def test_refused_jobs_are_one_line_errors_and_recorded_as_far_as_submitted(expr_tsv, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "study"
+    argv = _submit_args(expr_tsv, out, "--queue-type", "cpu", "--tasks", "2", "--focus", "#0:4", "--queue", "nope.q")
+    _tool(tmp_path / "bin", "qsub", REFUSAL, monkeypatch)
+    code, _, err = _main(argv, capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "exit code 1" in err and 'unknown queue "nope.q"' in err and "(command: qsub -terse " in err
+    assert not (out / "sge" / "study.json").exists()  # nothing was queued
+    # the array is accepted, the merge refused: the array job is recorded, status says what qstat says
+    _tool(tmp_path / "bin", "qsub", "case \"$*\" in *' -t '*) echo 101.1-2:1 ;; *) " + REFUSAL + " ;; esac", monkeypatch)
+    code, _, err = _main(argv, capsys)
+    assert code == 2 and err.startswith("bootgpu: error: array job 101 submitted, but the merge job failed: qsub failed")
+    record = json.loads((out / "sge" / "study.json").read_text())
+    assert [(s["array_job"], s.get("merge_job")) for s in record["submissions"]] == [(101, None)]
+    _tool(tmp_path / "bin", "qstat", "echo 'error: commlib error' >&2; exit 2", monkeypatch)
+    code, stdout, _ = _main(["status", str(out)], capsys)
+    assert code == 0 and "job 101 (array): qstat not available (qstat failed with exit code 2: error: commlib error" in stdout
 
 
 def test_status_of_plain_shard_runs_and_of_a_finished_study(expr_tsv, tmp_path, capsys):

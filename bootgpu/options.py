@@ -1,0 +1,132 @@
+"""Command-line options that several commands share, each defined once.
+
+``run``, ``plan``, ``indices`` and ``sge submit`` add the analysis and input options from here, and
+``sge submit`` writes them back out from the same definitions: to the array tasks' ``bootgpu run``
+and into the command that submits the study again.  An option added here reaches all of them.
+Nothing here imports the command line (``bootgpu.cli``); the CLI and ``bootgpu.sge`` import this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from bootgpu.config import EDGE_SELECTIONS, AnalysisConfig
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its flags and ``argparse.add_argument`` keywords, and how a value is written back
+    as command-line words.  ``resubmit`` False marks an option about one invocation only (e.g.
+    ``--dry-run``), which a command that repeats this one leaves out."""
+
+    flags: tuple[str, ...]
+    settings: Mapping = field(default_factory=dict)
+    resubmit: bool = True
+
+    @property
+    def dest(self) -> str:
+        return self.settings.get("dest") or self.flags[0].lstrip("-").replace("-", "_")
+
+    @property
+    def is_switch(self) -> bool:
+        return self.settings.get("action") == "store_true"
+
+    def add_to(self, parser) -> argparse.Action:
+        return parser.add_argument(*self.flags, **self.settings)
+
+    def argv(self, value, joined: bool = False) -> list[str]:
+        """``value`` as command-line words: none for None (or an unset switch), the flag alone for a
+        set switch, else ``[FLAG, VALUE]``, or ``[FLAG=VALUE]`` when ``joined`` (one word)."""
+        if value is None or (self.is_switch and not value):
+            return []
+        if self.is_switch:
+            return [self.flags[0]]
+        return [f"{self.flags[0]}={value}"] if joined else [self.flags[0], str(value)]
+
+
+def option(*flags: str, resubmit: bool = True, **settings) -> Option:
+    return Option(flags, MappingProxyType(settings), resubmit)
+
+
+def add_options(parser, options: Iterable[Option]) -> None:
+    for opt in options:
+        opt.add_to(parser)
+
+
+def options_argv(options: Iterable[Option], args: argparse.Namespace, joined: bool = False,
+                 values: Mapping | None = None) -> list[str]:
+    """The words that repeat ``options`` as parsed into ``args`` (in definition order); ``values``
+    replaces some of them by dest (a path made absolute, a count decided since)."""
+    values = values or {}
+    words: list[str] = []
+    for opt in options:
+        if opt.resubmit:
+            words += opt.argv(values.get(opt.dest, getattr(args, opt.dest)), joined)
+    return words
+
+
+def _analysis_options() -> tuple[Option, ...]:
+    d = AnalysisConfig()
+    return (
+        option("--low-frac", type=float, default=d.low_frac, help="fraction of samples in LOW (default %(default)s)"),
+        option("--high-frac", type=float, default=d.high_frac, help="fraction in HIGH (default %(default)s)"),
+        option("--n-bootstrap", type=int, default=d.n_bootstrap, help="replicates B (default %(default)s)"),
+        option("--bootstrap-frac", type=float, default=d.bootstrap_frac, help="resample size / group size (default %(default)s)"),
+        option("--seed", type=int, default=d.seed, help="seed of the draws (default %(default)s)"),
+        option("--fdr-alpha", type=float, default=d.fdr_alpha, help="BH level (default %(default)s)"),
+        option("--ci-alpha", type=float, default=d.ci_alpha, help="1 - CI coverage (default %(default)s)"),
+        option("--edge-selection", choices=EDGE_SELECTIONS, default=d.edge_selection, help="edges to bootstrap (default %(default)s)"),
+    )  # fmt: skip
+
+
+ANALYSIS_OPTIONS = _analysis_options()  # one per AnalysisConfig field; AnalysisConfig.from_args reads them
+
+
+SAMPLES_IN_ROWS = option(
+    "--samples-in-rows", action="store_true",
+    help="the matrix holds samples in rows and genes in columns (TSV/CSV: sample ids in the first column; "
+         "HDF5: /expr is samples x genes)",
+)  # fmt: skip
+
+
+def input_options(required: bool = True, what: str = "") -> tuple[Option, ...]:
+    """--expr (its help says what the matrix is for) and --samples-in-rows."""
+    return (
+        option("--expr", required=required,
+               help=what or "expression matrix: TSV/CSV(.gz) genes x samples, or HDF5 (/expr, /gene_names, /sample_names)"),
+        SAMPLES_IN_ROWS,
+    )  # fmt: skip
+
+
+# What `bootgpu run` needs besides the study's input and focus genes to compute the same results:
+# the options a Grid Engine task passes on to it.
+RUN_FORWARDED = (*ANALYSIS_OPTIONS, SAMPLES_IN_ROWS)
+
+
+def add_analysis_options(parser) -> None:
+    add_options(parser, ANALYSIS_OPTIONS)
+
+
+def add_input_options(parser, required: bool = True, what: str = "") -> None:
+    add_options(parser, input_options(required, what))
+
+
+def log(line: str) -> None:
+    """A progress or warning line on stderr (stdout is the command's result)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def read_input(args: argparse.Namespace, path=None):
+    """The expression matrix of --expr (or ``path``), genes x samples, with a warning on stderr when
+    it looks transposed."""
+    from bootgpu.expression_io import orientation_warning, read_expression
+
+    samples_in_rows = getattr(args, "samples_in_rows", False)
+    expr = read_expression(path or args.expr, samples_in_rows=samples_in_rows)
+    if not samples_in_rows and (warning := orientation_warning(expr)):
+        log(f"bootgpu: warning: {warning}")
+    return expr

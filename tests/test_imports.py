@@ -1,0 +1,98 @@
+"""The package's import structure: no module imports the command line (``bootgpu.cli``) except
+``bootgpu.__main__``, and the modules' imports of each other (deferred ones included) form no cycle."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "bootgpu"
+
+
+def _modules() -> dict[str, Path]:
+    """Every module of the package by dotted name."""
+    names = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        names[".".join(parts)] = path
+    return names
+
+
+# Imports each module in turn in one fresh interpreter and names the first one after which
+# bootgpu.cli is loaded; a module whose third-party dependency is missing is left out.
+_PROBE = """
+import importlib, json, sys
+found, skipped = None, []
+for name in json.loads(sys.argv[1]):
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] == "bootgpu":
+            raise
+        skipped.append(name)
+    if found is None and "bootgpu.cli" in sys.modules:
+        found = name
+print(json.dumps({"found": found, "skipped": skipped}))
+"""
+
+
+def test_no_module_imports_the_cli():
+    names = [n for n in _modules() if n not in ("bootgpu.cli", "bootgpu.__main__")]
+    proc = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(names)], capture_output=True, text=True,
+                          cwd=PACKAGE.parent, check=True)  # fmt: skip
+    result = json.loads(proc.stdout)
+    assert result["found"] is None, f"importing {result['found']} imports bootgpu.cli"
+    assert "bootgpu.sge" not in result["skipped"] and "bootgpu.options" not in result["skipped"]
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports anywhere in its source (top level or in a function)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                           for a in node.names]  # fmt: skip
+            else:
+                continue
+            graph[name] |= {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle, as the list of modules along it, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                return path[path.index(dep):] + [dep]
+            if dep not in state and (found := visit(dep)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return None
+
+
+def test_no_import_cycles():
+    graph = _import_graph()
+    assert "bootgpu.options" in graph["bootgpu.sge.commands"]  # the graph sees imports
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # and the search finds a cycle
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+    assert not {name for name, deps in graph.items() if "bootgpu.cli" in deps} - {"bootgpu.__main__"}
