@@ -2,7 +2,7 @@
 
 ``bootgpu.open_results(path_or_dir)`` reads a study's results (``bootgpu.api``)."""
 
-__version__ = "0.1.0"
+from bootgpu.version import __version__
 
 
 def __getattr__(name: str):

@@ -460,7 +460,7 @@ def run_bench(backends, genes: int, samples: int, n_bootstrap: int, *, planted: 
     row ``focus``; else the synthetic matrix ``synthetic`` (``synthetic_values``) and its gene 0."""
     import platform
 
-    from bootgpu import __version__
+    from bootgpu.version import __version__
 
     planted = default_planted(genes) if planted is None else planted
     impls = list(backends) + ([REFERENCE] if reference else [])

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from bootgpu import __version__
+from bootgpu.version import __version__
 from bootgpu.config import AnalysisConfig
 from bootgpu.errors import BootgpuError
 from bootgpu.options import add_analysis_options, add_input_options, log, read_input

@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from bootgpu import __version__
+from bootgpu.version import __version__
 from bootgpu.atomic import atomic_path
 from bootgpu.errors import BootgpuError
 from bootgpu.hubs import hub_row

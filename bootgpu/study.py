@@ -112,7 +112,7 @@ def study_record(identity: StudyIdentity, focus: list[int]) -> dict:
     """The content of ``DIR/study.json``."""
     import datetime as _dt
 
-    from bootgpu import __version__
+    from bootgpu.version import __version__
 
     return {"bootgpu_version": __version__,
             "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),

@@ -96,3 +96,13 @@ def test_no_import_cycles():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # and the search finds a cycle
     assert _cycle(graph) is None, " -> ".join(_cycle(graph))
     assert not {name for name, deps in graph.items() if "bootgpu.cli" in deps} - {"bootgpu.__main__"}
+
+
+def test_the_version_is_pyprojects():
+    import tomllib
+    from pathlib import Path
+
+    from bootgpu import __version__
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    assert __version__ == project["version"]
