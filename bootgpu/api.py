@@ -23,7 +23,7 @@ import numpy as np
 
 from bootgpu.errors import BootgpuError
 from bootgpu.layout import StudyLayout
-from bootgpu.results_io import EDGE_DATASETS, FOCUS_ATTRS, read_hubs_row
+from bootgpu.results_io import EDGE_DATASETS, FOCUS_ATTRS, read_hubs_row, read_network_metrics
 from bootgpu.results_schema import CHANGE_LABELS
 
 EDGE_COLUMNS = (
@@ -115,19 +115,50 @@ class Results:
     # -- tables ---------------------------------------------------------------------------------------
     @cached_property
     def focus_genes(self):
-        """One row per focus gene, indexed by gene id: its row, counts (``FOCUS_ATTRS``) and the
-        columns of its rewiring_hubs.tsv row, in file order."""
+        """One row per focus gene, indexed by gene id, in file order: gene_idx (row), gene_id, its
+        counts (``FOCUS_ATTRS``), the columns of its rewiring_hubs.tsv row (its rank there is not
+        kept: rank by any column with ``sort_values``) and every network metric
+        (docs/networks.md)."""
         import pandas as pd
 
         records = []
         for name in self._h5["focus"]:
             grp = self._h5["focus"][name]
-            rec = {"focus_index": int(name), "gene": _text(grp.attrs["gene_name"])}
+            rec = {"gene_idx": int(name), "gene_id": _text(grp.attrs["gene_name"])}
             rec.update({key: int(grp.attrs[key]) for key in FOCUS_ATTRS[1:]})
             if "hubs_row" in grp.attrs:
-                rec.update({k: v for k, v in read_hubs_row(grp).items() if k not in rec})
+                rec.update({k: v for k, v in read_hubs_row(grp).items() if k not in rec and k != "rank"})
+            rec.update({k: v for k, v in (read_network_metrics(grp) or {}).items() if k not in rec})
             records.append(rec)
-        return pd.DataFrame.from_records(records).set_index("gene", drop=False) if records else pd.DataFrame()
+        return pd.DataFrame.from_records(records).set_index("gene_id", drop=False) if records else pd.DataFrame()
+
+    def network(self, gene, which: str = "diff", as_graph: bool = False):
+        """Focus gene ``gene``'s LOW, HIGH or differential network (``which``), built from its stored
+        edges with the study's edge filter (docs/networks.md): a symmetric scipy.sparse CSR matrix
+        over all genes (values: delta), or with ``as_graph`` a networkx Graph of the genes with an
+        edge (nodes: gene ids; edge attributes r_low, r_high, delta, change)."""
+        from bootgpu.networks import EdgeFilter, adjacency, filter_edges
+
+        if which not in ("low", "high", "diff"):
+            raise BootgpuError(f"which must be low, high or diff, got {which!r}")
+        grp = self._group(gene)
+        edges = {key: grp[key][()] for key in EDGE_DATASETS}
+        m = self.meta
+        edge_filter = EdgeFilter(float(m.get("min_effect", 0.0)), float(m.get("corr_threshold", 0.0)),
+                                 bool(m.get("ci_filter", True)))
+        kept = filter_edges(edges, float(m["fdr_alpha"]), edge_filter)
+        keep = np.ones(len(kept), dtype=bool) if which == "diff" else (kept.present_low if which == "low" else kept.present_high)
+        if not as_graph:
+            return adjacency(len(self.gene_names), kept.gene_i[keep], kept.gene_j[keep], kept.delta[keep].astype(np.float32))
+        import networkx as nx
+
+        graph = nx.Graph(focus=self.gene_names[self.row(gene)], network=which)
+        names = self.gene_names
+        for i, j, rl, rh, d, c in zip(kept.gene_i[keep], kept.gene_j[keep], kept.r_low[keep], kept.r_high[keep],
+                                      kept.delta[keep], kept.change[keep]):
+            graph.add_edge(names[i], names[j], r_low=float(rl), r_high=float(rh), delta=float(d),
+                           change=CHANGE_LABELS[int(c)])
+        return graph
 
     def edges(self, gene, robust_only: bool = False):
         """The selected edges of focus gene ``gene`` as a DataFrame: gene_i/gene_j (rows) and

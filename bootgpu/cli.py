@@ -10,7 +10,8 @@ from pathlib import Path
 from bootgpu.version import __version__
 from bootgpu.config import AnalysisConfig
 from bootgpu.errors import BootgpuError
-from bootgpu.options import add_analysis_options, add_input_options, log, read_input
+from bootgpu.hubs import DEFAULT_RANK_BY, check_rank_by
+from bootgpu.options import DRAW_OPTIONS, add_analysis_options, add_input_options, add_options, log, read_input
 
 DEMO_FOCUS_COUNT = 10  # the demo analyses the 10 most variable probes of the embedded matrix
 
@@ -32,6 +33,7 @@ def cmd_run(args) -> int:
         raise BootgpuError("bootgpu run needs --out DIR, the study directory its results go to")
     out = check_out_dir(Path(args.out or "bootgpu-demo"))
     shard = parse_shard(args.shard)
+    check_rank_by(args.rank_by)
     expr = read_input(args, demo_expression_path() if args.demo else None)
     cfg = AnalysisConfig.from_args(args)
     k_low, k_high = cfg.validate(expr.n_samples)
@@ -53,7 +55,7 @@ def cmd_run(args) -> int:
     log(f"bootgpu {__version__}: {expr.n_genes} genes x {expr.n_samples} samples, {len(focus)} focus genes, "
          f"B={cfg.n_bootstrap}, k_low={k_low}, k_high={k_high}, backend={backend.name} ({backend.device_name()})")
     t0 = time.perf_counter()
-    study = StudyRun(backend, expr, cfg, plan, focus, out, shard, identity)
+    study = StudyRun(backend, expr, cfg, plan, focus, out, shard, identity, rank_by=args.rank_by)
     with MemoryReport(backend, plan.budget_bytes, plan.predicted_peak_bytes) as report:
         summary = study.run(log=log)
         if study.predicted_peak_bytes is not None:  # re-planned for the selected edges (None: nothing computed)
@@ -67,8 +69,9 @@ def cmd_run(args) -> int:
         log(f"done: {summary.computed} focus genes computed in {elapsed:.1f} s "
              f"({elapsed / max(summary.computed, 1):.2f} s per gene){reused} -> {out}")
     if summary.hub_rows is not None:
-        print("Top rewiring hubs (robust = bootstrap CI excludes 0):")
-        print(format_hubs_table(summary.hub_rows))
+        print("Top rewiring hubs:")
+        print(format_hubs_table(summary.hub_rows, rank_by=args.rank_by))
+        print(f"All focus genes: {StudyLayout(out).hubs}; every network metric: {StudyLayout(out).network_summary}")
     return 0
 
 
@@ -180,9 +183,9 @@ def cmd_merge(args) -> int:
     from bootgpu.hubs import format_hubs_table
     from bootgpu.study import merge_shards
 
-    rows = merge_shards(Path(args.dir))
+    rows = merge_shards(Path(args.dir), args.rank_by)
     print(f"merged {len(rows)} focus genes into {Path(args.dir) / 'results.h5'}")
-    print(format_hubs_table(rows))
+    print(format_hubs_table(rows, rank_by=args.rank_by))
     return 0
 
 
@@ -213,6 +216,12 @@ def cmd_convert(args) -> int:
     return 0
 
 
+RANK_BY = {"default": DEFAULT_RANK_BY, "metavar": "COLUMN",
+           "help": "order of rewiring_hubs.tsv: any numeric column, largest first, e.g. n_rewire, L2L1_rewire, "
+                   "L2L1_deg, L1_rewire, n_robust, mean_abs_delta (default %(default)s: the focus gene's rewired "
+                   "edges; docs/networks.md)"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bootgpu.backends import BACKEND_NAMES
     from bootgpu.study import FOCUS_HELP
@@ -232,10 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--shard", help="K/N: run only the K-th of N contiguous parts of the focus list")
     run.add_argument("--memory-budget", help="bytes the run may use, e.g. 6G (default: 80%% of free; env BOOTGPU_MEMORY_BUDGET)")
     add_analysis_options(run)
+    run.add_argument("--rank-by", **RANK_BY)
     run.set_defaults(func=cmd_run)
 
     merge = sub.add_parser("merge", help="combine the shard files of DIR into results.h5 + rewiring_hubs.tsv")
     merge.add_argument("dir")
+    merge.add_argument("--rank-by", **RANK_BY)
     merge.set_defaults(func=cmd_merge)
 
     info = sub.add_parser("info", help="list backends, devices and memory")
@@ -247,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     plan.add_argument("--memory-budget", help="bytes, e.g. 6G (default: what this process may allocate, less a margin)")
     plan.add_argument("--slots", type=int, default=1, help="Grid Engine slots (-pe smp N) to spread h_vmem over")
-    add_analysis_options(plan)
+    add_options(plan, DRAW_OPTIONS)  # memory depends on the split and B only
     plan.set_defaults(func=cmd_plan)
 
     idx = sub.add_parser("indices", help="write every gene's split and bootstrap sample indices (original layout)")
@@ -257,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     idx.add_argument("--batch-size", default="auto", help="genes per block: auto (from the memory budget) or N")
     idx.add_argument("--memory-budget", help="bytes, e.g. 1G (default: what this process may allocate, less a margin)")
     idx.add_argument("--compression", default="gzip", help="gzip (level 1, default), gzip4, lzf, none; zstd, blosc-zstd need hdf5plugin")
-    add_analysis_options(idx)
+    add_options(idx, DRAW_OPTIONS)  # the split and the draws only
     idx.set_defaults(func=cmd_indices)
 
     from bootgpu import bench, browse, sge

@@ -21,12 +21,18 @@ class AnalysisConfig:
     fdr_alpha: float = 0.05
     ci_alpha: float = 0.05
     edge_selection: str = "sig_diff"
+    # which selected edges make a focus gene's networks (bootgpu.networks.EdgeFilter)
+    min_effect: float = 0.0
+    corr_threshold: float = 0.0
+    ci_filter: bool = True
 
     @classmethod
     def from_args(cls, args) -> AnalysisConfig:
         """The parameters as parsed from the command line: ``args`` has one attribute per field
-        (``bootgpu.options.ANALYSIS_OPTIONS`` defines an option for each)."""
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+        (``bootgpu.options.ANALYSIS_OPTIONS`` defines an option for each; a command that takes only
+        some of them, e.g. ``indices``, gets the defaults for the rest)."""
+        defaults = cls()
+        return cls(**{f.name: getattr(args, f.name, getattr(defaults, f.name)) for f in fields(cls)})
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -55,6 +61,10 @@ class AnalysisConfig:
             raise BootgpuError(
                 f"--edge-selection must be one of {', '.join(EDGE_SELECTIONS)}, got {self.edge_selection!r}"
             )
+        for name, top in (("min_effect", 2.0), ("corr_threshold", 1.0)):  # |delta| <= 2, |r| <= 1
+            value = getattr(self, name)
+            if not 0.0 <= value < top:
+                raise BootgpuError(f"--{name.replace('_', '-')} must be in [0, {top:g}), got {value}")
         k_low, k_high = group_sizes(n_samples, self.low_frac, self.high_frac)
         for label, k, frac in (("LOW", k_low, self.low_frac), ("HIGH", k_high, self.high_frac)):
             if k < MIN_GROUP:

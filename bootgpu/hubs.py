@@ -1,76 +1,122 @@
-"""Step 5b: the "rewiring hubs" table across focus genes: who rewires most, and how."""
+"""Step 5b: the "rewiring hubs" table across focus genes -- who rewires most, and how -- and the
+study's network summary (every network metric of every focus gene).
+
+A focus gene's hubs row is built once, from its result and its networks (``bootgpu.networks``),
+and stored with it (results_io: the ``hubs_row`` attribute), so tables are rebuilt at merge time
+without reading edges.  Column meanings: ``HUB_LEGEND`` and docs/networks.md.
+"""
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
+from bootgpu.errors import BootgpuError
 from bootgpu.results_schema import CHANGE_LABELS
 
-HUB_COLUMNS = (
-    "focus_index", "gene", "n_tests", "n_sig_diff", "n_sig_edges", "n_robust",
-    *(f"n_{label}" for label in CHANGE_LABELS[1:]), "mean_abs_delta_robust", "top_partners",
-)  # fmt: skip
 TOP_PARTNERS = 5
+CLASS_COLUMNS = tuple(f"n_{label}" for label in CHANGE_LABELS)
+NETWORK_COLUMNS = (
+    "focus_deg_low", "focus_deg_high", "focus_deg_diff", "L1_n_nodes", "L1_rewire", "L1_frac_rewire",
+    "L1_frac_disappear", "L1_frac_new", "L1_clique_density", "L2_n_nodes", "L2_rewire", "L2L1_deg", "L2L1_rewire",
+    "L2L1_conn", "HL_conn_L1", "HL_conn_L2", "diff_n_edges", "diff_n_nodes_active",
+)  # fmt: skip
+HUB_COLUMNS = (
+    "rank", "gene_idx", "gene_id", "n_tests", "n_sig_diff", "n_robust", "n_kept", *CLASS_COLUMNS, "n_rewire",
+    "mean_abs_delta", "max_abs_delta", *NETWORK_COLUMNS, "partners", "top_rewired",
+)  # fmt: skip
+DEFAULT_RANK_BY = "n_rewire"
+RANKABLE = tuple(c for c in HUB_COLUMNS if c not in ("rank", "gene_idx", "gene_id", "partners", "top_rewired"))
+HUB_LEGEND = (
+    "n_kept: the focus gene's network edges (robust differential edges: bootstrap CI excludes 0); "
+    "n_rewire: of these, disappear + new + sign_change; focus_deg_*: the focus gene's own edges in LOW / HIGH / "
+    "differential networks; L1: its direct partners, L2: their partners (L2L1_*: outer ring / inner ring); "
+    "partners: its own strongest changes (|delta|); top_rewired: genes with most rewired edges in its network. "
+    "Definitions: docs/networks.md"
+)
 
 
 def hub_row(res, gene_names) -> dict:
-    """The hubs-table row of one focus gene's result (FocusResult).
-
-    Class counts and mean |delta| are over robust edges (bootstrap CI excludes 0).  An edge is
-    any gene pair whose co-expression the focus gene's level rewires; top partners are the genes
-    on the most robust edges (their degree in that focus gene's differential network).
-    """
-    e = res.edges
-    robust = e["robust"]
-    delta = e["delta"][robust].astype(np.float64)
-    change = e["change"][robust]
-    ends = np.concatenate([e["gene_i"][robust], e["gene_j"][robust]])
-    genes, degree = np.unique(ends, return_counts=True)
-    top = np.lexsort((genes, -degree))[:TOP_PARTNERS]  # by degree, then gene index
-    row = {
-        "focus_index": int(res.focus),
-        "gene": gene_names[res.focus],
-        "n_tests": int(res.attrs["n_tests"]),
-        "n_sig_diff": int(res.attrs["n_sig_diff"]),
-        "n_sig_edges": int(res.attrs["n_sig_edges"]),
-        "n_robust": int(res.attrs["n_robust"]),
-        "mean_abs_delta_robust": float(np.mean(np.abs(delta))) if delta.size else float("nan"),
-    }
-    for code, label in enumerate(CHANGE_LABELS[1:], start=1):
-        row[f"n_{label}"] = int(np.count_nonzero(change == code))
-    row["top_partners"] = ",".join(f"{gene_names[int(genes[t])]}({int(degree[t])})" for t in top)
-    return row
+    """The hubs-table row of one focus gene's result (``FocusResult`` with its ``network``)."""
+    net = res.network
+    if net is None:
+        raise ValueError("hub_row needs the focus gene's networks (FocusResult.network)")
+    m = net.metrics
+    row = {"gene_idx": int(res.focus), "gene_id": gene_names[res.focus]}
+    row.update({key: int(res.attrs[key]) for key in ("n_tests", "n_sig_diff", "n_robust")})
+    row.update({key: m[key] for key in ("n_kept", *CLASS_COLUMNS, "n_rewire", "mean_abs_delta", "max_abs_delta")})
+    row.update({key: m[key] for key in NETWORK_COLUMNS})
+    partners = net.partners
+    row["partners"] = ",".join(f"{gene_names[int(g)]}({d:+.2f})"
+                                for g, d in zip(partners["gene"][:TOP_PARTNERS], partners["delta"][:TOP_PARTNERS]))
+    top = net.top_rewired
+    row["top_rewired"] = ",".join(f"{gene_names[int(g)]}({int(n)})"
+                                  for g, n in zip(top["gene"][:TOP_PARTNERS], top["n_rewired"][:TOP_PARTNERS]))
+    return {key: (v.item() if hasattr(v, "item") else v) for key, v in row.items()}
 
 
-def sort_hub_rows(rows: list[dict]) -> list[dict]:
-    """By robust edges (descending), then mean |delta| (descending), then focus index."""
-    return sorted(rows, key=lambda r: (-r["n_robust"], -np.nan_to_num(r["mean_abs_delta_robust"], nan=-1.0),
-                                       r["focus_index"]))
+def _descending(value) -> float:
+    """Sort key: larger first, NaN (no value) last."""
+    return math.inf if value is None or (isinstance(value, float) and math.isnan(value)) else -float(value)
 
 
-def hub_rows(results, gene_names) -> list[dict]:
-    """One row per focus gene (see ``hub_row``), sorted (see ``sort_hub_rows``)."""
-    return sort_hub_rows([hub_row(res, gene_names) for res in results])
+def check_rank_by(rank_by: str) -> None:
+    if rank_by not in RANKABLE:
+        raise BootgpuError(f"--rank-by must be one of {', '.join(RANKABLE)}, got {rank_by!r}")
+
+
+def sort_hub_rows(rows: list[dict], rank_by: str = DEFAULT_RANK_BY) -> list[dict]:
+    """By ``rank_by`` (descending, NaN last), then mean |delta| (descending), then gene index; each
+    row gets its ``rank`` (1 = first)."""
+    check_rank_by(rank_by)
+    ordered = sorted(rows, key=lambda r: (_descending(r[rank_by]), _descending(r["mean_abs_delta"]), r["gene_idx"]))
+    return [{**row, "rank": rank} for rank, row in enumerate(ordered, start=1)]
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
 
 
 def format_hubs_tsv(rows) -> str:
     lines = ["\t".join(HUB_COLUMNS)]
-    for row in rows:
-        cells = []
-        for col in HUB_COLUMNS:
-            value = row[col]
-            cells.append(f"{value:.6g}" if isinstance(value, float) else str(value))
-        lines.append("\t".join(cells))
+    lines += ["\t".join(_cell(row[col]) for col in HUB_COLUMNS) for row in rows]
     return "\n".join(lines) + "\n"
 
 
-def format_hubs_table(rows, limit: int = 10) -> str:
-    """A short human-readable table of the top hubs, for the end of a run."""
-    head = f"{'rank':>4}  {'gene':<18} {'robust':>7} {'sig_diff':>8} {'mean|d|':>8}  top partners"
+def format_network_summary_tsv(rows: list[dict], names: tuple) -> str:
+    """One row per focus gene: gene_idx, gene_id, then every network metric (``names``)."""
+    lines = ["\t".join(("gene_idx", "gene_id", *names))]
+    lines += ["\t".join(_cell(row[col]) for col in ("gene_idx", "gene_id", *names)) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _short_list(text: str, width: int) -> str:
+    """A comma list cut at an item boundary to fit ``width`` (never mid-name), '...' when cut."""
+    if len(text) <= width:
+        return text
+    out = ""
+    for item in text.split(","):
+        if len(out) + len(item) + 4 > width:
+            return out + ",..." if out else item[: max(1, width - 3)] + "..."
+        out = f"{out},{item}" if out else item
+    return out
+
+
+def format_hubs_table(rows, limit: int = 10, rank_by: str = DEFAULT_RANK_BY) -> str:
+    """A short human-readable table of the top hubs, for the end of a run, with a legend."""
+    head = (f"{'rank':>4}  {'gene':<16} {'robust':>7} {'kept':>6} {'rewire':>6} {'mean|d|':>7} {'L1':>4} {'L2':>5} "
+            f"{'L2/L1':>6}  partners (delta)")
     lines = [head]
-    for rank, row in enumerate(rows[:limit], start=1):
-        lines.append(
-            f"{rank:>4}  {row['gene']:<18} {row['n_robust']:>7} {row['n_sig_diff']:>8} "
-            f"{row['mean_abs_delta_robust']:>8.3f}  {row['top_partners'][:60]}"
-        )
+    for row in rows[:limit]:
+        ratio = row["L2L1_deg"]
+        ratio = "-" if isinstance(ratio, float) and math.isnan(ratio) else f"{ratio:.1f}"
+        mean = row["mean_abs_delta"]
+        mean = "-" if isinstance(mean, float) and math.isnan(mean) else f"{mean:.3f}"
+        lines.append(f"{row['rank']:>4}  {row['gene_id']:<16} {row['n_robust']:>7} {row['n_kept']:>6} "
+                     f"{row['n_rewire']:>6} {mean:>7} {row['L1_n_nodes']:>4} {row['L2_n_nodes']:>5} {ratio:>6}  "
+                     f"{_short_list(row['partners'], 48) or '-'}")
+    lines.append(f"ranked by {rank_by}. robust: edges whose bootstrap CI excludes 0; kept: those in the networks; "
+                 f"rewire: disappear + new + sign_change; mean|d|: mean |delta| of kept edges; L1: direct partners; "
+                 f"L2: their partners; L2/L1 = L2 / L1 (docs/networks.md)")
     return "\n".join(lines)

@@ -30,7 +30,7 @@ from bootgpu.results_schema import RESULTS_FORMAT
 
 
 _ANALYSIS_KEYS = ("low_frac", "high_frac", "n_bootstrap", "bootstrap_frac", "seed", "fdr_alpha", "ci_alpha",
-                  "edge_selection")  # fmt: skip
+                  "edge_selection", "min_effect", "corr_threshold", "ci_filter")  # fmt: skip
 
 
 def _sha256_strings(items) -> str:
@@ -71,6 +71,9 @@ class StudyIdentity:
     fdr_alpha: float
     ci_alpha: float
     edge_selection: str
+    min_effect: float
+    corr_threshold: float
+    ci_filter: bool
     n_genes: int
     n_samples: int
     gene_names_sha256: str

@@ -4,7 +4,8 @@
 
     DIR/study.json                  the study's identity and focus genes (bootgpu.identity)
     DIR/results.h5                  the finished results (docs/results-format.md)
-    DIR/rewiring_hubs.tsv           one row per focus gene
+    DIR/rewiring_hubs.tsv           one row per focus gene, ranked (bootgpu.hubs)
+    DIR/network_summary.tsv         one row per focus gene, every network metric (docs/networks.md)
     DIR/parts/focus-NNNNNN.h5       one finished focus gene each, while a run is in progress
     DIR/shards/shard-KKKK-of-NNNN.h5  the results of `bootgpu run --shard K/N`
     DIR/sge/                        Grid Engine files (bootgpu.sge):
@@ -49,6 +50,10 @@ class StudyLayout:
     @property
     def hubs(self) -> Path:
         return self.root / "rewiring_hubs.tsv"
+
+    @property
+    def network_summary(self) -> Path:
+        return self.root / "network_summary.tsv"
 
     @property
     def parts_dir(self) -> Path:
@@ -134,7 +139,7 @@ class StudyLayout:
 
     def discard(self) -> None:
         """Remove everything a study wrote (``--overwrite``); other files in DIR are left alone."""
-        for path in (self.results, self.hubs, self.identity):
+        for path in (self.results, self.hubs, self.network_summary, self.identity):
             path.unlink(missing_ok=True)
         for folder in (self.parts_dir, self.shards_dir, self.sge_dir):
             if folder.is_dir():

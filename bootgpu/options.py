@@ -33,18 +33,20 @@ class Option:
 
     @property
     def is_switch(self) -> bool:
-        return self.settings.get("action") == "store_true"
+        return self.settings.get("action") in ("store_true", "store_false")
 
     def add_to(self, parser) -> argparse.Action:
         return parser.add_argument(*self.flags, **self.settings)
 
     def argv(self, value, joined: bool = False) -> list[str]:
-        """``value`` as command-line words: none for None (or an unset switch), the flag alone for a
-        set switch, else ``[FLAG, VALUE]``, or ``[FLAG=VALUE]`` when ``joined`` (one word)."""
-        if value is None or (self.is_switch and not value):
+        """``value`` as command-line words: none for None (or a switch at its default), the flag alone
+        for a switch that is set (store_true: True; store_false: False), else ``[FLAG, VALUE]``, or
+        ``[FLAG=VALUE]`` when ``joined`` (one word)."""
+        if self.is_switch:  # the flag when the value is not the switch's default
+            off = self.settings.get("action") == "store_false"
+            return [self.flags[0]] if value is not None and bool(value) != (not off) else []
+        if value is None:
             return []
-        if self.is_switch:
-            return [self.flags[0]]
         return [f"{self.flags[0]}={value}"] if joined else [self.flags[0], str(value)]
 
 
@@ -69,21 +71,31 @@ def options_argv(options: Iterable[Option], args: argparse.Namespace, joined: bo
     return words
 
 
-def _analysis_options() -> tuple[Option, ...]:
-    d = AnalysisConfig()
-    return (
-        option("--low-frac", type=float, default=d.low_frac, help="fraction of samples in LOW (default %(default)s)"),
-        option("--high-frac", type=float, default=d.high_frac, help="fraction in HIGH (default %(default)s)"),
-        option("--n-bootstrap", type=int, default=d.n_bootstrap, help="replicates B (default %(default)s)"),
-        option("--bootstrap-frac", type=float, default=d.bootstrap_frac, help="resample size / group size (default %(default)s)"),
-        option("--seed", type=int, default=d.seed, help="seed of the draws (default %(default)s)"),
-        option("--fdr-alpha", type=float, default=d.fdr_alpha, help="BH level (default %(default)s)"),
-        option("--ci-alpha", type=float, default=d.ci_alpha, help="1 - CI coverage (default %(default)s)"),
-        option("--edge-selection", choices=EDGE_SELECTIONS, default=d.edge_selection, help="edges to bootstrap (default %(default)s)"),
-    )  # fmt: skip
-
-
-ANALYSIS_OPTIONS = _analysis_options()  # one per AnalysisConfig field; AnalysisConfig.from_args reads them
+_D = AnalysisConfig()
+# the split and the draws: what `bootgpu indices` needs too
+DRAW_OPTIONS = (
+    option("--low-frac", type=float, default=_D.low_frac, help="fraction of samples in LOW (default %(default)s)"),
+    option("--high-frac", type=float, default=_D.high_frac, help="fraction in HIGH (default %(default)s)"),
+    option("--n-bootstrap", type=int, default=_D.n_bootstrap, help="replicates B (default %(default)s)"),
+    option("--bootstrap-frac", type=float, default=_D.bootstrap_frac, help="resample size / group size (default %(default)s)"),
+    option("--seed", type=int, default=_D.seed, help="seed of the draws (default %(default)s)"),
+)  # fmt: skip
+# the tests, BH and which edges are bootstrapped
+TEST_OPTIONS = (
+    option("--fdr-alpha", type=float, default=_D.fdr_alpha, help="BH level (default %(default)s)"),
+    option("--ci-alpha", type=float, default=_D.ci_alpha, help="1 - CI coverage (default %(default)s)"),
+    option("--edge-selection", choices=EDGE_SELECTIONS, default=_D.edge_selection, help="edges to bootstrap (default %(default)s)"),
+)  # fmt: skip
+# which bootstrapped edges make each focus gene's networks (bootgpu.networks.EdgeFilter, docs/networks.md)
+NETWORK_OPTIONS = (
+    option("--min-effect", type=float, default=_D.min_effect,
+           help="networks keep edges with |delta| >= this (default %(default)s)"),
+    option("--corr-threshold", type=float, default=_D.corr_threshold,
+           help="an edge is present in LOW (HIGH) when q_low < alpha and |r_low| >= this (default %(default)s)"),
+    option("--no-ci-filter", dest="ci_filter", action="store_false",
+           help="networks keep every bootstrapped edge, not only those whose CI excludes 0"),
+)  # fmt: skip
+ANALYSIS_OPTIONS = (*DRAW_OPTIONS, *TEST_OPTIONS, *NETWORK_OPTIONS)  # one per AnalysisConfig field (from_args)
 
 
 SAMPLES_IN_ROWS = option(

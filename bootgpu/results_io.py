@@ -47,6 +47,37 @@ def write_focus(parent: h5py.Group, result: FocusResult, gene_names) -> None:
     for key in EDGE_DATASETS:
         _dataset(grp, key, result.edges[key])
     grp["change"].attrs["labels"] = np.array(CHANGE_LABELS, dtype=object).astype(_STR)
+    if result.network is not None:
+        write_network(grp, result.network)
+
+
+NETWORKS = ("low", "high", "diff")
+
+
+def write_network(grp: h5py.Group, net) -> None:
+    """Group ``network``: ``metrics`` (one compound row, every metric of ``networks.METRIC_NAMES``),
+    ``degree_low/high/diff`` (int32 per gene), ``partners`` and ``top_rewired`` (compound rows)."""
+    out = grp.create_group("network", track_order=True)
+    names = list(net.metrics)
+    dtype = np.dtype([(k, np.int64 if isinstance(net.metrics[k], (int, np.integer, bool)) else np.float64) for k in names])
+    out.create_dataset("metrics", data=np.array([tuple(net.metrics[k] for k in names)], dtype=dtype), track_times=False)
+    for which in NETWORKS:
+        out.create_dataset(f"degree_{which}", data=net.degrees[which].astype(np.int32), chunks=True,
+                           compression="gzip", compression_opts=4, shuffle=True, track_times=False)
+    for key, table in (("partners", net.partners), ("top_rewired", net.top_rewired)):
+        fields = list(table)
+        rows = np.empty(len(table[fields[0]]), dtype=[(f, np.asarray(table[f]).dtype) for f in fields])
+        for f in fields:
+            rows[f] = table[f]
+        out.create_dataset(key, data=rows, track_times=False)
+
+
+def read_network_metrics(grp: h5py.Group) -> dict | None:
+    """The network metrics stored with a focus gene (name -> int or float), None if it has none."""
+    if "network" not in grp:
+        return None
+    row = grp["network/metrics"][0]
+    return {name: row[name].item() for name in row.dtype.names}
 
 
 def read_focus(grp: h5py.Group) -> FocusResult:
@@ -96,14 +127,14 @@ def write_results(path: os.PathLike, meta: dict, gene_names, sample_names, resul
 
 
 def assemble_results(path: os.PathLike, meta: dict, gene_names, sample_names, sources, study_focus=None,
-                     on_hubs_row=None) -> None:
+                     on_copied=None) -> None:
     """Write a results file (atomically) from the focus groups of other files, streamed.
 
     ``sources`` yields ``(file, names)``: the groups ``/focus/<name>`` of each file are copied in
     that order (HDF5's object copy: datasets move chunk by chunk, never a whole study in memory).
-    ``on_hubs_row(row)``, if given, sees each focus gene's hubs-table row (a dict, from the group's
-    ``hubs_row`` attribute) as it is copied, so a caller builds the hubs table in the same pass
-    without reading any edges; memory does not grow with the focus genes beyond those rows.
+    ``on_copied(group)``, if given, sees each focus gene's group as it is copied, so a caller
+    builds its tables in the same pass from the stored rows (``read_hubs_row``,
+    ``read_network_metrics``) without reading any edges.
     """
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", track_order=True) as h5:
@@ -115,8 +146,8 @@ def assemble_results(path: os.PathLike, meta: dict, gene_names, sample_names, so
                         if name not in src["focus"]:
                             raise BootgpuError(f"{source}: focus gene {name} is missing")
                         src.copy(src["focus"][name], focus, name=name)
-                        if on_hubs_row is not None:
-                            on_hubs_row(read_hubs_row(focus[name]))
+                        if on_copied is not None:
+                            on_copied(focus[name])
 
 
 def read_hubs_row(grp: h5py.Group) -> dict:

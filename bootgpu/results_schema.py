@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-RESULTS_FORMAT = 2  # 1: /meta/study_focus was an attribute (and copied into every part and shard)
+RESULTS_FORMAT = 3  # 1: /meta/study_focus was an attribute (and copied into every part and shard);
+#                    2: no network group, no edge-filter parameters in the identity
 
 CHANGE_LABELS = ("unchanged", "disappear", "new", "sign_change", "strengthen", "weaken")  # index = code
 EDGE_FLOAT_FIELDS = (
@@ -34,6 +35,7 @@ class FocusResult:
     low_samples: Any  # (k_low,) int32 sample indices
     high_samples: Any
     edges: dict = field(default_factory=dict)
+    network: Any = None  # networks.FocusNetwork of the edges (study_run computes it on the host)
     plan: Any = None  # planner.Plan re-made for this focus gene's selected edges (planner.plan_bootstrap):
     #                   its predicted_peak_bytes is the prediction for this focus gene
 

@@ -18,10 +18,10 @@ import h5py
 from bootgpu.atomic import atomic_write_text
 from bootgpu.errors import BootgpuError
 from bootgpu.expression_io import Expression
-from bootgpu.hubs import format_hubs_tsv, sort_hub_rows
+from bootgpu.hubs import DEFAULT_RANK_BY, check_rank_by, format_hubs_tsv, format_network_summary_tsv, sort_hub_rows
 from bootgpu.identity import StudyIdentity, focus_sha256
 from bootgpu.layout import StudyLayout, check_out_dir
-from bootgpu.results_io import assemble_results, read_meta
+from bootgpu.results_io import assemble_results, read_hubs_row, read_meta, read_network_metrics
 
 
 FOCUS_HELP = ("gene ids, comma-separated (GENE,GENE); #I for row I and #A:B for rows A..B-1 (0-based; quote "
@@ -187,14 +187,26 @@ def check_file_identity(path: Path, identity: StudyIdentity, what: str) -> None:
         raise BootgpuError(f"{path}: this {what} belongs to another study ({diff}): remove it, or rerun with --overwrite")
 
 
-def finish_study(layout: StudyLayout, meta, gene_names, sample_names, sources, focus) -> list[dict]:
-    """Write results.h5 (streamed from ``sources``) and rewiring_hubs.tsv, both atomically;
-    return the hub rows."""
+def finish_study(layout: StudyLayout, meta, gene_names, sample_names, sources, focus,
+                 rank_by: str = DEFAULT_RANK_BY) -> list[dict]:
+    """Write results.h5 (streamed from ``sources``), rewiring_hubs.tsv (ranked by ``rank_by``) and
+    network_summary.tsv, each atomically; return the hub rows, ranked.  The tables come from each
+    focus gene's stored rows, never from its edges."""
     rows: list[dict] = []
-    assemble_results(layout.results, meta, gene_names, sample_names, sources, study_focus=focus,
-                     on_hubs_row=rows.append)
-    rows = sort_hub_rows(rows)
+    metrics: list[dict] = []
+
+    def collect(grp) -> None:
+        rows.append(read_hubs_row(grp))
+        if (m := read_network_metrics(grp)) is not None:
+            metrics.append({"gene_idx": int(grp.name.rsplit("/", 1)[1]), "gene_id": rows[-1]["gene_id"], **m})
+
+    check_rank_by(rank_by)  # a bad --rank-by fails before anything is written
+    assemble_results(layout.results, meta, gene_names, sample_names, sources, study_focus=focus, on_copied=collect)
+    rows = sort_hub_rows(rows, rank_by)
     atomic_write_text(layout.hubs, format_hubs_tsv(rows))
+    if metrics:
+        names = tuple(k for k in metrics[0] if k not in ("gene_idx", "gene_id"))
+        atomic_write_text(layout.network_summary, format_network_summary_tsv(metrics, names))
     return rows
 
 
@@ -205,7 +217,7 @@ def remove_if_empty(path: Path) -> None:
         pass
 
 
-def merge_shards(out: Path) -> list[dict]:
+def merge_shards(out: Path, rank_by: str = DEFAULT_RANK_BY) -> list[dict]:
     """Combine ``shards/*.h5`` into the study's results and hubs table.
 
     Every shard must belong to the study recorded in ``study.json`` (its identity is checked) and
@@ -245,7 +257,7 @@ def merge_shards(out: Path) -> list[dict]:
     with h5py.File(first, "r") as h5:
         gene_names = h5["gene_names"].asstr()[()].tolist()
         sample_names = h5["sample_names"].asstr()[()].tolist()
-    rows = finish_study(layout, meta, gene_names, sample_names, sources, focus)
+    rows = finish_study(layout, meta, gene_names, sample_names, sources, focus, rank_by)
     remove_if_empty(layout.parts_dir)
     return rows
 

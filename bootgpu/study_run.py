@@ -15,7 +15,9 @@ import h5py
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.draws import RNG_ALGORITHM
 from bootgpu.expression_io import Expression
-from bootgpu.hubs import sort_hub_rows
+from bootgpu.atomic import atomic_write_text
+from bootgpu.hubs import DEFAULT_RANK_BY, format_hubs_tsv, sort_hub_rows
+from bootgpu.networks import EdgeFilter, focus_network
 from bootgpu.identity import StudyIdentity
 from bootgpu.layout import StudyLayout
 from bootgpu.pipeline import analyse_focus
@@ -48,6 +50,7 @@ class StudyRun:
     out: Path
     shard: tuple[int, int] | None = None
     identity: StudyIdentity | None = None
+    rank_by: str = DEFAULT_RANK_BY  # the hubs table's order (a presentation choice, not the identity's)
     # after run(): the largest predicted peak of the focus genes analysed, each re-planned for its
     # selected edges (FocusResult.plan); None when every focus gene was already done
     predicted_peak_bytes: int | None = None
@@ -85,6 +88,7 @@ class StudyRun:
                     name = self.expr.gene_names[gene]
                     bar.set_postfix_str(name[:24], refresh=False)
                     result = analyse_focus(self.backend, expr_dev, gene, self.cfg, self.plan, k_low, k_high)
+                    result.network = focus_networks(result, self.expr.n_genes, self.cfg)
                     if result.plan is not None:
                         self.predicted_peak_bytes = max(self.predicted_peak_bytes or 0, result.plan.predicted_peak_bytes)
                     write_part(self.layout.part(gene), meta, result, self.expr.gene_names)
@@ -96,7 +100,8 @@ class StudyRun:
             assemble_results(target, {**meta, "shard": f"{self.shard[0]}/{self.shard[1]}"},
                              self.expr.gene_names, self.expr.sample_names, sources)
         else:
-            rows = finish_study(self.layout, meta, self.expr.gene_names, self.expr.sample_names, sources, self.focus)
+            rows = finish_study(self.layout, meta, self.expr.gene_names, self.expr.sample_names, sources, self.focus,
+                                self.rank_by)
         for gene in genes:
             self.layout.part(gene).unlink()
         if not self.shard:  # other shards may be running in this directory; merge_shards tidies up
@@ -104,8 +109,21 @@ class StudyRun:
         return RunSummary(len(genes), len(todo), len(done), False, rows)
 
     def _hub_rows_of(self, results: Path) -> list[dict]:
+        """The finished study's hubs rows, ranked by this run's ``rank_by`` (the table is rewritten
+        when that changes the order)."""
         with h5py.File(results, "r") as h5:
-            return sort_hub_rows([read_hubs_row(h5["focus"][name]) for name in h5["focus"]])
+            rows = sort_hub_rows([read_hubs_row(h5["focus"][name]) for name in h5["focus"]], self.rank_by)
+        text = format_hubs_tsv(rows)
+        if not self.layout.hubs.exists() or self.layout.hubs.read_text() != text:
+            atomic_write_text(self.layout.hubs, text)
+        return rows
+
+
+def focus_networks(result, n_genes: int, cfg: AnalysisConfig):
+    """The networks of a focus gene's result (``bootgpu.networks.focus_network``), with the
+    study's edge filter and FDR alpha."""
+    edge_filter = EdgeFilter(cfg.min_effect, cfg.corr_threshold, cfg.ci_filter)
+    return focus_network(n_genes, result.focus, result.edges, cfg.fdr_alpha, edge_filter)
 
 
 def progress_bar(total: int):

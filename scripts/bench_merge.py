@@ -52,7 +52,7 @@ def clone_shards(out: Path, n_focus: int, n_shards: int, template: Path):
                 dst = h5.create_group("focus", track_order=True)
                 for g in shard_slice(focus, (k, n_shards)):
                     src.copy(group, dst, name=str(g))
-                    dst[str(g)].attrs["hubs_row"] = json.dumps({**row, "focus_index": g, "gene": gene_names[g % len(gene_names)]})
+                    dst[str(g)].attrs["hubs_row"] = json.dumps({**row, "gene_idx": g, "gene_id": gene_names[g % len(gene_names)]})
     return identity
 
 

@@ -53,10 +53,13 @@ def test_focus_genes_samples_and_partners(study):
         names = h5["gene_names"].asstr()[()]
         samples = h5["sample_names"].asstr()[()]
         assert list(table.index) == [names[3], names[7], names[40]]
-        hubs = pd.read_csv(study / "rewiring_hubs.tsv", sep="\t").set_index("gene")
+        hubs = pd.read_csv(study / "rewiring_hubs.tsv", sep="\t").set_index("gene_id")
+        summary = pd.read_csv(study / "network_summary.tsv", sep="\t").set_index("gene_id")
         for gene, row in table.iterrows():
-            assert row["n_robust"] == hubs.loc[gene, "n_robust"] == h5["focus"][str(row["focus_index"])].attrs["n_robust"]
+            assert row["n_robust"] == hubs.loc[gene, "n_robust"] == h5["focus"][str(row["gene_idx"])].attrs["n_robust"]
             assert row["n_sign_change"] == hubs.loc[gene, "n_sign_change"]
+            for metric in ("diff_n_edges", "low_clustering", "L2L1_deg", "HL_conn_L1"):
+                assert row[metric] == pytest.approx(summary.loc[gene, metric], rel=1e-5, nan_ok=True), metric
         got = res.samples(names[7])
         assert got["low"] == list(samples[h5["focus/7/low_samples"][()]])
         assert got["high"] == list(samples[h5["focus/7/high_samples"][()]])
@@ -97,3 +100,26 @@ def test_top_prints_the_largest_changes_and_tsv_for_scripts(study, capsys):
     assert list(tsv["gene_a"]) == list(robust["gene_a"]) and tsv["robust"].all()
     assert main(["top", str(study), "--gene", "#7", "-n", "0"]) == 2
     assert "-n must be at least 1" in capsys.readouterr().err
+
+
+def test_networks_equal_the_stored_degrees_and_metrics(study):
+    """network(gene, which) rebuilds LOW / HIGH / differential networks from the stored edges with the
+    study's filter: their degrees are the stored degree arrays, their edge counts the stored metrics."""
+    with bootgpu.open_results(study) as res, h5py.File(study / "results.h5") as h5:
+        for row in (3, 7, 40):
+            net = h5["focus"][str(row)]["network"]
+            metrics = net["metrics"][0]
+            for which in ("low", "high", "diff"):
+                adj = res.network(row, which)
+                assert adj.shape == (150, 150) and (adj != adj.T).nnz == 0
+                assert np.array_equal(np.diff(adj.indptr), net[f"degree_{which}"][()])
+                assert adj.nnz // 2 == metrics[f"{which}_n_edges"]
+            graph = res.network(res.gene_names[row], "diff", as_graph=True)
+            assert graph.number_of_edges() == metrics["diff_n_edges"] == res.edges(row, robust_only=True).shape[0]
+            edges = res.edges(row, robust_only=True)
+            if len(edges):
+                first = edges.iloc[0]
+                attrs = graph.edges[first["gene_a"], first["gene_b"]]
+                assert attrs["delta"] == pytest.approx(first["delta"]) and attrs["change"] == first["change"]
+        with pytest.raises(BootgpuError, match="which must be low, high or diff"):
+            res.network(3, "both")

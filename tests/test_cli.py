@@ -36,15 +36,15 @@ def test_run_writes_documented_layout(small_tsv, tmp_path, capsys):
     code, stdout, _ = _run(["run", "--expr", str(small_tsv), "--out", str(out), "--focus", "#0:3", "--backend", "numpy", *FAST], capsys)
     assert code == 0
     assert "Top rewiring hubs" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["results.h5", "rewiring_hubs.tsv", "study.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["network_summary.tsv", "results.h5", "rewiring_hubs.tsv", "study.json"]
     with h5py.File(out / "results.h5") as h5:
         meta = h5["meta"].attrs
         for key in ("bootgpu_version", "backend", "device", "n_genes", "n_samples", "low_frac", "high_frac",
                     "n_bootstrap", "bootstrap_frac", "seed", "fdr_alpha", "ci_alpha", "edge_selection", "rng_algorithm",
                     "results_format", "study_id", "values_sha256", "gene_names_sha256", "sample_names_sha256",
-                    "n_focus", "focus_sha256"):
+                    "n_focus", "focus_sha256", "min_effect", "corr_threshold", "ci_filter"):
             assert key in meta, key
-        assert meta["n_genes"] == 60 and meta["n_bootstrap"] == 20 and meta["results_format"] == 2
+        assert meta["n_genes"] == 60 and meta["n_bootstrap"] == 20 and meta["results_format"] == 3
         assert all(np.ndim(v) == 0 for v in meta.values())  # lists are datasets, never attributes
         assert h5["study_focus"][()].tolist() == [0, 1, 2]
         record = json.loads((out / "study.json").read_text())
@@ -63,15 +63,29 @@ def test_run_writes_documented_layout(small_tsv, tmp_path, capsys):
             assert list(grp["change"].attrs["labels"]) == [b"unchanged", b"disappear", b"new", b"sign_change",
                                                            b"strengthen", b"weaken"] or list(
                 grp["change"].attrs["labels"]) == ["unchanged", "disappear", "new", "sign_change", "strengthen", "weaken"]
+            net = grp["network"]
+            metrics = net["metrics"][0]
+            robust = (grp["ci_low"][()] > 0) | (grp["ci_high"][()] < 0)
+            assert metrics["n_kept"] == robust.sum() == grp.attrs["n_robust"] == metrics["diff_n_edges"]
+            for which in ("low", "high", "diff"):
+                assert net[f"degree_{which}"].shape == (60,) and net[f"degree_{which}"][()].sum() == 2 * metrics[f"{which}_n_edges"]
     hubs = (out / "rewiring_hubs.tsv").read_text().splitlines()
-    assert hubs[0].split("\t")[:3] == ["focus_index", "gene", "n_tests"]
+    assert hubs[0].split("\t")[:4] == ["rank", "gene_idx", "gene_id", "n_tests"]
     assert len(hubs) == 4
+    summary = (out / "network_summary.tsv").read_text().splitlines()
+    assert summary[0].split("\t")[:4] == ["gene_idx", "gene_id", "n_selected", "n_kept"] and len(summary) == 4
 
 
 def _read_all(path):
+    """{focus gene: (attrs, {dataset path: values})}, nested groups (network) included."""
+    def datasets(grp):
+        out = {}
+        grp.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        return out
+
     with h5py.File(path) as h5:
-        return {name: ({k: h5["focus"][name].attrs[k] for k in h5["focus"][name].attrs},
-                       {k: h5["focus"][name][k][()] for k in h5["focus"][name]}) for name in h5["focus"]}
+        return {name: ({k: h5["focus"][name].attrs[k] for k in h5["focus"][name].attrs}, datasets(h5["focus"][name]))
+                for name in h5["focus"]}
 
 
 def test_shards_then_merge_equal_one_run(small_tsv, tmp_path, capsys):
@@ -86,7 +100,8 @@ def test_shards_then_merge_equal_one_run(small_tsv, tmp_path, capsys):
     for name in one:
         assert one[name][0] == split[name][0]
         for key, value in one[name][1].items():
-            assert np.array_equal(value, split[name][1][key]), (name, key)
+            other = split[name][1][key]  # byte for byte (NaN-safe, compound rows included)
+            assert value.dtype == other.dtype and value.tobytes() == other.tobytes(), (name, key)
     assert (tmp_path / "one" / "rewiring_hubs.tsv").read_text() == (tmp_path / "split" / "rewiring_hubs.tsv").read_text()
 
 

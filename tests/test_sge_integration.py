@@ -156,15 +156,18 @@ def _epoch(text: str) -> float:
 
 def _read_all(path: Path) -> dict:
     with h5py.File(path) as h5:
-        focus = {name: (dict(h5["focus"][name].attrs), {k: h5["focus"][name][k][()] for k in h5["focus"][name]})
-                 for name in h5["focus"]}  # fmt: skip
+        focus = {}
+        for name in h5["focus"]:  # every dataset, nested groups (network) included
+            data: dict = {}
+            h5["focus"][name].visititems(lambda k, obj: data.__setitem__(k, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+            focus[name] = (dict(h5["focus"][name].attrs), data)
         return {"meta": dict(h5["meta"].attrs), "gene_names": h5["gene_names"][()],
                 "sample_names": h5["sample_names"][()], "focus": focus}  # fmt: skip
 
 
 def _same(a, b) -> bool:
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return np.array_equal(a, b)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):  # byte for byte: NaN-safe, compound rows too
+        return np.asarray(a).dtype == np.asarray(b).dtype and np.asarray(a).tobytes() == np.asarray(b).tobytes()
     return a == b
 
 

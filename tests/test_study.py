@@ -348,7 +348,9 @@ def test_merge_of_twenty_thousand_focus_genes(expr_tsv, tmp_path, capsys):
         for key in ("gene_i", "r_high", "boot_p"):
             assert np.array_equal(h5[f"focus/20000/{key}"][()], ref[f"focus/0/{key}"][()])
     hubs = (out / "rewiring_hubs.tsv").read_text().splitlines()
-    assert len(hubs) == n_focus + 1 and hubs[1].split("\t")[0] == "0"  # ties sorted by focus index
+    assert len(hubs) == n_focus + 1 and hubs[1].split("\t")[:2] == ["1", "0"]  # rank 1: ties by gene index
+    summary = (out / "network_summary.tsv").read_text().splitlines()
+    assert len(summary) == n_focus + 1 and summary[-1].split("\t")[0] == str(n_focus - 1)
 
 
 def test_merge_refuses_a_shard_of_another_study(expr_tsv, tmp_path, capsys):
