@@ -271,11 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(idx, DRAW_OPTIONS)  # the split and the draws only
     idx.set_defaults(func=cmd_indices)
 
-    from bootgpu import bench, browse, sge
+    from bootgpu import bench, browse, export, sge
 
     bench.register_commands(sub)  # `bootgpu bench`
 
     browse.register_commands(sub)  # `bootgpu top`
+    export.register_commands(sub)  # `bootgpu export`
 
     sge.register_commands(sub)  # `bootgpu sge submit` and `bootgpu status`
 

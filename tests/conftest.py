@@ -56,3 +56,17 @@ def _write_demo_tsv(path, n_genes: int):
 def write_demo_tsv():
     """``write_demo_tsv(path, n_genes) -> path``: a small real input file for CLI-level tests."""
     return _write_demo_tsv
+
+
+@pytest.fixture(scope="session")
+def small_study(tmp_path_factory, write_demo_tsv):
+    """A finished study on 150 demo genes: focus genes rows 3, 7 and 40, B = 40, fdr_alpha 0.2 (so
+    they have networks); its directory.  Read-only: tests that change a study make their own."""
+    from bootgpu.cli import main
+
+    tmp = tmp_path_factory.mktemp("small-study")
+    expr = write_demo_tsv(tmp / "expr.tsv", 150)
+    out = tmp / "study"
+    assert main(["run", "--expr", str(expr), "--out", str(out), "--focus", "#3,#7,#40", "--n-bootstrap", "40",
+                 "--fdr-alpha", "0.2", "--backend", "numpy"]) == 0
+    return out

@@ -15,13 +15,8 @@ from bootgpu.results_schema import CHANGE_LABELS
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory, write_demo_tsv):
-    tmp = tmp_path_factory.mktemp("api")
-    expr = write_demo_tsv(tmp / "expr.tsv", 150)
-    out = tmp / "study"
-    assert main(["run", "--expr", str(expr), "--out", str(out), "--focus", "#3,#7,#40", "--n-bootstrap", "40",
-                 "--fdr-alpha", "0.2", "--backend", "numpy"]) == 0
-    return out
+def study(small_study):
+    return small_study
 
 
 def test_edges_equal_the_file_with_ids_robust_flags_and_class_labels(study):
