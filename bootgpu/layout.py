@@ -28,6 +28,8 @@ from pathlib import Path
 
 from bootgpu.errors import BootgpuError
 
+TASK_SCRIPT = "bootgpu-task.sh"  # the job scripts, in the project's sge/ folder and copied into DIR/sge/
+MERGE_SCRIPT = "bootgpu-merge.sh"
 _SHARD_NAME = re.compile(r"shard-(\d+)-of-(\d+)\.h5")
 _PART_NAME = re.compile(r"focus-(\d+)\.h5")
 

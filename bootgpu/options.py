@@ -43,8 +43,8 @@ class Option:
         for a switch that is set (store_true: True; store_false: False), else ``[FLAG, VALUE]``, or
         ``[FLAG=VALUE]`` when ``joined`` (one word)."""
         if self.is_switch:  # the flag when the value is not the switch's default
-            off = self.settings.get("action") == "store_false"
-            return [self.flags[0]] if value is not None and bool(value) != (not off) else []
+            default = self.settings.get("action") == "store_false"
+            return [self.flags[0]] if value is not None and bool(value) != default else []
         if value is None:
             return []
         return [f"{self.flags[0]}={value}"] if joined else [self.flags[0], str(value)]

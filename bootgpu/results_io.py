@@ -17,7 +17,7 @@ from bootgpu.version import __version__
 from bootgpu.atomic import atomic_path
 from bootgpu.errors import BootgpuError
 from bootgpu.hubs import hub_row
-from bootgpu.results_schema import CHANGE_LABELS, EDGE_FLOAT_FIELDS, FocusResult
+from bootgpu.results_schema import CHANGE_LABELS, EDGE_FLOAT_FIELDS, FocusResult, StoredNetwork
 
 FOCUS_ATTRS = (
     "gene_name", "k_low", "k_high", "n_tests", "n_nan", "n_sig_low", "n_sig_high",
@@ -72,6 +72,16 @@ def write_network(grp: h5py.Group, net) -> None:
         out.create_dataset(key, data=rows, track_times=False)
 
 
+def read_network(grp: h5py.Group) -> StoredNetwork | None:
+    """The stored networks of a focus gene (``write_network``), None if it has none."""
+    if "network" not in grp:
+        return None
+    net = grp["network"]
+    tables = {key: {f: net[key][f] for f in net[key].dtype.names} for key in ("partners", "top_rewired")}
+    degrees = {which: net[f"degree_{which}"][()] for which in NETWORKS}
+    return StoredNetwork(read_network_metrics(grp), degrees, tables["partners"], tables["top_rewired"])
+
+
 def read_network_metrics(grp: h5py.Group) -> dict | None:
     """The network metrics stored with a focus gene (name -> int or float), None if it has none."""
     if "network" not in grp:
@@ -84,7 +94,8 @@ def read_focus(grp: h5py.Group) -> FocusResult:
     attrs = {key: (grp.attrs[key] if key == "gene_name" else int(grp.attrs[key])) for key in FOCUS_ATTRS}
     edges = {key: grp[key][()] for key in EDGE_DATASETS}
     edges["robust"] = (edges["ci_low"] > 0) | (edges["ci_high"] < 0)
-    return FocusResult(int(grp.name.rsplit("/", 1)[1]), attrs, grp["low_samples"][()], grp["high_samples"][()], edges)
+    return FocusResult(int(grp.name.rsplit("/", 1)[1]), attrs, grp["low_samples"][()], grp["high_samples"][()], edges,
+                       network=read_network(grp))
 
 
 def write_meta(h5: h5py.File, meta: dict, gene_names, sample_names, study_focus=None) -> None:

@@ -26,6 +26,17 @@ EDGE_FLAG_FIELDS = ("change", "robust")  # int8 code into CHANGE_LABELS; bool: t
 
 
 @dataclass
+class StoredNetwork:
+    """A focus gene's networks as stored (``network`` group): what tables and re-writes need of a
+    ``networks.FocusNetwork``, read back without recomputing it."""
+
+    metrics: dict  # name -> int or float, in METRIC_NAMES order
+    degrees: dict  # "low", "high", "diff" -> (n_genes,) int32
+    partners: dict  # field -> array (networks.direct_partners)
+    top_rewired: dict  # field -> array (networks.top_rewired)
+
+
+@dataclass
 class FocusResult:
     """Host (NumPy) results of one focus gene; ``edges`` holds the selected edges' arrays (the
     fields above)."""

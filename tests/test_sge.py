@@ -238,7 +238,8 @@ def test_analysis_options_reach_the_tasks_from_their_definitions(expr_tsv, tmp_p
     assert [o.dest for o in ANALYSIS_OPTIONS] == [f.name for f in fields(AnalysisConfig)]
     sub, args = _submission(_submit_args(expr_tsv, tmp_path / "study", *CPU_OPTIONS, "--ci-alpha", "0.1"))
     forwarded = sub.env["BOOTGPU_RUN_ARGS"].split()
-    assert forwarded == [f"{o.flags[0]}={getattr(args, o.dest)}" for o in ANALYSIS_OPTIONS]  # --samples-in-rows not set
+    assert forwarded == [w for o in ANALYSIS_OPTIONS for w in o.argv(getattr(args, o.dest), joined=True)]
+    assert len(forwarded) == len(ANALYSIS_OPTIONS) - 1  # switches at their default (--no-ci-filter) add no word
     assert "--ci-alpha=0.1" in forwarded
     run = build_parser().parse_args(["run", "--expr", "x", "--out", "y", *forwarded])
     assert AnalysisConfig.from_args(run) == AnalysisConfig.from_args(args) == sub.study.cfg

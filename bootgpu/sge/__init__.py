@@ -15,6 +15,14 @@ environment), ``focus.txt``, ``study.json`` (settings and every submission's job
 - ``commands``: the two commands and their options.
 """
 
-from bootgpu.sge.commands import register_commands
+
+
+def register_commands(subparsers) -> None:
+    """Add `bootgpu sge submit` and `bootgpu status` to the CLI's subparsers (the commands module
+    is loaded here, not on import, so ``bootgpu.sge.progress`` alone loads no compute code)."""
+    from bootgpu.sge.commands import register_commands as register
+
+    register(subparsers)
+
 
 __all__ = ["register_commands"]

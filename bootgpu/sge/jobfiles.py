@@ -11,8 +11,7 @@ from pathlib import Path
 
 from bootgpu.atomic import atomic_write_text
 from bootgpu.errors import BootgpuError
-from bootgpu.layout import StudyLayout
-from bootgpu.sge.submission import MERGE_SCRIPT, TASK_SCRIPT, Submission
+from bootgpu.layout import MERGE_SCRIPT, TASK_SCRIPT, StudyLayout
 
 SCRIPTS = "sge"  # the project's folder of job scripts (and where an install puts them: share/bootgpu/sge)
 
@@ -41,7 +40,7 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
-def write_job_files(sub: Submission, source: Path, now: str) -> list[Path]:
+def write_job_files(sub: "Submission", source: Path, now: str) -> list[Path]:  # noqa: F821 (sge.submission)
     """Write the submission's files into ``DIR/sge/`` (scripts from ``source``, the project's
     ``sge/`` folder); the paths written, scripts first.  ``now``: the time job.env names."""
     layout = sub.layout

@@ -26,14 +26,12 @@ from pathlib import Path
 from bootgpu.config import AnalysisConfig
 from bootgpu.errors import BootgpuError
 from bootgpu.identity import StudyIdentity
-from bootgpu.layout import StudyLayout
+from bootgpu.layout import MERGE_SCRIPT, TASK_SCRIPT, StudyLayout  # noqa: F401 (re-exported)
 from bootgpu.options import RUN_FORWARDED, options_argv
 from bootgpu.planner import parse_size
 from bootgpu.sge.resources import TaskRequest, check_max_vmem, check_runtime, sge_size, task_request
 from bootgpu.study import shard_slice
 
-TASK_SCRIPT = "bootgpu-task.sh"  # the job scripts, in the project's sge/ folder and copied into DIR/sge/
-MERGE_SCRIPT = "bootgpu-merge.sh"
 DEFAULT_QUEUES = {"cpu": "cpu.q", "gpu": "gpu.q"}
 DEFAULT_BACKENDS = {"cpu": "numpy", "gpu": "cupy"}
 DEFAULT_PE = "smp"
