@@ -56,7 +56,8 @@ def run_both(values, focus, cfg: AnalysisConfig, plan_kw: dict):
     def draws(group, k, m):
         return draw_positions(np, cfg.seed, focus, group, np.arange(cfg.n_bootstrap), k, m)
 
-    params = {key: value for key, value in cfg.as_dict().items() if key != "seed"}
+    network = ("seed", "min_effect", "corr_threshold", "ci_filter")  # the seed is in draws; networks are not compared here
+    params = {key: value for key, value in cfg.as_dict().items() if key not in network}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
         want = reference_focus(np.asarray(values), focus, draws=draws, **params)
