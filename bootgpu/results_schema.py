@@ -46,9 +46,9 @@ class FocusResult:
     low_samples: Any  # (k_low,) int32 sample indices
     high_samples: Any
     edges: dict = field(default_factory=dict)
-    network: Any = None  # networks.FocusNetwork of the edges (study_run computes it on the host)
     plan: Any = None  # planner.Plan re-made for this focus gene's selected edges (planner.plan_bootstrap):
     #                   its predicted_peak_bytes is the prediction for this focus gene
+    network: Any = None  # networks.FocusNetwork (study_run computes it on the host) or a StoredNetwork
 
 
 def empty_edges() -> dict:
