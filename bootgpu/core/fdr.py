@@ -68,6 +68,8 @@ _EDGE_PVALUES: dict = {}  # (backend name, device, test, n_bins) -> (p at lower 
 _EDGE_PVALUES_KEPT = 12  # t-tests size their bins by the pairs with ties, which vary by focus gene
 _TABLES: dict = {}  # (kind, backend name, device, ...) -> level tables, the same for a whole study
 _TABLES_KEPT = 8
+_JOINT_TABLES: dict = {}  # (backend name, device, k_low, k_high, n_bins) -> ExactJoint (8 bytes a cell)
+_JOINT_TABLES_KEPT = 2
 
 
 def _cached(store: dict, kept: int, key, make):
@@ -155,7 +157,11 @@ def spearman_levels(backend, k: int) -> SpearmanLevels | None:
 class ExactLevels:
     """The t-test's view of a group's levels: s = |r| takes (D - 4 j)/D for j = 0 .. D//4, which
     is descending in j; level a has j = min(a, D/2 - a).  ``bins``: each value's BH bin
-    (non-decreasing), ``bin_ends[t]``: how many values fall in bins <= t."""
+    (non-decreasing), ``bin_ends[t]``: how many values fall in bins <= t.
+
+    An exact source of a ``BHStream`` (see ``ExactJoint`` for the other): ``n`` raw counts (here
+    per signed level) in ``BHStream.level_counts``, turned into counts per bin (``bin_totals``) and
+    the values of chosen bins with their multiplicities (``picked``)."""
 
     n: int  # signed levels (histogram length)
     values: Any  # (n_desc,) float64, descending
@@ -169,6 +175,20 @@ class ExactLevels:
             return xp.concat([counts[:h] + xp.flip(counts[h + 1:]), counts[h:h + 1]])
         return counts[:h] + xp.flip(counts[h:])
 
+    def bin_totals(self, stream):
+        """Pairs counted by level, per bin (values are sorted by bin: a cumulative sum)."""
+        xp = stream.xp
+        zero = xp.zeros((1,), dtype=xp.int64)
+        upto = xp.take(xp.concat([zero, xp.cumulative_sum(stream.value_counts())]), self.bin_ends)
+        return upto - xp.concat([zero, upto[:-1]])
+
+    def picked(self, stream, bin_mask):
+        """(values, multiplicities) of the values counted by level that fall in chosen bins."""
+        xp = stream.xp
+        value_counts = stream.value_counts()
+        keep = xp.take(bin_mask, self.bins) & (value_counts > 0)
+        return self.values[keep], value_counts[keep]
+
 
 def exact_levels(backend, stream: "BHStream", levels: SpearmanLevels) -> ExactLevels:
     def make():
@@ -181,6 +201,76 @@ def exact_levels(backend, stream: "BHStream", levels: SpearmanLevels) -> ExactLe
 
     key = ("exact", backend.name, backend.device_name(), levels.k, stream.n_bins)
     return _cached(_TABLES, _TABLES_KEPT, key, make)
+
+
+@dataclass(frozen=True)
+class ExactJoint:
+    """Fisher's statistic by pair of levels (an exact source of a ``BHStream``, like
+    ``ExactLevels``).  Between tie-free genes s = |z_high[b] - z_low[a]| is a function of the
+    pair's LOW level a and HIGH level b, so the count pass histograms the cells a * n_high + b
+    (``n`` = n_low * n_high raw counts in ``BHStream.level_counts``) and every value of s is known
+    from the counts.  ``value_at`` computes s of cells with the per-pair code's float64 operations
+    (two table gathers, a subtraction, abs: the same bits); ``cell_bins`` is each cell's BH bin."""
+
+    n_low: int
+    n_high: int
+    z_low: Any  # (n_low + 1,) the groups' z tables (SpearmanLevels.z)
+    z_high: Any
+    cell_bins: Any  # (n_low * n_high,) int32
+    by_bin: Any  # (n_low * n_high,) int32: the cells in order of bin
+    bin_starts: Any  # (n_bins + 1,) int64: where each bin's cells start in ``by_bin``
+
+    @property
+    def n(self) -> int:
+        return self.n_low * self.n_high
+
+    def value_at(self, xp, cells):
+        """s of cells (integer array of a * n_high + b)."""
+        a, b = xp.floor_divide(cells, self.n_high), xp.remainder(cells, self.n_high)
+        return xp.abs(xp.take(self.z_high, b) - xp.take(self.z_low, a))
+
+    def values(self, xp):
+        """s of every cell, (n_low, n_high) float64 (a temporary: 8 bytes a cell)."""
+        return xp.abs(self.z_high[None, :self.n_high] - self.z_low[:self.n_low, None])
+
+    def bin_totals(self, stream):
+        """Pairs counted by cell, per bin: a weighted histogram of the cells' bins (counts below
+        2**53 are exact in float64)."""
+        xp = stream.xp
+        weights = xp.astype(stream.level_counts, xp.float64)
+        return xp.astype(stream.backend.bincount(self.cell_bins, stream.n_bins, weights=weights), xp.int64)
+
+    def picked(self, stream, bin_mask):
+        """(values, multiplicities) of the cells with pairs that fall in chosen bins (repeated
+        values are merged by ``Refinement.finish``): the chosen bins' ranges of ``by_bin``."""
+        xp, backend = stream.xp, stream.backend
+        chosen = xp.nonzero(bin_mask)[0]
+        starts, stops = xp.take(self.bin_starts, chosen), xp.take(self.bin_starts, chosen + 1)
+        sizes = stops - starts
+        total = int(backend.to_host(xp.sum(sizes))) if chosen.shape[0] else 0
+        if total == 0:
+            return xp.zeros((0,), dtype=xp.float64), xp.zeros((0,), dtype=xp.int64)
+        # positions start .. stop - 1 of every chosen bin, in order: a running count within ranges
+        ends = xp.cumulative_sum(sizes)
+        owner = xp.searchsorted(ends, xp.arange(total, dtype=xp.int64), side="right")
+        at = xp.take(starts, owner) + (xp.arange(total, dtype=xp.int64) - xp.take(ends - sizes, owner))
+        cells = xp.take(self.by_bin, at)
+        counts = xp.take(stream.level_counts, cells)
+        keep = counts > 0
+        return self.value_at(xp, cells[keep]), counts[keep]
+
+
+def exact_joint(backend, stream: "BHStream", low: SpearmanLevels, high: SpearmanLevels) -> ExactJoint:
+    def make():
+        xp = backend.xp
+        table = ExactJoint(low.n, high.n, low.z, high.z, None, None, None)
+        cell_bins = stream.bins(xp.reshape(table.values(xp), (-1,)))
+        by_bin = xp.astype(xp.argsort(cell_bins, stable=True), xp.int32)
+        bin_starts = xp.searchsorted(xp.take(cell_bins, by_bin), xp.arange(stream.n_bins + 1, dtype=cell_bins.dtype))
+        return ExactJoint(low.n, high.n, low.z, high.z, cell_bins, by_bin, xp.astype(bin_starts, xp.int64))
+
+    key = ("joint", backend.name, backend.device_name(), low.k, high.k, stream.n_bins)
+    return _cached(_JOINT_TABLES, _JOINT_TABLES_KEPT, key, make)
 
 
 def _edge_pvalues(backend, test, n_bins: int):
@@ -202,15 +292,22 @@ def _edge_pvalues(backend, test, n_bins: int):
 class BHStream:
     """Exact BH for one test over statistics that arrive in blocks."""
 
-    def __init__(self, backend, test, which: str, n_bins: int = N_BINS, levels: SpearmanLevels | None = None):
+    def __init__(self, backend, test, which: str, n_bins: int = N_BINS, levels: SpearmanLevels | None = None,
+                 joint: tuple | None = None):
         """``levels``: the group's level tables (t-tests only); pairs of tie-free genes are then
-        counted by level (``level_histogram``) and only the other pairs by bin (``histogram``)."""
+        counted by level (``level_histogram``) and only the other pairs by bin (``histogram``).
+        ``joint``: (LOW, HIGH) level tables (the Fisher test): pairs of genes tie-free in both
+        groups are counted by pair of levels (``ExactJoint``; the counts are set by the caller,
+        ``set_level_counts``) and only the other pairs by bin."""
         self.backend, self.xp = backend, backend.xp
         self.test, self.which = test, which
         self.n_bins = n_bins
         self.counts = self.xp.zeros(n_bins, dtype=self.xp.int64)  # pairs counted by bin
-        self.exact = exact_levels(backend, self, levels) if levels is not None else None
-        self.level_counts = self.xp.zeros(self.exact.n, dtype=self.xp.int64) if self.exact else None
+        if joint is not None:
+            self.exact = exact_joint(backend, self, *joint)
+        else:
+            self.exact = exact_levels(backend, self, levels) if levels is not None else None
+        self.level_counts = None  # raw counts of the exact source (after pass 1)
 
     # -- bins (t = 0 holds the largest s, i.e. the smallest p) ---------------------------------
     def bins(self, s):
@@ -233,14 +330,22 @@ class BHStream:
         if histogram is not None:
             self.counts += histogram
         if level_histogram is not None:
-            self.level_counts += level_histogram
+            self.set_level_counts(level_histogram)
+
+    def set_level_counts(self, counts) -> None:
+        """Add raw counts of the exact source (``exact.n`` of them, int64; the first array given
+        is kept, not copied)."""
+        self.level_counts = counts if self.level_counts is None else self.level_counts + counts
 
     def count(self, s, levels=None) -> None:
         self.add(self.histogram(s), None if levels is None else self.level_histogram(levels))
 
     def value_counts(self):
-        """Pairs counted by level, per value of s (``exact.values``, descending); after pass 1."""
+        """Pairs counted by level, per value of s (``exact.values``, descending; ``ExactLevels``
+        only); after pass 1."""
         if not hasattr(self, "_value_counts"):
+            if self.level_counts is None:
+                self.level_counts = self.xp.zeros(self.exact.n, dtype=self.xp.int64)
             self._value_counts = self.exact.fold(self.xp, self.level_counts)
         return self._value_counts
 
@@ -248,12 +353,11 @@ class BHStream:
     def total_counts(self):
         """Pairs per bin, whichever way they were counted (after pass 1)."""
         if not hasattr(self, "_total"):
-            xp = self.xp
             self._total = self.counts
-            if self.exact is not None:  # values are sorted by bin: bin totals from a cumulative sum
-                zero = xp.zeros((1,), dtype=xp.int64)
-                upto = xp.take(xp.concat([zero, xp.cumulative_sum(self.value_counts())]), self.exact.bin_ends)
-                self._total = self.counts + (upto - xp.concat([zero, upto[:-1]]))
+            if self.exact is not None:
+                if self.level_counts is None:
+                    self.level_counts = self.xp.zeros(self.exact.n, dtype=self.xp.int64)
+                self._total = self.counts + self.exact.bin_totals(self)
         return self._total
 
     def _bounds(self):
@@ -327,9 +431,7 @@ class Refinement:
         self._parts = []
         xp, n = stream.xp, stream.n_bins
         if stream.exact is not None:  # values counted by level: taken straight from the counts
-            value_counts = stream.value_counts()
-            keep = xp.take(bin_mask, stream.exact.bins) & (value_counts > 0)
-            self._parts.append((stream.exact.values[keep], value_counts[keep]))
+            self._parts.append(stream.exact.picked(stream, bin_mask))
         # the statistic range that holds every chosen bin with pairs counted by bin, one bin wider
         # on each side (against rounding in ``bins``): a cheap comparison screens a block before
         # bins are computed
