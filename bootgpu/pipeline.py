@@ -21,9 +21,12 @@ import numpy as np
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_summaries, resample_size
 from bootgpu.core.change import classify_change
-from bootgpu.core.fdr import BHStream, bins_for_pairs, spearman_levels
+from bootgpu.core.fdr import BHStream, JointHistogram, bins_for_pairs, spearman_levels
 from bootgpu.core.significance import FisherTest, TTest, z_transform
-from bootgpu.core.spearman import GroupPairs, JointBlocks, PairBlock, PairBlocks, TiedPairs, group_ranks, joint_cells
+from bootgpu.core.spearman import (
+    JOINT_CACHE_ALLOWANCE, JOINT_PAIR_BYTES, TIED_PAIR_BYTES, GroupPairs, JointBlocks, PairBlock, PairBlocks, TiedPairs,
+    group_ranks, joint_cells,
+)
 from bootgpu.core.split import split_samples
 from bootgpu.planner import Plan, bootstrap_peak, plan_bootstrap, replicate_bytes, replicate_chunk_for
 
@@ -204,12 +207,6 @@ class PairPasses:
         return self.map(lambda *item: item)
 
 
-JOINT_CACHE_BYTES = 4  # per cached pair in JointPasses: its joint index (int32) ...
-TIED_PAIR_BYTES = 48  # ... and per pair with a tied gene: position, r in both groups, Fisher's
-# statistic, levels and flags (``TiedPairs`` plus ``JointStats``)
-JOINT_CACHE_ALLOWANCE = 1  # bytes a pair the plan allows for pairs with a tied gene (1/48 of pairs)
-
-
 @dataclass
 class TiedStats:
     """``TiedPairs`` of a block with what the passes read: ``valid`` (both r defined) and Fisher's
@@ -275,7 +272,7 @@ class JointStats:
 class JointPasses:
     """``PairPasses`` for small groups (``spearman.joint_cells``): each block as joint level indices
     (``spearman.JointBlocks``: int32, 4 bytes a pair) and the ``TiedPairs`` of pairs with a tied
-    gene.  The count pass histograms the joint indices (``JointCounter``): the t-tests' level
+    gene.  The count pass histograms the joint indices (``core.fdr.JointHistogram``): the t-tests' level
     counts are its marginals and the Fisher test is exact from it (``core.fdr.ExactJoint``), so the
     threshold and q-value passes need only the pairs with a tied gene -- which a block computes
     without its matrix products (``map(fn, binned_only=True)``) -- and the selection pass reads a
@@ -289,15 +286,15 @@ class JointPasses:
         self.blocks = JointBlocks(self.xp, pairs, backend.ieee_float32_matmul)
         self.levels = {name: spearman_levels(backend, grp.k) for name, grp in (("low", pairs.low), ("high", pairs.high))}
         self._starts = pairs.starts()
-        # the plan allows JOINT_CACHE_BYTES + JOINT_CACHE_ALLOWANCE a pair: with more pairs with a
+        # the plan allows JOINT_PAIR_BYTES + JOINT_CACHE_ALLOWANCE a pair: with more pairs with a
         # tied gene than that covers, every pass recomputes its blocks instead
-        allowed = pairs.n_pairs * (JOINT_CACHE_BYTES + JOINT_CACHE_ALLOWANCE)
+        allowed = int(pairs.n_pairs * (JOINT_PAIR_BYTES + JOINT_CACHE_ALLOWANCE))
         self.cache = bool(cache) and self.cache_bytes() <= allowed
         self._cached = [None] * len(self._starts) if self.cache else None
         self._cuts = {}
 
     def cache_bytes(self) -> int:
-        return self.pairs.n_pairs * JOINT_CACHE_BYTES + self.blocks.n_tied_pairs * TIED_PAIR_BYTES
+        return self.pairs.n_pairs * JOINT_PAIR_BYTES + self.blocks.n_tied_pairs * TIED_PAIR_BYTES
 
     def level_cut(self, name: str, s_star: float) -> int:
         key = (name, s_star)
@@ -354,58 +351,6 @@ def make_pair_passes(backend, pairs: PairBlocks, tests: dict, cache: bool, threa
     return PairPasses(backend, pairs, tests, cache, threads)
 
 
-class JointCounter:
-    """The joint histogram of a pass's blocks.  ``np.bincount`` into millions of cells costs a
-    fresh zeroed table per call (page faults) and a sum into the total, so blocks are counted in
-    batches of about ``BATCH_PAIRS`` pairs per thread, ``threads`` batches at once, each added to
-    its thread slot's table (the slots are summed at the end: integer counts, any order)."""
-
-    BATCH_PAIRS = 1 << 23
-
-    def __init__(self, backend, n_cells: int, threads: int = 1):
-        self.backend, self.xp = backend, backend.xp
-        self.n_cells = n_cells
-        self.threads = max(1, int(threads))
-        self._pending, self._n_pending = [], 0
-        self._slots = [None] * self.threads
-
-    def add(self, joint) -> None:
-        self._pending.append(joint)
-        self._n_pending += int(joint.shape[0])
-        if self._n_pending >= self.BATCH_PAIRS * self.threads:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        groups, share, size = [[]], -(-self._n_pending // self.threads), 0
-        for joint in self._pending:  # consecutive blocks, about ``share`` pairs a group
-            if size >= share and len(groups) < self.threads:
-                groups.append([])
-                size = 0
-            groups[-1].append(joint)
-            size += int(joint.shape[0])
-        self._pending, self._n_pending = [], 0
-
-        def count(slot: int):
-            h = self.xp.astype(self.backend.bincount_parts(groups[slot], self.n_cells), self.xp.int64, copy=False)
-            if self._slots[slot] is None:
-                self._slots[slot] = h
-            else:
-                self._slots[slot] += h
-
-        self.backend.map_chunks(count, range(len(groups)), self.threads)
-
-    def finish(self):
-        self.flush()
-        total = None
-        for h in self._slots:
-            if h is not None:
-                total = h if total is None else total + h
-        self._slots = [None] * self.threads
-        return total if total is not None else self.xp.zeros(self.n_cells, dtype=self.xp.int64)
-
-
 def bh_streams(backend, passes) -> dict:
     """One ``BHStream`` per test.  A t-test with level tables counts the pairs of tie-free genes by
     level, so its bins only hold the pairs with a tied gene and are sized for those; with
@@ -459,7 +404,7 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
         return FocusResult(focus, attrs, low_samples, high_samples, _empty_edges(), plan_bootstrap(plan, 0))
 
     edges = _q_value_pass(backend, passes, streams, sel)
-    del passes  # the cached pair statistics are not needed by the bootstrap
+    del passes, streams  # the cached pair statistics and the counts are not needed by the bootstrap
     backend.release_memory()
     plan = plan_bootstrap(plan, int(sel["gene_i"].shape[0]))
     boot, plan = _bootstrap_selected(backend, low, high, sel, focus, cfg, plan, k_low, k_high)
@@ -572,7 +517,7 @@ def _joint_count_pass(xp, passes: JointPasses, streams) -> int:
     counts and which is the Fisher test's exact counts; the pairs with a tied gene go to the bins
     (``JointStats.binned``)."""
     backend, blocks = passes.backend, passes.blocks
-    counter = JointCounter(backend, blocks.n_cells, passes.threads)
+    counter = JointHistogram(backend, blocks.n_cells, passes.threads)
 
     def per_block(block, valid, stats):
         item, out = stats.item, {}
@@ -601,7 +546,7 @@ def _joint_count_pass(xp, passes: JointPasses, streams) -> int:
                 streams[name].add(out[name])
     cells = counter.finish()
     if parts["placeholders"]:
-        cells = cells - backend.bincount(xp.concat(parts["placeholders"]), blocks.n_cells)
+        cells -= xp.astype(backend.bincount(xp.concat(parts["placeholders"]), blocks.n_cells), xp.int64, copy=False)
     table = xp.reshape(cells, (blocks.n_low, blocks.n_high))
     for name, axis, n in (("low", 1, blocks.n_low), ("high", 0, blocks.n_high)):
         counts = xp.sum(table, axis=axis, dtype=xp.int64)

@@ -273,6 +273,70 @@ def exact_joint(backend, stream: "BHStream", low: SpearmanLevels, high: Spearman
     return _cached(_JOINT_TABLES, _JOINT_TABLES_KEPT, key, make)
 
 
+class JointHistogram:
+    """Counts of joint indices (``spearman.JointBlocks``) streamed in blocks.  ``bincount`` into
+    millions of cells makes a fresh zeroed table per call (page faults) that must then be added
+    to the total, so blocks are counted in batches of about ``BATCH_PAIRS`` pairs a thread,
+    ``threads`` batches at once (``Backend.bincount_parts``), and their tables added to the total
+    by ranges of cells in the same threads.  Integer counts: the same for any batching."""
+
+    BATCH_PAIRS = 1 << 22
+
+    def __init__(self, backend, n_cells: int, threads: int = 1):
+        self.backend, self.xp = backend, backend.xp
+        self.n_cells = n_cells
+        self.threads = max(1, int(threads))
+        self._pending, self._n_pending = [], 0
+        self.total = None
+
+    def add(self, joint) -> None:
+        """A block's joint indices (kept until the batch is counted)."""
+        self._pending.append(joint)
+        self._n_pending += int(joint.shape[0])
+        if self._n_pending >= self.BATCH_PAIRS * self.threads:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        xp, backend = self.xp, self.backend
+        groups, share, size = [[]], -(-self._n_pending // self.threads), 0
+        for joint in self._pending:  # consecutive blocks, about ``share`` pairs a group
+            if size >= share and len(groups) < self.threads:
+                groups.append([])
+                size = 0
+            groups[-1].append(joint)
+            size += int(joint.shape[0])
+        self._pending, self._n_pending = [], 0
+        tables = backend.map_chunks(lambda g: xp.astype(backend.bincount_parts(g, self.n_cells), xp.int64, copy=False),
+                                    groups, self.threads)
+        if self.total is None:
+            self.total, tables = tables[0], tables[1:]
+        if tables:
+            step = -(-self.n_cells // self.threads)
+
+            def add(lo: int) -> None:
+                for table in tables:
+                    self.total[lo:lo + step] += table[lo:lo + step]
+
+            backend.map_chunks(add, range(0, self.n_cells, step), self.threads)
+
+    def finish(self):
+        """The counts of every cell (int64)."""
+        self.flush()
+        return self.total if self.total is not None else self.xp.zeros(self.n_cells, dtype=self.xp.int64)
+
+
+def joint_table_bytes(n_cells: int, threads: int = 1) -> tuple[int, int]:
+    """Device bytes of the joint tables of a focus gene: (held for the study -- the Fisher tables
+    ``ExactJoint``, each cell's bin and the cells by bin, int32 --, held during the pair passes at
+    their peak -- the count pass's histogram (``JointHistogram``: the total, a table per thread in
+    flight, each thread's batch concatenated as int64) or the selection's tables (the counts, every
+    cell's statistic and a masked copy of the counts, 8 bytes a cell each))."""
+    passes = max(8 * n_cells * (1 + threads) + threads * JointHistogram.BATCH_PAIRS * 8, 8 * n_cells * 3)
+    return 8 * n_cells, passes
+
+
 def _edge_pvalues(backend, test, n_bins: int):
     """p at the (widened) edges of every bin, t order, on the device; the same for every focus
     gene of a study (tests depend only on group sizes), so it is computed once per backend."""

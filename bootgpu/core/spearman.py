@@ -231,8 +231,15 @@ class PairBlocks:
 
 JOINT_MAX_CELLS = 1 << 24  # most cells (LOW levels x HIGH levels) a joint histogram gets: k <= 29 for
 # equal groups; the float32 arithmetic of ``JointBlocks`` is exact below 2**24
-JOINT_MIN_PAIRS_PER_CELL = 2  # fewer pairs than this per cell: the histogram's fixed cost (zeroing,
-# summing and reading ~n_low * n_high cells per focus gene) outweighs what it saves per pair
+JOINT_MIN_PAIRS_PER_CELL = 1  # fewer pairs than cells: the joint tables (~50 bytes a cell, see
+# fdr.joint_table_bytes) would take more memory than the pairs' levels; measured on the first G
+# genes of ALL (k = 25, one thread): at 0.66 pairs a cell the passes took 0.51 s against 0.66 s
+# by group levels, at 1.2 0.68-1.0 against 1.08, at 4.7 1.9-2.4 against 4.3
+JOINT_PAIR_BYTES = 4  # per pair kept (cached) by JointBlocks: its joint index, int32 ...
+TIED_PAIR_BYTES = 48  # ... and per pair with a tied gene: position, r of both groups, levels, flags
+# (TiedPairs) and Fisher's statistic and valid flag (pipeline.TiedStats)
+JOINT_CACHE_ALLOWANCE = 0.5  # bytes a pair a plan allows for the pairs with a tied gene (up to 1/96
+# of the pairs: 0.19 % on ALL; more, and pipeline.JointPasses recomputes blocks rather than exceed the plan)
 
 
 def joint_cells(n_genes: int, k_low: int, k_high: int) -> int:
