@@ -316,8 +316,9 @@ class JointHistogram:
             step = -(-self.n_cells // self.threads)
 
             def add(lo: int) -> None:
+                hi = min(lo + step, self.n_cells)
                 for table in tables:
-                    self.total[lo:lo + step] += table[lo:lo + step]
+                    self.total[lo:hi] += table[lo:hi]
 
             backend.map_chunks(add, range(0, self.n_cells, step), self.threads)
 
