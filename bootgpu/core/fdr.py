@@ -7,7 +7,7 @@ s (see ``significance``), so ordering by p is ordering by s, descending.  (stats
 p-values themselves; where float64 rounding puts the p of two nearby statistics an ulp out of
 order, its q differs from this one in the last bits.)
 
-Two ways of counting a pair, mixed freely within one test:
+Three ways of counting a pair, mixed freely within one test:
 
 - **By level (t-tests, exact, no refinement).**  Between two tie-free genes of a k-sample group,
   r = S / sqrt(D D) with S = 4 a - D for an integer level a = 0 .. D/2, D = (k^3 - k)/3
@@ -17,9 +17,20 @@ Two ways of counting a pair, mixed freely within one test:
   count of every value of s, so F, p and the BH terms of these pairs come from counts alone, with
   no pair gathered or sorted, however the significant pairs are spread.  Groups with more than
   ``LEVELS_MAX`` levels (k > 184) count every pair by bin.
-- **By bin (the Fisher test, pairs with a tied or constant gene, large groups).**  r of such a
-  pair has its own denominator (t-tests), or s is a function of two levels (Fisher), so s is
-  binned:
+- **By pair of levels (the Fisher test of small groups, exact, no refinement).**  Between genes
+  tie-free in both groups, s = |z_high[b] - z_low[a]| is a function of the pair's two levels.
+  Where the pipeline keeps each pair as the joint index a * n_high + b (``spearman.JointBlocks``:
+  small groups with at least a pair per cell, 6.8 M cells at k = 25), the count pass histograms
+  the joint indices (``JointHistogram``): its marginals are the t-tests' level counts and the
+  histogram itself the Fisher test's counts by cell (``ExactJoint``).  Each cell's value of s is
+  computed with the per-pair code's float64 operations on the same z tables, hence the same bits;
+  counts per bin are a weighted histogram of the cells' bins, and the values of chosen bins come
+  from the cells listed by bin.  F, p and the BH terms of these pairs then come from counts alone,
+  like the t-tests', so thresholds and q-values need a pass over pairs only where pairs with a
+  tied gene sit in the deciding bins.
+- **By bin (the Fisher test without joint indices, pairs with a tied or constant gene, large
+  groups).**  r of such a pair has its own denominator (t-tests), or s is a function of two levels
+  whose pairs are not counted jointly (Fisher), so s is binned:
 
   1. ``count``: a histogram of s over fine bins (sized for the pairs counted this way), streamed
      over pair blocks.  The counts by level are added to the bins their values fall in
@@ -36,8 +47,8 @@ Two ways of counting a pair, mixed freely within one test:
 ``threshold`` (significance is q < alpha, i.e. s >= s*) and ``q_values`` of query pairs come from
 the refined values.  Everything, bin and level bookkeeping included, stays on the backend's
 device: a focus gene moves only the thresholds s* (three scalars) to the host.  Tables that
-depend only on the group sizes (bin-edge p-values, level tables) are cached per backend for the
-whole study.
+depend only on the group sizes (bin-edge p-values, level tables, the Fisher tables by cell) are
+cached per backend for the whole study.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ on a GPU -- computes them exactly; larger groups use float64, exact to 2**53.
 Between two tie-free genes |d|^2 = D = (k^3 - k)/3 for both, so r = S / sqrt(D D) with one shared
 denominator, and S = 4 a - D for an integer level a (``n_signed_levels``).  ``PairBlocks`` gives
 each block either as r (``block``) or, for the pipeline, as levels with r only for the pairs that
-have a tied gene (``compact_block``, ``GroupPairs``).
+have a tied gene (``compact_block``, ``GroupPairs``).  For small groups ``JointBlocks`` gives each
+pair as one joint index a_low * n_high + b_high of both groups' levels (``joint_cells``), and the
+pairs with a tied gene apart (``TiedPairs``).
 """
 
 from __future__ import annotations
