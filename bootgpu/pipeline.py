@@ -576,10 +576,9 @@ def _joint_selection_pass(xp, passes: JointPasses, pairs, s_star: dict, edge_sel
     sig["diff"] = streams["diff"].exact.values(xp) >= s_star["diff"]
     edge_cells = (sig["low"][:, None] | sig["high"][None, :]) & sig["diff"]
     table = xp.reshape(streams["diff"].level_counts, (n_low, n_high))
-    zero = xp.zeros((), dtype=xp.int64)
 
     def total(mask, counts):
-        return int(xp.sum(xp.where(mask, counts, zero)))
+        return int(xp.sum(counts[mask]))
 
     counts = {"n_sig_low": total(sig["low"], streams["low"].level_counts),
               "n_sig_high": total(sig["high"], streams["high"].level_counts),
