@@ -271,14 +271,16 @@ def stage_ranking(backend, expr, focus: int, k_low: int, k_high: int):
 
 
 def stage_correlations(backend, low, high, plan):
-    """One pass over pair space computing r of every pair in both groups (``pipeline.PairPasses``):
-    with ``plan.cache_pairs`` the blocks are kept for the BH passes, as in the pipeline."""
+    """One pass over pair space computing every pair's values in both groups (``pipeline.PairPasses``,
+    or ``JointPasses`` where the pipeline keeps joint level indices): with ``plan.cache_pairs`` the
+    blocks are kept for the BH passes, as in the pipeline."""
     from bootgpu.core.significance import FisherTest, TTest
     from bootgpu.core.spearman import PairBlocks
-    from bootgpu.pipeline import PairPasses
+    from bootgpu.pipeline import make_pair_passes
 
     tests = {"low": TTest(low.k), "high": TTest(high.k), "diff": FisherTest(low.k, high.k)}
-    passes = PairPasses(backend, PairBlocks(backend.xp, low, high, plan.rows_per_block), tests, plan.cache_pairs, plan.threads)
+    passes = make_pair_passes(backend, PairBlocks(backend.xp, low, high, plan.rows_per_block), tests, plan.cache_pairs,
+                              plan.threads)
     for _ in passes:
         pass
     return passes

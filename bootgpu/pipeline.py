@@ -5,7 +5,12 @@ selection, q-values of the selected edges; a threshold or q-value pass that no t
 value it would look at is known from counts by level) is skipped.  Blocks hold each pair as its
 Spearman level where the group has level tables (``PairPasses``), so the t-tests count levels and
 the Fisher statistic is two table gathers and a subtraction, with no transcendental per pair.
-Only the selected edges' values outlive a block.  Then the pair cache is dropped (and its memory
+Small groups with at least one pair per cell of LOW levels x HIGH levels (``spearman.joint_cells``:
+k <= 29, e.g. ALL's 12,625 genes at k = 25) keep one int32 joint index a pair instead
+(``JointPasses``): one histogram of the indices counts all three tests (the Fisher test exactly,
+by cell), the threshold and q-value passes only visit the pairs with a tied gene, and the
+selection reads a table of chosen cells at each pair's index; the pair cache shrinks from ~13 to
+4 bytes a pair.  Only the selected edges' values outlive a block.  Then the pair cache is dropped (and its memory
 handed back), the bootstrap is re-planned for the number of selected edges
 (``planner.plan_bootstrap``) and run (``core.bootstrap``); the re-made plan, with the focus gene's
 predicted peak, comes back on ``FocusResult.plan``.  The result is moved to the host explicitly at
@@ -19,9 +24,12 @@ import numpy as np
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_summaries, resample_size
 from bootgpu.core.change import classify_change
-from bootgpu.core.fdr import BHStream, bins_for_pairs, spearman_levels
+from bootgpu.core.fdr import BHStream, JointHistogram, bins_for_pairs, spearman_levels
 from bootgpu.core.significance import FisherTest, TTest, z_transform
-from bootgpu.core.spearman import GroupPairs, PairBlock, PairBlocks, group_ranks
+from bootgpu.core.spearman import (
+    JOINT_CACHE_ALLOWANCE, JOINT_PAIR_BYTES, TIED_PAIR_BYTES, GroupPairs, JointBlocks, PairBlock, PairBlocks, TiedPairs,
+    group_ranks, joint_cells,
+)
 from bootgpu.core.split import split_samples
 from bootgpu.planner import Plan, bootstrap_peak, plan_bootstrap, replicate_bytes, replicate_chunk_for
 from bootgpu.results_schema import EDGE_FLOAT_FIELDS, FocusResult, empty_edges
@@ -174,7 +182,8 @@ class PairPasses:
             self._derive(item)
         return fn(item["block"], item["valid"], BlockStats(self, item))
 
-    def map(self, fn):
+    def map(self, fn, binned_only: bool = False):
+        """``binned_only``: fn reads only ``stats.binned`` (no use here; see ``JointPasses``)."""
         n_blocks = len(self._starts)
         for w0 in range(0, n_blocks, self.threads):  # a wave of blocks at a time bounds memory
             # each block, its matrix products included, in one of the backend's threads
@@ -185,11 +194,166 @@ class PairPasses:
         return self.map(lambda *item: item)
 
 
-def bh_streams(backend, passes: PairPasses) -> dict:
+@dataclass
+class TiedStats:
+    """``TiedPairs`` of a block with what the passes read: ``valid`` (both r defined) and Fisher's
+    statistic (z from the level table where the group is tie-free, else arctanh of r, as
+    ``PairPasses`` computes it)."""
+
+    pairs: TiedPairs
+    valid: object
+    s_diff: object
+
+
+class JointStats:
+    """``BlockStats`` of a ``JointPasses`` block: ``item`` holds ``joint`` and ``tied``
+    (``TiedStats`` or None).  The passes read ``binned(name)`` -- the statistics of the pairs a
+    stream counts by bin (for a t-test those with a tied gene in its group, for the Fisher test
+    those with a tied gene in either) -- and the joint count and selection passes read ``item``.
+    ``r(name)`` and ``stats[name]`` give every valid pair's r and statistic (tests, benchmarks)."""
+
+    def __init__(self, passes: "JointPasses", item: dict):
+        self._passes, self.item = passes, item
+        self.xp = passes.xp
+
+    def binned(self, name: str):
+        t = self.item["tied"]
+        if t is None:
+            return None
+        xp, p = self.xp, t.pairs
+        if name == "diff":
+            return t.s_diff[t.valid]
+        keep = t.valid & (p.tied_low if name == "low" else p.tied_high)
+        return xp.abs((p.r_low if name == "low" else p.r_high)[keep])
+
+    def _every(self, name: str):
+        """(values of every pair of the block, valid mask) for ``name`` in r_low, r_high, diff."""
+        xp, passes = self.xp, self._passes
+        joint, t = self.item["joint"], self.item["tied"]
+        if joint is None:
+            joint = passes.blocks.block(self.item["block"].start).joint
+        blocks = passes.blocks
+        if name == "diff":
+            values = passes.exact_diff_values(joint)
+        else:
+            a = xp.floor_divide(joint, blocks.n_high) if name == "r_low" else xp.remainder(joint, blocks.n_high)
+            values = passes.levels[name[2:]].r_at(xp, a)
+        valid = xp.ones(joint.shape, dtype=xp.bool)
+        if t is not None:
+            mask = passes.backend.bincount(t.pairs.pos, joint.shape[0]) > 0
+            values[mask] = t.s_diff if name == "diff" else getattr(t.pairs, name)
+            valid[mask] = t.valid
+        return values, valid
+
+    def r(self, name: str):
+        values, valid = self._every(f"r_{name}")
+        return values[valid]
+
+    def __getitem__(self, name: str):
+        if name == "diff":
+            values, valid = self._every("diff")
+            return values[valid]
+        return self.xp.abs(self.r(name))
+
+
+class JointPasses:
+    """``PairPasses`` for small groups (``spearman.joint_cells``): each block as joint level indices
+    (``spearman.JointBlocks``: int32, 4 bytes a pair) and the ``TiedPairs`` of pairs with a tied
+    gene.  The count pass histograms the joint indices (``core.fdr.JointHistogram``): the t-tests' level
+    counts are its marginals and the Fisher test is exact from it (``core.fdr.ExactJoint``), so the
+    threshold and q-value passes need only the pairs with a tied gene -- which a block computes
+    without its matrix products (``map(fn, binned_only=True)``) -- and the selection pass reads a
+    table of chosen cells at each pair's index.  With ``cache`` each block's joint indices and
+    tied pairs are kept from the first pass (``cache_bytes``)."""
+
+    def __init__(self, backend, pairs: PairBlocks, tests: dict, cache: bool, threads: int = 1):
+        self.backend, self.xp = backend, backend.xp
+        self.pairs, self.tests = pairs, tests
+        self.threads = max(1, int(threads))
+        self.blocks = JointBlocks(self.xp, pairs, backend.ieee_float32_matmul)
+        self.levels = {name: spearman_levels(backend, grp.k) for name, grp in (("low", pairs.low), ("high", pairs.high))}
+        self._starts = pairs.starts()
+        # the plan allows JOINT_PAIR_BYTES + JOINT_CACHE_ALLOWANCE a pair: with more pairs with a
+        # tied gene than that covers, every pass recomputes its blocks instead
+        allowed = int(pairs.n_pairs * (JOINT_PAIR_BYTES + JOINT_CACHE_ALLOWANCE))
+        self.cache = bool(cache) and self.cache_bytes() <= allowed
+        self._cached = [None] * len(self._starts) if self.cache else None
+        self._cuts = {}
+
+    def cache_bytes(self) -> int:
+        return self.pairs.n_pairs * JOINT_PAIR_BYTES + self.blocks.n_tied_pairs * TIED_PAIR_BYTES
+
+    def level_cut(self, name: str, s_star: float) -> int:
+        key = (name, s_star)
+        if key not in self._cuts:
+            self._cuts[key] = self.levels[name].count_at_least(s_star)
+        return self._cuts[key]
+
+    def exact_diff_values(self, joint):
+        """Fisher's statistic of pairs of tie-free genes from their joint indices."""
+        xp, b = self.xp, self.blocks
+        z_low, z_high = self.levels["low"].z, self.levels["high"].z
+        return xp.abs(xp.take(z_high, xp.remainder(joint, b.n_high)) - xp.take(z_low, xp.floor_divide(joint, b.n_high)))
+
+    def _tied_stats(self, tied: TiedPairs | None) -> TiedStats | None:
+        if tied is None:
+            return None
+        xp = self.xp
+        z = {}
+        for name, r, is_tied, level in (("low", tied.r_low, tied.tied_low, tied.level_low),
+                                        ("high", tied.r_high, tied.tied_high, tied.level_high)):
+            z[name] = xp.where(is_tied, z_transform(xp, r), xp.take(self.levels[name].z, level))
+        valid = xp.isfinite(tied.r_low) & xp.isfinite(tied.r_high)
+        return TiedStats(tied, valid, xp.abs(z["high"] - z["low"]))
+
+    def _item(self, index: int, binned_only: bool) -> dict:
+        item = self._cached[index] if self._cached is not None else None
+        if item is None:
+            block = self.blocks.block(self._starts[index], tied_only=binned_only)
+            item = {"block": PairBlock(block.start, block.stop, None, None), "joint": block.joint,
+                    "tied": self._tied_stats(block.tied)}
+            if self._cached is not None and not binned_only:
+                self._cached[index] = item
+        return item
+
+    def map(self, fn, binned_only: bool = False):
+        """fn(block, None, JointStats) for every block, in block order, ``threads`` at a time."""
+        n_blocks = len(self._starts)
+        run = lambda i: fn(None, None, JointStats(self, self._item(i, binned_only)))  # noqa: E731
+        for w0 in range(0, n_blocks, self.threads):
+            yield from self.backend.map_chunks(run, range(w0, min(w0 + self.threads, n_blocks)), self.threads)
+
+    def __iter__(self):
+        return self.map(lambda _b, _v, stats: (stats.item["block"], None, stats))
+
+
+def make_pair_passes(backend, pairs: PairBlocks, tests: dict, cache: bool, threads: int = 1, joint: bool | None = None):
+    """``JointPasses`` where the focus gene's groups have a joint histogram (``joint_cells``),
+    else ``PairPasses``; ``joint`` True or False forces one (tests; True needs level tables and at
+    most ``spearman.JOINT_MAX_CELLS`` cells, whatever the number of pairs)."""
+    if joint is None:
+        joint = bool(joint_cells(pairs.n_genes, pairs.low.k, pairs.high.k))
+    if joint:
+        return JointPasses(backend, pairs, tests, cache, threads)
+    return PairPasses(backend, pairs, tests, cache, threads)
+
+
+def bh_streams(backend, passes) -> dict:
     """One ``BHStream`` per test.  A t-test with level tables counts the pairs of tie-free genes by
-    level, so its bins only hold the pairs with a tied gene and are sized for those."""
+    level, so its bins only hold the pairs with a tied gene and are sized for those; with
+    ``JointPasses`` the Fisher test counts the pairs of genes tie-free in both groups by pair of
+    levels (``core.fdr.ExactJoint``) and bins the others."""
     xp, pairs = backend.xp, passes.pairs
     streams = {}
+    if isinstance(passes, JointPasses):
+        for name, test in passes.tests.items():
+            if name == "diff":
+                joint = (passes.levels["low"], passes.levels["high"])
+                streams[name] = BHStream(backend, test, name, bins_for_pairs(passes.blocks.n_tied_pairs), joint=joint)
+            else:
+                n_binned = passes.blocks.tied_pairs_of(name)
+                streams[name] = BHStream(backend, test, name, bins_for_pairs(n_binned), passes.levels[name])
+        return streams
     for name, test in passes.tests.items():
         levels = passes.levels.get(name)
         n_binned = pairs.n_pairs
@@ -212,7 +376,7 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
     high = group_ranks(xp, xp.take(expr, high_idx, axis=1))
     pairs = PairBlocks(xp, low, high, plan.rows_per_block)
     tests = {"low": TTest(k_low), "high": TTest(k_high), "diff": FisherTest(k_low, k_high)}
-    passes = PairPasses(backend, pairs, tests, plan.cache_pairs, plan.threads)
+    passes = make_pair_passes(backend, pairs, tests, plan.cache_pairs, plan.threads)
     streams = bh_streams(backend, passes)
 
     n_nan = _count_pass(xp, passes, streams)
@@ -227,7 +391,7 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
         return FocusResult(focus, attrs, low_samples, high_samples, empty_edges(), plan_bootstrap(plan, 0))
 
     edges = _q_value_pass(backend, passes, streams, sel)
-    del passes  # the cached pair statistics are not needed by the bootstrap
+    del passes, streams  # the cached pair statistics and the counts are not needed by the bootstrap
     backend.release_memory()
     plan = plan_bootstrap(plan, int(sel["gene_i"].shape[0]))
     boot, plan = _bootstrap_selected(backend, low, high, sel, focus, cfg, plan, k_low, k_high)
@@ -246,6 +410,8 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
 
 def _count_pass(xp, passes, streams) -> int:
     """Pass 1: the three histograms; returns the number of pairs excluded for a NaN correlation."""
+    if isinstance(passes, JointPasses):
+        return _joint_count_pass(xp, passes, streams)
 
     def per_block(block, valid, stats):
         n_bad = int(valid.shape[0]) - int(xp.count_nonzero(valid))
@@ -287,7 +453,7 @@ def _refine(passes, refs: dict) -> None:
             out[name] = None if s is None else ref.pick(s)
         return out
 
-    for picked in passes.map(per_block):
+    for picked in passes.map(per_block, binned_only=True):
         for name in refs:
             if picked[name] is not None:
                 refs[name].add(picked[name])
@@ -302,6 +468,8 @@ def _threshold_pass(passes, streams, alpha: float) -> dict:
 
 def _selection_pass(xp, passes, pairs, s_star: dict, edge_selection: str):
     """Pass 3: significance counts, and the selected edges with their r, statistics and flags."""
+    if isinstance(passes, JointPasses):
+        return _joint_selection_pass(xp, passes, pairs, s_star, edge_selection)
 
     def per_block(block, valid, stats):
         sig = {name: stats.significant(name, s_star[name]) for name in TESTS}
@@ -320,6 +488,126 @@ def _selection_pass(xp, passes, pairs, s_star: dict, edge_selection: str):
         return counts, part
 
     counts = dict.fromkeys(("n_sig_low", "n_sig_high", "n_sig_diff", "n_sig_edges"), 0)
+    parts = []
+    for block_counts, part in passes.map(per_block):
+        for key, value in block_counts.items():
+            counts[key] += value
+        if part is not None:
+            parts.append(part)
+    return counts, _collect(xp, parts)
+
+
+def _joint_count_pass(xp, passes: JointPasses, streams) -> int:
+    """Pass 1 of ``JointPasses``: the joint histogram of the pairs of genes tie-free in both groups
+    (every block's joint indices counted, less the placeholders at pairs with a tied gene), whose
+    marginals -- plus the levels of pairs tied only in the other group -- are the t-tests' level
+    counts and which is the Fisher test's exact counts; the pairs with a tied gene go to the bins
+    (``JointStats.binned``)."""
+    backend, blocks = passes.backend, passes.blocks
+    counter = JointHistogram(backend, blocks.n_cells, passes.threads)
+
+    def per_block(block, valid, stats):
+        item, out = stats.item, {}
+        t = item["tied"]
+        if t is None:
+            return 0, item["joint"], out
+        p, ok = t.pairs, t.valid
+        out["placeholders"] = xp.take(item["joint"], p.pos)
+        out["levels_low"] = p.level_low[ok & ~p.tied_low & p.tied_high]  # tie-free in LOW only
+        out["levels_high"] = p.level_high[ok & ~p.tied_high & p.tied_low]
+        for name in TESTS:
+            s = stats.binned(name)
+            if s.shape[0]:
+                out[name] = streams[name].histogram(s)
+        return int(ok.shape[0]) - int(xp.count_nonzero(ok)), item["joint"], out
+
+    n_nan, parts = 0, {"placeholders": [], "levels_low": [], "levels_high": []}
+    for n_bad, joint, out in passes.map(per_block):
+        n_nan += n_bad
+        counter.add(joint)
+        for key, part in parts.items():
+            if key in out and out[key].shape[0]:
+                part.append(out[key])
+        for name in TESTS:
+            if name in out:
+                streams[name].add(out[name])
+    cells = counter.finish()
+    if parts["placeholders"]:
+        cells -= xp.astype(backend.bincount(xp.concat(parts["placeholders"]), blocks.n_cells), xp.int64, copy=False)
+    table = xp.reshape(cells, (blocks.n_low, blocks.n_high))
+    for name, axis, n in (("low", 1, blocks.n_low), ("high", 0, blocks.n_high)):
+        counts = xp.sum(table, axis=axis, dtype=xp.int64)
+        if parts[f"levels_{name}"]:
+            counts = counts + xp.astype(backend.bincount(xp.concat(parts[f"levels_{name}"]), n), xp.int64)
+        streams[name].set_level_counts(counts)
+    streams["diff"].set_level_counts(cells)
+    passes.counted = streams
+    return n_nan
+
+
+def _joint_selection_pass(xp, passes: JointPasses, pairs, s_star: dict, edge_selection: str):
+    """Pass 3 of ``JointPasses``.  Significance of a pair of tie-free genes is a function of its
+    cell: the counts come from the histogram, and the selection reads a table of chosen cells at
+    each pair's joint index; pairs with a tied gene are tested one by one and merged in."""
+    blocks, streams = passes.blocks, passes.counted
+    n_low, n_high = blocks.n_low, blocks.n_high
+    sig = {}
+    for name, n in (("low", n_low), ("high", n_high)):
+        a, cut = xp.arange(n, dtype=xp.int64), passes.level_cut(name, s_star[name])
+        sig[name] = (a < cut) | (a > (n - 1) - cut)  # |r| >= s*  <=>  min(a, D/2 - a) < cut
+    sig["diff"] = streams["diff"].exact.values(xp) >= s_star["diff"]
+    edge_cells = (sig["low"][:, None] | sig["high"][None, :]) & sig["diff"]
+    table = xp.reshape(streams["diff"].level_counts, (n_low, n_high))
+
+    def total(mask, counts):
+        return int(xp.sum(counts[mask]))
+
+    counts = {"n_sig_low": total(sig["low"], streams["low"].level_counts),
+              "n_sig_high": total(sig["high"], streams["high"].level_counts),
+              "n_sig_diff": total(sig["diff"], table), "n_sig_edges": total(edge_cells, table)}
+    chosen_cells = xp.reshape(edge_cells if edge_selection == "sig_edges" else sig["diff"], (-1,))
+    del edge_cells, table
+
+    def per_block(block, valid, stats):
+        item = stats.item
+        joint, t = item["joint"], item["tied"]
+        where = xp.nonzero(xp.take(chosen_cells, joint))[0]
+        block_counts = dict.fromkeys(counts, 0)
+        if t is not None:
+            p, ok = t.pairs, t.valid
+            if where.shape[0]:  # the placeholders of pairs with a tied gene say nothing
+                at = xp.take(p.pos, xp.clip(xp.searchsorted(p.pos, where), 0, p.pos.shape[0] - 1))
+                where = where[at != where]
+            t_sig = {"low": ok & (xp.abs(p.r_low) >= s_star["low"]), "high": ok & (xp.abs(p.r_high) >= s_star["high"]),
+                     "diff": ok & (t.s_diff >= s_star["diff"])}
+            t_edges = (t_sig["low"] | t_sig["high"]) & t_sig["diff"]
+            block_counts["n_sig_low"] = int(xp.count_nonzero(t_sig["low"] & p.tied_low))  # the others are in the
+            block_counts["n_sig_high"] = int(xp.count_nonzero(t_sig["high"] & p.tied_high))  # level counts
+            block_counts["n_sig_diff"] = int(xp.count_nonzero(t_sig["diff"]))
+            block_counts["n_sig_edges"] = int(xp.count_nonzero(t_edges))
+            t_where = xp.nonzero(t_edges if edge_selection == "sig_edges" else t_sig["diff"])[0]
+        else:
+            t_where = xp.zeros((0,), dtype=xp.int64)
+        if where.shape[0] + t_where.shape[0] == 0:
+            return block_counts, None
+        cells = xp.take(joint, where)
+        a, b = xp.floor_divide(cells, n_high), xp.remainder(cells, n_high)
+        part = {"pos": where, "r_low": passes.levels["low"].r_at(xp, a), "r_high": passes.levels["high"].r_at(xp, b),
+                "s_diff": passes.exact_diff_values(cells), "sig_low": xp.take(sig["low"], a),
+                "sig_high": xp.take(sig["high"], b)}
+        if t_where.shape[0]:
+            p = t.pairs
+            tied = {"pos": xp.take(p.pos, t_where), "r_low": xp.take(p.r_low, t_where),
+                    "r_high": xp.take(p.r_high, t_where), "s_diff": xp.take(t.s_diff, t_where),
+                    "sig_low": xp.take(t_sig["low"], t_where), "sig_high": xp.take(t_sig["high"], t_where)}
+            order = xp.argsort(xp.concat([part["pos"], tied["pos"]]), stable=True)
+            part = {key: xp.take(xp.concat([part[key], tied[key]]), order) for key in part}
+        gene_i, gene_j = pairs.genes_of(item["block"], part["pos"])
+        out = {"gene_i": gene_i, "gene_j": gene_j, "r_low": part["r_low"], "r_high": part["r_high"],
+               "s_low": xp.abs(part["r_low"]), "s_high": xp.abs(part["r_high"]), "s_diff": part["s_diff"],
+               "sig_low": part["sig_low"], "sig_high": part["sig_high"]}
+        return block_counts, out
+
     parts = []
     for block_counts, part in passes.map(per_block):
         for key, value in block_counts.items():

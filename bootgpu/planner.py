@@ -25,8 +25,10 @@ import re
 from dataclasses import dataclass, field, replace
 
 from bootgpu.core.bootstrap import SUMMARY_BYTES, dot_dtype_bytes, exact_dtype_bytes, rank_dtype_bytes, resample_size
-from bootgpu.core.fdr import BIN_BOOKKEEPING_BYTES, bins_for_pairs, exact_level_bytes
-from bootgpu.core.spearman import LEVELS_MAX, n_signed_levels
+from bootgpu.core.fdr import BIN_BOOKKEEPING_BYTES, bins_for_pairs, exact_level_bytes, joint_table_bytes
+from bootgpu.core.spearman import (
+    JOINT_CACHE_ALLOWANCE, JOINT_PAIR_BYTES, LEVELS_MAX, TIED_PAIR_BYTES, joint_cells, n_signed_levels,
+)
 from bootgpu.errors import BootgpuError
 
 F64 = 8
@@ -35,6 +37,8 @@ PAIR_ROW_BYTES = 112  # per pair-space cell of a block, when sizing blocks (an u
 PAIR_CELL_BYTES = 16  # per cell of a block's (rows, columns) products: dots and r of the group being computed
 PAIR_BYTES = 72  # per pair (j > i) of a block in any pass: r of both groups, valid mask, statistics, bins, picks
 PAIR_BYTES_LEVELS = 24  # the same with level tables (pair_value_bytes)
+PAIR_BYTES_JOINT = 8  # the same with joint indices (core.spearman.JointBlocks): the block's int32
+# indices and the selection's flags
 PAIR_CACHE_BYTES = 25  # per cached pair at most: per group its level (2-4 bytes; with r of the pairs
 # with a tied gene, up to 8) or r (float64, where such pairs are half the block), the Fisher statistic
 # (float64) and the valid flag; typically 13 (k <= 57) or 17 bytes
@@ -79,10 +83,16 @@ def resident_bytes(n_genes: int, n_samples: int, k_low: int, k_high: int, thread
     three BH histograms with their bounds and cached bin-edge p-values, and the groups' Spearman
     level tables with the t-tests' level histograms (``core.fdr.exact_level_bytes``: ~(k^3 - k)/6
     entries per group; all on the device).  The expression matrix is not counted: a run measures
-    its budget after loading it (``job_memory_request`` adds it)."""
-    n_bins = bins_for_pairs(n_genes * (n_genes - 1) // 2)
+    its budget after loading it (``job_memory_request`` adds it).  Where pairs are kept as joint
+    indices (``core.spearman.joint_cells``) the study's Fisher tables are resident too
+    (``core.fdr.joint_table_bytes``: 8 bytes a cell, 6.8 M cells at k = 25), and the BH bins are
+    sized for the pairs with a tied gene the plan allows (``JOINT_CACHE_ALLOWANCE``)."""
+    n_pairs = n_genes * (n_genes - 1) // 2
+    cells = joint_cells(n_genes, k_low, k_high)
+    # bins are sized for the pairs counted by bin: with joint indices, those with a tied gene
+    n_bins = bins_for_pairs(int(n_pairs * JOINT_CACHE_ALLOWANCE / TIED_PAIR_BYTES) if cells else n_pairs)
     return (HELD_RANK_BYTES * n_genes * (k_low + k_high) + 3 * n_bins * BIN_BOOKKEEPING_BYTES
-            + exact_level_bytes(k_low, k_high, n_bins, threads))
+            + exact_level_bytes(k_low, k_high, n_bins, threads) + (joint_table_bytes(cells, threads)[0] if cells else 0))
 
 
 def level_pairs(k_low: int, k_high: int) -> bool:
@@ -90,10 +100,15 @@ def level_pairs(k_low: int, k_high: int) -> bool:
     return all(n_signed_levels(k) <= LEVELS_MAX for k in (k_low, k_high))
 
 
-def pair_value_bytes(k_low: int, k_high: int) -> tuple[int, int]:
+def pair_value_bytes(k_low: int, k_high: int, n_genes: int = 0) -> tuple[int, float]:
     """(bytes per pair of a block in a pass, bytes per cached pair).  Groups with level tables keep
     a level per pair and group (int16 up to k = 57, else int32) where others keep float64 r:
-    measured on the demo matrix and ALL (k = 25), a pass then holds about half as much per pair."""
+    measured on the demo matrix and ALL (k = 25), a pass then holds about half as much per pair.
+    Small groups with enough genes (``core.spearman.joint_cells``) keep one int32 joint index a
+    pair, plus what pairs with a tied gene need (``JOINT_CACHE_ALLOWANCE`` a pair: a focus gene
+    with more such pairs recomputes its blocks, ``pipeline.JointPasses``)."""
+    if n_genes and joint_cells(n_genes, k_low, k_high):
+        return PAIR_BYTES_JOINT, JOINT_PAIR_BYTES + JOINT_CACHE_ALLOWANCE
     if not level_pairs(k_low, k_high):
         return PAIR_BYTES, PAIR_CACHE_BYTES
     level = 2 if max(k_low, k_high) <= 57 else 4
@@ -101,8 +116,8 @@ def pair_value_bytes(k_low: int, k_high: int) -> tuple[int, int]:
 
 
 def pair_cache_bytes(n_genes: int, k_low: int = 0, k_high: int = 0) -> int:
-    per_pair = pair_value_bytes(k_low, k_high)[1] if k_low and k_high else PAIR_CACHE_BYTES
-    return n_genes * (n_genes - 1) // 2 * per_pair
+    per_pair = pair_value_bytes(k_low, k_high, n_genes)[1] if k_low and k_high else PAIR_CACHE_BYTES
+    return int(n_genes * (n_genes - 1) // 2 * per_pair)
 
 
 def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool, k_low: int = 0, k_high: int = 0) -> int:
@@ -110,21 +125,25 @@ def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool, k
     12,625 x 128 and random 8,763 x 938; docs/benchmarks.md).  A pass holds a wave of ``threads``
     blocks: each block's (rows, columns) products and its pairs' values.  With the cache, the
     first pass also holds the cache filled so far (blocks shrink along the triangle while it
-    grows), the later passes the whole cache and a wave's pair values."""
+    grows), the later passes the whole cache and a wave's pair values.  With joint indices the
+    joint histogram or the selection's cell tables come on top (``core.fdr.joint_table_bytes``)."""
     def pairs_above(r):  # pairs (i, j > i) of rows 0..r-1
         r = min(r, n_genes - 1)
         return r * n_genes - r * (r + 1) // 2
 
-    pair_bytes, cache_bytes = pair_value_bytes(k_low, k_high) if k_low and k_high else (PAIR_BYTES, PAIR_CACHE_BYTES)
+    pair_bytes, cache_bytes = (pair_value_bytes(k_low, k_high, n_genes) if k_low and k_high
+                               else (PAIR_BYTES, PAIR_CACHE_BYTES))
+    n_cells = joint_cells(n_genes, k_low, k_high) if k_low and k_high else 0
+    tables = joint_table_bytes(n_cells, threads)[1] if n_cells else 0  # the histogram or the selection's tables
     first = later = 0
     for start in range(0, max(n_genes - 1, 1), rows * threads):
         starts = [start + t * rows for t in range(threads)]
         cells = sum(max(0, min(rows, n_genes - 1 - r0)) * (n_genes - r0) for r0 in starts)
         pairs = pairs_above(start + threads * rows) - pairs_above(start)
-        cached = pairs_above(start) * cache_bytes if cache_pairs else 0
+        cached = int(pairs_above(start) * cache_bytes) if cache_pairs else 0
         first = max(first, cached + cells * PAIR_CELL_BYTES + pairs * pair_bytes)
         later = max(later, pairs * pair_bytes)
-    return max(first, (pair_cache_bytes(n_genes, k_low, k_high) if cache_pairs else 0) + later)
+    return tables + max(first, (pair_cache_bytes(n_genes, k_low, k_high) if cache_pairs else 0) + later)
 
 
 def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: int = 0, gathered_edges: int = 0,

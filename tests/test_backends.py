@@ -189,6 +189,13 @@ def test_extra_kernels_equal_numpy_and_scipy(xp_backend):
     ints = rng.integers(0, 13, 500)
     np.testing.assert_array_equal(xp_backend.to_host(xp_backend.bincount(xp_backend.to_device(ints), 20)),
                                   np.bincount(ints, minlength=20))
+    weights = rng.integers(0, 1000, 500).astype(np.float64)
+    np.testing.assert_array_equal(
+        xp_backend.to_host(xp_backend.bincount(xp_backend.to_device(ints), 20, weights=xp_backend.to_device(weights))),
+        np.bincount(ints, weights=weights, minlength=20))
+    parts = [ints[:7].astype(np.int32), ints[7:7], ints[7:].astype(np.int32)]
+    np.testing.assert_array_equal(xp_backend.to_host(xp_backend.bincount_parts([xp_backend.to_device(p) for p in parts], 20)),
+                                  np.bincount(ints, minlength=20))
     x = rng.standard_normal(1000)
     np.testing.assert_array_equal(xp_backend.to_host(xp_backend.cummin(xp_backend.to_device(x))),
                                   np.minimum.accumulate(x))

@@ -1,7 +1,8 @@
 """BH over every gene pair, as the pipeline computes it (t-tests counted by Spearman level, pairs
-with tied genes through the binned refinement, Fisher z from tables), equals statsmodels'
-``fdr_bh``: exactly when statsmodels is given the same p-values, and to rounding against an
-independent reference (scipy ranks and p-values), on heavily tied small groups and on the ALL data."""
+with tied genes through the binned refinement, Fisher z from tables; and with joint indices, where
+the Fisher test is counted by pair of levels), equals statsmodels' ``fdr_bh``: exactly when
+statsmodels is given the same p-values, and to rounding against an independent reference (scipy
+ranks and p-values), on heavily tied small groups and on the ALL data."""
 
 from __future__ import annotations
 
@@ -14,30 +15,38 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
+from bootgpu import pipeline
 from bootgpu.backends import get_backend
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.fdr import n_signed_levels, rank_sumsq, spearman_levels
 from bootgpu.core.ranks import doubled_centred_ranks, group_order
 from bootgpu.core.significance import FisherTest, TTest, z_transform
-from bootgpu.core.spearman import PairBlocks, correlation, group_ranks
+from bootgpu.core.spearman import (
+    JOINT_MAX_CELLS, TIED_PAIR_BYTES, JointBlocks, PairBlocks, correlation, group_ranks, joint_cells,
+)
 from bootgpu.core.split import split_samples
 from bootgpu.expression_io import demo_expression_path, read_expression
-from bootgpu.pipeline import PairPasses, _count_pass, _q_value_pass, _threshold_pass, analyse_focus, bh_streams
-from bootgpu.planner import plan_batches
+from bootgpu.pipeline import (
+    JointPasses, PairPasses, _count_pass, _q_value_pass, _threshold_pass, analyse_focus, bh_streams, make_pair_passes,
+)
+from bootgpu.planner import pair_value_bytes, plan_batches
 
 NUMPY = get_backend("numpy")
 TESTS = ("low", "high", "diff")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "all_leukemia.tsv.gz"
 
 
-def pipeline_bh(backend, values_low, values_high, alpha, rows=10**9, cache=True, threads=1):
+def pipeline_bh(backend, values_low, values_high, alpha, rows=10**9, cache=True, threads=1, joint=False):
     """The pipeline's passes over every pair: thresholds s*, and q, r and statistics of every valid
-    pair (condensed order), with the refinements asked for the q of all of them."""
+    pair (condensed order), with the refinements asked for the q of all of them.  ``joint``: the
+    passes keep joint level indices (``JointPasses``) whatever the number of pairs, else levels
+    per group (``PairPasses``)."""
     xp = backend.xp
     low = group_ranks(xp, backend.to_device(values_low))
     high = group_ranks(xp, backend.to_device(values_high))
     tests = {"low": TTest(low.k), "high": TTest(high.k), "diff": FisherTest(low.k, high.k)}
-    passes = PairPasses(backend, PairBlocks(xp, low, high, rows), tests, cache, threads)
+    passes = make_pair_passes(backend, PairBlocks(xp, low, high, rows), tests, cache, threads, joint=joint)
+    assert isinstance(passes, JointPasses if joint else PairPasses)
     streams = bh_streams(backend, passes)
     _count_pass(xp, passes, streams)
     s_star = _threshold_pass(passes, streams, alpha)
@@ -137,9 +146,10 @@ def tied_groups(k_low: int, k_high: int, n_genes: int = 90, seed: int = 0, n_tie
 @pytest.mark.parametrize("k_low,k_high", [(5, 5), (6, 9), (11, 11), (13, 30), (25, 25), (30, 22)])
 @pytest.mark.parametrize("alpha", [0.05, 0.7])
 @pytest.mark.parametrize("n_tied", [60, 8])
-def test_bh_equals_statsmodels_on_heavily_tied_small_groups(k_low, k_high, alpha, n_tied):
+@pytest.mark.parametrize("joint", [False, True])
+def test_bh_equals_statsmodels_on_heavily_tied_small_groups(k_low, k_high, alpha, n_tied, joint):
     low, high = tied_groups(k_low, k_high, seed=k_low * 100 + k_high, n_tied=n_tied)
-    _, got, streams = assert_bh_equals_statsmodels(low, high, alpha)
+    _, got, streams = assert_bh_equals_statsmodels(low, high, alpha, joint=joint)
     # the case is what it claims: ties in both groups, many tied statistics, a BH decision to make
     for name in ("low", "high"):
         assert streams[name].exact is not None and int(streams[name].counts.sum()) > 0  # some pairs by bin
@@ -151,27 +161,32 @@ def test_bh_equals_statsmodels_on_heavily_tied_small_groups(k_low, k_high, alpha
     dict(rows=1, cache=False), dict(rows=7, cache=True, threads=3), dict(rows=13, cache=False, threads=2),
 ])  # fmt: skip
 @pytest.mark.parametrize("n_tied", [60, 8])
-def test_tied_bh_is_the_same_bytes_for_any_blocks_threads_and_backend(plan, xp_backend, n_tied):
+@pytest.mark.parametrize("joint", [False, True])
+def test_tied_bh_is_the_same_bytes_for_any_blocks_threads_and_backend(plan, xp_backend, n_tied, joint):
+    """... and for either way of keeping pairs (levels per group, joint indices)."""
     low, high = tied_groups(12, 17, seed=4, n_tied=n_tied)
     want_star, want, _ = pipeline_bh(NUMPY, low, high, 0.2)
-    got_star, got, _ = assert_bh_equals_statsmodels(low, high, 0.2, backend=xp_backend, **plan)
+    got_star, got, _ = assert_bh_equals_statsmodels(low, high, 0.2, backend=xp_backend, joint=joint, **plan)
     assert got_star == want_star
     for key in want:
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
 
 
-def test_tie_free_t_tests_need_no_refinement_pass():
+@pytest.mark.parametrize("joint", [False, True])
+def test_tie_free_t_tests_need_no_refinement_pass(joint):
     """Without ties every t-test statistic is known from level counts: the threshold and q-value
-    refinements of the t-tests pick no pair (and find every value exactly)."""
+    refinements of the t-tests pick no pair (and find every value exactly); with joint indices the
+    Fisher test's too."""
     rng = np.random.default_rng(3)
     low, high = rng.standard_normal((70, 14)), rng.standard_normal((70, 20))
     low[1], high[2] = low[0] * 2 + 0.1 * rng.standard_normal(14), -high[0]
-    _, got, streams = assert_bh_equals_statsmodels(low, high, 0.5)
-    for name in ("low", "high"):
+    _, got, streams = assert_bh_equals_statsmodels(low, high, 0.5, joint=joint)
+    for name in ("low", "high", "diff") if joint else ("low", "high"):
         stream = streams[name]
         assert int(stream.counts.sum()) == 0 and int(stream.level_counts.sum()) == got["r_low"].size
         ref = stream.refinement(stream.bins_for_queries(stream.bins(NUMPY.to_device(got[f"s_{name}"]))))
         assert not ref.needs_pass
+        assert not stream.refinement(stream.bins_for_threshold(0.5)).needs_pass
 
 
 @pytest.mark.parametrize("k", [4, 5, 6, 7, 8])
@@ -213,6 +228,13 @@ def test_doubled_ranks_sum_of_squares_marks_ties():
     assert ((d.astype(np.int64) ** 2).sum(axis=1) == [rank_sumsq(6), 68, 60, 0]).all()  # by hand: 2 rank - 7
 
 
+def force_pair_passes(monkeypatch, joint: bool) -> None:
+    """analyse_focus keeps pairs as joint indices (True) or levels per group (False), whatever
+    the number of pairs."""
+    make = pipeline.make_pair_passes
+    monkeypatch.setattr(pipeline, "make_pair_passes", lambda *args, **kw: make(*args, **{**kw, "joint": joint}))
+
+
 def all_leukemia_subset(n_genes: int = 300):
     """Focus gene 0 of the ALL matrix (the shared full file, else the embedded 2,000-probe subset)
     with its LOW/HIGH samples, on the genes tied in either group plus the first probes."""
@@ -226,18 +248,21 @@ def all_leukemia_subset(n_genes: int = 300):
     return values[genes], low, high, len(tied)
 
 
-def test_bh_equals_statsmodels_on_all_leukemia_subset():
+@pytest.mark.parametrize("joint", [False, True])
+def test_bh_equals_statsmodels_on_all_leukemia_subset(joint):
     values, low, high, n_tied = all_leukemia_subset()
     for alpha in (0.05, 0.7):
-        s_star, got, streams = assert_bh_equals_statsmodels(values[:, low], values[:, high], alpha)
+        s_star, got, streams = assert_bh_equals_statsmodels(values[:, low], values[:, high], alpha, joint=joint)
         assert 0 < np.sum(got["q_diff"] < alpha) < got["q_diff"].size
     if SHARED.exists():
         assert n_tied > 0 and int(streams["low"].counts.sum()) > 0  # pairs with ties went by bin
 
 
-def test_all_leukemia_subset_pipeline_edges_and_q_equal_reference():
+@pytest.mark.parametrize("joint", [False, True])
+def test_all_leukemia_subset_pipeline_edges_and_q_equal_reference(joint, monkeypatch):
     """The pipeline end to end on the ALL subset: selected edges are the reference's sig_diff pairs
     and their stored q-values are statsmodels' (scipy p-values), to float32."""
+    force_pair_passes(monkeypatch, joint)
     values, low, high, _ = all_leukemia_subset()
     cfg = AnalysisConfig(n_bootstrap=10, seed=1, fdr_alpha=0.2)
     k_low, k_high = cfg.validate(values.shape[1])
@@ -277,3 +302,91 @@ def test_pair_cache_keeps_levels_and_r_only_of_pairs_with_a_tied_gene():
             n_tied += g.tied_r.shape[0]
     if SHARED.exists():
         assert n_tied > 0
+
+
+def test_joint_cache_keeps_int32_indices_and_the_tied_pairs_only(monkeypatch):
+    """What the planner's bytes per cached pair rely on with joint indices: every cached block
+    holds one int32 index a pair and ``TiedPairs`` of the pairs with a tied gene only, and the
+    indices are a * n_high + b of the pairs' levels (the reference's r).  The ALL subset is
+    chosen for its tied genes (a fifth of its pairs have one): beyond the plan's allowance, so it
+    is cached only when the allowance is raised; focus gene 0 of the whole ALL matrix is within it."""
+    values, low, high, _ = all_leukemia_subset(120)
+    lo, hi = group_ranks(np, values[:, low]), group_ranks(np, values[:, high])
+    tests = {"low": TTest(lo.k), "high": TTest(hi.k), "diff": FisherTest(lo.k, hi.k)}
+    if SHARED.exists():
+        assert not JointPasses(NUMPY, PairBlocks(np, lo, hi, 17), tests, True, 2).cache
+    monkeypatch.setattr(pipeline, "JOINT_CACHE_ALLOWANCE", TIED_PAIR_BYTES)
+    passes = JointPasses(NUMPY, PairBlocks(np, lo, hi, 17), tests, True, 2)
+    ref = {"low": reference_r(values[:, low]), "high": reference_r(values[:, high])}
+    got = {name: np.concatenate([stats.r(name) for _, _, stats in passes]) for name in ("low", "high")}
+    for name in ("low", "high"):
+        np.testing.assert_allclose(got[name], ref[name], rtol=0, atol=1e-12)
+    level = {name: np.round((ref[name] + 1) * rank_sumsq(25) / 4).astype(np.int64) for name in ("low", "high")}
+    n_tied, offset = 0, 0
+    for item in passes._cached:
+        joint, t = item["joint"], item["tied"]
+        assert joint.dtype == np.int32
+        n = joint.shape[0]
+        want = level["low"][offset:offset + n] * passes.blocks.n_high + level["high"][offset:offset + n]
+        untied = np.ones(n, dtype=bool)
+        if t is not None:
+            untied[t.pairs.pos] = False
+            n_tied += t.pairs.pos.shape[0]
+        np.testing.assert_array_equal(joint[untied], want[untied])
+        offset += n
+    assert offset == passes.pairs.n_pairs and n_tied == passes.blocks.n_tied_pairs
+    if SHARED.exists():
+        monkeypatch.undo()
+        assert n_tied > 0
+        every = read_expression(SHARED).values
+        low, high = (np.asarray(g) for g in split_samples(np, every[0], 25, 25))
+        lo, hi = group_ranks(np, every[:, low]), group_ranks(np, every[:, high])
+        passes = JointPasses(NUMPY, PairBlocks(np, lo, hi, 166), tests, True, 2)
+        assert passes.cache and passes.cache_bytes() <= passes.pairs.n_pairs * pair_value_bytes(25, 25, 12625)[1]
+
+
+@pytest.mark.parametrize("rows", [1, 6, 1000])
+def test_joint_blocks_one_product_and_two_give_the_same_indices(xp_backend, rows):
+    """The one-product form (IEEE float32 backends) and the per-group form give the same bytes, and
+    the pairs with a tied gene are exactly those the genes' flags mark."""
+    low, high = tied_groups(9, 14, seed=2, n_tied=20)
+    xp = xp_backend.xp
+    pairs = PairBlocks(xp, group_ranks(xp, xp_backend.to_device(low)), group_ranks(xp, xp_backend.to_device(high)), rows)
+    one, two = JointBlocks(xp, pairs, True), JointBlocks(xp, pairs, False)
+    assert one.single and not two.single
+    for start in pairs.starts():
+        a, b = one.block(start), two.block(start)
+        assert xp_backend.to_host(a.joint).tobytes() == xp_backend.to_host(b.joint).tobytes()
+        stop = min(start + rows, pairs.n_genes - 1)
+        flags = xp_backend.to_host(pairs.pair_mask(one.tied_any, start, stop))
+        pos = np.zeros(0, dtype=np.int64) if a.tied is None else xp_backend.to_host(a.tied.pos)
+        np.testing.assert_array_equal(pos, np.nonzero(flags)[0])
+        only = one.block(start, tied_only=True)
+        assert only.joint is None and (only.tied is None) == (a.tied is None)
+
+
+def test_joint_indices_are_used_where_the_shapes_say_so():
+    """Small groups with at least a pair a cell (ALL: 12,625 genes, k = 25): joint indices, and
+    the planner's bytes a cached pair follow; fewer genes (the demo's 2,000), more cells or large
+    groups: levels per group or r."""
+    assert joint_cells(12625, 25, 25) == (rank_sumsq(25) // 2 + 1) ** 2
+    assert joint_cells(2000, 25, 25) == 0 and joint_cells(8763, 187, 187) == 0
+    assert joint_cells(10**6, 30, 30) == 0 and (rank_sumsq(30) // 2 + 1) ** 2 > JOINT_MAX_CELLS
+    assert pair_value_bytes(25, 25, 12625)[1] < pair_value_bytes(25, 25, 2000)[1] == 13
+
+
+def test_joint_and_level_passes_give_the_same_bytes_on_all_leukemia(monkeypatch):
+    """analyse_focus on 2,500 genes of ALL (or the embedded subset) both ways, sig_edges at a loose
+    alpha (edges of every kind, q of all three tests): identical results."""
+    values = read_expression(SHARED if SHARED.exists() else demo_expression_path()).values[:2500]
+    cfg = AnalysisConfig(n_bootstrap=5, seed=3, fdr_alpha=0.3, edge_selection="sig_edges")
+    k_low, k_high = cfg.validate(values.shape[1])
+    plan = plan_batches(values.shape[0], values.shape[1], k_low, k_high, 5, 1 << 30, rows_per_block=150, threads=2)
+    results = []
+    for joint in (False, True):
+        force_pair_passes(monkeypatch, joint)
+        results.append(analyse_focus(NUMPY, values, 0, cfg, plan, k_low, k_high))
+    want, got = results
+    assert got.attrs == want.attrs and want.attrs["n_sig_edges"] > 1000
+    for key in want.edges:
+        assert got.edges[key].tobytes() == want.edges[key].tobytes(), key

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from bootgpu import pipeline
 from bootgpu.backends import get_backend
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.draws import draw_positions
@@ -29,15 +30,14 @@ P_LIKE = ("q_low", "q_high", "q_diff", "boot_p")
 assert set(R_LIKE + P_LIKE) == set(EDGE_FLOAT_FIELDS)
 
 
-def tied_matrix_with_constant_gene() -> np.ndarray:
-    """40 genes x 150 samples on a grid of 0.5 (heavy ties, the focus gene too), planted pairs of
+def tied_matrix_with_constant_gene(n: int = 150) -> np.ndarray:
+    """40 genes x ``n`` samples on a grid of 0.5 (heavy ties, the focus gene too), planted pairs of
     every change class, and gene 39 constant within the LOW group of focus gene 0."""
     rng = np.random.default_rng(21)
-    n = 150
     values = rng.standard_normal((40, n))
     values[0] = np.round(values[0] * 2) / 2  # a tied focus gene: the split's tie rule matters
     order = np.argsort(values[0], kind="stable")
-    low, high = order[:30], order[-30:]
+    low, high = order[:n // 5], order[-(n // 5):]
     plant = {(1, 2): (0.9, 0.0), (3, 4): (0.0, 0.9), (5, 6): (0.9, -0.9), (7, 8): (0.8, 0.99),
              (9, 10): (0.99, 0.8), (11, 12): (0.5, -0.5)}  # fmt: skip
     for (a, b), rhos in plant.items():
@@ -101,6 +101,32 @@ def test_tied_matrix_with_constant_gene_equals_reference(selection):
     assert got.attrs["n_nan"] == 39  # gene 39 against every other gene is undefined in LOW
     classes = set(got.edges["change"].tolist())
     assert classes == ({0, 1, 2, 3, 4, 5} if selection == "sig_diff" else {1, 2, 3, 4, 5})
+
+
+def force_joint_indices(monkeypatch) -> None:
+    """analyse_focus keeps pairs as joint level indices (pipeline.JointPasses), as it does for
+    small groups with many genes, however few the genes."""
+    make = pipeline.make_pair_passes
+    monkeypatch.setattr(pipeline, "make_pair_passes", lambda *args, **kw: make(*args, **{**kw, "joint": True}))
+
+
+@pytest.mark.parametrize("selection", ["sig_diff", "sig_edges"])
+@pytest.mark.parametrize("focus", DEMO_FOCI)
+def test_demo_slice_with_joint_indices_equals_reference(demo_values, focus, selection, monkeypatch):
+    force_joint_indices(monkeypatch)
+    cfg = AnalysisConfig(n_bootstrap=B, seed=7, fdr_alpha=0.2, edge_selection=selection)
+    got, want = run_both(demo_values[:DEMO_GENES], focus, cfg, dict(rows_per_block=9, replicate_chunk=7, edge_chunk=11))
+    assert_matches_reference(got, want, selection)
+
+
+@pytest.mark.parametrize("selection", ["sig_diff", "sig_edges"])
+def test_tied_matrix_with_joint_indices_equals_reference(selection, monkeypatch):
+    force_joint_indices(monkeypatch)
+    values = tied_matrix_with_constant_gene(120)  # k = 24: 5.3 M cells
+    cfg = AnalysisConfig(n_bootstrap=B, seed=3, fdr_alpha=0.1, edge_selection=selection)
+    got, want = run_both(values, 0, cfg, dict(rows_per_block=4, replicate_chunk=8, edge_chunk=5))
+    assert_matches_reference(got, want, selection)
+    assert got.attrs["n_nan"] == 39
 
 
 def test_demo_cases_differ_between_selections(demo_values):

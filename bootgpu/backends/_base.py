@@ -27,6 +27,8 @@ class Backend:
     name: str = "base"
     xp: Any = None
     working_set_bytes: int = 0  # largest array a batch should make (0: no cap); see planner
+    ieee_float32_matmul: bool = False  # float32 matrix products round as IEEE float32 (no TF32 inputs):
+    # products of fractional values (core.spearman.JointBlocks' one-product form) are then exact
 
     # --- device facts -------------------------------------------------------------------------
     def device_name(self) -> str:
@@ -75,8 +77,15 @@ class Backend:
         return np.asarray(array)
 
     # --- kernels outside the array-API standard ------------------------------------------------
-    def bincount(self, x, minlength: int):
+    def bincount(self, x, minlength: int, weights=None):
+        """Counts of each value of ``x`` (non-negative integers below ``minlength``), int64; with
+        ``weights`` (float64, one per element) their sums instead, float64."""
         raise NotImplementedError
+
+    def bincount_parts(self, parts, minlength: int):
+        """``bincount`` of the values of several 1-D integer arrays together."""
+        xp = self.xp
+        return self.bincount(parts[0] if len(parts) == 1 else xp.concat(parts), minlength)
 
     def cummin(self, x):
         """Running minimum along a 1-D array."""

@@ -113,8 +113,15 @@ class CupyBackend(Backend):
     def to_host(self, array):
         return self.cupy.asnumpy(array)
 
-    def bincount(self, x, minlength: int):
-        return self.cupy.bincount(x, minlength=minlength)
+    @property
+    def ieee_float32_matmul(self) -> bool:
+        """cuBLAS takes TF32 inputs for float32 products only when CUPY_TF32=1."""
+        import os
+
+        return os.environ.get("CUPY_TF32", "0") == "0"
+
+    def bincount(self, x, minlength: int, weights=None):
+        return self.cupy.bincount(x, weights=weights, minlength=minlength)
 
     def cummin(self, x):
         """Hillis-Steele scan: log2(n) passes of elementwise minimum, all on the device."""

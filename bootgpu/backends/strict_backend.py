@@ -35,6 +35,7 @@ class StrictBackend(NumpyBackend):
 
     # as a device library: one queue, and the standard's own weighted sum (what CuPy runs)
     map_chunks = Backend.map_chunks
+    bincount_parts = Backend.bincount_parts
     weighted_dots = Backend.weighted_dots
     pair_dots = Backend.pair_dots
     block_dots = Backend.block_dots
@@ -51,8 +52,9 @@ class StrictBackend(NumpyBackend):
     def _via_numpy(self, fn, x):
         return self.xp.asarray(fn(np.from_dlpack(x)))
 
-    def bincount(self, x, minlength: int):
-        return self._via_numpy(lambda a: np.bincount(a, minlength=minlength), x)
+    def bincount(self, x, minlength: int, weights=None):
+        w = None if weights is None else np.from_dlpack(weights)
+        return self._via_numpy(lambda a: np.bincount(a, weights=w, minlength=minlength), x)
 
     def cummin(self, x):
         return self._via_numpy(np.minimum.accumulate, x)

@@ -7,7 +7,7 @@ s (see ``significance``), so ordering by p is ordering by s, descending.  (stats
 p-values themselves; where float64 rounding puts the p of two nearby statistics an ulp out of
 order, its q differs from this one in the last bits.)
 
-Two ways of counting a pair, mixed freely within one test:
+Three ways of counting a pair, mixed freely within one test:
 
 - **By level (t-tests, exact, no refinement).**  Between two tie-free genes of a k-sample group,
   r = S / sqrt(D D) with S = 4 a - D for an integer level a = 0 .. D/2, D = (k^3 - k)/3
@@ -17,9 +17,20 @@ Two ways of counting a pair, mixed freely within one test:
   count of every value of s, so F, p and the BH terms of these pairs come from counts alone, with
   no pair gathered or sorted, however the significant pairs are spread.  Groups with more than
   ``LEVELS_MAX`` levels (k > 184) count every pair by bin.
-- **By bin (the Fisher test, pairs with a tied or constant gene, large groups).**  r of such a
-  pair has its own denominator (t-tests), or s is a function of two levels (Fisher), so s is
-  binned:
+- **By pair of levels (the Fisher test of small groups, exact, no refinement).**  Between genes
+  tie-free in both groups, s = |z_high[b] - z_low[a]| is a function of the pair's two levels.
+  Where the pipeline keeps each pair as the joint index a * n_high + b (``spearman.JointBlocks``:
+  small groups with at least a pair per cell, 6.8 M cells at k = 25), the count pass histograms
+  the joint indices (``JointHistogram``): its marginals are the t-tests' level counts and the
+  histogram itself the Fisher test's counts by cell (``ExactJoint``).  Each cell's value of s is
+  computed with the per-pair code's float64 operations on the same z tables, hence the same bits;
+  counts per bin are a weighted histogram of the cells' bins, and the values of chosen bins come
+  from the cells listed by bin.  F, p and the BH terms of these pairs then come from counts alone,
+  like the t-tests', so thresholds and q-values need a pass over pairs only where pairs with a
+  tied gene sit in the deciding bins.
+- **By bin (the Fisher test without joint indices, pairs with a tied or constant gene, large
+  groups).**  r of such a pair has its own denominator (t-tests), or s is a function of two levels
+  whose pairs are not counted jointly (Fisher), so s is binned:
 
   1. ``count``: a histogram of s over fine bins (sized for the pairs counted this way), streamed
      over pair blocks.  The counts by level are added to the bins their values fall in
@@ -36,8 +47,8 @@ Two ways of counting a pair, mixed freely within one test:
 ``threshold`` (significance is q < alpha, i.e. s >= s*) and ``q_values`` of query pairs come from
 the refined values.  Everything, bin and level bookkeeping included, stays on the backend's
 device: a focus gene moves only the thresholds s* (three scalars) to the host.  Tables that
-depend only on the group sizes (bin-edge p-values, level tables) are cached per backend for the
-whole study.
+depend only on the group sizes (bin-edge p-values, level tables, the Fisher tables by cell) are
+cached per backend for the whole study.
 """
 
 from __future__ import annotations
@@ -68,6 +79,8 @@ _EDGE_PVALUES: dict = {}  # (backend name, device, test, n_bins) -> (p at lower 
 _EDGE_PVALUES_KEPT = 12  # t-tests size their bins by the pairs with ties, which vary by focus gene
 _TABLES: dict = {}  # (kind, backend name, device, ...) -> level tables, the same for a whole study
 _TABLES_KEPT = 8
+_JOINT_TABLES: dict = {}  # (backend name, device, k_low, k_high, n_bins) -> ExactJoint (8 bytes a cell)
+_JOINT_TABLES_KEPT = 2
 
 
 def _cached(store: dict, kept: int, key, make):
@@ -155,7 +168,11 @@ def spearman_levels(backend, k: int) -> SpearmanLevels | None:
 class ExactLevels:
     """The t-test's view of a group's levels: s = |r| takes (D - 4 j)/D for j = 0 .. D//4, which
     is descending in j; level a has j = min(a, D/2 - a).  ``bins``: each value's BH bin
-    (non-decreasing), ``bin_ends[t]``: how many values fall in bins <= t."""
+    (non-decreasing), ``bin_ends[t]``: how many values fall in bins <= t.
+
+    An exact source of a ``BHStream`` (see ``ExactJoint`` for the other): ``n`` raw counts (here
+    per signed level) in ``BHStream.level_counts``, turned into counts per bin (``bin_totals``) and
+    the values of chosen bins with their multiplicities (``picked``)."""
 
     n: int  # signed levels (histogram length)
     values: Any  # (n_desc,) float64, descending
@@ -169,6 +186,20 @@ class ExactLevels:
             return xp.concat([counts[:h] + xp.flip(counts[h + 1:]), counts[h:h + 1]])
         return counts[:h] + xp.flip(counts[h:])
 
+    def bin_totals(self, stream):
+        """Pairs counted by level, per bin (values are sorted by bin: a cumulative sum)."""
+        xp = stream.xp
+        zero = xp.zeros((1,), dtype=xp.int64)
+        upto = xp.take(xp.concat([zero, xp.cumulative_sum(stream.value_counts())]), self.bin_ends)
+        return upto - xp.concat([zero, upto[:-1]])
+
+    def picked(self, stream, bin_mask):
+        """(values, multiplicities) of the values counted by level that fall in chosen bins."""
+        xp = stream.xp
+        value_counts = stream.value_counts()
+        keep = xp.take(bin_mask, self.bins) & (value_counts > 0)
+        return self.values[keep], value_counts[keep]
+
 
 def exact_levels(backend, stream: "BHStream", levels: SpearmanLevels) -> ExactLevels:
     def make():
@@ -181,6 +212,141 @@ def exact_levels(backend, stream: "BHStream", levels: SpearmanLevels) -> ExactLe
 
     key = ("exact", backend.name, backend.device_name(), levels.k, stream.n_bins)
     return _cached(_TABLES, _TABLES_KEPT, key, make)
+
+
+@dataclass(frozen=True)
+class ExactJoint:
+    """Fisher's statistic by pair of levels (an exact source of a ``BHStream``, like
+    ``ExactLevels``).  Between tie-free genes s = |z_high[b] - z_low[a]| is a function of the
+    pair's LOW level a and HIGH level b, so the count pass histograms the cells a * n_high + b
+    (``n`` = n_low * n_high raw counts in ``BHStream.level_counts``) and every value of s is known
+    from the counts.  ``value_at`` computes s of cells with the per-pair code's float64 operations
+    (two table gathers, a subtraction, abs: the same bits); ``cell_bins`` is each cell's BH bin."""
+
+    n_low: int
+    n_high: int
+    z_low: Any  # (n_low + 1,) the groups' z tables (SpearmanLevels.z)
+    z_high: Any
+    cell_bins: Any  # (n_low * n_high,) int32
+    by_bin: Any  # (n_low * n_high,) int32: the cells in order of bin
+    bin_starts: Any  # (n_bins + 1,) int64: where each bin's cells start in ``by_bin``
+
+    @property
+    def n(self) -> int:
+        return self.n_low * self.n_high
+
+    def value_at(self, xp, cells):
+        """s of cells (integer array of a * n_high + b)."""
+        a, b = xp.floor_divide(cells, self.n_high), xp.remainder(cells, self.n_high)
+        return xp.abs(xp.take(self.z_high, b) - xp.take(self.z_low, a))
+
+    def values(self, xp):
+        """s of every cell, (n_low, n_high) float64 (a temporary: 8 bytes a cell)."""
+        return xp.abs(self.z_high[None, :self.n_high] - self.z_low[:self.n_low, None])
+
+    def bin_totals(self, stream):
+        """Pairs counted by cell, per bin: a weighted histogram of the cells' bins (counts below
+        2**53 are exact in float64)."""
+        xp = stream.xp
+        weights = xp.astype(stream.level_counts, xp.float64)
+        return xp.astype(stream.backend.bincount(self.cell_bins, stream.n_bins, weights=weights), xp.int64)
+
+    def picked(self, stream, bin_mask):
+        """(values, multiplicities) of the cells with pairs that fall in chosen bins (repeated
+        values are merged by ``Refinement.finish``): the chosen bins' ranges of ``by_bin``."""
+        xp, backend = stream.xp, stream.backend
+        chosen = xp.nonzero(bin_mask)[0]
+        starts, stops = xp.take(self.bin_starts, chosen), xp.take(self.bin_starts, chosen + 1)
+        sizes = stops - starts
+        total = int(backend.to_host(xp.sum(sizes))) if chosen.shape[0] else 0
+        if total == 0:
+            return xp.zeros((0,), dtype=xp.float64), xp.zeros((0,), dtype=xp.int64)
+        # positions start .. stop - 1 of every chosen bin, in order: a running count within ranges
+        ends = xp.cumulative_sum(sizes)
+        owner = xp.searchsorted(ends, xp.arange(total, dtype=xp.int64), side="right")
+        at = xp.take(starts, owner) + (xp.arange(total, dtype=xp.int64) - xp.take(ends - sizes, owner))
+        cells = xp.take(self.by_bin, at)
+        counts = xp.take(stream.level_counts, cells)
+        keep = counts > 0
+        return self.value_at(xp, cells[keep]), counts[keep]
+
+
+def exact_joint(backend, stream: "BHStream", low: SpearmanLevels, high: SpearmanLevels) -> ExactJoint:
+    def make():
+        xp = backend.xp
+        table = ExactJoint(low.n, high.n, low.z, high.z, None, None, None)
+        cell_bins = stream.bins(xp.reshape(table.values(xp), (-1,)))
+        by_bin = xp.astype(xp.argsort(cell_bins, stable=True), xp.int32)
+        bin_starts = xp.searchsorted(xp.take(cell_bins, by_bin), xp.arange(stream.n_bins + 1, dtype=cell_bins.dtype))
+        return ExactJoint(low.n, high.n, low.z, high.z, cell_bins, by_bin, xp.astype(bin_starts, xp.int64))
+
+    key = ("joint", backend.name, backend.device_name(), low.k, high.k, stream.n_bins)
+    return _cached(_JOINT_TABLES, _JOINT_TABLES_KEPT, key, make)
+
+
+class JointHistogram:
+    """Counts of joint indices (``spearman.JointBlocks``) streamed in blocks.  ``bincount`` into
+    millions of cells makes a fresh zeroed table per call (page faults) that must then be added
+    to the total, so blocks are counted in batches of about ``BATCH_PAIRS`` pairs a thread,
+    ``threads`` batches at once (``Backend.bincount_parts``), and their tables added to the total
+    by ranges of cells in the same threads.  Integer counts: the same for any batching."""
+
+    BATCH_PAIRS = 1 << 23  # ALL focus 0, one thread: count pass 4.8 s CPU with 2 M, 4.2 s with 4 M, 3.7 s with 8 M
+
+    def __init__(self, backend, n_cells: int, threads: int = 1):
+        self.backend, self.xp = backend, backend.xp
+        self.n_cells = n_cells
+        self.threads = max(1, int(threads))
+        self._pending, self._n_pending = [], 0
+        self.total = None
+
+    def add(self, joint) -> None:
+        """A block's joint indices (kept until the batch is counted)."""
+        self._pending.append(joint)
+        self._n_pending += int(joint.shape[0])
+        if self._n_pending >= self.BATCH_PAIRS * self.threads:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        xp, backend = self.xp, self.backend
+        groups, share, size = [[]], -(-self._n_pending // self.threads), 0
+        for joint in self._pending:  # consecutive blocks, about ``share`` pairs a group
+            if size >= share and len(groups) < self.threads:
+                groups.append([])
+                size = 0
+            groups[-1].append(joint)
+            size += int(joint.shape[0])
+        self._pending, self._n_pending = [], 0
+        tables = backend.map_chunks(lambda g: xp.astype(backend.bincount_parts(g, self.n_cells), xp.int64, copy=False),
+                                    groups, self.threads)
+        if self.total is None:
+            self.total, tables = tables[0], tables[1:]
+        if tables:
+            step = -(-self.n_cells // self.threads)
+
+            def add(lo: int) -> None:
+                hi = min(lo + step, self.n_cells)
+                for table in tables:
+                    self.total[lo:hi] += table[lo:hi]
+
+            backend.map_chunks(add, range(0, self.n_cells, step), self.threads)
+
+    def finish(self):
+        """The counts of every cell (int64)."""
+        self.flush()
+        return self.total if self.total is not None else self.xp.zeros(self.n_cells, dtype=self.xp.int64)
+
+
+def joint_table_bytes(n_cells: int, threads: int = 1) -> tuple[int, int]:
+    """Device bytes of the joint tables of a focus gene: (held for the study -- the Fisher tables
+    ``ExactJoint``, each cell's bin and the cells by bin, int32 --, held during the pair passes at
+    their peak -- the count pass's histogram (``JointHistogram``: the total, a table per thread in
+    flight, each thread's batch concatenated as int64) or the selection's tables (the counts, every
+    cell's statistic and a masked copy of the counts, 8 bytes a cell each))."""
+    passes = max(8 * n_cells * (1 + threads) + threads * JointHistogram.BATCH_PAIRS * 8, 8 * n_cells * 3)
+    return 8 * n_cells, passes
 
 
 def _edge_pvalues(backend, test, n_bins: int):
@@ -202,15 +368,22 @@ def _edge_pvalues(backend, test, n_bins: int):
 class BHStream:
     """Exact BH for one test over statistics that arrive in blocks."""
 
-    def __init__(self, backend, test, which: str, n_bins: int = N_BINS, levels: SpearmanLevels | None = None):
+    def __init__(self, backend, test, which: str, n_bins: int = N_BINS, levels: SpearmanLevels | None = None,
+                 joint: tuple | None = None):
         """``levels``: the group's level tables (t-tests only); pairs of tie-free genes are then
-        counted by level (``level_histogram``) and only the other pairs by bin (``histogram``)."""
+        counted by level (``level_histogram``) and only the other pairs by bin (``histogram``).
+        ``joint``: (LOW, HIGH) level tables (the Fisher test): pairs of genes tie-free in both
+        groups are counted by pair of levels (``ExactJoint``; the counts are set by the caller,
+        ``set_level_counts``) and only the other pairs by bin."""
         self.backend, self.xp = backend, backend.xp
         self.test, self.which = test, which
         self.n_bins = n_bins
         self.counts = self.xp.zeros(n_bins, dtype=self.xp.int64)  # pairs counted by bin
-        self.exact = exact_levels(backend, self, levels) if levels is not None else None
-        self.level_counts = self.xp.zeros(self.exact.n, dtype=self.xp.int64) if self.exact else None
+        if joint is not None:
+            self.exact = exact_joint(backend, self, *joint)
+        else:
+            self.exact = exact_levels(backend, self, levels) if levels is not None else None
+        self.level_counts = None  # raw counts of the exact source (after pass 1)
 
     # -- bins (t = 0 holds the largest s, i.e. the smallest p) ---------------------------------
     def bins(self, s):
@@ -233,14 +406,22 @@ class BHStream:
         if histogram is not None:
             self.counts += histogram
         if level_histogram is not None:
-            self.level_counts += level_histogram
+            self.set_level_counts(level_histogram)
+
+    def set_level_counts(self, counts) -> None:
+        """Add raw counts of the exact source (``exact.n`` of them, int64; the first array given
+        is kept, not copied)."""
+        self.level_counts = counts if self.level_counts is None else self.level_counts + counts
 
     def count(self, s, levels=None) -> None:
         self.add(self.histogram(s), None if levels is None else self.level_histogram(levels))
 
     def value_counts(self):
-        """Pairs counted by level, per value of s (``exact.values``, descending); after pass 1."""
+        """Pairs counted by level, per value of s (``exact.values``, descending; ``ExactLevels``
+        only); after pass 1."""
         if not hasattr(self, "_value_counts"):
+            if self.level_counts is None:
+                self.level_counts = self.xp.zeros(self.exact.n, dtype=self.xp.int64)
             self._value_counts = self.exact.fold(self.xp, self.level_counts)
         return self._value_counts
 
@@ -248,12 +429,11 @@ class BHStream:
     def total_counts(self):
         """Pairs per bin, whichever way they were counted (after pass 1)."""
         if not hasattr(self, "_total"):
-            xp = self.xp
             self._total = self.counts
-            if self.exact is not None:  # values are sorted by bin: bin totals from a cumulative sum
-                zero = xp.zeros((1,), dtype=xp.int64)
-                upto = xp.take(xp.concat([zero, xp.cumulative_sum(self.value_counts())]), self.exact.bin_ends)
-                self._total = self.counts + (upto - xp.concat([zero, upto[:-1]]))
+            if self.exact is not None:
+                if self.level_counts is None:
+                    self.level_counts = self.xp.zeros(self.exact.n, dtype=self.xp.int64)
+                self._total = self.counts + self.exact.bin_totals(self)
         return self._total
 
     def _bounds(self):
@@ -327,9 +507,7 @@ class Refinement:
         self._parts = []
         xp, n = stream.xp, stream.n_bins
         if stream.exact is not None:  # values counted by level: taken straight from the counts
-            value_counts = stream.value_counts()
-            keep = xp.take(bin_mask, stream.exact.bins) & (value_counts > 0)
-            self._parts.append((stream.exact.values[keep], value_counts[keep]))
+            self._parts.append(stream.exact.picked(stream, bin_mask))
         # the statistic range that holds every chosen bin with pairs counted by bin, one bin wider
         # on each side (against rounding in ``bins``): a cheap comparison screens a block before
         # bins are computed

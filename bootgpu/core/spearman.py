@@ -8,7 +8,9 @@ on a GPU -- computes them exactly; larger groups use float64, exact to 2**53.
 Between two tie-free genes |d|^2 = D = (k^3 - k)/3 for both, so r = S / sqrt(D D) with one shared
 denominator, and S = 4 a - D for an integer level a (``n_signed_levels``).  ``PairBlocks`` gives
 each block either as r (``block``) or, for the pipeline, as levels with r only for the pairs that
-have a tied gene (``compact_block``, ``GroupPairs``).
+have a tied gene (``compact_block``, ``GroupPairs``).  For small groups ``JointBlocks`` gives each
+pair as one joint index a_low * n_high + b_high of both groups' levels (``joint_cells``), and the
+pairs with a tied gene apart (``TiedPairs``).
 """
 
 from __future__ import annotations
@@ -227,6 +229,174 @@ class PairBlocks:
         i = start + row
         j = i + 1 + (flat_in_block - xp.take(first, row))
         return i, j
+
+
+JOINT_MAX_CELLS = 1 << 24  # most cells (LOW levels x HIGH levels) a joint histogram gets: k <= 29 for
+# equal groups; the float32 arithmetic of ``JointBlocks`` is exact below 2**24
+JOINT_MIN_PAIRS_PER_CELL = 1  # fewer pairs than cells: the joint tables (~50 bytes a cell, see
+# fdr.joint_table_bytes) would take more memory than the pairs' levels; measured on the first G
+# genes of ALL (k = 25, one thread): at 0.66 pairs a cell the passes took 0.51 s against 0.66 s
+# by group levels, at 1.2 0.68-1.0 against 1.08, at 4.7 1.9-2.4 against 4.3
+JOINT_PAIR_BYTES = 4  # per pair kept (cached) by JointBlocks: its joint index, int32 ...
+TIED_PAIR_BYTES = 48  # ... and per pair with a tied gene: position, r of both groups, levels, flags
+# (TiedPairs) and Fisher's statistic and valid flag (pipeline.TiedStats)
+JOINT_CACHE_ALLOWANCE = 0.5  # bytes a pair a plan allows for the pairs with a tied gene (up to 1/96
+# of the pairs: 0.19 % on ALL; more, and pipeline.JointPasses recomputes blocks rather than exceed the plan)
+
+
+def joint_cells(n_genes: int, k_low: int, k_high: int) -> int:
+    """Cells of the joint level histogram of a focus gene (``JointBlocks``), or 0 where pairs are
+    kept per group instead (``PairBlocks.compact_block``): a group without level tables, more than
+    ``JOINT_MAX_CELLS`` cells, or too few pairs to fill them."""
+    n_low, n_high = n_signed_levels(k_low), n_signed_levels(k_high)
+    cells = n_low * n_high
+    n_pairs = n_genes * (n_genes - 1) // 2
+    if not cells or cells > JOINT_MAX_CELLS or n_pairs < JOINT_MIN_PAIRS_PER_CELL * cells:
+        return 0
+    return cells
+
+
+@dataclass
+class TiedPairs:
+    """The pairs of a block with a tied (or constant) gene in either group, in condensed order.
+
+    ``pos``: their positions in the block (int64, ascending); ``r_low``/``r_high``: r, computed as
+    ``PairBlocks`` does (``correlation``; NaN for a constant gene); ``tied_low``/``tied_high``: the
+    pair has a tied gene in that group (else r is S / D of a level); ``level_low``/``level_high``:
+    the level where the group is tie-free (0 where it is not)."""
+
+    pos: Any
+    r_low: Any
+    r_high: Any
+    tied_low: Any
+    tied_high: Any
+    level_low: Any
+    level_high: Any
+
+
+@dataclass
+class JointBlock:
+    """A block of ``JointBlocks``: ``joint`` (int32, every pair of rows ``start:stop``) is a *
+    n_high + b for a pair of genes tie-free in both groups; at the positions of ``tied`` (None:
+    no such pair) it holds an in-range value that stands for nothing (the histogram subtracts it).
+    ``joint`` is None when only ``tied`` was asked for."""
+
+    start: int
+    stop: int
+    joint: Any
+    tied: TiedPairs | None
+
+
+class JointBlocks:
+    """Row blocks of pair space as joint level indices, for small groups (``joint_cells``).
+
+    Between tie-free genes S = 4 a - D, so the LOW level a and the HIGH level b of a pair are
+    exact functions of the two dot products, and so is joint = a * n_high + b (n_high = D_high/2
+    + 1 levels): (S_low + D_low) * (n_high / 4) + (S_high + D_high) / 4, exact in float32 while
+    every intermediate is an integer (or a multiple of 1/4) below 2**24.  Where the backend's
+    float32 products are IEEE (``Backend.ieee_float32_matmul``; not TF32) and n_high D_low +
+    D_high <= 2**24, one matrix product of [d_low n_high/4, d_high/4] with [d_low, d_high] gives
+    joint minus a constant directly (every partial sum a multiple of 1/4 within 2**22); otherwise
+    one product per group and the formula.  The triangle j > i is taken by row slices, as
+    ``PairBlocks`` does.
+
+    Pairs with a tied (or constant) gene are located from the genes' flags by arithmetic on the
+    condensed positions, and get r as ``PairBlocks`` computes it, from their own (exact integer)
+    dot products (``TiedPairs``).
+    """
+
+    def __init__(self, xp, pairs: PairBlocks, ieee_float32: bool = False):
+        self.xp, self.pairs = xp, pairs
+        low, high = pairs.low, pairs.high
+        self.n_low, self.n_high = n_signed_levels(low.k), n_signed_levels(high.k)
+        self.d_low, self.d_high = rank_sumsq(low.k), rank_sumsq(high.k)
+        self.n_cells = self.n_low * self.n_high
+        if not (self.n_low and self.n_high and self.n_cells <= JOINT_MAX_CELLS):
+            raise ValueError(f"no joint levels for k = {low.k}, {high.k}")
+        self.scale = self.n_high / 4.0
+        self.single = bool(ieee_float32) and self.n_high * self.d_low + self.d_high <= 2**24
+        if self.single:
+            self._left = xp.concat([low.d * xp.asarray(self.scale, dtype=xp.float32),
+                                    high.d * xp.asarray(0.25, dtype=xp.float32)], axis=1)
+            self._right = xp.concat([low.d, high.d], axis=1)
+            self._offset = self.scale * self.d_low + self.d_high / 4.0  # a multiple of 1/4 below 2**22
+        self.tied_any = pairs.tied["low"] | pairs.tied["high"]
+        self._tied_genes = xp.nonzero(self.tied_any)[0]
+        n_tied = int(self._tied_genes.shape[0])
+        self._last_tied = int(xp.max(self._tied_genes)) if n_tied else -1
+        untied = pairs.n_genes - n_tied
+        self.n_tied_pairs = pairs.n_pairs - untied * (untied - 1) // 2  # pairs with a tied gene
+
+    def tied_pairs_of(self, name: str) -> int:
+        """Pairs with a tied gene in group ``name``."""
+        untied = self.pairs.n_genes - int(self.xp.count_nonzero(self.pairs.tied[name]))
+        return self.pairs.n_pairs - untied * (untied - 1) // 2
+
+    def block(self, start: int, tied_only: bool = False) -> JointBlock:
+        """The block whose first row is ``start`` (``tied_only``: only its ``TiedPairs``, which
+        need no product of the whole block)."""
+        xp, pairs = self.xp, self.pairs
+        stop = min(start + pairs.rows, pairs.n_genes - 1)
+        tied = self._tied(start, stop)
+        if tied_only:
+            return JointBlock(start, stop, None, tied)
+        if self.single:
+            rect = xp.matmul(self._left[start:stop, :], xp.matrix_transpose(self._right[start:, :]))
+            rect += self._offset
+        else:
+            rect = xp.matmul(pairs.low.d[start:stop, :], xp.matrix_transpose(pairs.low.d[start:, :]))
+            rect += float(self.d_low)
+            rect *= self.scale
+            high = xp.matmul(pairs.high.d[start:stop, :], xp.matrix_transpose(pairs.high.d[start:, :]))
+            high += float(self.d_high)
+            high *= 0.25
+            rect += high
+        rect = xp.astype(rect, xp.int32)
+        return JointBlock(start, stop, xp.concat([rect[i, i + 1:] for i in range(stop - start)]), tied)
+
+    def _tied(self, start: int, stop: int) -> TiedPairs | None:
+        """The block's pairs with a tied gene in either group (None: none), in condensed order.
+        A pair (i, j) sits at first[i] + j - i - 1: pairs of a tie-free row i with the tied genes
+        beyond it come from one (rows, tied genes) product per group, and the rows of tied genes
+        whole from one product of the row with the genes after it."""
+        xp, pairs = self.xp, self.pairs
+        if self._last_tied < start:  # a pair of these rows has a gene >= start
+            return None
+        groups = (pairs.low, pairs.high)
+        rows = xp.arange(start, stop, dtype=xp.int64)
+        lengths = pairs.n_genes - 1 - rows
+        first = xp.cumulative_sum(lengths) - lengths
+        row_tied = self.tied_any[start:stop]
+        cols = self._tied_genes[self._tied_genes > start]
+        parts = []  # (positions, gene i, gene j, LOW dots, HIGH dots)
+        if cols.shape[0]:
+            ok = (cols[None, :] > rows[:, None]) & ~row_tied[:, None]
+            shape = (rows.shape[0], cols.shape[0])
+            parts.append(((first[:, None] + (cols[None, :] - rows[:, None] - 1))[ok],
+                          xp.broadcast_to(rows[:, None], shape)[ok], xp.broadcast_to(cols[None, :], shape)[ok],
+                          *(xp.matmul(g.d[start:stop, :], xp.matrix_transpose(xp.take(g.d, cols, axis=0)))[ok]
+                            for g in groups)))
+        tied_rows = xp.nonzero(row_tied)[0]
+        for q in range(tied_rows.shape[0]):
+            t = int(tied_rows[q])
+            gene, lo = start + t, int(first[t])
+            after = xp.arange(gene + 1, pairs.n_genes, dtype=xp.int64)
+            parts.append((after + (lo - gene - 1), xp.full(after.shape, gene, dtype=xp.int64), after,
+                          *(xp.matmul(g.d[gene + 1:, :], g.d[gene, :]) for g in groups)))
+        cols = [xp.concat([p[c] for p in parts]) if len(parts) > 1 else parts[0][c] for c in range(5)]
+        if cols[0].shape[0] == 0:
+            return None
+        if len(parts) > 1:  # sorted runs, merged
+            order = xp.argsort(cols[0], stable=True)
+            cols = [xp.take(c, order) for c in cols]
+        pos, gene_i, gene_j = cols[:3]
+        out = {}
+        for name, grp, big_d, dots in (("low", pairs.low, self.d_low, cols[3]), ("high", pairs.high, self.d_high, cols[4])):
+            tied = xp.take(pairs.tied[name], gene_i) | xp.take(pairs.tied[name], gene_j)
+            r = correlation(xp, dots, xp.take(grp.sumsq, gene_i), xp.take(grp.sumsq, gene_j))
+            level = xp.astype((xp.astype(dots, xp.int64) + big_d) // 4, xp.int32)  # exact integer dots
+            out[name] = (r, tied, xp.where(tied, xp.zeros_like(level), level))
+        return TiedPairs(pos, out["low"][0], out["high"][0], out["low"][1], out["high"][1], out["low"][2], out["high"][2])
 
 
 def base_correlations(xp, values_low, values_high):
