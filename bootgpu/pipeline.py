@@ -19,6 +19,8 @@ the end.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from bootgpu.config import AnalysisConfig
