@@ -250,6 +250,9 @@ def test_summary_kernels_equal_the_standards_sort_mean_and_std_to_the_byte(xp_ba
     assert mean.tobytes() == np.mean(x, axis=1).tobytes()
     if n_boot > 1:
         assert std.tobytes() == np.std(x, axis=1, ddof=1).tobytes()
+    above, below = (xp_backend.to_host(v) for v in xp_backend.sign_counts(dev))
+    np.testing.assert_array_equal(above, np.count_nonzero(x > 0, axis=1))
+    np.testing.assert_array_equal(below, np.count_nonzero(x < 0, axis=1))
     rows = xp_backend.to_host(xp_backend.edge_rows(xp_backend.to_device(np.ascontiguousarray(x.T)), 5, 60))
     assert rows.tobytes() == x[5:60].tobytes()
 

@@ -139,3 +139,8 @@ class Backend:
         """[column p of each row of (E, B) ``x`` sorted, for p in ``positions``] (ascending)."""
         srt = self.xp.sort(x, axis=1)
         return [srt[:, p] for p in positions]
+
+    def sign_counts(self, x):
+        """Per row of (E, B) ``x``: (number of values > 0, number < 0), integers."""
+        xp = self.xp
+        return xp.count_nonzero(x > 0, axis=1), xp.count_nonzero(x < 0, axis=1)

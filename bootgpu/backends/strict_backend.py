@@ -34,6 +34,7 @@ class StrictBackend(NumpyBackend):
     edge_rows = Backend.edge_rows
     mean_std = Backend.mean_std
     order_statistics = Backend.order_statistics
+    sign_counts = Backend.sign_counts
 
     def host_threads(self) -> int:
         return 1

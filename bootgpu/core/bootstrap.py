@@ -56,7 +56,7 @@ LOW, HIGH = 0, 1
 DENSE_TILE = 256  # genes per side of a dense tile
 DENSE_DENSITY = 0.15  # edges / (tile genes x tile genes) from which a matrix product is cheaper (docs/benchmarks.md)
 DENSE_MIN_EDGES = 512  # smaller tile pairs are not worth a matrix product of their own
-SUMMARY_BYTES = 2**19  # (rows, B) float64 deltas summarised at a time: in cache (docs/benchmarks.md)
+SUMMARY_BYTES = 2**20  # (rows, B) float64 deltas summarised at a time: in cache (docs/benchmarks.md)
 
 
 @dataclass(frozen=True)
@@ -389,10 +389,12 @@ class EdgeGroup:
 SHARED_DEGREE = 2.0  # edges per gene below which a chunk without dense blocks takes the per-edge way
 
 
-def chunk_deltas(backend, low: GroupRanks, high: GroupRanks, chunk: EdgeChunk, cfg: BootstrapSettings, replicate_chunk=None):
+def chunk_deltas(backend, low: GroupRanks, high: GroupRanks, chunk: EdgeChunk, cfg: BootstrapSettings, replicate_chunk=None,
+                 out=None):
     """(B, E_c) float64 bootstrap deltas of one edge chunk, replicate-major (a replicate chunk
     writes whole rows), in replicate chunks sized by ``replicate_chunk(n_genes, n_edges,
-    dense_outputs, sparse_edges, ties, dense_edges)`` (default: ``cfg.replicate_chunk``)."""
+    dense_outputs, sparse_edges, ties, dense_edges)`` (default: ``cfg.replicate_chunk``); into
+    ``out`` (B, E_c) if given."""
     xp = backend.xp
     n_genes = int(chunk.genes.shape[0])
     per_edge = chunk.dense_outputs == 0 and 2 * chunk.n_edges < SHARED_DEGREE * n_genes
@@ -401,7 +403,7 @@ def chunk_deltas(backend, low: GroupRanks, high: GroupRanks, chunk: EdgeChunk, c
         m = resample_size(group.k, cfg.bootstrap_frac)
         groups.append((code, (EdgeGroup if per_edge else GeneGroup).build(xp, group, chunk, m)))
     step = _replicate_step(cfg, chunk, groups, replicate_chunk)
-    deltas = xp.empty((cfg.n_bootstrap, chunk.n_edges), dtype=xp.float64)
+    deltas = xp.empty((cfg.n_bootstrap, chunk.n_edges), dtype=xp.float64) if out is None else out
 
     def replicates(r0: int) -> None:
         reps = xp.arange(r0, min(r0 + step, cfg.n_bootstrap), dtype=xp.int64)
@@ -466,8 +468,12 @@ def _summaries(backend, low, high, gene_i, gene_j, base_delta, cfg, replicate_ch
     (``map_chunks``), each writing its rows of the chunk's summary arrays."""
     xp = backend.xp
     rows = summary_rows(cfg.n_bootstrap)
-    for chunk in edge_layout(backend, gene_i, gene_j, cfg.edge_chunk, cfg, tied_genes(backend, low, high)):
-        deltas = chunk_deltas(backend, low, high, chunk, cfg, replicate_chunk)
+    chunks = edge_layout(backend, gene_i, gene_j, cfg.edge_chunk, cfg, tied_genes(backend, low, high))
+    # one buffer for every chunk's deltas: its pages are faulted in (zeroed) once, not per chunk
+    buf = xp.empty((cfg.n_bootstrap, max(c.n_edges for c in chunks)), dtype=xp.float64) if len(chunks) > 1 else None
+    for chunk in chunks:
+        deltas = chunk_deltas(backend, low, high, chunk, cfg, replicate_chunk,
+                              None if buf is None else buf[:, :chunk.n_edges])
         base = xp.take(base_delta, backend.to_device(chunk.edges), axis=0)
         out = {key: xp.empty((chunk.n_edges,), dtype=xp.float64) for key in SUMMARY_KEYS}
         n_items = max(1, cfg.threads) * 8  # a few items a thread: whole pieces each, in order
@@ -517,8 +523,9 @@ def summarise(xp, deltas, base_delta, ci_alpha: float, backend=None):
     found = _order_statistics(xp, deltas, positions) if backend is None else backend.order_statistics(deltas, positions)
     stat = dict(zip(positions, found))
     ci_low, ci_high = (xp.where(bad, xp.nan, _interpolate(stat[lo], stat[hi], t)) for lo, hi, t in qs)
-    above = xp.astype(xp.count_nonzero(deltas > 0, axis=1), xp.float64) / n_boot
-    below = xp.astype(xp.count_nonzero(deltas < 0, axis=1), xp.float64) / n_boot
+    above, below = (_sign_counts(xp, deltas) if backend is None else backend.sign_counts(deltas))
+    above = xp.astype(above, xp.float64) / n_boot
+    below = xp.astype(below, xp.float64) / n_boot
     p = xp.maximum(2.0 * xp.minimum(above, below), 1.0 / n_boot)
     p = xp.where(bad, xp.nan, p)
     return {
@@ -542,3 +549,8 @@ def _order_statistics(xp, deltas, positions):
     """Column ``p`` of each row sorted, for each of ``positions``: one full sort."""
     srt = xp.sort(deltas, axis=1)
     return [srt[:, p] for p in positions]
+
+
+def _sign_counts(xp, deltas):
+    """Per row, the number of values above and below 0."""
+    return xp.count_nonzero(deltas > 0, axis=1), xp.count_nonzero(deltas < 0, axis=1)
