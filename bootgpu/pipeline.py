@@ -642,11 +642,13 @@ def _bootstrap_selected(backend, low, high, sel, focus, cfg: AnalysisConfig, pla
     m = resample_size(k, cfg.bootstrap_frac)
     work = []  # per edge chunk: its replicate chunks' bytes in flight
 
-    def replicate_chunk(n_genes: int, n_edges: int, dense_outputs: int, sparse_edges: int, ties: bool) -> int:
-        reps = replicate_chunk_for(plan, cfg.n_bootstrap, k, m, n_genes, n_edges, dense_outputs, sparse_edges, ties)
+    def replicate_chunk(n_genes: int, n_edges: int, dense_outputs: int, sparse_edges: int, ties: bool,
+                        dense_edges: int | None = None) -> int:
+        reps = replicate_chunk_for(plan, cfg.n_bootstrap, k, m, n_genes, n_edges, dense_outputs, sparse_edges, ties,
+                                   dense_edges)
         gathered = 0 if plan.working_set_bytes else sparse_edges
         work.append(min(plan.threads, -(-cfg.n_bootstrap // reps)) * reps
-                    * replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties))
+                    * replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties, dense_edges))
         return reps
 
     out = bootstrap_summaries(backend, low, high, sel["gene_i"], sel["gene_j"], delta, boot_cfg, replicate_chunk)

@@ -24,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 
-from bootgpu.core.bootstrap import SUMMARY_BYTES, dot_dtype_bytes, exact_dtype_bytes, rank_dtype_bytes, resample_size
+from bootgpu.core.bootstrap import dot_dtype_bytes, exact_dtype_bytes, rank_dtype_bytes, resample_size, summary_rows
 from bootgpu.core.fdr import BIN_BOOKKEEPING_BYTES, bins_for_pairs, exact_level_bytes, joint_table_bytes
 from bootgpu.core.spearman import (
     JOINT_CACHE_ALLOWANCE, JOINT_PAIR_BYTES, LEVELS_MAX, TIED_PAIR_BYTES, joint_cells, n_signed_levels,
@@ -147,28 +147,34 @@ def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool, k
 
 
 def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: int = 0, gathered_edges: int = 0,
-                    ties: bool = True) -> int:
-    """One replicate of an edge chunk's bootstrap for one group, at the larger of its two phases
-    (calibrated with VmHWM on ALL's 32,586 edges and a modular matrix's 16,310): ranks -- the genes'
-    sorted counts, their running sums, position-order ranks D, a gather temporary and weighted
-    ranks W; the largest dense block's product output with its gather and the float copies of its
-    rows and columns (``dense_outputs`` = rows x columns); ``gathered_edges`` rows gathered at once
-    for the sparse dots (a device gathers a whole block; NumPy works in cache-sized pieces: 0);
-    and the other group's r held -- then correlations: per edge float64 dots, r, the denominator
-    (with ties: S of both ends and their product) and the other group's r."""
-    rank, dot, exact = rank_dtype_bytes(m), dot_dtype_bytes(m), exact_dtype_bytes(m)
-    dense = (3 * dense_outputs // 2 + 2 * k * min(n_genes, 512)) * exact if dense_outputs else 0
-    ranks = 5 * k * n_genes * max(rank, dot) + dense + gathered_edges * 3 * k * dot + n_edges * F64
-    correlations = n_edges * F64 * (7 if ties else 4)
-    return max(ranks, correlations) + 48 * m + 40 * k
+                    ties: bool = True, dense_edges: int | None = None) -> int:
+    """One replicate of an edge chunk's bootstrap for one group (the groups take turns), at the
+    larger of its two phases: ranks -- the genes' sorted counts, their doubled scan and the ranks D
+    gathered from it (then W = c * D); then the dots, with D and W held: the largest dense block's
+    product output (``dense_outputs`` = rows x columns) with its gathered rows and their float
+    copies, then with its edges' values (``dense_edges``, at most the outputs), then those with a
+    float64 temporary; ``gathered_edges`` rows gathered at once for the sparse dots (a device
+    gathers a whole block, with its dots and a float64 temporary; NumPy works in cache-sized
+    pieces: 0).  r goes straight into the edge chunk's deltas (``edge_bytes``), so nothing per edge
+    is held across replicates (``n_edges`` and ``ties`` add no bytes)."""
+    dot, exact = dot_dtype_bytes(m), exact_dtype_bytes(m)
+    ranks = 3 * k * n_genes * dot
+    held = 2 * k * n_genes * dot
+    dense = 0
+    if dense_outputs:
+        block_edges = dense_outputs if dense_edges is None else min(dense_edges, dense_outputs)
+        rows = 2 * k * min(n_genes, 512) * (dot + exact)
+        dense = max(dense_outputs * exact + max(rows, block_edges * exact), block_edges * (exact + F64))
+    gathered = gathered_edges * (2 * k * dot + dot + F64)
+    return max(ranks, held + max(dense, gathered)) + 48 * m + 40 * k
 
 
 def replicate_chunk_cap(working_set_bytes: int, k: int, m: int, n_genes: int, n_edges: int = 0,
                         dense_outputs: int = 0) -> int:
     """Replicates whose largest arrays -- (genes, k, R) ranks (counted at the rank dtype: measured
-    as fast as the dot dtype's halved chunks), the (R, rows, columns) matrix
-    product of a dense block and the (edges, R) float64 correlations -- stay within the cap."""
-    largest = max(k * max(n_genes, 1) * rank_dtype_bytes(m), dense_outputs * exact_dtype_bytes(m), n_edges * F64)
+    as fast as the dot dtype's halved chunks) and the (R, rows, columns) matrix product of a dense
+    block -- stay within the cap (per-edge values are stored as they are made, in pieces)."""
+    largest = max(k * max(n_genes, 1) * rank_dtype_bytes(m), dense_outputs * exact_dtype_bytes(m))
     return max(1, working_set_bytes // largest)
 
 
@@ -177,11 +183,12 @@ def edge_bytes(n_bootstrap: int, k: int = 0) -> int:
     return F64 * n_bootstrap
 
 
-def summary_bytes(n_rows: int, n_bootstrap: int) -> int:
-    """Temporaries of summarising ``n_rows`` rows of deltas at once (sorted copy, std's centred
-    squares, sign counts), rows capped as ``core.bootstrap.bootstrap_summaries`` does."""
-    rows = min(n_rows, max(1, SUMMARY_BYTES // (F64 * n_bootstrap)))
-    return 5 * F64 * n_bootstrap * rows
+def summary_bytes(n_rows: int, n_bootstrap: int, threads: int = 1) -> int:
+    """Temporaries of summarising ``n_rows`` rows of deltas at once in each of ``threads`` threads
+    (the rows' copy, the partitioned copy, the deviations, sign masks), rows capped as
+    ``core.bootstrap.summary_rows`` does."""
+    rows = min(n_rows, summary_rows(n_bootstrap))
+    return threads * 5 * F64 * n_bootstrap * rows
 
 
 def selected_edge_bytes(n_edges: int) -> int:
@@ -277,7 +284,7 @@ def plan_batches(
     pair_work = pair_stage_bytes(n_genes, rows, threads, cache_pairs, k_low, k_high)
     boot_room = min(free, max(pair_work, BOOTSTRAP_MIN_ROOM))
     n_pairs = n_genes * (n_genes - 1) // 2
-    summary = summary_bytes(n_pairs, n_bootstrap)  # the most a chunk's summary pieces take
+    summary = summary_bytes(n_pairs, n_bootstrap, threads)  # the most a chunk's summary pieces take
     edges = edge_chunk or max(1, min(n_pairs, ((boot_room - summary) // 2) // (per_edge + SELECTED_EDGE_BYTES)))
     genes_in_chunk = min(2 * edges, n_genes)
     gathered = 0 if working_set_bytes else edges
@@ -287,7 +294,7 @@ def plan_batches(
     room = 0 if replicate_chunk else reps * per_rep  # per thread, re-divided at run time by the actual gene subset
     if working_set_bytes and not replicate_chunk:  # as replicate_chunk_for does at run time
         reps = min(reps, replicate_chunk_cap(working_set_bytes, k, m, genes_in_chunk, edges))
-    boot_work = bootstrap_stage_bytes(edges, edges, n_bootstrap, threads * reps * per_rep)
+    boot_work = bootstrap_stage_bytes(edges, edges, n_bootstrap, threads * reps * per_rep, threads)
     try:  # `bootgpu indices` is a separate command: a budget too small for it still plans a run
         index_genes, index_peak = plan_indices(n_genes, n_samples, k_low, k_high, n_bootstrap, budget_bytes,
                                                bootstrap_frac=bootstrap_frac, genes_per_block=index_genes_per_block)
@@ -316,11 +323,12 @@ def plan_batches(
                 n_bootstrap=n_bootstrap, k=k, m=m)
 
 
-def bootstrap_stage_bytes(n_edges: int, edge_chunk: int, n_bootstrap: int, replicate_work: int) -> int:
+def bootstrap_stage_bytes(n_edges: int, edge_chunk: int, n_bootstrap: int, replicate_work: int, threads: int = 1) -> int:
     """The bootstrap stage's peak above the resident arrays: every selected edge's arrays, one
-    edge chunk's deltas, and the larger of its replicate chunks in flight and its summary pieces."""
+    edge chunk's deltas, and the larger of its replicate chunks in flight and its summary pieces
+    (``threads`` at once)."""
     return (selected_edge_bytes(n_edges) + edge_chunk * edge_bytes(n_bootstrap)
-            + max(replicate_work, summary_bytes(edge_chunk, n_bootstrap)))
+            + max(replicate_work, summary_bytes(edge_chunk, n_bootstrap, threads)))
 
 
 def plan_bootstrap(plan: Plan, n_edges: int) -> Plan:
@@ -336,7 +344,7 @@ def plan_bootstrap(plan: Plan, n_edges: int) -> Plan:
         free = int(plan.budget_bytes / MODEL_MARGIN) - plan.resident_bytes
         total = min(free, max(plan.bootstrap_room_bytes, selected_edge_bytes(n_edges) + BOOTSTRAP_MIN_ROOM))
         room_left = total - selected_edge_bytes(n_edges)
-        edges = max(1, min(n_edges, ((room_left - summary_bytes(n_edges, plan.n_bootstrap)) // 2) // per_edge))
+        edges = max(1, min(n_edges, ((room_left - summary_bytes(n_edges, plan.n_bootstrap, plan.threads)) // 2) // per_edge))
         room = max(1, (room_left - edges * per_edge) // plan.threads)
     replanned = replace(plan, edge_chunk=edges, replicate_room_bytes=room, n_edges=n_edges)
     return bootstrap_peak(replanned, [])
@@ -347,7 +355,7 @@ def bootstrap_peak(plan: Plan, replicate_work: list) -> Plan:
     ``replicate_work`` holds, per edge chunk, the bytes of its replicate chunks in flight (none
     known yet: the whole replicate room)."""
     work = max(replicate_work) if replicate_work else plan.threads * plan.replicate_room_bytes
-    boot = bootstrap_stage_bytes(plan.n_edges or 0, plan.edge_chunk, plan.n_bootstrap, work)
+    boot = bootstrap_stage_bytes(plan.n_edges or 0, plan.edge_chunk, plan.n_bootstrap, work, plan.threads)
     stages = dict(plan.stages)
     stages["bootstrap of selected edges"] = (f"{plan.n_edges} edges in chunks of {plan.edge_chunk}", boot)
     peak = int((plan.resident_bytes + max(plan.pair_stage_bytes, boot)) * MODEL_MARGIN)
@@ -355,14 +363,15 @@ def bootstrap_peak(plan: Plan, replicate_work: list) -> Plan:
 
 
 def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: int, n_edges: int,
-                        dense_outputs: int = 0, sparse_edges: int = 0, ties: bool = True) -> int:
+                        dense_outputs: int = 0, sparse_edges: int = 0, ties: bool = True,
+                        dense_edges: int | None = None) -> int:
     """Replicates per chunk for an edge chunk of known genes, edges and largest dense block: the
     planned replicate room divided by what one replicate of *these* needs (more replicates when
     fewer genes), and within the working-set cap."""
     if not plan.replicate_room_bytes:
         return plan.replicate_chunk
     gathered = 0 if plan.working_set_bytes else sparse_edges
-    reps = plan.replicate_room_bytes // replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties)
+    reps = plan.replicate_room_bytes // replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties, dense_edges)
     if plan.working_set_bytes:
         reps = min(reps, replicate_chunk_cap(plan.working_set_bytes, k, m, n_genes, n_edges, dense_outputs))
     return int(max(1, min(-(-n_bootstrap // plan.threads), reps)))  # every thread gets a chunk

@@ -224,6 +224,74 @@ def test_extra_kernels_equal_numpy_and_scipy(xp_backend):
     assert xp_backend.map_chunks(lambda v: v * v, range(7), threads=3) == [v * v for v in range(7)]
 
 
+def _summary_inputs(n_boot):
+    rng = np.random.default_rng(n_boot)
+    x = rng.normal(0.1, 0.3, (70, n_boot))
+    x[3, :] = 0.0
+    x[4, ::3] = 0.0  # ties among the values
+    x[5, -1] = np.nan  # an edge with a NaN replicate
+    x[6] = np.round(x[6], 1)
+    return x
+
+
+@pytest.mark.parametrize("n_boot", [1, 2, 7, 23, 1000])
+def test_summary_kernels_equal_the_standards_sort_mean_and_std_to_the_byte(xp_backend, n_boot):
+    """Each backend's order statistics, moments and row views give the bytes of the generic
+    (full sort, the standard's mean and std) -- NumPy's partitions and shared sum included."""
+    from bootgpu.backends._base import Backend
+
+    generic = Backend()
+    generic.xp = xp_backend.xp
+    x = _summary_inputs(n_boot)
+    dev = xp_backend.to_device(x)
+    positions = sorted({p for p in (0, 1, n_boot // 2, n_boot - 2, n_boot - 1, 24, 25, 974, 975) if 0 <= p < n_boot})
+    for pos in (positions, [p for p in positions if p % 2 == 0] or [0], [n_boot - 1]):
+        got = [xp_backend.to_host(v) for v in xp_backend.order_statistics(dev, pos)]
+        want = np.sort(x, axis=1)[:, pos]
+        for i in range(len(pos)):
+            ok = ~np.isnan(x).any(axis=1)
+            assert got[i][ok].tobytes() == want[ok, i].tobytes(), pos
+    mean, std = (xp_backend.to_host(v) for v in xp_backend.mean_std(dev))
+    want_mean, want_std = (xp_backend.to_host(v) for v in generic.mean_std(dev))
+    assert mean.tobytes() == want_mean.tobytes() and std.tobytes() == want_std.tobytes()
+    assert mean.tobytes() == np.mean(x, axis=1).tobytes()
+    if n_boot > 1:
+        assert std.tobytes() == np.std(x, axis=1, ddof=1).tobytes()
+    above, below = (xp_backend.to_host(v) for v in xp_backend.sign_counts(dev))
+    np.testing.assert_array_equal(above, np.count_nonzero(x > 0, axis=1))
+    np.testing.assert_array_equal(below, np.count_nonzero(x < 0, axis=1))
+    rows = xp_backend.to_host(xp_backend.edge_rows(xp_backend.to_device(np.ascontiguousarray(x.T)), 5, 60))
+    assert rows.tobytes() == x[5:60].tobytes()
+
+
+def test_store_ratio_equals_division_then_store_or_subtract(xp_backend):
+    from bootgpu.backends._base import Backend
+
+    xp = xp_backend.xp
+    generic = Backend()
+    generic.xp = xp
+    rng = np.random.default_rng(3)
+    num16 = rng.integers(-2000, 2000, (9, 40)).astype(np.int16)
+    num32 = rng.integers(-2000, 2000, (9, 40)).astype(np.float32)
+    den = rng.integers(1, 3000, (9, 1)).astype(np.float64)
+    start = rng.standard_normal((20, 50))
+    for num in (num16, num32):
+        for subtract in (False, True):
+            outs = []
+            for backend in (xp_backend, generic):
+                out = xp_backend.to_device(start.copy())
+                backend.store_ratio(out, (slice(3, 12), slice(5, 45)), xp_backend.to_device(num), xp_backend.to_device(den), subtract)
+                backend.store_ratio(out, (slice(12, 20), slice(0, 40)), xp_backend.to_device(num[:8].astype(np.float64) / 7),
+                                    None, subtract)
+                outs.append(xp_backend.to_host(out))
+            want = start.copy()
+            r = num.astype(np.float64) / den
+            want[3:12, 5:45] = want[3:12, 5:45] - r if subtract else r
+            r2 = num[:8].astype(np.float64) / 7
+            want[12:20, :40] = want[12:20, :40] - r2 if subtract else r2
+            assert outs[0].tobytes() == outs[1].tobytes() == want.tobytes()
+
+
 @pytest.mark.parametrize("env,want", [({"BOOTGPU_THREADS": "3"}, 3), ({"OMP_NUM_THREADS": "1"}, 1),
                                       ({"BOOTGPU_THREADS": "5", "OMP_NUM_THREADS": "1"}, 5), ({}, None)])
 def test_numpy_host_threads_follow_bootgpu_threads_then_omp_then_cores(monkeypatch, env, want):

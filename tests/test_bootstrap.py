@@ -167,6 +167,20 @@ def test_dense_blocks_and_sparse_dots_give_the_same_bytes_and_equal_scipy(xp_bac
     np.testing.assert_allclose(dense, scipy_deltas(low, high, iu, ju, settings()), rtol=0, atol=1e-12)
 
 
+def test_genes_with_and_without_ties_mixed_give_the_same_bytes_whichever_way(xp_backend):
+    """A few genes with tied values in one group: their edges take the summed S (a ``tied``
+    block, never dense), all others r = dots / s; dense, sparse and mixed layouts give the same
+    bytes, and scipy's Spearman of the resampled values."""
+    low, high = groups(False)
+    low[[2, 7]] = np.round(low[[2, 7]])  # tied in LOW only
+    high[4, :6] = 0.5  # tied in HIGH only
+    iu, ju = all_pairs(10)
+    ways = [engine_deltas(xp_backend, low, high, iu, ju, dataclasses.replace(settings(), **kw))
+            for kw in ({"dense_tile": 4, "dense_density": 0.0}, {"dense_density": 2.0}, {"dense_tile": 4, "dense_density": 0.3})]
+    assert ways[0].tobytes() == ways[1].tobytes() == ways[2].tobytes()
+    np.testing.assert_allclose(ways[0], scipy_deltas(low, high, iu, ju, settings()), rtol=0, atol=1e-12)
+
+
 def test_edge_layout_sends_a_filled_block_to_the_matrix_product_and_keeps_every_edge_once():
     from bootgpu.core.bootstrap import edge_layout
 
@@ -176,13 +190,22 @@ def test_edge_layout_sends_a_filled_block_to_the_matrix_product_and_keeps_every_
     gi = np.concatenate([block_i.ravel(), stray[:, 0]])
     gj = np.concatenate([block_j.ravel(), stray[:, 1]])
     cfg = dataclasses.replace(settings(), dense_tile=64)
-    chunks = edge_layout(backend, gi, gj, 700, cfg)
+    chunks = edge_layout(backend, gi, gj, 700, cfg, np.zeros(1000, dtype=bool))
     assert [c.n_edges for c in chunks] == [700, 700, 203]
     seen = np.concatenate([c.edges for c in chunks])
     assert np.array_equal(np.sort(seen), np.arange(1603))
     dense = [b for c in chunks for b in c.blocks if b.dense]
     sparse = [b for c in chunks for b in c.blocks if not b.dense]
     assert sum(b.stop - b.start for b in dense) == 1600 and sum(b.stop - b.start for b in sparse) == 3
+    assert not any(b.tied for b in sparse)
+    tied = np.zeros(1000, dtype=bool)
+    tied[[100, 7]] = True  # the block's row gene 100 and a stray edge's gene: their edges go last, never dense
+    chunks = edge_layout(backend, gi, gj, 10_000, cfg, tied)
+    (chunk,) = chunks
+    kinds = [("dense" if b.dense else "tied" if b.tied else "sparse", b.stop - b.start) for b in chunk.blocks]
+    assert kinds[-2:] == [("sparse", 2), ("tied", 41)] and sum(n for kind, n in kinds if kind == "dense") == 1560
+    tied_edges = chunk.edges[chunk.blocks[-1].start:]
+    assert np.all(tied[gi[tied_edges]] | tied[gj[tied_edges]])
     for c in chunks:  # each dense block's rows x cols hold exactly its edges, at their flat index
         genes = c.genes
         for b in c.blocks:

@@ -49,7 +49,7 @@ def demo_h5(tmp_path_factory):
 
 
 def test_planner_batches_grow_with_the_budget():
-    plans = [plan_batches(8763, 938, 187, 187, 1000, b << 20) for b in (900, 1280, 2048, 4096, 16384)]
+    plans = [plan_batches(8763, 938, 187, 187, 1000, b << 20) for b in (800, 1280, 2048, 4096, 16384)]
     for key in ("rows_per_block", "edge_chunk"):
         sizes = [getattr(p, key) for p in plans]
         assert sizes == sorted(sizes) and sizes[-1] > sizes[0], (key, sizes)

@@ -7,7 +7,8 @@ import pytest
 from scipy import stats
 
 from bootgpu.core.draws import draw_counts, draw_positions
-from bootgpu.core.ranks import doubled_centred_ranks, group_order, sorted_doubled_ranks, subset_order
+from bootgpu.core.ranks import (doubled_centred_ranks, group_order, position_ranks, sorted_doubled_ranks, subset_order,
+                                tie_groups)
 
 
 def matrices():
@@ -107,3 +108,26 @@ def test_int16_counts_give_int16_ranks_on_every_backend(xp_backend, name):
     order = group_order(xp, xp_backend.to_device(values))
     counts = xp.ones((values.shape[1], 3), dtype=xp.int16)
     assert sorted_doubled_ranks(xp, order, counts, values.shape[1]).dtype == xp.int16
+
+
+@pytest.mark.parametrize("name", list(MATRICES))
+def test_position_ranks_with_one_row_per_tie_group_equal_scipy(xp_backend, name):
+    """The bootstrap's ranks: the doubled scan in sort order plus one value per tie group,
+    (Y[s0] + Y[s1] + C[s1] - C[s0]) / 2, gathered gene-major, for a gene subset too."""
+    xp = xp_backend.xp
+    values = MATRICES[name]
+    n_genes, k = values.shape
+    m = 19
+    pos = draw_positions(np, 4, 1, 0, np.arange(9), k, m)
+    counts = xp.astype(xp.matrix_transpose(draw_counts(xp, xp_backend.to_device(pos), k)), xp.int16)  # (k, R)
+    full = group_order(xp, xp_backend.to_device(values))
+    for genes in (np.arange(n_genes), np.array([0, 2, 5, 8])):
+        order = subset_order(xp, full, xp_backend.to_device(genes))
+        starts, ends, source = tie_groups(xp, order)
+        assert (starts is None) == (not order.has_ties)
+        unsort = xp.reshape(xp.matrix_transpose(xp.reshape(order.unsort, (k, order.n_genes))), (-1,))
+        d = position_ranks(xp, order, counts, m, xp.take(source, unsort), starts, ends)
+        d = xp_backend.to_host(d).reshape(order.n_genes, k, -1)
+        assert d.dtype == np.int16
+        for r in range(pos.shape[0]):
+            np.testing.assert_array_equal(d[:, pos[r], r], expected_doubled_ranks(values[genes][:, pos[r]]))

@@ -119,3 +119,37 @@ class Backend:
         db: (nB, k, R)."""
         xp = self.xp
         return xp.matmul(xp.astype(xp.permute_dims(wa, (2, 0, 1)), dtype), xp.astype(xp.permute_dims(db, (2, 1, 0)), dtype))
+
+    def pair_piece(self, k: int, n_rep: int, dtype) -> int:
+        """Edges per ``pair_dots`` call when a block is computed in pieces (0: the whole block)."""
+        return 0
+
+    def store_ratio(self, out, key, num, den=None, subtract: bool = False) -> None:
+        """out[key] = num / den in float64 (``den`` None: num itself), or with ``subtract``
+        out[key] - that.  ``num``: integers or float32 (exact in float64), ``den`` broadcasts."""
+        xp = self.xp
+        value = xp.astype(num, xp.float64)
+        if den is not None:
+            value = value / den
+        out[key] = out[key] - value if subtract else value
+
+    def edge_rows(self, deltas, start: int, stop: int):
+        """Edges ``start:stop`` of (B, E) replicate-major deltas as (stop - start, B) rows."""
+        return self.xp.matrix_transpose(deltas[:, start:stop])
+
+    def mean_std(self, x):
+        """Row means and standard deviations (ddof 1; NaN for a single column) of (E, B) ``x``."""
+        xp = self.xp
+        mean = xp.mean(x, axis=1)
+        std = xp.std(x, axis=1, correction=1) if x.shape[1] > 1 else xp.full_like(mean, xp.nan)
+        return mean, std
+
+    def order_statistics(self, x, positions):
+        """[column p of each row of (E, B) ``x`` sorted, for p in ``positions``] (ascending)."""
+        srt = self.xp.sort(x, axis=1)
+        return [srt[:, p] for p in positions]
+
+    def sign_counts(self, x):
+        """Per row of (E, B) ``x``: (number of values > 0, number < 0), integers."""
+        xp = self.xp
+        return xp.count_nonzero(x > 0, axis=1), xp.count_nonzero(x < 0, axis=1)

@@ -39,6 +39,12 @@ class StrictBackend(NumpyBackend):
     weighted_dots = Backend.weighted_dots
     pair_dots = Backend.pair_dots
     block_dots = Backend.block_dots
+    pair_piece = Backend.pair_piece
+    store_ratio = Backend.store_ratio
+    edge_rows = Backend.edge_rows
+    mean_std = Backend.mean_std
+    order_statistics = Backend.order_statistics
+    sign_counts = Backend.sign_counts
 
     def host_threads(self) -> int:
         return 1

@@ -10,10 +10,13 @@ Layout is slot-major, (k, G, R): the cumulative sum then runs over the leading a
 whole-array additions, and sums over positions reduce the leading axis too.  Every index array
 addresses the flattened (k * G) leading axes so ``xp.take`` can gather them.
 
-The bootstrap uses ``position_ranks``: one exclusive scan X of the counts ((k + 1) * G rows), and a
-rank is X[first slot of its tie group] + X[one past its last slot] - m, gathered straight into
-whatever output rows the caller's index arrays name (gene-major position order there), so ties
-and the un-sort cost two gathers and no intermediate arrays.
+The bootstrap uses ``position_ranks``: the doubled scan Y in each gene's sort order (as for a gene
+without ties, one pass of row additions), then one gather straight into whatever output rows the
+caller's index arrays name (gene-major position order there).  A tie group [s0, s1] of two or
+more slots shares one rank, X[s0] + X[s1 + 1] - m (X the exclusive scan), which is
+(Y[s0] + Y[s1] + C[s1] - C[s0]) / 2 with C the sorted counts: one value per tie group, computed
+from four gathers of the tie groups' end rows and appended to Y, so ties cost work in proportion
+to the tie groups, not to the genes (``tie_groups``).
 """
 
 from __future__ import annotations
@@ -105,12 +108,14 @@ def _cumsum_leading(xp, x):
     return out
 
 
-def _doubled_scan(xp, sorted_counts, m: int):
+def _doubled_scan(xp, sorted_counts, m: int, out=None):
     """2 * (cumulative sum over axis 0) - counts - m, i.e. d_s = d_(s-1) + c_(s-1) + c_s with
-    d_0 = c_0 - m: for NumPy one in-place pass of two row additions (no temporaries)."""
+    d_0 = c_0 - m: for NumPy one in-place pass of two row additions (no temporaries), into ``out``
+    if given."""
     if not _is_numpy(xp):
         return 2 * xp.cumulative_sum(sorted_counts, axis=0, dtype=sorted_counts.dtype) - sorted_counts - m
-    out = xp.empty_like(sorted_counts)
+    if out is None:
+        out = xp.empty_like(sorted_counts)
     xp.subtract(sorted_counts[0], m, out=out[0])
     for s in range(1, out.shape[0]):
         xp.add(sorted_counts[s - 1], sorted_counts[s], out=out[s])
@@ -132,37 +137,53 @@ def sorted_doubled_ranks(xp, order: GroupOrder, counts, m: int):
     return xp.reshape(_doubled_scan(xp, sorted_counts, m), (-1, n_rep))
 
 
-def exclusive_scan(xp, sorted_counts):
-    """(k + 1, N) running sums over axis 0 of (k, N) counts, starting at 0: row s holds the counts
-    of slots before s, row k all of them (m)."""
-    k, n = sorted_counts.shape
-    if not _is_numpy(xp):
-        zero = xp.zeros((1, n), dtype=sorted_counts.dtype)
-        return xp.concat([zero, xp.cumulative_sum(sorted_counts, axis=0, dtype=sorted_counts.dtype)], axis=0)
-    out = xp.empty((k + 1, n), dtype=sorted_counts.dtype)
-    out[0] = 0
-    for s in range(k):
-        xp.add(out[s], sorted_counts[s], out=out[s + 1])
-    return out
+def tie_groups(xp, order: GroupOrder):
+    """(starts, ends, source): the tie groups of two or more slots of ``order``'s genes, as their
+    first and last slot rows s0 * G + g and s1 * G + g (ascending), and for every slot row the row
+    of ``position_ranks``'s source that holds its rank: its own row, or k * G + (its tie group's
+    index) for a slot in a tie group.  (None, None, rows) without ties."""
+    rows = xp.arange(order.k * order.n_genes, dtype=xp.int64)
+    if not order.has_ties:
+        return None, None, rows
+    first, last = order.tie_first, order.tie_last
+    starts = xp.nonzero((first == rows) & (last != rows))[0]
+    in_group = (first != rows) | (last != rows)
+    source = xp.where(in_group, rows.shape[0] + xp.searchsorted(starts, first), rows)
+    return starts, xp.take(last, starts), source
 
 
-def position_ranks(xp, order: GroupOrder, counts, m: int, first_rows, after_rows):
+def position_ranks(xp, order: GroupOrder, counts, m: int, rows, starts=None, ends=None):
     """Doubled centred average ranks of the genes of ``order`` in each resample, gathered straight
-    into the rows the caller chose: d = (counts before the tie group) + (counts through its end)
-    - m = X[first] + X[after] - m, X the exclusive scan of the counts in each gene's sort order,
-    laid out (k + 1) * G rows of R (row s * G + g).  ``first_rows`` / ``after_rows`` hold, for
-    every output row, s0 * G + g and (s1 + 1) * G + g of its position's tie group [s0, s1] (no ties:
-    s0 = s1 = the position's slot; then ``after_rows`` is not read and d comes from one scan in
-    sort order and one gather).  counts: (k, R), of a dtype that holds 2 m."""
+    into the rows the caller chose: (len(rows), R), of the dtype of ``counts`` (k, R), which must
+    hold 3 m.  Y = the doubled scan of the counts in each gene's sort order, (k * G) rows of R (row
+    s * G + g), followed by one row per tie group (``tie_groups``: ``starts``/``ends``), whose
+    slots all share X[s0] + X[s1 + 1] - m = (Y[s0] + Y[s1] + C[s1] - C[s0]) / 2 (C the sorted
+    counts; the sum is even); ``rows`` index that source (``tie_groups``' source, re-ordered)."""
     k, n_rep = counts.shape
     sorted_counts = xp.reshape(xp.take(counts, order.perm, axis=0), (k, order.n_genes * n_rep))
-    if not order.has_ties:  # first = the slot itself: one scan of d in sort order, one gather
-        return xp.take(xp.reshape(_doubled_scan(xp, sorted_counts, m), (-1, n_rep)), first_rows, axis=0)
-    x = xp.reshape(exclusive_scan(xp, sorted_counts), (-1, n_rep))
-    d = xp.take(x, first_rows, axis=0)
-    d += xp.take(x, after_rows, axis=0)
-    d -= m
-    return d
+    n_ties = 0 if starts is None else int(starts.shape[0])
+    if not _is_numpy(xp) or not n_ties:
+        y = xp.reshape(_doubled_scan(xp, sorted_counts, m), (-1, n_rep))
+        if n_ties:
+            c = xp.reshape(sorted_counts, (-1, n_rep))
+            tied = (xp.take(y, starts, axis=0) + xp.take(y, ends, axis=0) + xp.take(c, ends, axis=0)
+                    - xp.take(c, starts, axis=0)) // 2
+            y = xp.concat([y, tied], axis=0)
+        return xp.take(y, rows, axis=0)
+    # NumPy: the scan written into a buffer with room for the tie groups' rows (no concatenation)
+    size = k * order.n_genes * n_rep
+    buf = xp.empty(size + n_ties * n_rep, dtype=sorted_counts.dtype)
+    y = xp.reshape(buf[:size], (k, -1))
+    _doubled_scan(xp, sorted_counts, m, out=y)
+    y = xp.reshape(buf, (-1, n_rep))
+    c = xp.reshape(sorted_counts, (-1, n_rep))
+    tied = y[order.k * order.n_genes:]
+    xp.take(y, starts, axis=0, out=tied)
+    tied += xp.take(y, ends, axis=0)
+    tied += xp.take(c, ends, axis=0)
+    tied -= xp.take(c, starts, axis=0)
+    tied //= 2
+    return xp.take(y, rows, axis=0)
 
 
 def doubled_centred_ranks(xp, order: GroupOrder, counts, m: int, dtype=None):
