@@ -24,7 +24,8 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 
-from bootgpu.core.bootstrap import dot_dtype_bytes, exact_dtype_bytes, rank_dtype_bytes, resample_size, summary_rows
+from bootgpu.core.bootstrap import (SHARED_DEGREE, dot_dtype_bytes, exact_dtype_bytes, rank_dtype_bytes, resample_size,
+                                    summary_rows)
 from bootgpu.core.fdr import BIN_BOOKKEEPING_BYTES, bins_for_pairs, exact_level_bytes, joint_table_bytes
 from bootgpu.core.spearman import (
     JOINT_CACHE_ALLOWANCE, JOINT_PAIR_BYTES, LEVELS_MAX, TIED_PAIR_BYTES, joint_cells, n_signed_levels,
@@ -156,8 +157,12 @@ def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: i
     float64 temporary; ``gathered_edges`` rows gathered at once for the sparse dots (a device
     gathers a whole block, with its dots and a float64 temporary; NumPy works in cache-sized
     pieces: 0).  r goes straight into the edge chunk's deltas (``edge_bytes``), so nothing per edge
-    is held across replicates (``n_edges`` and ``ties`` add no bytes)."""
-    dot, exact = dot_dtype_bytes(m), exact_dtype_bytes(m)
+    is held across replicates -- except on the per-edge way (``core.bootstrap.EdgeGroup``, chunks
+    whose genes are barely shared): both ends' ranks gathered per edge, the dots and r (with ties,
+    S of both ends too) for the whole chunk."""
+    dot, exact, rank = dot_dtype_bytes(m), exact_dtype_bytes(m), rank_dtype_bytes(m)
+    if not dense_outputs and 2 * n_edges < SHARED_DEGREE * n_genes:
+        return 3 * k * n_genes * rank + 2 * k * n_edges * rank + n_edges * F64 * (7 if ties else 4) + 48 * m + 40 * k
     ranks = 3 * k * n_genes * dot
     held = 2 * k * n_genes * dot
     dense = 0
