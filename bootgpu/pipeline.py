@@ -573,7 +573,7 @@ def _joint_selection_pass(xp, passes: JointPasses, pairs, s_star: dict, edge_sel
     def per_block(block, valid, stats):
         item = stats.item
         joint, t = item["joint"], item["tied"]
-        where = xp.nonzero(xp.take(chosen_cells, joint))[0]
+        where = xp.nonzero(passes.backend.take_in_range(chosen_cells, joint))[0]
         block_counts = dict.fromkeys(counts, 0)
         if t is not None:
             p, ok = t.pairs, t.valid

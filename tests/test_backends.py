@@ -193,6 +193,10 @@ def test_extra_kernels_equal_numpy_and_scipy(xp_backend):
     np.testing.assert_array_equal(
         xp_backend.to_host(xp_backend.bincount(xp_backend.to_device(ints), 20, weights=xp_backend.to_device(weights))),
         np.bincount(ints, weights=weights, minlength=20))
+    table = rng.standard_normal(13)
+    np.testing.assert_array_equal(
+        xp_backend.to_host(xp_backend.take_in_range(xp_backend.to_device(table), xp_backend.to_device(ints.astype(np.int32)))),
+        table[ints])
     parts = [ints[:7].astype(np.int32), ints[7:7], ints[7:].astype(np.int32)]
     np.testing.assert_array_equal(xp_backend.to_host(xp_backend.bincount_parts([xp_backend.to_device(p) for p in parts], 20)),
                                   np.bincount(ints, minlength=20))

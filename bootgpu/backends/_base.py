@@ -82,6 +82,10 @@ class Backend:
         ``weights`` (float64, one per element) their sums instead, float64."""
         raise NotImplementedError
 
+    def take_in_range(self, x, indices):
+        """``take(x, indices)`` of a 1-D ``x`` for indices known to be within it."""
+        return self.xp.take(x, indices)
+
     def bincount_parts(self, parts, minlength: int):
         """``bincount`` of the values of several 1-D integer arrays together."""
         xp = self.xp

@@ -36,6 +36,7 @@ class StrictBackend(NumpyBackend):
     # as a device library: one queue, and the standard's own weighted sum (what CuPy runs)
     map_chunks = Backend.map_chunks
     bincount_parts = Backend.bincount_parts
+    take_in_range = Backend.take_in_range
     weighted_dots = Backend.weighted_dots
     pair_dots = Backend.pair_dots
     block_dots = Backend.block_dots
