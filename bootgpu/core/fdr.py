@@ -344,7 +344,7 @@ def joint_table_bytes(n_cells: int, threads: int = 1) -> tuple[int, int]:
     ``ExactJoint``, each cell's bin and the cells by bin, int32 --, held during the pair passes at
     their peak -- the count pass's histogram (``JointHistogram``: the total, a table per thread in
     flight, each thread's batch concatenated as int64) or the selection's tables (the counts, every
-    cell's statistic and a masked copy of the counts, 8 bytes a cell each))."""
+    cell's statistic and the chosen cells' counts, up to 8 bytes a cell each))."""
     passes = max(8 * n_cells * (1 + threads) + threads * JointHistogram.BATCH_PAIRS * 8, 8 * n_cells * 3)
     return 8 * n_cells, passes
 
