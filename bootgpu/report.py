@@ -25,6 +25,7 @@ import html
 import importlib.util
 import io
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,6 +187,15 @@ def _new_figure(width: float, height: float, left: float = 0.75, right: float = 
     return fig
 
 
+def _title(ax, text: str, pad: float = 6) -> None:
+    """A title ``pad`` points above the axes: ``set_title`` would measure the tick labels at every
+    draw to place itself, a third of a small figure's time."""
+    from matplotlib.transforms import offset_copy
+
+    ax.text(0.5, 1.0, text, ha="center", va="bottom", fontsize=10,
+            transform=offset_copy(ax.transAxes, fig=ax.figure, y=pad, units="points"))
+
+
 def _label_width(labels, fontsize: float) -> float:
     """Inches a column of tick labels needs (about 0.6 em a character)."""
     return max((len(str(t)) for t in labels), default=0) * 0.6 * fontsize / 72 + 0.15
@@ -232,7 +242,7 @@ def fig_scatter(gene_id: str, ge: GeneEdges) -> Figure | None:
     ax.set_aspect("equal")
     ax.set_xlabel("r_low (Spearman r in LOW samples)")
     ax.set_ylabel("r_high (Spearman r in HIGH samples)")
-    ax.set_title(f"{gene_id}: {len(frame):,} selected edges", fontsize=10)
+    _title(ax, f"{gene_id}: {len(frame):,} selected edges")
     handles = _class_handles(shown)
     if len(dropped):
         handles.append(Line2D([], [], marker="o", ls="", mfc="none", mec="#999999", label="not kept"))
@@ -265,7 +275,7 @@ def fig_forest(gene_id: str, ge: GeneEdges, ci_alpha: float, n: int = FOREST_EDG
     ax.set_ylim(-0.6, len(top) - 0.4)
     ax.set_xlabel("delta = r_high − r_low (difference of Spearman r)")
     ax.set_xlim(-2.05, 2.05)
-    ax.set_title(f"{gene_id}: the {len(top)} kept edges with the largest |delta|", fontsize=10, pad=16)
+    _title(ax, f"{gene_id}: the {len(top)} kept edges with the largest |delta|", pad=16)
     ax.grid(axis="x", color="#DDDDDD", lw=0.5)
     ax.legend(handles=_class_handles([c for c in CHANGE_LABELS if c in set(top["net_change"])]), loc="lower left",
                   bbox_to_anchor=(0, 1.0), ncol=6, fontsize=7, frameon=False, borderaxespad=0.2)
@@ -336,33 +346,39 @@ def fig_networks(gene_id: str, row: int, ge: GeneEdges, names, limit: int = EGO_
     pos = nx.shell_layout(graph, nlist=[[centre], ring] if ring else [[centre]], scale=1.0)
     radius = max((float(np.hypot(*p)) for p in pos.values()), default=0.0) or 1.0
     pos = {node: np.asarray(p) / radius for node, p in pos.items()}  # the ring on the unit circle
-    fig = _new_figure(15.0, 5.6, left=0.05, right=0.05, bottom=0.45, top=0.35, wspace=0.02)
-    axes = fig.subplots(1, 3)
+    # one axes for the three panels, side by side in data units (an axes each costs its ticks and
+    # title layout even when hidden, most of this figure's time)
+    fig = _new_figure(15.0, 5.2)
+    ax = fig.add_axes((0.0, 0.07, 1.0, 0.93))
+    ax.set_axis_off()
     panels = (("low", "LOW network"), ("high", "HIGH network"), ("diff", "differential network"))
-    for ax, (which, title) in zip(axes, panels):
+    segments, colours, widths, styles = [], [], [], []
+    for k, (which, title) in enumerate(panels):
+        dx = k * PANEL_STEP
         edges = inside[present[which][inside]]
         touched = set(gi[edges].tolist()) | set(gj[edges].tolist())
-        segments = [(pos[int(gi[e])], pos[int(gj[e])]) for e in edges]
         v = value[which][edges]
-        ax.add_collection(LineCollection(segments, colors=[CLASS_COLOURS[c] for c in classes[edges]],
-                                         linewidths=0.6 + 2.4 * np.minimum(np.abs(v), 1.0), alpha=0.85, zorder=1,
-                                         linestyles=["-" if x >= 0 else (0, (3, 2)) for x in v]))
+        segments += [((pos[int(gi[e])][0] + dx, pos[int(gi[e])][1]), (pos[int(gj[e])][0] + dx, pos[int(gj[e])][1])) for e in edges]
+        colours += [CLASS_COLOURS[c] for c in classes[edges]]
+        widths += (0.6 + 2.4 * np.minimum(np.abs(v), 1.0)).tolist()
+        styles += ["-" if x >= 0 else (0, (3, 2)) for x in v]
         xy = np.array([pos[node] for node in nodes])
         on = np.isin(nodes, list(touched))
-        ax.scatter(xy[:, 0], xy[:, 1], s=np.where(nodes == centre, 260, 55), zorder=2,
+        ax.scatter(xy[:, 0] + dx, xy[:, 1], s=np.where(nodes == centre, 260, 55), zorder=2,
                    linewidths=np.where(nodes == centre, 1.4, 0.6),
                    color=["#F0E442" if n == centre else ("#DDDDDD" if o else "#FFFFFF") for n, o in zip(nodes, on)],
                    edgecolors=np.where(on, "#000000", "#BBBBBB"))
-        _label_nodes(ax, pos, centre, names)
-        ax.set_title(f"{title}: {len(edges)} edge{'s' if len(edges) != 1 else ''} among these genes", fontsize=10)
-        ax.set_xlim(-1.6, 1.6)
-        ax.set_ylim(-1.45, 1.45)
-        ax.set_aspect("equal")
-        ax.axis("off")
+        _label_nodes(ax, pos, centre, names, dx)
+        ax.text(dx, 1.5, f"{title}: {len(edges)} edge{'s' if len(edges) != 1 else ''} among these genes",
+                ha="center", va="bottom", fontsize=10)
+    ax.add_collection(LineCollection(segments, colors=colours, linewidths=widths, linestyles=styles, alpha=0.85, zorder=1))
+    ax.set_xlim(-PANEL_STEP / 2, 2.5 * PANEL_STEP)
+    ax.set_ylim(-1.45, 1.7)
+    ax.set_aspect("equal")
     handles = [Line2D([], [], color=CLASS_COLOURS[c], lw=2.5, label=c.replace("_", " ")) for c in CHANGE_LABELS]
     handles += [Line2D([], [], color="#000000", lw=1.5, label="r > 0 (delta > 0)"),
                 Line2D([], [], color="#000000", lw=1.5, ls=(0, (3, 2)), label="r < 0 (delta < 0)")]
-    fig.legend(handles=handles, loc="lower center", ncol=8, fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=8, fontsize=8, frameon=False, borderaxespad=0.3)
     n_partners = len(mine)
     which_partners = (f"its {len(ring)} partners with the largest |delta| (of {n_partners})" if n_partners > len(ring)
                       else f"all {n_partners} of its partners")
@@ -375,18 +391,20 @@ def fig_networks(gene_id: str, row: int, ge: GeneEdges, names, limit: int = EGO_
     return Figure("networks", _png(fig), caption, f"LOW, HIGH and differential ego networks of {gene_id}"), ""
 
 
-def _label_nodes(ax, pos, centre, names) -> None:
+PANEL_STEP = 3.3  # data units between the centres of the ego-network panels (the ring has radius 1)
+
+
+def _label_nodes(ax, pos, centre, names, dx: float) -> None:
     """Gene ids outside the ring, aligned away from its centre, so that they do not overlap."""
     for node, (x, y) in pos.items():
         if node == centre:
-            ax.annotate(names[node], (x, y), xytext=(0, -16), textcoords="offset points", ha="center", va="top",
-                        fontsize=8, fontweight="bold", zorder=4,
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "#FFFFFF", "ec": "none", "alpha": 0.85})
+            ax.text(x + dx, y - 0.13, names[node], ha="center", va="top", fontsize=8, fontweight="bold", zorder=4,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "#FFFFFF", "ec": "none", "alpha": 0.85})
             continue
         angle = math.degrees(math.atan2(y, x))
         flip = 90 < angle or angle < -90
-        ax.annotate(names[node], (x * 1.07, y * 1.07), ha="right" if flip else "left", va="center", fontsize=6.5,
-                    rotation=angle + 180 if flip else angle, rotation_mode="anchor", zorder=4)
+        ax.text(x * 1.07 + dx, y * 1.07, names[node], ha="right" if flip else "left", va="center", fontsize=6.5,
+                rotation=angle + 180 if flip else angle, rotation_mode="anchor", zorder=4)
 
 
 LOG_DEGREES = 15  # above this maximum degree the distributions are drawn on log-log axes
@@ -410,15 +428,19 @@ def fig_degrees(gene_id: str, ge: GeneEdges) -> Figure | None:
         else:
             left.bar(values + shift, counts, width=0.4, color=GROUP_COLOURS[which], label=label)
     if top > LOG_DEGREES:
+        from matplotlib.ticker import NullLocator
+
         left.set_xscale("log")
         left.set_yscale("log")
+        left.xaxis.set_minor_locator(NullLocator())  # minor ticks of log axes: most of the figure's time
+        left.yaxis.set_minor_locator(NullLocator())
     else:
         left.xaxis.set_major_locator(MaxNLocator(integer=True))
         left.yaxis.set_major_locator(MaxNLocator(integer=True))
     left.set_xlabel("degree (edges per gene)")
     left.set_ylabel("genes with this degree")
     left.legend(fontsize=8)
-    left.set_title("degree distributions", fontsize=10)
+    _title(left, "degree distributions")
     score = ge.rewiring_score()
     active = np.flatnonzero((low > 0) | (high > 0))
     active = active[np.argsort(score[active], kind="stable")]  # most rewired drawn last (on top)
@@ -430,7 +452,7 @@ def fig_degrees(gene_id: str, ge: GeneEdges) -> Figure | None:
     right.yaxis.set_major_locator(MaxNLocator(integer=True))
     right.set_xlabel("degree in LOW (edges per gene)")
     right.set_ylabel("degree in HIGH (edges per gene)")
-    right.set_title("each gene's degree, LOW vs HIGH", fontsize=10)
+    _title(right, "each gene's degree, LOW vs HIGH")
     bar = fig.colorbar(points, ax=right, ticks=MaxNLocator(integer=True))
     bar.set_label("rewiring score (disappear + new + sign_change edges)", fontsize=8)
     scale = "log-log axes" if top > LOG_DEGREES else "LOW and HIGH bars side by side"
@@ -502,7 +524,7 @@ def fig_top_by(table, column: str, n: int = STUDY_TOP) -> tuple[Figure | None, s
     ax.set_yticks(y, top["gene_id"], fontsize=7)
     ax.set_ylim(-0.6, len(top) - 0.4)
     ax.spines[["top", "right"]].set_visible(False)
-    ax.set_title(f"top {len(top)} focus genes by {column}", fontsize=10, pad=18 if stack else 6)
+    _title(ax, f"top {len(top)} focus genes by {column}", pad=18 if stack else 6)
     caption = f"The focus genes with the largest {column}: {HUB_CAPTION[column]}."
     if len(ranked) < len(table):
         caption += f" {len(table) - len(ranked):,} of {len(table):,} focus genes have {column} 0 or undefined."
@@ -530,7 +552,11 @@ HUB_CAPTION = {
 # -- the report ---------------------------------------------------------------------------------------
 
 
-def gene_section(res, row: int, rank: int, focus_row) -> GeneSection:
+SECTION_COUNTS = ("n_tests", "n_sig_diff", "n_robust", "n_kept", "n_rewire")
+
+
+def gene_section(res, row: int, rank: int, focus_row: dict) -> GeneSection:
+    """Focus gene ``row``'s part of the report: its figures, and why any is not drawn."""
     gene_id = str(res.gene_names[row])
     ge = gene_edges(res, row)
     samples = res.samples(row)
@@ -557,8 +583,43 @@ def gene_section(res, row: int, rank: int, focus_row) -> GeneSection:
     return section
 
 
-def build(res, out: Path, top: int = 20, log=lambda line: None) -> Path:
-    """Write the report of ``res`` (``bootgpu.api.Results``) under ``out``; return index.html."""
+_WORKER_RESULTS = None  # a worker process's own Results (gene_sections)
+
+
+def _open_in_worker(path: str) -> None:
+    global _WORKER_RESULTS
+    from bootgpu.api import open_results
+
+    _WORKER_RESULTS = open_results(path)
+
+
+def _section_in_worker(args) -> GeneSection:
+    return gene_section(_WORKER_RESULTS, *args)
+
+
+def default_jobs() -> int:
+    """The CPUs this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def gene_sections(res, todo: list, jobs: int) -> list:
+    """``gene_section`` of each (row, rank, counts) in ``todo``, in order: in ``jobs`` worker
+    processes (each opens the results file itself) when there is more than one gene, since a gene's
+    five figures cost a second or two of matplotlib time."""
+    jobs = min(jobs, len(todo))
+    if jobs <= 1:
+        return [gene_section(res, *args) for args in todo]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding an HDF5 file and threads
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_open_in_worker, initargs=(str(res.path),)) as pool:
+        return list(pool.map(_section_in_worker, todo))
+
+
+def build(res, out: Path, top: int = 20, log=lambda line: None, jobs: int = 1) -> Path:
+    """Write the report of ``res`` (``bootgpu.api.Results``) under ``out``, drawing the top genes'
+    figures in ``jobs`` processes; return index.html."""
     t0 = time.perf_counter()
     table = study_table(res, log)
     if len(table) == 0:
@@ -570,7 +631,9 @@ def build(res, out: Path, top: int = 20, log=lambda line: None) -> Path:
             study_notes.append(why)
         else:
             study_figs.append(fig)
-    sections = [gene_section(res, int(r["gene_idx"]), int(r["rank"]), r) for _, r in table.head(top).iterrows()]
+    todo = [(int(r["gene_idx"]), int(r["rank"]), {k: int(r[k]) for k in SECTION_COUNTS})
+            for r in table.head(top).to_dict("records")]
+    sections = gene_sections(res, todo, jobs)
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
     for fig in [*study_figs, *(f for s in sections for f in s.figures)]:
@@ -759,6 +822,8 @@ def cmd_report(args) -> int:
 
     if args.top < 0:
         raise BootgpuError(f"--top must be 0 or more, got {args.top}")
+    if args.jobs is not None and args.jobs < 1:
+        raise BootgpuError(f"--jobs must be at least 1, got {args.jobs}")
     if importlib.util.find_spec("matplotlib") is None:
         raise BootgpuError("bootgpu report needs matplotlib: pip install 'bootgpu[report]' (or pip install matplotlib)")
     src = Path(args.dir)
@@ -766,7 +831,7 @@ def cmd_report(args) -> int:
     if out.exists() and not out.is_dir():
         raise BootgpuError(f"--out {out} is a file, not a folder")
     with open_results(src) as res:
-        index = build(res, out, args.top, log=log)
+        index = build(res, out, args.top, log=log, jobs=args.jobs or default_jobs())
     print(index)
     return 0
 
@@ -783,4 +848,5 @@ def register_commands(subparsers) -> None:
     p.add_argument("dir", help="study directory (or its results.h5)")
     p.add_argument("--top", type=int, default=20, help="focus genes (by rank in rewiring_hubs.tsv) that get figures (default %(default)s)")
     p.add_argument("--out", help="output folder (default DIR/report): index.html and figures/")
+    p.add_argument("--jobs", type=int, help="processes drawing the top genes' figures (default: the CPUs this process may use)")
     p.set_defaults(func=cmd_report)
