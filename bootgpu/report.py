@@ -660,8 +660,7 @@ table.hubs { border-collapse: collapse; font-size: 0.78em; white-space: nowrap; 
 table.hubs th { position: sticky; top: 0; background: #eef; cursor: pointer; padding: 4px 6px; border-bottom: 1px solid #999;
                 user-select: none; }
 table.hubs th[aria-sort=ascending]::after { content: " \\25B2"; } table.hubs th[aria-sort=descending]::after { content: " \\25BC"; }
-table.hubs td { padding: 2px 6px; border-bottom: 1px solid #eee; }
-table.hubs td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.hubs td { padding: 2px 6px; border-bottom: 1px solid #eee; text-align: right; font-variant-numeric: tabular-nums; }
 table.hubs tr:hover td { background: #ffc; }
 figure { margin: 1em 0; display: table; }
 figure img { display: block; max-width: 100%; height: auto; border: 1px solid #eee; }
@@ -757,10 +756,21 @@ def _figure_html(fig: Figure) -> str:
             f'<a href="figures/{_esc(fig.name)}.png">figures/{_esc(fig.name)}.png</a></figcaption></figure>')
 
 
+def _table_columns(table) -> list:
+    return [c for c in TABLE_COLUMNS if c in table.columns]
+
+
+def _hubs_table_css(table) -> str:
+    """Text columns of the hubs table aligned left (a rule per column rather than a class per cell:
+    a fifth of the page at 20,000 focus genes)."""
+    cols = _table_columns(table)
+    return ", ".join(f"#hubs td:nth-child({cols.index(c) + 1})" for c in cols if c in TEXT_COLUMNS) + " { text-align: left; }"
+
+
 def _hubs_table(table, anchors: set) -> str:
     from bootgpu.hubs import HUB_LEGEND
 
-    cols = [c for c in TABLE_COLUMNS if c in table.columns]
+    cols = _table_columns(table)
     head = "".join(f'<th data-type="{"text" if c in TEXT_COLUMNS else "num"}">{_esc(c)}</th>' for c in cols)
     values = {c: table[c].tolist() for c in cols}
     lines = []
@@ -770,10 +780,8 @@ def _hubs_table(table, anchors: set) -> str:
             v = values[c][i]
             if c == "gene_id" and v in anchors:
                 cells.append(f'<td><a href="#gene-{_esc(safe_name(v))}">{_esc(v)}</a></td>')
-            elif c in TEXT_COLUMNS:
-                cells.append(f"<td>{_esc(v)}</td>")
             else:
-                cells.append(f'<td class="num">{_cell(v)}</td>')
+                cells.append(f"<td>{_esc(v) if c in TEXT_COLUMNS else _cell(v)}</td>")
         lines.append("<tr>" + "".join(cells) + "</tr>")
     return (f'<p class="legend">{_esc(HUB_LEGEND)}. rank: the order of rewiring_hubs.tsv. Click a column header to '
             f'sort (again to reverse); – : undefined (e.g. a ratio with nothing to divide by).</p>'
@@ -790,7 +798,7 @@ def render_html(res, table, study_figs, study_notes, sections, seconds: float) -
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>",
+        f"<title>{_esc(title)}</title><style>{CSS}{_hubs_table_css(table)}</style></head><body>",
         f"<h1>{_esc(title)}</h1>",
         f'<p class="note">Extreme-population bootstrap differential co-expression: for each focus gene, which gene '
         f"pairs change their co-expression between the samples where it is lowest (LOW) and highest (HIGH). Made by "
