@@ -432,8 +432,11 @@ def fig_degrees(gene_id: str, ge: GeneEdges) -> Figure | None:
 
         left.set_xscale("log")
         left.set_yscale("log")
-        left.xaxis.set_minor_locator(NullLocator())  # minor ticks of log axes: most of the figure's time
-        left.yaxis.set_minor_locator(NullLocator())
+        from matplotlib.ticker import FuncFormatter
+
+        for axis in (left.xaxis, left.yaxis):
+            axis.set_minor_locator(NullLocator())  # minor ticks of log axes: most of the figure's time
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 1, 10, 100 rather than 10^k
     else:
         left.xaxis.set_major_locator(MaxNLocator(integer=True))
         left.yaxis.set_major_locator(MaxNLocator(integer=True))
