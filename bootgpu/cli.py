@@ -72,6 +72,7 @@ def cmd_run(args) -> int:
         print("Top rewiring hubs:")
         print(format_hubs_table(summary.hub_rows, rank_by=args.rank_by))
         print(f"All focus genes: {StudyLayout(out).hubs}; every network metric: {StudyLayout(out).network_summary}")
+        print(f"next: bootgpu report {out}    # an HTML report with the hubs table and figures")
     return 0
 
 
@@ -271,12 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(idx, DRAW_OPTIONS)  # the split and the draws only
     idx.set_defaults(func=cmd_indices)
 
-    from bootgpu import bench, browse, export, sge
+    from bootgpu import bench, browse, export, report, sge
 
     bench.register_commands(sub)  # `bootgpu bench`
 
     browse.register_commands(sub)  # `bootgpu top`
     export.register_commands(sub)  # `bootgpu export`
+    report.register_commands(sub)  # `bootgpu report`
 
     sge.register_commands(sub)  # `bootgpu sge submit` and `bootgpu status`
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -25,13 +24,12 @@ from pathlib import Path
 import pytest
 
 from bootgpu.backends.cupy_backend import cupy_unusable_reason
+from browser import artefacts, start_chromium
 from environment import check, unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = r"1000x200"  # asv matches -b against "name('numpy', '1000x200')"
 GRAPHED = "bench_draws.Draws.time_draws"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1500")
 ASSETS = Path(os.environ.get("BOOTGPU_ASV_ASSETS", ROOT / "build" / "asv-dashboard-assets"))
 
 
@@ -54,22 +52,10 @@ def _unavailable(reason: str):
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     check("chromium")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        _unavailable("selenium is not installed (pip install -e '.[dev]')")
     if missing := dashboard_offline.missing_assets(ASSETS):
         _unavailable(f"the dashboard's JavaScript libraries are not in {ASSETS} ({len(missing)} missing): "
                      f"python3 benchmarks/dashboard_offline.py fetch {ASSETS}")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        opts.add_argument(flag)
-    drv = webdriver.Chrome(service=Service(driver), options=opts)
-    drv.set_page_load_timeout(60)
+    drv = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
     yield drv
     drv.quit()
 
@@ -118,12 +104,6 @@ def dashboard(tmp_path_factory, browser):
     server.server_close()
 
 
-def _artefacts(tmp_path) -> Path:
-    out = Path(os.environ.get("BOOTGPU_ARTEFACTS") or tmp_path)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 def test_dashboard_lists_benchmarks_and_draws_graph_over_two_commits(browser, dashboard, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -131,7 +111,7 @@ def test_dashboard_lists_benchmarks_and_draws_graph_over_two_commits(browser, da
 
     url, html, commits = dashboard
     suite = [name for name in json.loads((html / "index.json").read_text())["benchmarks"]]
-    out = _artefacts(tmp_path)
+    out = artefacts(tmp_path)
 
     browser.get(f"{url}/index.html")
     wait = WebDriverWait(browser, 60)
