@@ -68,6 +68,9 @@ def test_run_writes_documented_layout(small_tsv, tmp_path, capsys):
             metrics = net["metrics"][0]
             robust = (grp["ci_low"][()] > 0) | (grp["ci_high"][()] < 0)
             assert metrics["n_kept"] == robust.sum() == grp.attrs["n_robust"] == metrics["diff_n_edges"]
+            stored = json.loads(net["metrics"].attrs["json"])  # the fast copy merge and the API read
+            assert list(stored) == list(metrics.dtype.names)
+            assert all(stored[k] == metrics[k] or (np.isnan(stored[k]) and np.isnan(metrics[k])) for k in stored)
             for which in ("low", "high", "diff"):
                 assert net[f"degree_{which}"].shape == (60,) and net[f"degree_{which}"][()].sum() == 2 * metrics[f"{which}_n_edges"]
     hubs = (out / "rewiring_hubs.tsv").read_text().splitlines()
