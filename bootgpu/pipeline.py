@@ -297,6 +297,7 @@ class JointPasses:
         self.cache = bool(cache) and self.cache_bytes() <= allowed
         self._cached = [None] * len(self._starts) if self.cache else None
         self._cuts = {}
+        self.counted = None  # the BH streams, once the count pass has set their counts
 
     def cache_bytes(self) -> int:
         return self.pairs.n_pairs * JOINT_PAIR_BYTES + self.blocks.n_tied_pairs * TIED_PAIR_BYTES
