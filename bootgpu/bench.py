@@ -279,10 +279,11 @@ def stage_correlations(backend, low, high, plan):
     from bootgpu.pipeline import make_pair_passes
 
     tests = {"low": TTest(low.k), "high": TTest(high.k), "diff": FisherTest(low.k, high.k)}
-    passes = make_pair_passes(backend, PairBlocks(backend.xp, low, high, plan.rows_per_block), tests, plan.cache_pairs,
-                              plan.threads)
-    for _ in passes:
-        pass
+    with backend.pair_scope():
+        passes = make_pair_passes(backend, PairBlocks(backend.xp, low, high, plan.rows_per_block), tests,
+                                  plan.cache_pairs, plan.threads)
+        for _ in passes:
+            pass
     return passes
 
 
@@ -293,12 +294,13 @@ def stage_tests_bh(backend, passes, cfg):
     from bootgpu.pipeline import _count_pass, _q_value_pass, _selection_pass, _threshold_pass, bh_streams
 
     xp = backend.xp
-    streams = bh_streams(backend, passes)
-    _count_pass(xp, passes, streams)
-    s_star = _threshold_pass(passes, streams, cfg.fdr_alpha)
-    _, sel = _selection_pass(xp, passes, passes.pairs, s_star, cfg.edge_selection)
-    if sel is not None:
-        sel.update(_q_value_pass(backend, passes, streams, sel))
+    with backend.pair_scope():
+        streams = bh_streams(backend, passes)
+        _count_pass(xp, passes, streams)
+        s_star = _threshold_pass(passes, streams, cfg.fdr_alpha)
+        _, sel = _selection_pass(xp, passes, passes.pairs, s_star, cfg.edge_selection)
+        if sel is not None:
+            sel.update(_q_value_pass(backend, passes, streams, sel))
     return sel
 
 

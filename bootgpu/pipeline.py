@@ -281,6 +281,7 @@ class JointPasses:
         self.cache = bool(cache) and self.cache_bytes() <= allowed
         self._cached = [None] * len(self._starts) if self.cache else None
         self._cuts = {}
+        self.counted = None  # the BH streams, once the count pass has set their counts
 
     def cache_bytes(self) -> int:
         return self.pairs.n_pairs * JOINT_PAIR_BYTES + self.blocks.n_tied_pairs * TIED_PAIR_BYTES
@@ -378,12 +379,13 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
     high = group_ranks(xp, xp.take(expr, high_idx, axis=1))
     pairs = PairBlocks(xp, low, high, plan.rows_per_block)
     tests = {"low": TTest(k_low), "high": TTest(k_high), "diff": FisherTest(k_low, k_high)}
-    passes = make_pair_passes(backend, pairs, tests, plan.cache_pairs, plan.threads)
-    streams = bh_streams(backend, passes)
-
-    n_nan = _count_pass(xp, passes, streams)
-    s_star = _threshold_pass(passes, streams, cfg.fdr_alpha)
-    counts, sel = _selection_pass(xp, passes, pairs, s_star, cfg.edge_selection)
+    with backend.pair_scope():
+        passes = make_pair_passes(backend, pairs, tests, plan.cache_pairs, plan.threads)
+        streams = bh_streams(backend, passes)
+        n_nan = _count_pass(xp, passes, streams)
+        s_star = _threshold_pass(passes, streams, cfg.fdr_alpha)
+        counts, sel = _selection_pass(xp, passes, pairs, s_star, cfg.edge_selection)
+        edges = _q_value_pass(backend, passes, streams, sel) if sel is not None else None
 
     attrs = {"k_low": k_low, "k_high": k_high, "n_tests": pairs.n_pairs - n_nan, "n_nan": n_nan, **counts}
     low_samples = backend.to_host(low_idx).astype(np.int32)
@@ -392,7 +394,6 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
         attrs["n_robust"] = 0
         return FocusResult(focus, attrs, low_samples, high_samples, empty_edges(), plan_bootstrap(plan, 0))
 
-    edges = _q_value_pass(backend, passes, streams, sel)
     del passes, streams  # the cached pair statistics and the counts are not needed by the bootstrap
     backend.release_memory()
     plan = plan_bootstrap(plan, int(sel["gene_i"].shape[0]))

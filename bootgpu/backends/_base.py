@@ -61,6 +61,11 @@ class Backend:
         """Context for the bootstrap stage (host backends: BLAS in one thread, see NumPy's)."""
         return contextlib.nullcontext()
 
+    def pair_scope(self):
+        """Context for the pair passes (host backends: BLAS in one thread, as the blocks run in
+        this backend's threads)."""
+        return contextlib.nullcontext()
+
     def synchronize(self) -> None:
         """Block until queued device work is done (a no-op on the host)."""
 
