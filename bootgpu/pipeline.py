@@ -367,6 +367,18 @@ def bh_streams(backend, passes) -> dict:
     return streams
 
 
+def _reduce_selection(xp, blocks, counts: dict):
+    """Both selection passes' reduction, in block order: add each block's counts into ``counts``
+    and concatenate its selected edges (None: none); returns (counts, edges or None)."""
+    parts = []
+    for block_counts, part in blocks:
+        for key, value in block_counts.items():
+            counts[key] += value
+        if part is not None:
+            parts.append(part)
+    return counts, _collect(xp, parts)
+
+
 def _collect(xp, parts):
     return {key: xp.concat([p[key] for p in parts]) for key in parts[0]} if parts else None
 
@@ -491,13 +503,7 @@ def _selection_pass(xp, passes, pairs, s_star: dict, edge_selection: str):
         return counts, part
 
     counts = dict.fromkeys(("n_sig_low", "n_sig_high", "n_sig_diff", "n_sig_edges"), 0)
-    parts = []
-    for block_counts, part in passes.map(per_block):
-        for key, value in block_counts.items():
-            counts[key] += value
-        if part is not None:
-            parts.append(part)
-    return counts, _collect(xp, parts)
+    return _reduce_selection(xp, passes.map(per_block), counts)
 
 
 def _joint_count_pass(xp, passes: JointPasses, streams) -> int:
@@ -611,13 +617,7 @@ def _joint_selection_pass(xp, passes: JointPasses, pairs, s_star: dict, edge_sel
                "sig_low": part["sig_low"], "sig_high": part["sig_high"]}
         return block_counts, out
 
-    parts = []
-    for block_counts, part in passes.map(per_block):
-        for key, value in block_counts.items():
-            counts[key] += value
-        if part is not None:
-            parts.append(part)
-    return counts, _collect(xp, parts)
+    return _reduce_selection(xp, passes.map(per_block), counts)
 
 
 def _q_value_pass(backend, passes, streams, sel) -> dict:
