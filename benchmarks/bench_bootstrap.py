@@ -9,7 +9,8 @@ from .common import (MatrixBenchmark, analysis, get_backend_or_skip, make_matrix
                      sizes_to_run)
 
 with safe_import():
-    from bootgpu.bench import stage_bootstrap, stage_correlations, stage_ranking, stage_tests_bh
+    from bootgpu.bench import stage_correlations, stage_tests_bh
+    from bootgpu.pipeline import bootstrap_edges, rank_groups
 
 
 class BootstrapEdges(MatrixBenchmark):
@@ -22,8 +23,8 @@ class BootstrapEdges(MatrixBenchmark):
         for size in sizes_to_run():
             values = make_matrix(size)
             cfg, k_low, k_high = analysis(size)
-            low, high = stage_ranking(numpy, values, 0, k_low, k_high)
-            sel = stage_tests_bh(numpy, stage_correlations(numpy, low, high, make_plan(numpy, size, values.shape[0])), cfg)
+            groups = rank_groups(numpy, values, 0, k_low, k_high)
+            sel = stage_tests_bh(numpy, stage_correlations(numpy, groups, make_plan(numpy, size, values.shape[0])), cfg)
             out[size] = (values, {key: np.asarray(sel[key]) for key in ("gene_i", "gene_j", "r_low", "r_high")})
         return out
 
@@ -32,10 +33,10 @@ class BootstrapEdges(MatrixBenchmark):
     def setup(self, data, backend, size):
         values, edges = data.get(size, (None, None))  # absent: a size skipped in setup_backend
         self.setup_backend({size: values}, backend, size)
-        self.low, self.high = stage_ranking(self.backend, self.expr, 0, self.k_low, self.k_high)
+        self.groups = rank_groups(self.backend, self.expr, 0, self.k_low, self.k_high)
         self.edges = {key: self.backend.to_device(value) for key, value in edges.items()}
         self.sync()
 
     def run(self):
-        stage_bootstrap(self.backend, self.low, self.high, self.edges, self.cfg, self.plan, 0)
+        bootstrap_edges(self.backend, self.groups, self.edges, 0, self.cfg, self.plan)
         self.sync()

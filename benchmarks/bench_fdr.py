@@ -6,7 +6,8 @@ from __future__ import annotations
 from .common import MatrixBenchmark, safe_import
 
 with safe_import():
-    from bootgpu.bench import stage_correlations, stage_ranking, stage_tests_bh
+    from bootgpu.bench import stage_correlations, stage_tests_bh
+    from bootgpu.pipeline import rank_groups
 
 
 class BenjaminiHochberg(MatrixBenchmark):
@@ -14,8 +15,8 @@ class BenjaminiHochberg(MatrixBenchmark):
 
     def setup(self, matrices, backend, size):
         self.setup_backend(matrices, backend, size)
-        low, high = stage_ranking(self.backend, self.expr, 0, self.k_low, self.k_high)
-        self.passes = stage_correlations(self.backend, low, high, self.plan)
+        groups = rank_groups(self.backend, self.expr, 0, self.k_low, self.k_high)
+        self.passes = stage_correlations(self.backend, groups, self.plan)
         self.sync()
 
     def run(self):

@@ -1,12 +1,12 @@
 """Ranking: the LOW/HIGH split of a focus gene and every gene's base ranks in both groups
-(``core.split``, ``core.ranks``, ``core.spearman.group_ranks``)."""
+(``core.split``, ``core.ranks``, ``pipeline.rank_groups``)."""
 
 from __future__ import annotations
 
 from .common import MatrixBenchmark, safe_import
 
 with safe_import():
-    from bootgpu.bench import stage_ranking
+    from bootgpu.pipeline import rank_groups
 
 
 class Ranking(MatrixBenchmark):
@@ -16,5 +16,5 @@ class Ranking(MatrixBenchmark):
         self.setup_backend(matrices, backend, size)
 
     def run(self):
-        stage_ranking(self.backend, self.expr, 0, self.k_low, self.k_high)
+        rank_groups(self.backend, self.expr, 0, self.k_low, self.k_high)
         self.sync()

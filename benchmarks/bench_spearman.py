@@ -1,5 +1,5 @@
 """Base correlations of one focus gene: Spearman r of every gene pair in LOW and HIGH, one pass
-over pair space in the planner's row blocks (``core.spearman.PairBlocks``, ``pipeline.PairPasses``;
+over pair space in the planner's row blocks (``core.spearman.PairBlocks``, ``pipeline.pair_passes``;
 with the plan's pair cache, as the pipeline keeps it for the BH passes)."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from __future__ import annotations
 from .common import MatrixBenchmark, safe_import
 
 with safe_import():
-    from bootgpu.bench import stage_correlations, stage_ranking
+    from bootgpu.bench import stage_correlations
+    from bootgpu.pipeline import rank_groups
 
 
 class BaseCorrelations(MatrixBenchmark):
@@ -15,9 +16,9 @@ class BaseCorrelations(MatrixBenchmark):
 
     def setup(self, matrices, backend, size):
         self.setup_backend(matrices, backend, size)
-        self.low, self.high = stage_ranking(self.backend, self.expr, 0, self.k_low, self.k_high)
+        self.groups = rank_groups(self.backend, self.expr, 0, self.k_low, self.k_high)
         self.sync()
 
     def run(self):
-        stage_correlations(self.backend, self.low, self.high, self.plan)
+        stage_correlations(self.backend, self.groups, self.plan)
         self.sync()

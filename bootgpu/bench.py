@@ -260,58 +260,41 @@ def stage_draws(backend, cfg, focus: int, k_low: int, k_high: int):
                  for code, k in ((LOW, k_low), (HIGH, k_high)))
 
 
-def stage_ranking(backend, expr, focus: int, k_low: int, k_high: int):
-    """The LOW/HIGH split of ``focus`` and both groups' base ranks (``GroupRanks``)."""
-    from bootgpu.core.spearman import group_ranks
-    from bootgpu.core.split import split_samples
+def stage_ranking(backend, expr, focus: int, k_low: int, k_high: int, threads: int = 1):
+    """The LOW/HIGH split of ``focus`` and both groups' base ranks (``pipeline.rank_groups``)."""
+    from bootgpu.pipeline import rank_groups
 
-    xp = backend.xp
-    low_idx, high_idx = split_samples(xp, expr[focus, :], k_low, k_high)
-    return group_ranks(xp, xp.take(expr, low_idx, axis=1)), group_ranks(xp, xp.take(expr, high_idx, axis=1))
+    return rank_groups(backend, expr, focus, k_low, k_high, threads)
 
 
-def stage_correlations(backend, low, high, plan):
-    """One pass over pair space computing every pair's values in both groups (``pipeline.PairPasses``,
-    or ``JointPasses`` where the pipeline keeps joint level indices): with ``plan.cache_pairs`` the
-    blocks are kept for the BH passes, as in the pipeline."""
-    from bootgpu.core.significance import FisherTest, TTest
-    from bootgpu.core.spearman import PairBlocks
-    from bootgpu.pipeline import make_pair_passes
+def stage_correlations(backend, groups, plan):
+    """One pass over pair space computing every pair's values in both groups (``pipeline.pair_passes``):
+    with ``plan.cache_pairs`` the blocks are kept for the BH passes, as in the pipeline."""
+    from bootgpu.pipeline import pair_passes
 
-    tests = {"low": TTest(low.k), "high": TTest(high.k), "diff": FisherTest(low.k, high.k)}
     with backend.pair_scope():
-        passes = make_pair_passes(backend, PairBlocks(backend.xp, low, high, plan.rows_per_block), tests,
-                                  plan.cache_pairs, plan.threads)
+        passes = pair_passes(backend, groups, plan)
         for _ in passes:
             pass
     return passes
 
 
 def stage_tests_bh(backend, passes, cfg):
-    """The pipeline's BH passes over pair space (histograms, exact thresholds, selection, q of the
-    selected edges).  Returns the selected edges (gene_i, gene_j, r_low, r_high, s_*, sig_*, q_*)
-    or None."""
-    from bootgpu.pipeline import _count_pass, _q_value_pass, _selection_pass, _threshold_pass, bh_streams
+    """The pipeline's BH passes over pair space (``pipeline.select_edges`` and ``q_values``).
+    Returns the selected edges (gene_i, gene_j, r_low, r_high, s_*, sig_*, q_*) or None."""
+    from bootgpu.pipeline import q_values, select_edges
 
-    xp = backend.xp
-    with backend.pair_scope():
-        streams = bh_streams(backend, passes)
-        _count_pass(xp, passes, streams)
-        s_star = _threshold_pass(passes, streams, cfg.fdr_alpha)
-        _, sel = _selection_pass(xp, passes, passes.pairs, s_star, cfg.edge_selection)
-        if sel is not None:
-            sel.update(_q_value_pass(backend, passes, streams, sel))
-    return sel
+    selection = select_edges(backend, passes, cfg.fdr_alpha, cfg.edge_selection)
+    if selection.edges is not None:
+        selection.edges.update(q_values(backend, selection))
+    return selection.edges
 
 
-def stage_bootstrap(backend, low, high, sel, cfg, plan, focus: int):
-    """The pipeline's bootstrap of the selected edges ``sel`` (gene_i, gene_j, r_low, r_high) in
-    the plan's edge and replicate chunks, with their summaries."""
-    from bootgpu.pipeline import _bootstrap_selected
-    from bootgpu.planner import plan_bootstrap
+def stage_bootstrap(backend, groups, sel, cfg, plan, focus: int):
+    """The pipeline's bootstrap of the selected edges ``sel`` (``pipeline.bootstrap_edges``)."""
+    from bootgpu.pipeline import bootstrap_edges
 
-    plan = plan_bootstrap(plan, int(sel["gene_i"].shape[0]))
-    return _bootstrap_selected(backend, low, high, sel, focus, cfg, plan, low.k, high.k)[0]
+    return bootstrap_edges(backend, groups, sel, focus, cfg, plan)[0]
 
 
 def bootgpu_stages(backend, expr, focus, cfg, plan, k_low, k_high, meter: StageMeter) -> int:
@@ -321,15 +304,15 @@ def bootgpu_stages(backend, expr, focus, cfg, plan, k_low, k_high, meter: StageM
         positions = stage_draws(backend, cfg, focus, k_low, k_high)
     del positions
     with meter.stage("ranking"):
-        low, high = stage_ranking(backend, expr, focus, k_low, k_high)
+        groups = stage_ranking(backend, expr, focus, k_low, k_high, plan.threads)
     with meter.stage("correlations"):
-        passes = stage_correlations(backend, low, high, plan)
+        passes = stage_correlations(backend, groups, plan)
     with meter.stage("tests_bh"):
         sel = stage_tests_bh(backend, passes, cfg)
     del passes
     with meter.stage("bootstrap"):
         if sel is not None:
-            stage_bootstrap(backend, low, high, sel, cfg, plan, focus)
+            stage_bootstrap(backend, groups, sel, cfg, plan, focus)
     return 0 if sel is None else int(sel["gene_i"].shape[0])
 
 

@@ -20,6 +20,7 @@ the end.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from bootgpu.core.fdr import BHStream, JointHistogram, bins_for_pairs, spearman_
 from bootgpu.core.significance import FisherTest, TTest, z_transform
 from bootgpu.core.spearman import (
     JOINT_CACHE_ALLOWANCE, JOINT_PAIR_BYTES, TIED_PAIR_BYTES, GroupPairs, JointBlocks, PairBlock, PairBlocks, TiedPairs,
-    group_ranks, joint_cells,
+    GroupRanks, group_ranks, joint_cells,
 )
 from bootgpu.core.split import split_samples
 from bootgpu.planner import Plan, bootstrap_peak, plan_bootstrap, replicate_bytes, replicate_chunk_for
@@ -383,44 +384,114 @@ def _collect(xp, parts):
     return {key: xp.concat([p[key] for p in parts]) for key in parts[0]} if parts else None
 
 
-def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_low: int, k_high: int) -> FocusResult:
-    """Analyse focus gene ``focus`` of ``expr`` (device array, genes x samples, float64)."""
+@dataclass
+class Groups:
+    """A focus gene's LOW and HIGH groups: their sample indices (device int64) and base ranks."""
+
+    low_idx: Any
+    high_idx: Any
+    low: GroupRanks
+    high: GroupRanks
+
+    @property
+    def k_low(self) -> int:
+        return self.low.k
+
+    @property
+    def k_high(self) -> int:
+        return self.high.k
+
+
+@dataclass
+class Selection:
+    """What the selection passes leave: the pair passes and BH streams (for ``q_values``), the
+    number of pairs excluded for a NaN correlation, each test's exact BH threshold (q < alpha
+    <=> s >= s*), the significance counts and the selected edges (gene_i, gene_j, r_low, r_high,
+    s_*, sig_low, sig_high; None: none)."""
+
+    passes: Any
+    streams: dict
+    n_nan: int
+    thresholds: dict
+    counts: dict
+    edges: dict | None
+
+
+def pair_tests(k_low: int, k_high: int) -> dict:
+    """The three tests of every gene pair, by name: t-tests in LOW and HIGH, Fisher's z between them."""
+    return {"low": TTest(k_low), "high": TTest(k_high), "diff": FisherTest(k_low, k_high)}
+
+
+def rank_groups(backend, expr, focus: int, k_low: int, k_high: int, threads: int = 1) -> Groups:
+    """Stage 1: split the samples by the focus gene's expression and rank every gene within each
+    group (the two groups in the backend's threads)."""
     xp = backend.xp
     low_idx, high_idx = split_samples(xp, expr[focus, :], k_low, k_high)
-    low = group_ranks(xp, xp.take(expr, low_idx, axis=1))
-    high = group_ranks(xp, xp.take(expr, high_idx, axis=1))
-    pairs = PairBlocks(xp, low, high, plan.rows_per_block)
-    tests = {"low": TTest(k_low), "high": TTest(k_high), "diff": FisherTest(k_low, k_high)}
+    low, high = backend.map_chunks(lambda idx: group_ranks(xp, xp.take(expr, idx, axis=1)), (low_idx, high_idx),
+                                   threads)
+    return Groups(low_idx, high_idx, low, high)
+
+
+def pair_passes(backend, groups: Groups, plan: Plan):
+    """Stage 2: passes over pair space in the plan's row blocks (``PairPasses`` or ``JointPasses``);
+    iterating them once computes (and, with ``plan.cache_pairs``, keeps) every block."""
+    pairs = PairBlocks(backend.xp, groups.low, groups.high, plan.rows_per_block)
+    return make_pair_passes(backend, pairs, pair_tests(groups.k_low, groups.k_high), plan.cache_pairs, plan.threads)
+
+
+def select_edges(backend, passes, alpha: float, edge_selection: str) -> Selection:
+    """Stage 3: the three histograms, exact BH thresholds and the selected edges."""
+    xp = backend.xp
     with backend.pair_scope():
-        passes = make_pair_passes(backend, pairs, tests, plan.cache_pairs, plan.threads)
         streams = bh_streams(backend, passes)
         n_nan = _count_pass(xp, passes, streams)
-        s_star = _threshold_pass(passes, streams, cfg.fdr_alpha)
-        counts, sel = _selection_pass(xp, passes, pairs, s_star, cfg.edge_selection)
-        edges = _q_value_pass(backend, passes, streams, sel) if sel is not None else None
+        s_star = _threshold_pass(passes, streams, alpha)
+        counts, edges = _selection_pass(xp, passes, passes.pairs, s_star, edge_selection)
+    return Selection(passes, streams, n_nan, s_star, counts, edges)
 
-    attrs = {"k_low": k_low, "k_high": k_high, "n_tests": pairs.n_pairs - n_nan, "n_nan": n_nan, **counts}
-    low_samples = backend.to_host(low_idx).astype(np.int32)
-    high_samples = backend.to_host(high_idx).astype(np.int32)
+
+def q_values(backend, selection: Selection) -> dict:
+    """Stage 4: exact BH q of the selected edges for each test (q_low, q_high, q_diff)."""
+    with backend.pair_scope():
+        return _q_value_pass(backend, selection.passes, selection.streams, selection.edges)
+
+
+def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_low: int, k_high: int) -> FocusResult:
+    """Analyse focus gene ``focus`` of ``expr`` (device array, genes x samples, float64): the
+    stages above, then ``bootstrap_edges`` and ``classify``, the result moved to the host."""
+    xp = backend.xp
+    groups = rank_groups(backend, expr, focus, k_low, k_high, plan.threads)
+    selection = select_edges(backend, pair_passes(backend, groups, plan), cfg.fdr_alpha, cfg.edge_selection)
+    sel = selection.edges
+    edges = q_values(backend, selection) if sel is not None else None
+    n_pairs = selection.passes.pairs.n_pairs
+    attrs = {"k_low": k_low, "k_high": k_high, "n_tests": n_pairs - selection.n_nan, "n_nan": selection.n_nan,
+             **selection.counts}
+    low_samples = backend.to_host(groups.low_idx).astype(np.int32)
+    high_samples = backend.to_host(groups.high_idx).astype(np.int32)
     if sel is None:
         attrs["n_robust"] = 0
         return FocusResult(focus, attrs, low_samples, high_samples, empty_edges(), plan_bootstrap(plan, 0))
 
-    del passes, streams  # the cached pair statistics and the counts are not needed by the bootstrap
+    del selection  # the cached pair statistics and the counts are not needed by the bootstrap
     backend.release_memory()
-    plan = plan_bootstrap(plan, int(sel["gene_i"].shape[0]))
-    boot, plan = _bootstrap_selected(backend, low, high, sel, focus, cfg, plan, k_low, k_high)
+    boot, plan = bootstrap_edges(backend, groups, sel, focus, cfg, plan)
     edges.update(boot)
-    robust = (edges["ci_low"] > 0) | (edges["ci_high"] < 0)
+    robust, change = classify(xp, sel, edges)
     attrs["n_robust"] = int(xp.count_nonzero(robust))
-    change = classify_change(xp, sel["sig_low"], sel["sig_high"], sel["r_low"], sel["r_high"])
-
     host = {key: backend.to_host(edges[key]).astype(np.float32) for key in EDGE_FLOAT_FIELDS}
     host["gene_i"] = backend.to_host(sel["gene_i"]).astype(np.int32)
     host["gene_j"] = backend.to_host(sel["gene_j"]).astype(np.int32)
     host["change"] = backend.to_host(change).astype(np.int8)
     host["robust"] = backend.to_host(robust)
     return FocusResult(focus, attrs, low_samples, high_samples, host, plan)
+
+
+def classify(xp, sel: dict, edges: dict):
+    """Stage 6: (robust, change) of the selected edges: robust where the bootstrap CI excludes 0,
+    change the class code (``core.change``)."""
+    robust = (edges["ci_low"] > 0) | (edges["ci_high"] < 0)
+    return robust, classify_change(xp, sel["sig_low"], sel["sig_high"], sel["r_low"], sel["r_high"])
 
 
 def _count_pass(xp, passes, streams) -> int:
@@ -630,10 +701,11 @@ def _q_value_pass(backend, passes, streams, sel) -> dict:
     return {f"q_{name}": refs[name].finish().q_values(sel[f"s_{name}"]) for name in TESTS}
 
 
-def _bootstrap_selected(backend, low, high, sel, focus, cfg: AnalysisConfig, plan: Plan, k_low: int, k_high: int):
-    """(bootstrap summaries of the selected edges plus r and delta, the plan with its predicted
-    peak for the replicate chunks used).  ``plan`` is re-planned for the selected edges
-    (``planner.plan_bootstrap``): its edge chunk and replicate room."""
+def bootstrap_edges(backend, groups: Groups, sel: dict, focus: int, cfg: AnalysisConfig, plan: Plan):
+    """Stage 5: (bootstrap summaries of the selected edges plus r and delta, the plan re-made for
+    their number, ``planner.plan_bootstrap``, with its predicted peak for the replicate chunks used)."""
+    plan = plan_bootstrap(plan, int(sel["gene_i"].shape[0]))
+    low, high, k_low, k_high = groups.low, groups.high, groups.k_low, groups.k_high
     delta = sel["r_high"] - sel["r_low"]
     boot_cfg = BootstrapSettings(
         cfg.seed, focus, cfg.n_bootstrap, cfg.bootstrap_frac, cfg.ci_alpha, plan.replicate_chunk, plan.edge_chunk,

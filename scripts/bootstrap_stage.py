@@ -7,7 +7,7 @@
 ``extract`` runs ``analyse_focus`` on focus gene 0 with B = 2 (the pair passes, not the bootstrap,
 take its time) and saves the selected edges (gene_i, gene_j, r_low, r_high as stored, float32) with the
 matrix they came from.  ``time`` ranks the two groups again and times
-``pipeline._bootstrap_selected`` at B replicates: wall, user and system seconds, page faults, the
+``pipeline.bootstrap_edges`` at B replicates: wall, user and system seconds, page faults, the
 peak RSS rise (sampled) and the planner's prediction for the stage.  ``--save`` keeps the float64
 summaries; ``--check`` compares them with saved ones byte for byte (``identical`` or the fields
 that differ), e.g. against another checkout's (``PYTHONPATH=...``).  ``all`` is
@@ -27,9 +27,7 @@ import numpy as np
 from bootgpu import pipeline
 from bootgpu.backends import get_backend
 from bootgpu.config import AnalysisConfig
-from bootgpu.core.spearman import group_ranks
-from bootgpu.core.split import split_samples
-from bootgpu.planner import plan_batches, plan_bootstrap, resolve_budget
+from bootgpu.planner import plan_batches, resolve_budget
 
 KEYS = ("boot_mean", "boot_std", "ci_low", "ci_high", "bias", "boot_p")
 
@@ -73,14 +71,12 @@ def time_stage(args) -> None:
     values = z["values"]
     threads = args.threads or backend.host_threads()
     cfg, k_low, k_high, plan = plan_for(backend, values, args.B, args.budget, threads)
-    low_idx, high_idx = split_samples(np, values[0], k_low, k_high)
-    low, high = group_ranks(np, values[:, low_idx]), group_ranks(np, values[:, high_idx])
+    groups = pipeline.rank_groups(backend, values, 0, k_low, k_high)
     sel = {"gene_i": z["gene_i"].astype(np.int64), "gene_j": z["gene_j"].astype(np.int64),
            "r_low": z["r_low"], "r_high": z["r_high"]}
-    plan = plan_bootstrap(plan, sel["gene_i"].shape[0])
     with backend.track_peak() as peak:
         r0, t0, rss0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter(), current_rss_bytes()
-        out, plan = pipeline._bootstrap_selected(backend, low, high, sel, 0, cfg, plan, k_low, k_high)
+        out, plan = pipeline.bootstrap_edges(backend, groups, sel, 0, cfg, plan)
         wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
     report = {"edges": int(sel["gene_i"].shape[0]), "B": args.B, "threads": threads, "wall_s": round(wall, 2),
               "user_s": round(r1.ru_utime - r0.ru_utime, 2), "sys_s": round(r1.ru_stime - r0.ru_stime, 2),

@@ -22,7 +22,8 @@ from bootgpu.config import AnalysisConfig
 from bootgpu.expression_io import read_expression
 from bootgpu.planner import plan_batches, resolve_budget
 
-PASSES = ("group_ranks", "_count_pass", "_threshold_pass", "_selection_pass", "_q_value_pass", "_bootstrap_selected")
+PASSES = ("rank_groups", "select_edges", "q_values", "bootstrap_edges")  # pipeline stages (pair_passes is lazy:
+# its blocks are computed in select_edges)
 
 
 def main() -> None:
@@ -32,8 +33,14 @@ def main() -> None:
     ap.add_argument("--focus", type=int, default=0)
     ap.add_argument("--B", type=int, default=20)
     ap.add_argument("--budget", default="3G")
+    ap.add_argument("--planted", metavar="GENESxSAMPLES", help="a planted synthetic matrix (as bootgpu bench) instead of --expr")
     args = ap.parse_args()
-    values = read_expression(args.expr).values
+    if args.planted:
+        from bootgpu.bench import default_planted, synthetic_values
+        genes, samples = (int(v) for v in args.planted.split("x"))
+        values = synthetic_values("planted", genes, samples, default_planted(genes))
+    else:
+        values = read_expression(args.expr).values
     backend = get_backend("numpy")
     cfg = AnalysisConfig(n_bootstrap=args.B)
     k_low, k_high = cfg.validate(values.shape[1])

@@ -45,8 +45,7 @@ def wrap(name, fn):
         try: return fn(*args, **kw)
         finally: cur["stage"] = prev + "+"
     return w
-pipeline.group_ranks = wrap("ranking", pipeline.group_ranks)
-for n in ("_count_pass", "_threshold_pass", "_selection_pass", "_q_value_pass", "_bootstrap_selected"):
+for n in ("rank_groups", "select_edges", "q_values", "bootstrap_edges"):  # the pipeline's stages
     setattr(pipeline, n, wrap(n, getattr(pipeline, n)))
 t = time.perf_counter()
 res = pipeline.analyse_focus(backend, values, 0, cfg, plan, k_low, k_high)

@@ -6,6 +6,7 @@ ranks and p-values), on heavily tied small groups and on the ALL data."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from pathlib import Path
@@ -20,14 +21,14 @@ from bootgpu.backends import get_backend
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.fdr import n_signed_levels, rank_sumsq, spearman_levels
 from bootgpu.core.ranks import doubled_centred_ranks, group_order
-from bootgpu.core.significance import FisherTest, TTest, z_transform
+from bootgpu.core.significance import z_transform
 from bootgpu.core.spearman import (
     JOINT_MAX_CELLS, TIED_PAIR_BYTES, JointBlocks, PairBlocks, correlation, group_ranks, joint_cells,
 )
 from bootgpu.core.split import split_samples
 from bootgpu.expression_io import demo_expression_path, read_expression
 from bootgpu.pipeline import (
-    JointPasses, PairPasses, _count_pass, _q_value_pass, _threshold_pass, analyse_focus, bh_streams, make_pair_passes,
+    JointPasses, PairPasses, analyse_focus, make_pair_passes, pair_tests, q_values, select_edges,
 )
 from bootgpu.planner import pair_value_bytes, plan_batches
 
@@ -44,18 +45,16 @@ def pipeline_bh(backend, values_low, values_high, alpha, rows=10**9, cache=True,
     xp = backend.xp
     low = group_ranks(xp, backend.to_device(values_low))
     high = group_ranks(xp, backend.to_device(values_high))
-    tests = {"low": TTest(low.k), "high": TTest(high.k), "diff": FisherTest(low.k, high.k)}
-    passes = make_pair_passes(backend, PairBlocks(xp, low, high, rows), tests, cache, threads, joint=joint)
+    passes = make_pair_passes(backend, PairBlocks(xp, low, high, rows), pair_tests(low.k, high.k), cache, threads,
+                              joint=joint)
     assert isinstance(passes, JointPasses if joint else PairPasses)
-    streams = bh_streams(backend, passes)
-    _count_pass(xp, passes, streams)
-    s_star = _threshold_pass(passes, streams, alpha)
+    selection = select_edges(backend, passes, alpha, "sig_diff")
     parts = [(stats.r("low"), stats.r("high"), {name: stats[name] for name in TESTS}) for _, _, stats in passes]
     every = {"r_low": xp.concat([p[0] for p in parts]), "r_high": xp.concat([p[1] for p in parts])}
     every.update({f"s_{name}": xp.concat([p[2][name] for p in parts]) for name in TESTS})
-    q = _q_value_pass(backend, passes, streams, every)
+    q = q_values(backend, dataclasses.replace(selection, edges=every))
     host = {key: backend.to_host(value) for key, value in {**every, **q}.items()}
-    return s_star, host, streams
+    return selection.thresholds, host, selection.streams
 
 
 def reference_r(values):
@@ -207,7 +206,7 @@ def test_level_tables_hold_every_tie_free_correlation_exactly(k):
     assert set(np.unique(r)) <= set(table.r(np)) and levels.min() == 0 and levels.max() == table.n - 1
 
 
-@pytest.mark.parametrize("k", [25, 57, 58, 184])
+@pytest.mark.parametrize("k", [25, 57, 58, 187, 232])
 def test_level_tables_at_large_k(k):
     rng = np.random.default_rng(k)
     values = rng.standard_normal((400, k))
@@ -217,7 +216,7 @@ def test_level_tables_at_large_k(k):
     r = correlation(np, d @ d[0], grp.sumsq, grp.sumsq[:1])
     table = spearman_levels(NUMPY, k)
     np.testing.assert_array_equal(table.r(np)[table.levels(np, r)], r)
-    assert spearman_levels(NUMPY, 185) is None  # beyond LEVELS_MAX: r kept, the binned path
+    assert spearman_levels(NUMPY, 233) is None  # beyond LEVELS_MAX: r kept, the binned path
 
 
 def test_doubled_ranks_sum_of_squares_marks_ties():
@@ -288,7 +287,7 @@ def test_pair_cache_keeps_levels_and_r_only_of_pairs_with_a_tied_gene():
     values, low, high, _ = all_leukemia_subset(120)
     xp = np
     lo, hi = group_ranks(xp, values[:, low]), group_ranks(xp, values[:, high])
-    tests = {"low": TTest(lo.k), "high": TTest(hi.k), "diff": FisherTest(lo.k, hi.k)}
+    tests = pair_tests(lo.k, hi.k)
     passes = PairPasses(NUMPY, PairBlocks(xp, lo, hi, 17), tests, True, 2)
     rows = [(stats.r("low"), stats.r("high")) for _, _, stats in passes]
     ref = {"low": reference_r(values[:, low]), "high": reference_r(values[:, high])}
@@ -312,7 +311,7 @@ def test_joint_cache_keeps_int32_indices_and_the_tied_pairs_only(monkeypatch):
     is cached only when the allowance is raised; focus gene 0 of the whole ALL matrix is within it."""
     values, low, high, _ = all_leukemia_subset(120)
     lo, hi = group_ranks(np, values[:, low]), group_ranks(np, values[:, high])
-    tests = {"low": TTest(lo.k), "high": TTest(hi.k), "diff": FisherTest(lo.k, hi.k)}
+    tests = pair_tests(lo.k, hi.k)
     if SHARED.exists():
         assert not JointPasses(NUMPY, PairBlocks(np, lo, hi, 17), tests, True, 2).cache
     monkeypatch.setattr(pipeline, "JOINT_CACHE_ALLOWANCE", TIED_PAIR_BYTES)

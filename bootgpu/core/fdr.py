@@ -16,7 +16,7 @@ Three ways of counting a pair, mixed freely within one test:
   (``level_histogram``, (k^3 - k)/6 + 1 entries: 2,601 at k = 25); folding a and D/2 - a gives the
   count of every value of s, so F, p and the BH terms of these pairs come from counts alone, with
   no pair gathered or sorted, however the significant pairs are spread.  Groups with more than
-  ``LEVELS_MAX`` levels (k > 184) count every pair by bin.
+  ``LEVELS_MAX`` levels (k > 232) count every pair by bin.
 - **By pair of levels (the Fisher test of small groups, exact, no refinement).**  Between genes
   tie-free in both groups, s = |z_high[b] - z_low[a]| is a function of the pair's two levels.
   Where the pipeline keeps each pair as the joint index a * n_high + b (``spearman.JointBlocks``:

@@ -27,7 +27,7 @@ def exact_float32_limit(k: int) -> bool:
     return (k**3 - k) // 3 < 2**24
 
 
-LEVELS_MAX = 1 << 20  # most levels a group is given: (k^3 - k)/6 + 1, i.e. k <= 184 (larger groups
+LEVELS_MAX = 1 << 21  # most levels a group is given: (k^3 - k)/6 + 1, i.e. k <= 232 (larger groups
 # keep r; their tables and level histograms would take ~100 MiB, which a tight budget needs for the pairs)
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from bootgpu.bench import stage_correlations, stage_ranking, stage_tests_bh
+from bootgpu.bench import stage_correlations, stage_tests_bh
+from bootgpu.pipeline import rank_groups
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_deltas
 from bootgpu.core.fdr import BHStream, bins_for_pairs
@@ -55,24 +56,24 @@ def prepared(xp_backend, matrix):
     k_low, k_high = cfg.validate(SAMPLES)
     plan = plan_batches(GENES, SAMPLES, k_low, k_high, cfg.n_bootstrap, 2**30, replicate_chunk=REPLICATE_CHUNK)
     expr = xp_backend.to_device(matrix)
-    low, high = stage_ranking(xp_backend, expr, 0, k_low, k_high)
-    return {"expr": expr, "cfg": cfg, "plan": plan, "k": (k_low, k_high), "low": low, "high": high}
+    groups = rank_groups(xp_backend, expr, 0, k_low, k_high)
+    return {"expr": expr, "cfg": cfg, "plan": plan, "k": (k_low, k_high), "groups": groups}
 
 
 def test_ranking_of_both_groups(xp_backend, bench, prepared):
-    low, _ = bench(lambda: stage_ranking(xp_backend, prepared["expr"], 0, *prepared["k"]))
-    assert low.d.shape == (GENES, prepared["k"][0])
+    groups = bench(lambda: rank_groups(xp_backend, prepared["expr"], 0, *prepared["k"]))
+    assert groups.low.d.shape == (GENES, prepared["k"][0])
 
 
 def test_rank_gemm_all_pairs(xp_backend, bench, prepared):
-    xp, d = xp_backend.xp, prepared["low"].d
+    xp, d = xp_backend.xp, prepared["groups"].low.d
     dots = bench(lambda: xp.matmul(d, xp.matrix_transpose(d)))
     assert dots.shape == (GENES, GENES)
 
 
 def test_bh_threshold_fisher(xp_backend, bench, prepared):
     """Histogram pass, refinement and exact BH threshold of the Fisher test over all pairs."""
-    passes = stage_correlations(xp_backend, prepared["low"], prepared["high"], prepared["plan"])
+    passes = stage_correlations(xp_backend, prepared["groups"], prepared["plan"])
     stats = [item[2]["diff"] for item in passes]
     test = FisherTest(*prepared["k"])
     n_bins = bins_for_pairs(GENES * (GENES - 1) // 2)
@@ -92,8 +93,8 @@ def test_bh_threshold_fisher(xp_backend, bench, prepared):
 def test_bootstrap_chunk_selected_edges(xp_backend, bench, prepared):
     """One chunk of REPLICATE_CHUNK replicates of every selected edge (both groups re-ranked)."""
     cfg = prepared["cfg"]
-    passes = stage_correlations(xp_backend, prepared["low"], prepared["high"], prepared["plan"])
+    passes = stage_correlations(xp_backend, prepared["groups"], prepared["plan"])
     sel = stage_tests_bh(xp_backend, passes, cfg)
     settings = BootstrapSettings(cfg.seed, 0, REPLICATE_CHUNK, cfg.bootstrap_frac, cfg.ci_alpha, REPLICATE_CHUNK, 10**6)
-    deltas = bench(lambda: bootstrap_deltas(xp_backend, prepared["low"], prepared["high"], sel["gene_i"], sel["gene_j"], settings))
+    deltas = bench(lambda: bootstrap_deltas(xp_backend, prepared["groups"].low, prepared["groups"].high, sel["gene_i"], sel["gene_j"], settings))
     assert deltas.shape == (sel["gene_i"].shape[0], REPLICATE_CHUNK)
