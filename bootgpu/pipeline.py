@@ -27,7 +27,7 @@ import numpy as np
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_summaries, resample_size
 from bootgpu.core.change import classify_change
-from bootgpu.core.fdr import BHStream, JointHistogram, bins_for_pairs, spearman_levels
+from bootgpu.core.fdr import LEVEL_TEST_BINS, N_BINS, BHStream, JointHistogram, bins_for_pairs, spearman_levels
 from bootgpu.core.significance import FisherTest, TTest, z_transform
 from bootgpu.core.spearman import (
     JOINT_CACHE_ALLOWANCE, JOINT_PAIR_BYTES, TIED_PAIR_BYTES, GroupPairs, JointBlocks, PairBlock, PairBlocks, TiedPairs,
@@ -356,15 +356,17 @@ def bh_streams(backend, passes) -> dict:
                 streams[name] = BHStream(backend, test, name, bins_for_pairs(passes.blocks.n_tied_pairs), joint=joint)
             else:
                 n_binned = passes.blocks.tied_pairs_of(name)
-                streams[name] = BHStream(backend, test, name, bins_for_pairs(n_binned), passes.levels[name])
+                streams[name] = BHStream(backend, test, name, bins_for_pairs(n_binned, LEVEL_TEST_BINS), passes.levels[name])
         return streams
     for name, test in passes.tests.items():
         levels = passes.levels.get(name)
         n_binned = pairs.n_pairs
+        most = N_BINS
         if levels is not None:
             untied = pairs.n_genes - int(xp.count_nonzero(pairs.tied[name]))
             n_binned -= untied * (untied - 1) // 2
-        streams[name] = BHStream(backend, test, name, bins_for_pairs(n_binned), levels)
+            most = LEVEL_TEST_BINS
+        streams[name] = BHStream(backend, test, name, bins_for_pairs(n_binned, most), levels)
     return streams
 
 

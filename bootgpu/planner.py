@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from bootgpu.core.bootstrap import (SHARED_DEGREE, dot_dtype_bytes, exact_dtype_bytes, rank_dtype_bytes, resample_size,
                                     summary_rows)
-from bootgpu.core.fdr import BIN_BOOKKEEPING_BYTES, bins_for_pairs, exact_level_bytes, joint_table_bytes
+from bootgpu.core.fdr import BIN_BOOKKEEPING_BYTES, LEVEL_TEST_BINS, bins_for_pairs, exact_level_bytes, joint_table_bytes
 from bootgpu.core.spearman import (
     JOINT_CACHE_ALLOWANCE, JOINT_PAIR_BYTES, LEVELS_MAX, TIED_PAIR_BYTES, joint_cells, n_signed_levels,
 )
@@ -92,8 +92,10 @@ def resident_bytes(n_genes: int, n_samples: int, k_low: int, k_high: int, thread
     cells = joint_cells(n_genes, k_low, k_high)
     # bins are sized for the pairs counted by bin: with joint indices, those with a tied gene
     n_bins = bins_for_pairs(int(n_pairs * JOINT_CACHE_ALLOWANCE / TIED_PAIR_BYTES) if cells else n_pairs)
-    return (HELD_RANK_BYTES * n_genes * (k_low + k_high) + 3 * n_bins * BIN_BOOKKEEPING_BYTES
-            + exact_level_bytes(k_low, k_high, n_bins, threads) + (joint_table_bytes(cells, threads)[0] if cells else 0))
+    # a t-test with level tables bins only its pairs with a tied gene, in at most LEVEL_TEST_BINS
+    t_bins = [min(n_bins, LEVEL_TEST_BINS) if n_signed_levels(k) else n_bins for k in (k_low, k_high)]
+    return (HELD_RANK_BYTES * n_genes * (k_low + k_high) + (n_bins + sum(t_bins)) * BIN_BOOKKEEPING_BYTES
+            + exact_level_bytes(k_low, k_high, min(t_bins), threads) + (joint_table_bytes(cells, threads)[0] if cells else 0))
 
 
 def level_pairs(k_low: int, k_high: int) -> bool:

@@ -1,9 +1,10 @@
 """Peak RSS rise above the start of ``analyse_focus``, per stage (sampled every 3 ms), against the
 planner's stage bytes and its prediction before and after the re-plan; one JSON line.
 
-    python scripts/stage_peaks.py --data all|demo|random|MATRIX.npy [--budget 3G] [--B 1000]
+    python scripts/stage_peaks.py --data all|demo|random|modular|MATRIX.npy [--budget 3G] [--B 1000]
 
-``all`` is ../shared/data/all_leukemia.tsv.gz, ``random`` planted_matrix(8763, 938, 300, strength=0.6).
+``all`` is ../shared/data/all_leukemia.tsv.gz, ``random`` planted_matrix(8763, 938, 300, strength=0.6),
+``modular`` modular_matrix(20000, 60).
 """
 import sys, time, json, argparse, threading
 import numpy as np
@@ -23,6 +24,9 @@ elif a.data == "demo":
 elif a.data == "random":
     from bootgpu.synthetic import planted_matrix
     values = planted_matrix(8763, 938, 300, strength=0.6).values
+elif a.data == "modular":
+    from bootgpu.synthetic import modular_matrix
+    values = modular_matrix(20000, 60).values
 else:
     values = np.load(a.data)
 backend = get_backend("numpy")

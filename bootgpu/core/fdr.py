@@ -65,11 +65,15 @@ MIN_BINS = 1 << 12
 BIN_BOOKKEEPING_BYTES = 80  # per bin and test: counts, bounds, edge p-values and their temporaries
 
 
-def bins_for_pairs(n_pairs: int) -> int:
+LEVEL_TEST_BINS = N_BINS >> 2  # the most bins of a t-test with level tables: only its pairs with a
+# tied gene are binned (none on random data, a fifth of ALL's), and its refinement gathers only those
+
+
+def bins_for_pairs(n_pairs: int, most: int = N_BINS) -> int:
     """Histogram size for ``n_pairs`` pairs: a power of two near n_pairs / 32, within
-    [MIN_BINS, N_BINS].  Finer bins mean fewer pairs to refine but more host bookkeeping."""
+    [MIN_BINS, most].  Finer bins mean fewer pairs to refine but more host bookkeeping."""
     target = max(1, n_pairs // 32)
-    return int(min(N_BINS, max(MIN_BINS, 1 << (target - 1).bit_length())))
+    return int(min(most, max(MIN_BINS, 1 << (target - 1).bit_length())))
 
 
 _SLACK = 1e-12  # relative widening of bin bounds against rounding of p at bin edges
