@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from bootgpu.core.draws import draw_counts, draw_positions
-from bootgpu.core.ranks import (doubled_centred_ranks, group_order, position_ranks, sorted_doubled_ranks, subset_order,
+from bootgpu.core.ranks import (Scans, doubled_centred_ranks, group_order, position_ranks, sorted_doubled_ranks, subset_order,
                                 tie_groups)
 
 
@@ -107,7 +107,8 @@ def test_int16_counts_give_int16_ranks_on_every_backend(xp_backend, name):
     values = MATRICES[name]
     order = group_order(xp, xp_backend.to_device(values))
     counts = xp.ones((values.shape[1], 3), dtype=xp.int16)
-    assert sorted_doubled_ranks(xp, order, counts, values.shape[1]).dtype == xp.int16
+    for scans in (None, xp_backend.scans):  # the array-API scans and the backend's own
+        assert sorted_doubled_ranks(xp, order, counts, values.shape[1], scans).dtype == xp.int16
 
 
 @pytest.mark.parametrize("name", list(MATRICES))
@@ -126,8 +127,26 @@ def test_position_ranks_with_one_row_per_tie_group_equal_scipy(xp_backend, name)
         starts, ends, source = tie_groups(xp, order)
         assert (starts is None) == (not order.has_ties)
         unsort = xp.reshape(xp.matrix_transpose(xp.reshape(order.unsort, (k, order.n_genes))), (-1,))
-        d = position_ranks(xp, order, counts, m, xp.take(source, unsort), starts, ends)
-        d = xp_backend.to_host(d).reshape(order.n_genes, k, -1)
-        assert d.dtype == np.int16
-        for r in range(pos.shape[0]):
-            np.testing.assert_array_equal(d[:, pos[r], r], expected_doubled_ranks(values[genes][:, pos[r]]))
+        for scans in (None, xp_backend.scans):  # the array-API scans and the backend's own
+            d = position_ranks(xp, order, counts, m, xp.take(source, unsort), starts, ends, scans)
+            d = xp_backend.to_host(d).reshape(order.n_genes, k, -1)
+            assert d.dtype == np.int16
+            for r in range(pos.shape[0]):
+                np.testing.assert_array_equal(d[:, pos[r], r], expected_doubled_ranks(values[genes][:, pos[r]]))
+
+
+def test_backend_scans_equal_the_array_api_scans(xp_backend):
+    """``Backend.scans`` (NumPy: in-place row loops) against ``core.ranks.Scans`` and np.cumsum."""
+    xp = xp_backend.xp
+    c = np.random.default_rng(5).integers(0, 4, (13, 40)).astype(np.int16)
+    dev = xp_backend.to_device(c)
+    want_cumsum = np.cumsum(c, axis=0, dtype=np.int16)
+    want_doubled = 2 * want_cumsum - c - 9
+    for scans in (Scans(xp), xp_backend.scans):
+        got = xp_backend.to_host(scans.cumsum_leading(dev))
+        assert got.dtype == np.int16
+        np.testing.assert_array_equal(got, want_cumsum)
+        np.testing.assert_array_equal(xp_backend.to_host(scans.doubled_scan(dev, 9)), want_doubled)
+        out = xp.empty((13, 40), dtype=xp.int16)
+        scans.doubled_scan(dev, 9, out=out)
+        np.testing.assert_array_equal(xp_backend.to_host(out), want_doubled)

@@ -47,6 +47,13 @@ class Backend:
         """Threads worth using for independent pieces of array work (host backends: the cores)."""
         return 1
 
+    @property
+    def scans(self):
+        """The scans resample ranks are made of (``core.ranks.Scans``: array-API by default)."""
+        from bootgpu.core.ranks import Scans
+
+        return Scans(self.xp)
+
     def map_chunks(self, fn, items, threads: int = 1) -> list:
         """``[fn(item) for item in items]``, up to ``threads`` at a time where the backend gains
         from it (host cores; a device queue does not).  Results keep the order of ``items``, so

@@ -15,6 +15,7 @@ import scipy.special
 
 from bootgpu.backends._base import Backend, PeakMemory
 from bootgpu.backends.host_memory import tightest_host_limit
+from bootgpu.core.ranks import Scans
 
 
 def current_rss_bytes() -> int:
@@ -49,6 +50,10 @@ class NumpyBackend(Backend):
         return len(os.sched_getaffinity(0))
 
     _pool, _pool_size = None, 0
+
+    @property
+    def scans(self):
+        return NumpyScans(np)
 
     def map_chunks(self, fn, items, threads: int = 1) -> list:
         items = list(items)
@@ -275,3 +280,22 @@ def peak_rss_bytes() -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class NumpyScans(Scans):
+    """NumPy's cumsum over axis 0 is ~3x slower than k - 1 in-place row additions (no temporaries)."""
+
+    def cumsum_leading(self, x):
+        out = x.copy()
+        for s in range(1, out.shape[0]):
+            np.add(out[s], out[s - 1], out=out[s])
+        return out
+
+    def doubled_scan(self, sorted_counts, m: int, out=None):
+        if out is None:
+            out = np.empty_like(sorted_counts)
+        np.subtract(sorted_counts[0], m, out=out[0])
+        for s in range(1, out.shape[0]):
+            np.add(sorted_counts[s - 1], sorted_counts[s], out=out[s])
+            out[s] += out[s - 1]
+        return out

@@ -46,6 +46,7 @@ class StrictBackend(NumpyBackend):
     mean_std = Backend.mean_std
     order_statistics = Backend.order_statistics
     sign_counts = Backend.sign_counts
+    scans = Backend.scans
 
     def host_threads(self) -> int:
         return 1

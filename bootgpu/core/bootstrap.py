@@ -295,11 +295,12 @@ class GeneGroup:
                 grp.tied_src[blk.start] = tuple(src)
         return grp
 
-    def ranks(self, xp, c):
+    def ranks(self, backend, c):
         """(U, k, R) resample ranks D in position order and W = c * D, of the dtype of ``c``
         (k, R) counts: ``dot_dtype``, so ranks are computed in it and need no cast."""
+        xp = backend.xp
         k, n_rep = c.shape
-        d = position_ranks(xp, self.order, c, self.m, self.rows, self.starts, self.ends)
+        d = position_ranks(xp, self.order, c, self.m, self.rows, self.starts, self.ends, backend.scans)
         d = xp.reshape(d, (self.order.n_genes, k, n_rep))
         return d, d * c[None, :, :]
 
@@ -310,7 +311,7 @@ class GeneGroup:
         k, n_rep = counts.shape
         rows = slice(r0, r0 + n_rep)
         c = xp.astype(counts, dot_dtype(xp, m))  # holds 3 m too: dot_dtype_bytes >= rank_dtype_bytes
-        d, w = self.ranks(xp, c)
+        d, w = self.ranks(backend, c)
         s = untied_sumsq(xp, counts, m)
         den, bad = _denominator(backend, s)
         s_src = None
@@ -368,7 +369,7 @@ class EdgeGroup:
         k, n_rep = counts.shape
         exact = exact_dtype(xp, m)
         c = xp.astype(counts, rank_dtype(xp, m))
-        d = sorted_doubled_ranks(xp, order, c, m)  # (k * U, R)
+        d = sorted_doubled_ranks(xp, order, c, m, backend.scans)  # (k * U, R)
         d_i = xp.reshape(xp.take(d, self.rows_i, axis=0), (k, chunk.n_edges, n_rep))
         d_j = xp.reshape(xp.take(d, self.rows_j, axis=0), (k, chunk.n_edges, n_rep))
         dots = backend.weighted_dots(d_i, d_j, c, exact)

@@ -93,48 +93,42 @@ def subset_order(xp, order: GroupOrder, genes) -> GroupOrder:
     )
 
 
-def _is_numpy(xp) -> bool:
-    return getattr(xp, "__name__", "") == "numpy"
+class Scans:
+    """The two scans over axis 0 that resample ranks are made of, in array-API form.  A backend
+    may do them faster (``Backend.scans``: NumPy's in-place row loops); the core takes whichever
+    it is given and never asks which library it runs on."""
+
+    def __init__(self, xp):
+        self.xp = xp
+
+    def cumsum_leading(self, x):
+        """Cumulative sum over axis 0, in the dtype of ``x``."""
+        return self.xp.cumulative_sum(x, axis=0, dtype=x.dtype)  # the standard widens small ints by default
+
+    def doubled_scan(self, sorted_counts, m: int, out=None):
+        """2 * (cumulative sum over axis 0) - counts - m, i.e. d_s = d_(s-1) + c_(s-1) + c_s with
+        d_0 = c_0 - m; written into ``out`` when given."""
+        xp = self.xp
+        y = 2 * xp.cumulative_sum(sorted_counts, axis=0, dtype=sorted_counts.dtype) - sorted_counts - m
+        if out is None:
+            return y
+        out[...] = y
+        return out
 
 
-def _cumsum_leading(xp, x):
-    """Cumulative sum over axis 0.  NumPy's cumsum is ~3x slower than k - 1 in-place row
-    additions here, so NumPy gets the loop; device libraries keep their single-kernel scan."""
-    if not _is_numpy(xp):
-        return xp.cumulative_sum(x, axis=0, dtype=x.dtype)  # the standard widens small ints by default
-    out = x.copy()
-    for s in range(1, out.shape[0]):
-        xp.add(out[s], out[s - 1], out=out[s])
-    return out
-
-
-def _doubled_scan(xp, sorted_counts, m: int, out=None):
-    """2 * (cumulative sum over axis 0) - counts - m, i.e. d_s = d_(s-1) + c_(s-1) + c_s with
-    d_0 = c_0 - m: for NumPy one in-place pass of two row additions (no temporaries), into ``out``
-    if given."""
-    if not _is_numpy(xp):
-        return 2 * xp.cumulative_sum(sorted_counts, axis=0, dtype=sorted_counts.dtype) - sorted_counts - m
-    if out is None:
-        out = xp.empty_like(sorted_counts)
-    xp.subtract(sorted_counts[0], m, out=out[0])
-    for s in range(1, out.shape[0]):
-        xp.add(sorted_counts[s - 1], sorted_counts[s], out=out[s])
-        out[s] += out[s - 1]
-    return out
-
-
-def sorted_doubled_ranks(xp, order: GroupOrder, counts, m: int):
+def sorted_doubled_ranks(xp, order: GroupOrder, counts, m: int, scans: Scans | None = None):
     """Doubled centred average ranks of every gene in each resample, in each gene's *sort* order:
     (k * G, R), row s * G + g holds gene g's s-th smallest value.  Same dtype as ``counts``
     (k, R), which must hold values up to 2 m (int16 does for m < 2**14).  ``order.unsort`` maps
-    a position to its row."""
+    a position to its row.  ``scans``: the backend's (``Backend.scans``), default array-API ones."""
+    scans = scans or Scans(xp)
     k, n_rep = counts.shape
     sorted_counts = xp.reshape(xp.take(counts, order.perm, axis=0), (k, order.n_genes * n_rep))
     if order.has_ties:  # d = (counts strictly below the tie group) + (counts up to its end) - m
-        upto = xp.reshape(_cumsum_leading(xp, sorted_counts), (-1, n_rep))
+        upto = xp.reshape(scans.cumsum_leading(sorted_counts), (-1, n_rep))
         below = upto - xp.reshape(sorted_counts, (-1, n_rep))
         return xp.take(below, order.tie_first, axis=0) + xp.take(upto, order.tie_last, axis=0) - m
-    return xp.reshape(_doubled_scan(xp, sorted_counts, m), (-1, n_rep))
+    return xp.reshape(scans.doubled_scan(sorted_counts, m), (-1, n_rep))
 
 
 def tie_groups(xp, order: GroupOrder):
@@ -152,37 +146,28 @@ def tie_groups(xp, order: GroupOrder):
     return starts, xp.take(last, starts), source
 
 
-def position_ranks(xp, order: GroupOrder, counts, m: int, rows, starts=None, ends=None):
+def position_ranks(xp, order: GroupOrder, counts, m: int, rows, starts=None, ends=None, scans: Scans | None = None):
     """Doubled centred average ranks of the genes of ``order`` in each resample, gathered straight
     into the rows the caller chose: (len(rows), R), of the dtype of ``counts`` (k, R), which must
     hold 3 m.  Y = the doubled scan of the counts in each gene's sort order, (k * G) rows of R (row
     s * G + g), followed by one row per tie group (``tie_groups``: ``starts``/``ends``), whose
     slots all share X[s0] + X[s1 + 1] - m = (Y[s0] + Y[s1] + C[s1] - C[s0]) / 2 (C the sorted
-    counts; the sum is even); ``rows`` index that source (``tie_groups``' source, re-ordered)."""
+    counts; the sum is even); ``rows`` index that source (``tie_groups``' source, re-ordered).
+    ``scans``: the backend's (``Backend.scans``), default array-API ones."""
+    scans = scans or Scans(xp)
     k, n_rep = counts.shape
     sorted_counts = xp.reshape(xp.take(counts, order.perm, axis=0), (k, order.n_genes * n_rep))
     n_ties = 0 if starts is None else int(starts.shape[0])
-    if not _is_numpy(xp) or not n_ties:
-        y = xp.reshape(_doubled_scan(xp, sorted_counts, m), (-1, n_rep))
-        if n_ties:
-            c = xp.reshape(sorted_counts, (-1, n_rep))
-            tied = (xp.take(y, starts, axis=0) + xp.take(y, ends, axis=0) + xp.take(c, ends, axis=0)
-                    - xp.take(c, starts, axis=0)) // 2
-            y = xp.concat([y, tied], axis=0)
-        return xp.take(y, rows, axis=0)
-    # NumPy: the scan written into a buffer with room for the tie groups' rows (no concatenation)
+    # the scan written into the head of a buffer with room for the tie groups' rows after it
     size = k * order.n_genes * n_rep
-    buf = xp.empty(size + n_ties * n_rep, dtype=sorted_counts.dtype)
-    y = xp.reshape(buf[:size], (k, -1))
-    _doubled_scan(xp, sorted_counts, m, out=y)
+    buf = xp.empty((size + n_ties * n_rep,), dtype=sorted_counts.dtype)
+    scans.doubled_scan(sorted_counts, m, out=xp.reshape(buf[:size], (k, -1)))
     y = xp.reshape(buf, (-1, n_rep))
-    c = xp.reshape(sorted_counts, (-1, n_rep))
-    tied = y[order.k * order.n_genes:]
-    xp.take(y, starts, axis=0, out=tied)
-    tied += xp.take(y, ends, axis=0)
-    tied += xp.take(c, ends, axis=0)
-    tied -= xp.take(c, starts, axis=0)
-    tied //= 2
+    if n_ties:
+        c = xp.reshape(sorted_counts, (-1, n_rep))
+        y[order.k * order.n_genes:, ...] = (xp.take(y[:k * order.n_genes, ...], starts, axis=0)
+                                            + xp.take(y[:k * order.n_genes, ...], ends, axis=0)
+                                            + xp.take(c, ends, axis=0) - xp.take(c, starts, axis=0)) // 2
     return xp.take(y, rows, axis=0)
 
 
