@@ -20,11 +20,12 @@ the end.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from bootgpu.backends._base import Backend
 from bootgpu.config import AnalysisConfig
+from bootgpu.core.arrays import Array, Namespace
 from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_summaries, resample_size
 from bootgpu.core.change import classify_change
 from bootgpu.core.fdr import LEVEL_TEST_BINS, N_BINS, BHStream, JointHistogram, bins_for_pairs, spearman_levels
@@ -390,8 +391,8 @@ def _collect(xp, parts):
 class Groups:
     """A focus gene's LOW and HIGH groups: their sample indices (device int64) and base ranks."""
 
-    low_idx: Any
-    high_idx: Any
+    low_idx: Array
+    high_idx: Array
     low: GroupRanks
     high: GroupRanks
 
@@ -411,7 +412,7 @@ class Selection:
     <=> s >= s*), the significance counts and the selected edges (gene_i, gene_j, r_low, r_high,
     s_*, sig_low, sig_high; None: none)."""
 
-    passes: Any
+    passes: PairPasses | JointPasses
     streams: dict
     n_nan: int
     thresholds: dict
@@ -424,7 +425,7 @@ def pair_tests(k_low: int, k_high: int) -> dict:
     return {"low": TTest(k_low), "high": TTest(k_high), "diff": FisherTest(k_low, k_high)}
 
 
-def rank_groups(backend, expr, focus: int, k_low: int, k_high: int, threads: int = 1) -> Groups:
+def rank_groups(backend: Backend, expr: Array, focus: int, k_low: int, k_high: int, threads: int = 1) -> Groups:
     """Stage 1: split the samples by the focus gene's expression and rank every gene within each
     group (the two groups in the backend's threads)."""
     xp = backend.xp
@@ -434,14 +435,14 @@ def rank_groups(backend, expr, focus: int, k_low: int, k_high: int, threads: int
     return Groups(low_idx, high_idx, low, high)
 
 
-def pair_passes(backend, groups: Groups, plan: Plan):
+def pair_passes(backend: Backend, groups: Groups, plan: Plan) -> PairPasses | JointPasses:
     """Stage 2: passes over pair space in the plan's row blocks (``PairPasses`` or ``JointPasses``);
     iterating them once computes (and, with ``plan.cache_pairs``, keeps) every block."""
     pairs = PairBlocks(backend.xp, groups.low, groups.high, plan.rows_per_block)
     return make_pair_passes(backend, pairs, pair_tests(groups.k_low, groups.k_high), plan.cache_pairs, plan.threads)
 
 
-def select_edges(backend, passes, alpha: float, edge_selection: str) -> Selection:
+def select_edges(backend: Backend, passes: PairPasses | JointPasses, alpha: float, edge_selection: str) -> Selection:
     """Stage 3: the three histograms, exact BH thresholds and the selected edges."""
     xp = backend.xp
     with backend.pair_scope():
@@ -452,13 +453,14 @@ def select_edges(backend, passes, alpha: float, edge_selection: str) -> Selectio
     return Selection(passes, streams, n_nan, s_star, counts, edges)
 
 
-def q_values(backend, selection: Selection) -> dict:
+def q_values(backend: Backend, selection: Selection) -> dict[str, Array]:
     """Stage 4: exact BH q of the selected edges for each test (q_low, q_high, q_diff)."""
     with backend.pair_scope():
         return _q_value_pass(backend, selection.passes, selection.streams, selection.edges)
 
 
-def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_low: int, k_high: int) -> FocusResult:
+def analyse_focus(backend: Backend, expr: Array, focus: int, cfg: AnalysisConfig, plan: Plan, k_low: int,
+                  k_high: int) -> FocusResult:
     """Analyse focus gene ``focus`` of ``expr`` (device array, genes x samples, float64): the
     stages above, then ``bootstrap_edges`` and ``classify``, the result moved to the host."""
     xp = backend.xp
@@ -489,7 +491,7 @@ def analyse_focus(backend, expr, focus: int, cfg: AnalysisConfig, plan: Plan, k_
     return FocusResult(focus, attrs, low_samples, high_samples, host, plan)
 
 
-def classify(xp, sel: dict, edges: dict):
+def classify(xp: Namespace, sel: dict[str, Array], edges: dict[str, Array]) -> tuple[Array, Array]:
     """Stage 6: (robust, change) of the selected edges: robust where the bootstrap CI excludes 0,
     change the class code (``core.change``)."""
     robust = (edges["ci_low"] > 0) | (edges["ci_high"] < 0)
@@ -703,7 +705,8 @@ def _q_value_pass(backend, passes, streams, sel) -> dict:
     return {f"q_{name}": refs[name].finish().q_values(sel[f"s_{name}"]) for name in TESTS}
 
 
-def bootstrap_edges(backend, groups: Groups, sel: dict, focus: int, cfg: AnalysisConfig, plan: Plan):
+def bootstrap_edges(backend: Backend, groups: Groups, sel: dict[str, Array], focus: int, cfg: AnalysisConfig,
+                    plan: Plan) -> tuple[dict[str, Array], Plan]:
     """Stage 5: (bootstrap summaries of the selected edges plus r and delta, the plan re-made for
     their number, ``planner.plan_bootstrap``, with its predicted peak for the replicate chunks used)."""
     plan = plan_bootstrap(plan, int(sel["gene_i"].shape[0]))

@@ -237,6 +237,27 @@ def plan_indices(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootst
     return genes_per_block, int((fixed + genes_per_block * per_gene) * MODEL_MARGIN)
 
 
+def _pair_space(n_genes: int, k_low: int, k_high: int, free: int, rows_per_block: int | None,
+                working_set_bytes: int, threads: int) -> tuple[bool, int]:
+    """(cache the pair statistics?, rows of pair space per block) within ``free`` bytes."""
+    row = n_genes * PAIR_ROW_BYTES
+    # cache the pair statistics when they fit.  With a working-set cap (CPU) blocks are
+    # small, so the cache is kept whenever it fits with a wave of capped blocks -- a plan made with
+    # its own predicted peak as budget (what a Grid Engine task is told) then makes the same choice;
+    # without one (GPU), when it takes at most half of what is free, leaving room for big blocks.
+    cache = pair_cache_bytes(n_genes, k_low, k_high)
+    if working_set_bytes:
+        capped = rows_per_block or max(1, min(n_genes, working_set_bytes // (n_genes * F64)))
+        cache_pairs = pair_stage_bytes(n_genes, capped, threads, True, k_low, k_high) <= free
+    else:
+        cache_pairs = cache <= free // 2
+    pair_free = free - (cache if cache_pairs else 0)
+    rows = rows_per_block or max(1, min(n_genes, pair_free // (row * threads)))
+    if working_set_bytes and not rows_per_block:
+        rows = max(1, min(rows, working_set_bytes // (n_genes * F64)))
+    return cache_pairs, rows
+
+
 def plan_batches(
     n_genes: int,
     n_samples: int,
@@ -273,20 +294,7 @@ def plan_batches(
             f"memory budget {format_bytes(budget_bytes)} is too small for {n_genes} genes x {n_samples} samples "
             f"(B = {n_bootstrap}): at least {format_bytes(need)} is needed"
         )
-    # pair space: cache the pair statistics when they fit.  With a working-set cap (CPU) blocks are
-    # small, so the cache is kept whenever it fits with a wave of capped blocks -- a plan made with
-    # its own predicted peak as budget (what a Grid Engine task is told) then makes the same choice;
-    # without one (GPU), when it takes at most half of what is free, leaving room for big blocks.
-    cache = pair_cache_bytes(n_genes, k_low, k_high)
-    if working_set_bytes:
-        capped = rows_per_block or max(1, min(n_genes, working_set_bytes // (n_genes * F64)))
-        cache_pairs = pair_stage_bytes(n_genes, capped, threads, True, k_low, k_high) <= free
-    else:
-        cache_pairs = cache <= free // 2
-    pair_free = free - (cache if cache_pairs else 0)
-    rows = rows_per_block or max(1, min(n_genes, pair_free // (row * threads)))
-    if working_set_bytes and not rows_per_block:
-        rows = max(1, min(rows, working_set_bytes // (n_genes * F64)))
+    cache_pairs, rows = _pair_space(n_genes, k_low, k_high, free, rows_per_block, working_set_bytes, threads)
     # bootstrap (before the edges are known): the largest edge chunk a re-plan would choose
     pair_work = pair_stage_bytes(n_genes, rows, threads, cache_pairs, k_low, k_high)
     boot_room = min(free, max(pair_work, BOOTSTRAP_MIN_ROOM))

@@ -106,3 +106,35 @@ def test_the_version_is_pyprojects():
 
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
     assert __version__ == project["version"]
+
+
+ROOT = PACKAGE.parent
+LONGEST_FUNCTION = 80  # lines, docstring included (issue 11: none longer outside tests)
+
+
+def _sources():
+    for folder in ("bootgpu", "tests", "benchmarks", "scripts"):
+        yield from sorted((ROOT / folder).rglob("*.py"))
+
+
+def test_no_module_imports_another_modules_private_names():
+    """``from bootgpu.x import _name`` anywhere (package, tests, benchmarks, scripts) would tie the
+    importer to another module's internals; dunder names (``__version__``) are public."""
+    found = []
+    for path in _sources():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bootgpu"):
+                found += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not found, "imports of private names:\n" + "\n".join(found)
+
+
+def test_no_function_of_the_package_is_longer_than_the_limit():
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > LONGEST_FUNCTION:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, "functions over the limit:\n" + "\n".join(long)

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from bootgpu.backends.host_memory import _cgroup_room, host_memory_limits
+from bootgpu.backends.host_memory import cgroup_room, host_memory_limits
 from bootgpu.errors import BootgpuError
 from bootgpu.planner import plan_batches, plan_bootstrap, plan_indices, replicate_chunk_for
 
@@ -104,7 +104,7 @@ def test_cgroup_limit_minus_usage(tmp_path, version, monkeypatch):
         return cgroup if str(self) == "/proc/self/cgroup" else real_read(self, *a, **k)
 
     monkeypatch.setattr(Path, "read_text", fake_read)
-    assert _cgroup_room(tmp_path) == (3 << 30 if version == "v2" else 3 << 29)
+    assert cgroup_room(tmp_path) == (3 << 30 if version == "v2" else 3 << 29)
 
 
 def test_available_ram_is_always_a_limit():

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
+
+from bootgpu.core.arrays import Array
+
+if TYPE_CHECKING:
+    from bootgpu.core.ranks import Scans
 
 
 @dataclass
@@ -48,13 +53,13 @@ class Backend:
         return 1
 
     @property
-    def scans(self):
+    def scans(self) -> "Scans":
         """The scans resample ranks are made of (``core.ranks.Scans``: array-API by default)."""
         from bootgpu.core.ranks import Scans
 
         return Scans(self.xp)
 
-    def map_chunks(self, fn, items, threads: int = 1) -> list:
+    def map_chunks(self, fn: Callable[[Any], Any], items: Iterable, threads: int = 1) -> list:
         """``[fn(item) for item in items]``, up to ``threads`` at a time where the backend gains
         from it (host cores; a device queue does not).  Results keep the order of ``items``, so
         anything reduced from them is the same for any thread count."""
@@ -64,11 +69,11 @@ class Backend:
         """Hand memory freed by a finished stage back to the system (host backends), so the next
         stage's peak is its own and not on top of the last one's (a no-op by default)."""
 
-    def bootstrap_scope(self):
+    def bootstrap_scope(self) -> contextlib.AbstractContextManager:
         """Context for the bootstrap stage (host backends: BLAS in one thread, see NumPy's)."""
         return contextlib.nullcontext()
 
-    def pair_scope(self):
+    def pair_scope(self) -> contextlib.AbstractContextManager:
         """Context for the pair passes (host backends: BLAS in one thread, as the blocks run in
         this backend's threads)."""
         return contextlib.nullcontext()
@@ -82,45 +87,45 @@ class Backend:
         yield PeakMemory()
 
     # --- transfers ----------------------------------------------------------------------------
-    def to_device(self, array: np.ndarray):
+    def to_device(self, array: np.ndarray) -> Array:
         return self.xp.asarray(array)
 
-    def to_host(self, array) -> np.ndarray:
+    def to_host(self, array: Array) -> np.ndarray:
         return np.asarray(array)
 
     # --- kernels outside the array-API standard ------------------------------------------------
-    def bincount(self, x, minlength: int, weights=None):
+    def bincount(self, x: Array, minlength: int, weights: Array | None = None) -> Array:
         """Counts of each value of ``x`` (non-negative integers below ``minlength``), int64; with
         ``weights`` (float64, one per element) their sums instead, float64."""
         raise NotImplementedError
 
-    def take_in_range(self, x, indices):
+    def take_in_range(self, x: Array, indices: Array) -> Array:
         """``take(x, indices)`` of a 1-D ``x`` for indices known to be within it."""
         return self.xp.take(x, indices)
 
-    def bincount_parts(self, parts, minlength: int):
+    def bincount_parts(self, parts: list, minlength: int) -> Array:
         """``bincount`` of the values of several 1-D integer arrays together."""
         xp = self.xp
         return self.bincount(parts[0] if len(parts) == 1 else xp.concat(parts), minlength)
 
-    def cummin(self, x):
+    def cummin(self, x: Array) -> Array:
         """Running minimum along a 1-D array."""
         raise NotImplementedError
 
-    def betainc(self, a: float, b: float, x):
+    def betainc(self, a: float, b: float, x: Array) -> Array:
         """Regularised incomplete beta I_x(a, b), elementwise, float64."""
         raise NotImplementedError
 
-    def erfc(self, x):
+    def erfc(self, x: Array) -> Array:
         raise NotImplementedError
 
-    def weighted_dots(self, a, b, w, dtype):
+    def weighted_dots(self, a: Array, b: Array, w: Array, dtype) -> Array:
         """sum_p w[p, r] * a[p, e, r] * b[p, e, r] -> (E, R) in ``dtype``, the products and sums
         formed in ``dtype`` (exact when every partial sum is an integer it holds)."""
         xp = self.xp
         return xp.sum(xp.astype(a, dtype) * xp.astype(b, dtype) * xp.astype(w, dtype)[:, None, :], axis=0)
 
-    def pair_dots(self, w, d, a, b):
+    def pair_dots(self, w: Array, d: Array, a: Array | None, b: Array | None) -> Array:
         """sum_p w[a_e, p, r] * d[b_e, p, r] -> (E, R) for edges e, in the integer dtype of ``w``
         and ``d`` (exact: core.bootstrap.dot_dtype bounds every partial sum).  w, d: (U, k, R);
         ``a`` = ``b`` = None: row u with row u, (U, R)."""
@@ -129,7 +134,7 @@ class Backend:
             return xp.sum(w * d, axis=1, dtype=w.dtype)
         return xp.sum(xp.take(w, a, axis=0) * xp.take(d, b, axis=0), axis=1, dtype=w.dtype)
 
-    def block_dots(self, wa, db, dtype):
+    def block_dots(self, wa: Array, db: Array, dtype) -> Array:
         """sum_p wa[i, p, r] * db[j, p, r] -> (R, nA, nB), one matrix product per replicate in the
         float ``dtype`` (exact while every partial sum is an integer it holds).  wa: (nA, k, R),
         db: (nB, k, R)."""
@@ -140,7 +145,7 @@ class Backend:
         """Edges per ``pair_dots`` call when a block is computed in pieces (0: the whole block)."""
         return 0
 
-    def store_ratio(self, out, key, num, den=None, subtract: bool = False) -> None:
+    def store_ratio(self, out: Array, key, num: Array, den: Array | None = None, subtract: bool = False) -> None:
         """out[key] = num / den in float64 (``den`` None: num itself), or with ``subtract``
         out[key] - that.  ``num``: integers or float32 (exact in float64), ``den`` broadcasts."""
         xp = self.xp
@@ -149,23 +154,23 @@ class Backend:
             value = value / den
         out[key] = out[key] - value if subtract else value
 
-    def edge_rows(self, deltas, start: int, stop: int):
+    def edge_rows(self, deltas: Array, start: int, stop: int) -> Array:
         """Edges ``start:stop`` of (B, E) replicate-major deltas as (stop - start, B) rows."""
         return self.xp.matrix_transpose(deltas[:, start:stop])
 
-    def mean_std(self, x):
+    def mean_std(self, x: Array) -> tuple[Array, Array]:
         """Row means and standard deviations (ddof 1; NaN for a single column) of (E, B) ``x``."""
         xp = self.xp
         mean = xp.mean(x, axis=1)
         std = xp.std(x, axis=1, correction=1) if x.shape[1] > 1 else xp.full_like(mean, xp.nan)
         return mean, std
 
-    def order_statistics(self, x, positions):
+    def order_statistics(self, x: Array, positions) -> list[Array]:
         """[column p of each row of (E, B) ``x`` sorted, for p in ``positions``] (ascending)."""
         srt = self.xp.sort(x, axis=1)
         return [srt[:, p] for p in positions]
 
-    def sign_counts(self, x):
+    def sign_counts(self, x: Array) -> tuple[Array, Array]:
         """Per row of (E, B) ``x``: (number of values > 0, number < 0), integers."""
         xp = self.xp
         return xp.count_nonzero(x > 0, axis=1), xp.count_nonzero(x < 0, axis=1)

@@ -41,7 +41,7 @@ def mem_available() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
-def _cgroup_room(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+def cgroup_room(root: Path = Path("/sys/fs/cgroup")) -> int | None:
     """Limit minus usage of this process's memory cgroup, or None when unlimited."""
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
@@ -75,7 +75,7 @@ def _rlimit_room(which: int, used: int) -> int | None:
 def host_memory_limits() -> dict[str, int]:
     """Bytes still available under each limit that applies to this process."""
     limits = {"available RAM": mem_available()}
-    room = _cgroup_room()
+    room = cgroup_room()
     if room is not None:
         limits["cgroup limit"] = room
     rlim_as = _rlimit_room(resource.RLIMIT_AS, _status_kib("VmSize"))
