@@ -1,6 +1,7 @@
 """Measuring a stage: wall time after the device is synchronised, the rise of the process's
 resident set over its level at the stage's start (sampled every 5 ms) and, on CuPy, the rise of
-what CuPy's pool hands out (a memory hook)."""
+what CuPy's pool hands out (a memory hook).  A process's own peak (VmHWM) is
+``bootgpu.backends.numpy_backend.peak_rss_bytes``."""
 
 from __future__ import annotations
 
@@ -56,11 +57,3 @@ def _release_freed_memory() -> None:
     except (OSError, AttributeError):
         pass
 
-
-def process_peak_rss() -> int:
-    """VmHWM of this process: its peak resident set, data included."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0

@@ -12,7 +12,7 @@ import numpy as np
 
 from bootgpu.bench.check import save_edges
 from bootgpu.bench.matrices import SYNTHETIC, synthetic_values
-from bootgpu.bench.meters import StageMeter, process_peak_rss
+from bootgpu.bench.meters import StageMeter
 from bootgpu.bench.reference import REFERENCE, reference_focus
 from bootgpu.bench.stages import STAGES, bootgpu_stages, make_plan
 from bootgpu.errors import BootgpuError
@@ -34,6 +34,7 @@ def run_worker(impl: str, genes: int, samples: int, n_bootstrap: int, planted: i
     """Run one implementation on the benchmark matrix (``synthetic_values(synthetic, ...)``, or the file ``expr`` with
     focus gene row ``focus``); write its selected edges to ``out_dir/IMPL.npz`` and return its
     stage figures."""
+    from bootgpu.backends.numpy_backend import peak_rss_bytes
     from bootgpu.config import AnalysisConfig
 
     if expr:
@@ -92,7 +93,7 @@ def run_worker(impl: str, genes: int, samples: int, n_bootstrap: int, planted: i
         info["staged_matches_pipeline"] = n_staged == int(edges["gene_i"].shape[0])
     info["stages"] = {name: meter.stages[name] for name in STAGES}
     info["n_selected"] = int(edges["gene_i"].shape[0])
-    info["process_peak_rss_bytes"] = process_peak_rss()
+    info["process_peak_rss_bytes"] = peak_rss_bytes()
     save_edges(out_dir, impl, edges)
     return info
 
