@@ -19,6 +19,7 @@ from bootgpu.bench.matrices import SYNTHETIC, default_planted, synthetic_descrip
 from bootgpu.bench.reference import REFERENCE, REFERENCE_DESCRIPTION
 from bootgpu.bench.report import format_table, write_plot
 from bootgpu.bench.stages import STAGES
+from bootgpu.bench.worker import worker_command
 from bootgpu.errors import BootgpuError
 
 BENCH_BACKENDS = tuple(REGISTRY)
@@ -53,31 +54,38 @@ def run_bench(backends, genes: int, samples: int, n_bootstrap: int, *, planted: 
         for impl in impls:
             if log:
                 log(f"bench: {impl} on {genes} x {samples}, B = {n_bootstrap} ...")
-            cmd = [sys.executable, "-m", "bootgpu.bench", "--worker", impl, "--genes", str(genes),
-                   "--samples", str(samples), "--n-bootstrap", str(n_bootstrap), "--planted", str(planted),
-                   "--out-dir", tmp, "--synthetic", synthetic]
-            if memory_budget:
-                cmd += ["--memory-budget", memory_budget]
-            if expr:
-                cmd += ["--expr", str(expr), "--focus", str(focus)] + (["--samples-in-rows"] if samples_in_rows else [])
-            t0 = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-                raise BootgpuError(f"bench: the {impl} run failed: {tail}")
-            info = json.loads(proc.stdout.strip().splitlines()[-1])
-            info["process_seconds"] = time.perf_counter() - t0
-            report["implementations"][impl] = info
+            cmd = worker_command(impl, genes, samples, n_bootstrap, planted, tmp, memory_budget=memory_budget,
+                                 expr=expr, focus=focus, samples_in_rows=samples_in_rows, synthetic=synthetic)
+            report["implementations"][impl] = _run_process(impl, cmd)
         if reference:
             report["check"] = {impl: compare_edges(Path(tmp), impl) for impl in backends}
     if reference:
-        ref = report["implementations"][REFERENCE]["stages"]
-        for impl in backends:
-            for name, st in report["implementations"][impl]["stages"].items():
-                st["ratio_vs_reference"] = ref[name]["seconds"] / st["seconds"] if st["seconds"] > 0 else None
-                rp = ref[name]["peak_host_bytes"]
-                st["host_memory_vs_reference"] = st["peak_host_bytes"] / rp if rp else None
+        _add_ratios(report, backends)
     return report
+
+
+def _run_process(impl: str, cmd: list) -> dict:
+    """Run one worker; its figures (the last line it prints) with ``process_seconds``, its wall time."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise BootgpuError(f"bench: the {impl} run failed: {tail}")
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    info["process_seconds"] = time.perf_counter() - t0
+    return info
+
+
+def _add_ratios(report: dict, backends) -> None:
+    """Each backend stage's ``ratio_vs_reference`` (the reference's seconds / its seconds) and
+    ``host_memory_vs_reference`` (its peak host memory / the reference's)."""
+    ref = report["implementations"][REFERENCE]["stages"]
+    for impl in backends:
+        for name, st in report["implementations"][impl]["stages"].items():
+            st["ratio_vs_reference"] = ref[name]["seconds"] / st["seconds"] if st["seconds"] > 0 else None
+            rp = ref[name]["peak_host_bytes"]
+            st["host_memory_vs_reference"] = st["peak_host_bytes"] / rp if rp else None
+
 
 
 def _cpu_name() -> str:
@@ -110,40 +118,11 @@ def _command_line(args) -> str:
 
 
 def cmd_bench(args) -> int:
-    from bootgpu.config import AnalysisConfig
-    from bootgpu.synthetic import default_module_sizes
-
-    if args.backend:
-        backends = list(dict.fromkeys(args.backend))
-    else:  # every benchmarked backend that can run here
-        backends = [name for name, spec in REGISTRY.items() if spec.benchmarked and spec.unusable_reason() is None]
-    for name in backends:
-        if reason := unusable_reason(name):
-            raise BootgpuError(f"--backend {name} is not usable: {reason}")
-    focus, focus_name = 0, None
-    if args.expr:
-        from bootgpu.options import read_input
-        from bootgpu.study import parse_focus
-
-        expr = read_input(args)
-        args.genes, args.samples = expr.n_genes, expr.n_samples
-        chosen = parse_focus(args.focus or "#0", expr)
-        if len(chosen) != 1:
-            raise BootgpuError(f"bench --focus names one focus gene, got {len(chosen)}")
-        focus, focus_name = chosen[0], expr.gene_names[chosen[0]]
-    elif args.focus:
-        raise BootgpuError("bench --focus needs --expr (the synthetic matrix's focus gene is its gene 0)")
-    AnalysisConfig(n_bootstrap=args.n_bootstrap).validate(args.samples)
-    if args.genes < 2:
-        raise BootgpuError(f"--genes must be at least 2, got {args.genes}")
-    if args.expr and args.synthetic != "planted":
-        raise BootgpuError("bench --synthetic chooses the synthetic matrix; it does not go with --expr")
-    if args.synthetic == "modular" and sum(default_module_sizes(args.genes)) > args.genes - 1:
-        raise BootgpuError(f"--synthetic modular needs at least 10 genes, got --genes {args.genes}")
-    if args.planted is not None and args.synthetic != "planted":
-        raise BootgpuError("--planted goes with --synthetic planted (modular plants whole modules)")
-    if args.planted is not None and not 0 <= 8 * args.planted < args.genes:
-        raise BootgpuError(f"--planted {args.planted} needs more than {8 * args.planted} genes (--genes {args.genes})")
+    """`bootgpu bench`: the options checked, every implementation run, the table printed (and the
+    JSON and PNG written)."""
+    backends = _backends(args)
+    focus, focus_name = _focus(args)
+    _check_options(args)
     report = run_bench(backends, args.genes, args.samples, args.n_bootstrap, planted=args.planted,
                        memory_budget=args.memory_budget, reference=not args.no_reference,
                        log=lambda line: print(line, file=sys.stderr, flush=True), expr=args.expr, focus=focus,
@@ -160,6 +139,54 @@ def cmd_bench(args) -> int:
             raise BootgpuError(f"--plot needs matplotlib ({exc}); pip install matplotlib") from None
         print(f"wrote {args.plot}")
     return 0
+
+
+def _backends(args) -> list:
+    """--backend (each once), or every benchmarked backend that can run here; refused if one cannot."""
+    if args.backend:
+        backends = list(dict.fromkeys(args.backend))
+    else:  # every benchmarked backend that can run here
+        backends = [name for name, spec in REGISTRY.items() if spec.benchmarked and spec.unusable_reason() is None]
+    for name in backends:
+        if reason := unusable_reason(name):
+            raise BootgpuError(f"--backend {name} is not usable: {reason}")
+    return backends
+
+
+def _focus(args) -> tuple:
+    """(row, name) of the focus gene: with --expr, --focus in the file read (which also sets
+    ``args.genes`` and ``args.samples``); else (0, None), gene 0 of the synthetic matrix."""
+    if args.expr:
+        from bootgpu.options import read_input
+        from bootgpu.study import parse_focus
+
+        expr = read_input(args)
+        args.genes, args.samples = expr.n_genes, expr.n_samples
+        chosen = parse_focus(args.focus or "#0", expr)
+        if len(chosen) != 1:
+            raise BootgpuError(f"bench --focus names one focus gene, got {len(chosen)}")
+        return chosen[0], expr.gene_names[chosen[0]]
+    if args.focus:
+        raise BootgpuError("bench --focus needs --expr (the synthetic matrix's focus gene is its gene 0)")
+    return 0, None
+
+
+def _check_options(args) -> None:
+    """The shape, B and the synthetic matrix's options, as one-line errors before any worker starts."""
+    from bootgpu.config import AnalysisConfig
+    from bootgpu.synthetic import default_module_sizes
+
+    AnalysisConfig(n_bootstrap=args.n_bootstrap).validate(args.samples)
+    if args.genes < 2:
+        raise BootgpuError(f"--genes must be at least 2, got {args.genes}")
+    if args.expr and args.synthetic != "planted":
+        raise BootgpuError("bench --synthetic chooses the synthetic matrix; it does not go with --expr")
+    if args.synthetic == "modular" and sum(default_module_sizes(args.genes)) > args.genes - 1:
+        raise BootgpuError(f"--synthetic modular needs at least 10 genes, got --genes {args.genes}")
+    if args.planted is not None and args.synthetic != "planted":
+        raise BootgpuError("--planted goes with --synthetic planted (modular plants whole modules)")
+    if args.planted is not None and not 0 <= 8 * args.planted < args.genes:
+        raise BootgpuError(f"--planted {args.planted} needs more than {8 * args.planted} genes (--genes {args.genes})")
 
 
 def register_commands(subparsers) -> None:

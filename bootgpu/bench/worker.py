@@ -49,53 +49,91 @@ def run_worker(impl: str, genes: int, samples: int, n_bootstrap: int, planted: i
     k_low, k_high = cfg.validate(samples)
     info: dict = {"implementation": impl}
     if impl == REFERENCE:
-        from bootgpu.core.bootstrap import HIGH, LOW, resample_size
-        from bootgpu.core.draws import draw_positions
-
-        reps = np.arange(n_bootstrap, dtype=np.int64)
-        positions = {code: draw_positions(np, cfg.seed, focus, code, reps, k, resample_size(k, cfg.bootstrap_frac))
-                     for code, k in ((LOW, k_low), (HIGH, k_high))}
-        meter = StageMeter(None)
-        edges = reference_focus(values, focus, cfg, positions, meter)
+        meter, edges = _run_reference(values, focus, cfg, k_low, k_high)
         info["device"] = "cpu (scipy, statsmodels)"
     else:
-        from bootgpu.backends import get_backend
-        from bootgpu.pipeline import analyse_focus
-        from bootgpu.planner import resolve_budget
-
-        backend = get_backend(impl)
-        plan = make_plan(backend, genes, samples, k_low, k_high, cfg, resolve_budget(backend, budget))
-        info.update(device=backend.device_name(), plan={
-            "budget_bytes": plan.budget_bytes, "rows_per_block": plan.rows_per_block, "cache_pairs": plan.cache_pairs,
-            "replicate_chunk": plan.replicate_chunk, "edge_chunk": plan.edge_chunk,
-            "predicted_peak_bytes": plan.predicted_peak_bytes})
-        if impl == "cupy":
-            _warm_up(backend, values, cfg)
-        expr = backend.to_device(values)
-        backend.synchronize()
-        meter = StageMeter(backend)
-        # twice: the first call also does once-per-process work (BH bin-edge p-values, cached for
-        # every later focus gene of a study); the second is the per-gene cost of a study
-        with meter.stage("focus_gene"):
-            analyse_focus(backend, expr, focus, cfg, plan, k_low, k_high)
-        first = meter.stages.pop("focus_gene")
-        with meter.stage("focus_gene"):
-            result = analyse_focus(backend, expr, focus, cfg, plan, k_low, k_high)
-        second = meter.stages["focus_gene"]
-        second["first_call_seconds"] = first["seconds"]
-        for key in ("peak_host_bytes", "peak_device_bytes"):
-            if second[key] is not None:
-                second[key] = max(first[key], second[key])
-        n_staged = bootgpu_stages(backend, expr, focus, cfg, plan, k_low, k_high, meter)
-        edges = {key: np.asarray(value, dtype=np.float64 if value.dtype.kind == "f" else value.dtype)
-                 for key, value in result.edges.items()}
-        info["attrs"] = {key: int(v) for key, v in result.attrs.items()}
-        info["staged_matches_pipeline"] = n_staged == int(edges["gene_i"].shape[0])
+        meter, edges, figures = _run_backend(impl, values, focus, cfg, k_low, k_high, budget)
+        info.update(figures)
     info["stages"] = {name: meter.stages[name] for name in STAGES}
     info["n_selected"] = int(edges["gene_i"].shape[0])
     info["process_peak_rss_bytes"] = peak_rss_bytes()
     save_edges(out_dir, impl, edges)
     return info
+
+
+def _run_reference(values, focus: int, cfg, k_low: int, k_high: int):
+    """The reference's stages, its bootstrap on bootgpu's draws (so that the edges compare):
+    (meter, selected edges)."""
+    from bootgpu.core.bootstrap import HIGH, LOW, resample_size
+    from bootgpu.core.draws import draw_positions
+
+    reps = np.arange(cfg.n_bootstrap, dtype=np.int64)
+    positions = {code: draw_positions(np, cfg.seed, focus, code, reps, k, resample_size(k, cfg.bootstrap_frac))
+                 for code, k in ((LOW, k_low), (HIGH, k_high))}
+    meter = StageMeter(None)
+    return meter, reference_focus(values, focus, cfg, positions, meter)
+
+
+def _run_backend(impl: str, values, focus: int, cfg, k_low: int, k_high: int, budget: str | None):
+    """bootgpu on backend ``impl``: the whole pipeline (``focus_gene``), then its stages one by one:
+    (meter, selected edges as float64 host arrays, figures: device, plan, attrs, staged check)."""
+    from bootgpu.backends import get_backend
+    from bootgpu.planner import resolve_budget
+
+    backend = get_backend(impl)
+    genes, samples = values.shape
+    plan = make_plan(backend, genes, samples, k_low, k_high, cfg, resolve_budget(backend, budget))
+    figures: dict = {"device": backend.device_name(), "plan": {
+        "budget_bytes": plan.budget_bytes, "rows_per_block": plan.rows_per_block, "cache_pairs": plan.cache_pairs,
+        "replicate_chunk": plan.replicate_chunk, "edge_chunk": plan.edge_chunk,
+        "predicted_peak_bytes": plan.predicted_peak_bytes}}
+    if impl == "cupy":
+        _warm_up(backend, values, cfg)
+    expr = backend.to_device(values)
+    backend.synchronize()
+    meter = StageMeter(backend)
+    result = _time_focus_gene(backend, expr, focus, cfg, plan, k_low, k_high, meter)
+    n_staged = bootgpu_stages(backend, expr, focus, cfg, plan, k_low, k_high, meter)
+    edges = {key: np.asarray(value, dtype=np.float64 if value.dtype.kind == "f" else value.dtype)
+             for key, value in result.edges.items()}
+    figures["attrs"] = {key: int(v) for key, v in result.attrs.items()}
+    figures["staged_matches_pipeline"] = n_staged == int(edges["gene_i"].shape[0])
+    return meter, edges, figures
+
+
+def _time_focus_gene(backend, expr, focus: int, cfg, plan, k_low: int, k_high: int, meter: StageMeter):
+    """``pipeline.analyse_focus`` twice: the first call also does once-per-process work (BH
+    bin-edge p-values, cached for every later focus gene of a study); the second is the per-gene
+    cost of a study and is the ``focus_gene`` row (``first_call_seconds``: the first; memory: the
+    larger peak of the two).  Returns the second call's result."""
+    from bootgpu.pipeline import analyse_focus
+
+    with meter.stage("focus_gene"):
+        analyse_focus(backend, expr, focus, cfg, plan, k_low, k_high)
+    first = meter.stages.pop("focus_gene")
+    with meter.stage("focus_gene"):
+        result = analyse_focus(backend, expr, focus, cfg, plan, k_low, k_high)
+    second = meter.stages["focus_gene"]
+    second["first_call_seconds"] = first["seconds"]
+    for key in ("peak_host_bytes", "peak_device_bytes"):
+        if second[key] is not None:
+            second[key] = max(first[key], second[key])
+    return result
+
+
+def worker_command(impl: str, genes: int, samples: int, n_bootstrap: int, planted: int, out_dir, *,
+                   memory_budget: str | None = None, expr: str | None = None, focus: int = 0,
+                   samples_in_rows: bool = False, synthetic: str = "planted") -> list:
+    """The command line of one worker, ``python -m bootgpu.bench --worker IMPL ...``, as
+    ``worker_main`` reads it."""
+    cmd = [sys.executable, "-m", "bootgpu.bench", "--worker", impl, "--genes", str(genes),
+           "--samples", str(samples), "--n-bootstrap", str(n_bootstrap), "--planted", str(planted),
+           "--out-dir", str(out_dir), "--synthetic", synthetic]
+    if memory_budget:
+        cmd += ["--memory-budget", memory_budget]
+    if expr:
+        cmd += ["--expr", str(expr), "--focus", str(focus)] + (["--samples-in-rows"] if samples_in_rows else [])
+    return cmd
 
 
 def worker_main(argv) -> int:
