@@ -20,7 +20,8 @@ from bootgpu import pipeline
 from bootgpu.backends import get_backend
 from bootgpu.config import AnalysisConfig
 from bootgpu.expression_io import read_expression
-from bootgpu.planner import plan_batches, resolve_budget
+from bootgpu.bench import make_plan
+from bootgpu.planner import resolve_budget
 
 PASSES = ("rank_groups", "select_edges", "q_values", "bootstrap_edges")  # pipeline stages (pair_passes is lazy:
 # its blocks are computed in select_edges)
@@ -44,9 +45,7 @@ def main() -> None:
     backend = get_backend("numpy")
     cfg = AnalysisConfig(n_bootstrap=args.B)
     k_low, k_high = cfg.validate(values.shape[1])
-    plan = plan_batches(values.shape[0], values.shape[1], k_low, k_high, cfg.n_bootstrap, resolve_budget(backend, args.budget),
-                        bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=backend.working_set_bytes,
-                        threads=backend.host_threads())
+    plan = make_plan(backend, values.shape[0], values.shape[1], k_low, k_high, cfg, resolve_budget(backend, args.budget))
     times: dict = {}
 
     def wrap(name, fn):

@@ -12,7 +12,8 @@ from bootgpu.backends import get_backend
 from bootgpu.backends.numpy_backend import current_rss_bytes
 from bootgpu.config import AnalysisConfig
 from bootgpu import pipeline
-from bootgpu.planner import plan_batches, resolve_budget
+from bootgpu.bench import make_plan
+from bootgpu.planner import resolve_budget
 ap = argparse.ArgumentParser(); ap.add_argument("--data", default="random"); ap.add_argument("--budget"); ap.add_argument("--B", type=int, default=1000)
 a = ap.parse_args()
 if a.data == "all":
@@ -32,8 +33,7 @@ else:
 backend = get_backend("numpy")
 cfg = AnalysisConfig(n_bootstrap=a.B)
 k_low, k_high = cfg.validate(values.shape[1])
-plan = plan_batches(values.shape[0], values.shape[1], k_low, k_high, cfg.n_bootstrap, resolve_budget(backend, a.budget),
-                    bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=backend.working_set_bytes, threads=backend.host_threads())
+plan = make_plan(backend, values.shape[0], values.shape[1], k_low, k_high, cfg, resolve_budget(backend, a.budget))
 peak = [0]; cur = {"stage": "start"}; stage_peak = {}
 base = current_rss_bytes()
 stop = threading.Event()
