@@ -180,6 +180,21 @@ class Results:
         frame = pd.DataFrame(out, columns=list(EDGE_COLUMNS))
         return frame[frame["robust"]].reset_index(drop=True) if robust_only else frame
 
+    def pair_significance(self, gene):
+        """Every gene pair of focus gene ``gene`` (a study run with ``--store common`` or ``full``), in
+        condensed order (pairs (i, j), i < j, row-major; ``scipy.spatial.distance.squareform`` turns
+        a column into a genes x genes matrix): a DataFrame of bool columns sig_low, sig_high,
+        sig_diff (q < fdr_alpha in each test), and with ``full`` float32 r_low, r_high."""
+        import pandas as pd
+
+        from bootgpu.results_io import read_pairs
+
+        pairs = read_pairs(self._group(gene), len(self.gene_names))
+        if pairs is None:
+            raise BootgpuError(f"{self.path}: this study stored only the selected edges (--store minimal); "
+                               f"run it with --store common or full to keep every pair's significance")
+        return pd.DataFrame(pairs)
+
     def samples(self, gene) -> dict:
         """{"low": ids, "high": ids} of focus gene ``gene``'s extreme groups, in ascending order of
         its expression."""

@@ -49,7 +49,7 @@ def cmd_run(args) -> int:
     backend = get_backend(args.backend, announce=log)
     plan = plan_batches(expr.n_genes, expr.n_samples, k_low, k_high, cfg.n_bootstrap, resolve_budget(backend, args.memory_budget),
                         bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=backend.working_set_bytes,
-                        threads=backend.host_threads())
+                        threads=backend.host_threads(), store=cfg.store)
     identity = StudyIdentity.of(expr, cfg, focus, RNG_ALGORITHM)
     claim_study(StudyLayout(out), identity, focus, overwrite=args.overwrite, log=log)  # refuses another study
     log(f"bootgpu {__version__}: {expr.n_genes} genes x {expr.n_samples} samples, {len(focus)} focus genes, "
@@ -110,7 +110,7 @@ def cmd_plan(args) -> int:
     n_genes, n_samples, _, cfg, k_low, k_high, backend, budget = _shape_config_backend_budget(args)
     plan = plan_batches(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget, bootstrap_frac=cfg.bootstrap_frac,
                         working_set_bytes=backend.working_set_bytes,
-                        threads=backend.host_threads())
+                        threads=backend.host_threads(), store=cfg.store)
     print(f"{n_genes} genes x {n_samples} samples, k_low={k_low}, k_high={k_high}, B={cfg.n_bootstrap}; "
           f"backend {backend.name} ({backend.device_name()}), budget {format_bytes(budget)}")
     width = max(len(name) for name in plan.stages)
@@ -122,7 +122,7 @@ def cmd_plan(args) -> int:
 
     slots = max(1, args.slots)
     req = task_request(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget, slots,
-                       working_set_bytes=backend.working_set_bytes)
+                       working_set_bytes=backend.working_set_bytes, store=cfg.store)
     vmem = f"-l h_vmem={req.h_vmem} per slot (-pe smp {slots}; h_vmem is per slot, ulimit -v = h_vmem x slots)"
     if backend.name == "cupy":
         print(f"Grid Engine request: -l gpu=1 with >= {format_bytes(plan.predicted_peak_bytes)} free GPU memory, {vmem}")

@@ -8,6 +8,7 @@ from bootgpu.core.split import group_sizes
 from bootgpu.errors import BootgpuError
 
 EDGE_SELECTIONS = ("sig_diff", "sig_edges")
+STORE_MODES = ("minimal", "common", "full")  # what a focus gene keeps of all pairs (docs/results-format.md)
 MIN_GROUP = 4  # the Fisher test needs k - 3 > 0 and the t-test k - 2 > 0
 
 
@@ -25,6 +26,8 @@ class AnalysisConfig:
     min_effect: float = 0.0
     corr_threshold: float = 0.0
     ci_filter: bool = True
+    # minimal: the selected edges; common: plus bit-packed significance masks of every pair; full: plus r
+    store: str = "minimal"
 
     @classmethod
     def from_args(cls, args) -> AnalysisConfig:
@@ -61,6 +64,8 @@ class AnalysisConfig:
             raise BootgpuError(
                 f"--edge-selection must be one of {', '.join(EDGE_SELECTIONS)}, got {self.edge_selection!r}"
             )
+        if self.store not in STORE_MODES:
+            raise BootgpuError(f"--store must be one of {', '.join(STORE_MODES)}, got {self.store!r}")
         for name, top in (("min_effect", 2.0), ("corr_threshold", 1.0)):  # |delta| <= 2, |r| <= 1
             value = getattr(self, name)
             if not 0.0 <= value < top:

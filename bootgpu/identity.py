@@ -30,7 +30,7 @@ from bootgpu.results_schema import RESULTS_FORMAT
 
 
 _ANALYSIS_KEYS = ("low_frac", "high_frac", "n_bootstrap", "bootstrap_frac", "seed", "fdr_alpha", "ci_alpha",
-                  "edge_selection", "min_effect", "corr_threshold", "ci_filter")  # fmt: skip
+                  "edge_selection", "min_effect", "corr_threshold", "ci_filter", "store")  # fmt: skip
 
 
 def _sha256_strings(items) -> str:
@@ -74,6 +74,7 @@ class StudyIdentity:
     min_effect: float
     corr_threshold: float
     ci_filter: bool
+    store: str
     n_genes: int
     n_samples: int
     gene_names_sha256: str

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from bootgpu.config import EDGE_SELECTIONS, AnalysisConfig
+from bootgpu.config import EDGE_SELECTIONS, STORE_MODES, AnalysisConfig
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,14 @@ NETWORK_OPTIONS = (
     option("--no-ci-filter", dest="ci_filter", action="store_false",
            help="networks keep every bootstrapped edge, not only those whose CI excludes 0"),
 )  # fmt: skip
-ANALYSIS_OPTIONS = (*DRAW_OPTIONS, *TEST_OPTIONS, *NETWORK_OPTIONS)  # one per AnalysisConfig field (from_args)
+# what each focus gene keeps of all pairs besides its selected edges (docs/results-format.md)
+STORE_OPTIONS = (
+    option("--store", choices=STORE_MODES, default=_D.store,
+           help="minimal: the selected edges; common: plus bit-packed sig_low/sig_high/sig_diff masks of every "
+                "gene pair (~3 bits a pair, compressed); full: plus every pair's r_low and r_high (float32, "
+                "8 bytes a pair: 300 MB a focus gene at 8,763 genes) (default %(default)s)"),
+)  # fmt: skip
+ANALYSIS_OPTIONS = (*DRAW_OPTIONS, *TEST_OPTIONS, *NETWORK_OPTIONS, *STORE_OPTIONS)  # one per AnalysisConfig field (from_args)
 
 
 SAMPLES_IN_ROWS = option(

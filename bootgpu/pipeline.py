@@ -36,7 +36,7 @@ from bootgpu.core.spearman import (
 )
 from bootgpu.core.split import split_samples
 from bootgpu.planner import Plan, bootstrap_peak, plan_bootstrap, replicate_bytes, replicate_chunk_for
-from bootgpu.results_schema import EDGE_FLOAT_FIELDS, FocusResult, empty_edges
+from bootgpu.results_schema import EDGE_FLOAT_FIELDS, PAIR_MASK_FIELDS, PAIR_VALUE_FIELDS, FocusResult, empty_edges
 
 TESTS = ("low", "high", "diff")
 
@@ -230,7 +230,7 @@ class JointStats:
         keep = t.valid & (p.tied_low if name == "low" else p.tied_high)
         return xp.abs((p.r_low if name == "low" else p.r_high)[keep])
 
-    def _every(self, name: str):
+    def every(self, name: str):
         """(values of every pair of the block, valid mask) for ``name`` in r_low, r_high, diff."""
         xp, passes = self.xp, self._passes
         joint, t = self.item["joint"], self.item["tied"]
@@ -250,12 +250,12 @@ class JointStats:
         return values, valid
 
     def r(self, name: str):
-        values, valid = self._every(f"r_{name}")
+        values, valid = self.every(f"r_{name}")
         return values[valid]
 
     def __getitem__(self, name: str):
         if name == "diff":
-            values, valid = self._every("diff")
+            values, valid = self.every("diff")
             return values[valid]
         return self.xp.abs(self.r(name))
 
@@ -459,6 +459,78 @@ def q_values(backend: Backend, selection: Selection) -> dict[str, Array]:
         return _q_value_pass(backend, selection.passes, selection.streams, selection.edges)
 
 
+class BitPacker:
+    """Booleans arriving in pieces, packed as ``np.packbits`` would pack them all at once (big-endian
+    bit order): whole bytes are packed as they come, the last few bits wait for the next piece."""
+
+    def __init__(self, n_bits: int):
+        self.out = np.zeros((n_bits + 7) // 8, dtype=np.uint8)
+        self._rest = np.zeros(0, dtype=bool)
+        self._byte = 0
+
+    def add(self, bits: np.ndarray) -> None:
+        bits = np.concatenate([self._rest, bits]) if self._rest.size else bits
+        whole = bits.size // 8 * 8
+        self.out[self._byte:self._byte + whole // 8] = np.packbits(bits[:whole])
+        self._byte += whole // 8
+        self._rest = bits[whole:]
+
+    def finish(self) -> np.ndarray:
+        if self._rest.size:
+            self.out[self._byte] = np.packbits(self._rest)[0]
+        return self.out
+
+
+def _block_pair_values(xp, passes, s_star: dict, full: bool):
+    """fn for ``passes.map``: a block's significance masks (and with ``full`` r) over every pair of
+    the block, pairs whose correlation is undefined not significant (r NaN)."""
+
+    def per_block(block, valid, stats):
+        out = {}
+        if isinstance(passes, JointPasses):
+            r = {name: stats.every(f"r_{name}") for name in ("low", "high")}
+            diff, ok = stats.every("diff")
+            ok = ok & r["low"][1] & r["high"][1]
+            for name in ("low", "high"):
+                out[f"sig_{name}"] = ok & (xp.abs(r[name][0]) >= s_star[name])
+                out[f"r_{name}"] = xp.where(ok, r[name][0], xp.nan)
+            out["sig_diff"] = ok & (diff >= s_star["diff"])
+        else:
+            for name in TESTS:
+                sig = xp.zeros(valid.shape, dtype=xp.bool)
+                sig[valid] = stats.significant(name, s_star[name])
+                out[f"sig_{name}"] = sig
+            for name in ("low", "high"):
+                r = xp.full(valid.shape, xp.nan, dtype=xp.float64)
+                r[valid] = stats.r(name)
+                out[f"r_{name}"] = r
+        if not full:
+            out = {key: value for key, value in out.items() if key.startswith("sig_")}
+        return {key: passes.backend.to_host(value) for key, value in out.items()}
+
+    return per_block
+
+
+def pair_values(backend: Backend, selection: Selection, full: bool = False) -> dict[str, np.ndarray]:
+    """Stage 4b (``--store common`` / ``full``): over every gene pair in condensed order, host arrays
+    of the significance masks sig_low, sig_high, sig_diff packed with ``np.packbits`` (their q <
+    alpha: the exact BH thresholds), and with ``full`` r_low, r_high (float32, NaN where undefined)."""
+    n_pairs = selection.passes.pairs.n_pairs
+    packers = {name: BitPacker(n_pairs) for name in PAIR_MASK_FIELDS}
+    values = {name: np.empty(n_pairs, dtype=np.float32) for name in PAIR_VALUE_FIELDS} if full else {}
+    at = 0
+    with backend.pair_scope():
+        fn = _block_pair_values(backend.xp, selection.passes, selection.thresholds, full)
+        for block in selection.passes.map(fn):
+            for name, packer in packers.items():
+                packer.add(block[name])
+            for name, out in values.items():
+                out[at:at + block[name].shape[0]] = block[name]
+            at += block["sig_diff"].shape[0]
+    assert at == n_pairs, (at, n_pairs)
+    return {**{name: p.finish() for name, p in packers.items()}, **values}
+
+
 def analyse_focus(backend: Backend, expr: Array, focus: int, cfg: AnalysisConfig, plan: Plan, k_low: int,
                   k_high: int) -> FocusResult:
     """Analyse focus gene ``focus`` of ``expr`` (device array, genes x samples, float64): the
@@ -468,6 +540,7 @@ def analyse_focus(backend: Backend, expr: Array, focus: int, cfg: AnalysisConfig
     selection = select_edges(backend, pair_passes(backend, groups, plan), cfg.fdr_alpha, cfg.edge_selection)
     sel = selection.edges
     edges = q_values(backend, selection) if sel is not None else None
+    stored_pairs = pair_values(backend, selection, cfg.store == "full") if cfg.store != "minimal" else None
     n_pairs = selection.passes.pairs.n_pairs
     attrs = {"k_low": k_low, "k_high": k_high, "n_tests": n_pairs - selection.n_nan, "n_nan": selection.n_nan,
              **selection.counts}
@@ -475,7 +548,8 @@ def analyse_focus(backend: Backend, expr: Array, focus: int, cfg: AnalysisConfig
     high_samples = backend.to_host(groups.high_idx).astype(np.int32)
     if sel is None:
         attrs["n_robust"] = 0
-        return FocusResult(focus, attrs, low_samples, high_samples, empty_edges(), plan_bootstrap(plan, 0))
+        return FocusResult(focus, attrs, low_samples, high_samples, empty_edges(), plan_bootstrap(plan, 0),
+                           pairs=stored_pairs)
 
     del selection  # the cached pair statistics and the counts are not needed by the bootstrap
     backend.release_memory()
@@ -488,7 +562,7 @@ def analyse_focus(backend: Backend, expr: Array, focus: int, cfg: AnalysisConfig
     host["gene_j"] = backend.to_host(sel["gene_j"]).astype(np.int32)
     host["change"] = backend.to_host(change).astype(np.int8)
     host["robust"] = backend.to_host(robust)
-    return FocusResult(focus, attrs, low_samples, high_samples, host, plan)
+    return FocusResult(focus, attrs, low_samples, high_samples, host, plan, pairs=stored_pairs)
 
 
 def classify(xp: Namespace, sel: dict[str, Array], edges: dict[str, Array]) -> tuple[Array, Array]:

@@ -273,6 +273,7 @@ def plan_batches(
     index_genes_per_block: int | None = None,
     working_set_bytes: int = 0,
     threads: int = 1,
+    store: str = "minimal",
 ) -> Plan:
     """Largest batches that fit ``budget_bytes``; explicit sizes override (tests use that).
 
@@ -283,7 +284,7 @@ def plan_batches(
     k = max(k_low, k_high)
     m = resample_size(k, bootstrap_frac)
     usable = int(budget_bytes / MODEL_MARGIN)
-    fixed = resident_bytes(n_genes, n_samples, k_low, k_high, threads)
+    fixed = resident_bytes(n_genes, n_samples, k_low, k_high, threads) + stored_pair_bytes(n_genes, store)
     free = usable - fixed
     row = n_genes * PAIR_ROW_BYTES
     per_edge = edge_bytes(n_bootstrap, k)
@@ -392,15 +393,24 @@ def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: i
     return int(max(1, min(-(-n_bootstrap // plan.threads), reps)))  # every thread gets a chunk
 
 
+def stored_pair_bytes(n_genes: int, store: str) -> int:
+    """Host bytes of what ``--store`` keeps of every pair for the results (``pipeline.pair_values``):
+    common, three significance masks at a bit a pair; full, also r_low and r_high at 4 bytes each."""
+    n_pairs = n_genes * (n_genes - 1) // 2
+    if store == "minimal":
+        return 0
+    return 3 * (n_pairs + 7) // 8 + (8 * n_pairs if store == "full" else 0)
+
+
 def job_memory_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootstrap: int, budget_bytes: int,
-                       threads: int = 1, working_set_bytes: int = 0) -> int:
+                       threads: int = 1, working_set_bytes: int = 0, store: str = "minimal") -> int:
     """Bytes a batch job should ask the scheduler for when it runs with ``budget_bytes`` and
     ``threads`` threads on a backend with ``working_set_bytes`` (NumPy's for CPU jobs): the same
     plan the run makes, its predicted peak (the bootstrap at the largest edge chunk a re-plan can
     choose, as the edge count is not known before the run), plus the expression matrix and the
     process's own overhead (what Grid Engine's h_vmem must cover)."""
     plan = plan_batches(n_genes, n_samples, k_low, k_high, n_bootstrap, budget_bytes, threads=threads,
-                        working_set_bytes=working_set_bytes)
+                        working_set_bytes=working_set_bytes, store=store)
     return plan.predicted_peak_bytes + n_genes * n_samples * F64 + PROCESS_OVERHEAD_BYTES
 
 

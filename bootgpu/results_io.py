@@ -17,7 +17,9 @@ from bootgpu.version import __version__
 from bootgpu.atomic import atomic_path
 from bootgpu.errors import BootgpuError
 from bootgpu.hubs import hub_row
-from bootgpu.results_schema import CHANGE_LABELS, EDGE_FLOAT_FIELDS, FocusResult, StoredNetwork
+from bootgpu.results_schema import (
+    CHANGE_LABELS, EDGE_FLOAT_FIELDS, PAIR_MASK_FIELDS, PAIR_VALUE_FIELDS, FocusResult, StoredNetwork,
+)
 
 FOCUS_ATTRS = (
     "gene_name", "k_low", "k_high", "n_tests", "n_nan", "n_sig_low", "n_sig_high",
@@ -49,6 +51,34 @@ def write_focus(parent: h5py.Group, result: FocusResult, gene_names) -> None:
     grp["change"].attrs["labels"] = np.array(CHANGE_LABELS, dtype=object).astype(_STR)
     if result.network is not None:
         write_network(grp, result.network)
+    if result.pairs is not None:
+        write_pairs(grp, result.pairs, len(gene_names))
+
+
+def write_pairs(grp: h5py.Group, pairs: dict, n_genes: int) -> None:
+    """Group ``pairs`` (``--store common``/``full``): every gene pair in condensed order (i < j,
+    row-major: pair (i, j) at i * (2G - i - 1) / 2 + j - i - 1), the significance masks packed 8
+    pairs a byte (``np.packbits``, first pair in the high bit) and, with ``full``, r_low and r_high."""
+    out = grp.create_group("pairs", track_order=True)
+    for key, value in pairs.items():
+        chunks = (min(value.shape[0], 1 << 20),) if value.size else None
+        out.create_dataset(key, data=value, compression="gzip", compression_opts=6, shuffle=value.dtype.itemsize > 1,
+                           chunks=chunks, track_times=False)
+    out.attrs["n_pairs"] = n_genes * (n_genes - 1) // 2
+    out.attrs["order"] = "condensed: pairs (i, j), i < j, row-major"
+    out.attrs["bit_order"] = "np.packbits: big (first pair in the high bit)"
+
+
+def read_pairs(grp: h5py.Group, n_genes: int) -> dict | None:
+    """A focus gene's stored pairs (``write_pairs``) unpacked: the masks as bool arrays of
+    n_genes (n_genes - 1) / 2 pairs, r as float32; None where the study stored ``minimal``."""
+    if "pairs" not in grp:
+        return None
+    n_pairs = n_genes * (n_genes - 1) // 2
+    src = grp["pairs"]
+    out = {key: np.unpackbits(src[key][()], count=n_pairs).astype(bool) for key in PAIR_MASK_FIELDS}
+    out.update({key: src[key][()] for key in PAIR_VALUE_FIELDS if key in src})
+    return out
 
 
 NETWORKS = ("low", "high", "diff")

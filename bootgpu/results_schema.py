@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
-RESULTS_FORMAT = 3  # 1: /meta/study_focus was an attribute (and copied into every part and shard);
-#                    2: no network group, no edge-filter parameters in the identity
+RESULTS_FORMAT = 4  # 1: /meta/study_focus was an attribute (and copied into every part and shard);
+#                    2: no network group, no edge-filter parameters in the identity; 3: no store mode
+PAIR_MASK_FIELDS = ("sig_low", "sig_high", "sig_diff")  # --store common: every pair, bit-packed
+PAIR_VALUE_FIELDS = ("r_low", "r_high")  # --store full: every pair's r, float32 (NaN: undefined)
 
 CHANGE_LABELS = ("unchanged", "disappear", "new", "sign_change", "strengthen", "weaken")  # index = code
 EDGE_FLOAT_FIELDS = (
@@ -49,6 +51,8 @@ class FocusResult:
     plan: Any = None  # planner.Plan re-made for this focus gene's selected edges (planner.plan_bootstrap):
     #                   its predicted_peak_bytes is the prediction for this focus gene
     network: Any = None  # networks.FocusNetwork (study_run computes it on the host) or a StoredNetwork
+    pairs: dict | None = None  # --store common/full: PAIR_MASK_FIELDS (np.packbits of every pair in
+    #                            condensed order) and with full PAIR_VALUE_FIELDS; None with minimal
 
 
 def empty_edges() -> dict:

@@ -104,4 +104,11 @@ def reference_focus(values, focus, *, low_frac, high_frac, n_bootstrap, bootstra
         })
     edges = {key: np.array([row[key] for row in rows]) for key in (rows[0] if rows else {})}
     attrs["n_robust"] = int(np.sum((edges["ci_low"] > 0) | (edges["ci_high"] < 0))) if rows else 0
-    return {"attrs": attrs, "low_samples": low, "high_samples": high, "edges": edges, "p": p, "q": q}
+    every = {}  # every pair in condensed order (undefined r: not significant, r NaN), as --store full keeps
+    for name in ("low", "high", "diff"):
+        every[f"sig_{name}"] = np.zeros(valid.shape[0], dtype=bool)
+        every[f"sig_{name}"][valid] = sig[name]
+    for name, r in (("r_low", r_low_m), ("r_high", r_high_m)):
+        every[name] = np.full(valid.shape[0], np.nan)
+        every[name][valid] = r[np.triu_indices(values.shape[0], 1)][valid]
+    return {"attrs": attrs, "low_samples": low, "high_samples": high, "edges": edges, "p": p, "q": q, "pairs": every}

@@ -56,7 +56,8 @@ def run_both(values, focus, cfg: AnalysisConfig, plan_kw: dict):
     def draws(group, k, m):
         return draw_positions(np, cfg.seed, focus, group, np.arange(cfg.n_bootstrap), k, m)
 
-    network = ("seed", "min_effect", "corr_threshold", "ci_filter")  # the seed is in draws; networks are not compared here
+    # the seed is in draws; networks and what is stored of every pair are not compared here
+    network = ("seed", "min_effect", "corr_threshold", "ci_filter", "store")
     params = {key: value for key, value in cfg.as_dict().items() if key not in network}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)

@@ -54,7 +54,7 @@ class TaskRequest:
 
 
 def task_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootstrap: int, budget: int,
-                 slots: int, cuda: int = 0, working_set_bytes: int | None = None) -> TaskRequest:
+                 slots: int, cuda: int = 0, working_set_bytes: int | None = None, store: str = "minimal") -> TaskRequest:
     """h_vmem per slot and the run's budget for a task planned with ``budget`` (see the module
     docstring); `bootgpu plan` prints the same request.  ``working_set_bytes``: of the backend the
     task runs, by default NumPy's on CPU queues (``cuda`` 0) and none (CuPy) on GPU queues."""
@@ -64,7 +64,7 @@ def task_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootst
 
         working_set_bytes = 0 if cuda else NumpyBackend.working_set_bytes
     peak_plus_overhead = job_memory_request(n_genes, n_samples, k_low, k_high, n_bootstrap, budget, slots,
-                                            working_set_bytes)
+                                            working_set_bytes, store)
     extra = THREAD_VMEM_BYTES * (slots - 1)
     need = peak_plus_overhead + extra + cuda
     per_slot_mib = math.ceil(need / slots / 2**20)

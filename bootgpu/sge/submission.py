@@ -159,7 +159,7 @@ def request_for(args: argparse.Namespace, study: StudyInput) -> TaskRequest:
     budget = parse_size(args.memory_budget, "--memory-budget")
     cuda = parse_size(args.cuda_vmem, "--cuda-vmem", sge=True) if gpu else 0
     request = task_request(study.n_genes, study.n_samples, study.k_low, study.k_high, study.cfg.n_bootstrap, budget,
-                           args.slots, cuda, 0 if gpu else None)  # fmt: skip
+                           args.slots, cuda, 0 if gpu else None, study.cfg.store)  # fmt: skip
     parse_size(args.merge_vmem, "--merge-vmem", sge=True)
     if args.max_vmem:
         why = (f"{study.n_genes} genes x {study.n_samples} samples, B={study.cfg.n_bootstrap}, --memory-budget "
