@@ -11,7 +11,9 @@ from bootgpu.version import __version__
 from bootgpu.config import AnalysisConfig
 from bootgpu.errors import BootgpuError
 from bootgpu.hubs import DEFAULT_RANK_BY, check_rank_by
-from bootgpu.options import DRAW_OPTIONS, add_analysis_options, add_input_options, add_options, log, read_input
+from bootgpu.options import (
+    BACKEND_HELP, BUDGET_HELP, DRAW_OPTIONS, add_analysis_options, add_input_options, add_options, log, plural, read_input,
+)
 
 DEMO_FOCUS_COUNT = 10  # the demo analyses the 10 most variable probes of the embedded matrix
 
@@ -52,21 +54,22 @@ def cmd_run(args) -> int:
                         threads=backend.host_threads(), store=cfg.store)
     identity = StudyIdentity.of(expr, cfg, focus, RNG_ALGORITHM)
     claim_study(StudyLayout(out), identity, focus, overwrite=args.overwrite, log=log)  # refuses another study
-    log(f"bootgpu {__version__}: {expr.n_genes} genes x {expr.n_samples} samples, {len(focus)} focus genes, "
+    log(f"bootgpu {__version__}: {expr.n_genes} genes x {expr.n_samples} samples, {plural(len(focus), 'focus gene')}, "
          f"B={cfg.n_bootstrap}, k_low={k_low}, k_high={k_high}, backend={backend.name} ({backend.device_name()})")
     t0 = time.perf_counter()
     study = StudyRun(backend, expr, cfg, plan, focus, out, shard, identity, rank_by=args.rank_by)
-    with MemoryReport(backend, plan.budget_bytes, plan.predicted_peak_bytes) as report:
+    with MemoryReport(backend, plan.budget_bytes, plan.predicted_peak_bytes, args.verbose) as report:
         summary = study.run(log=log)
         if study.predicted_peak_bytes is not None:  # re-planned for the selected edges (None: nothing computed)
             report.predicted = study.predicted_peak_bytes
     elapsed = time.perf_counter() - t0
-    scope = f"shard {shard[0]}/{shard[1]} ({summary.n_focus} focus genes)" if shard else f"the study ({summary.n_focus} focus genes)"
+    genes = plural(summary.n_focus, "focus gene")
+    scope = f"shard {shard[0]}/{shard[1]} ({genes})" if shard else f"the study ({genes})"
     if summary.already_complete:
         log(f"{out}: {scope} is already complete: nothing to compute (--overwrite discards it and computes it again)")
     else:
         reused = f", {summary.reused} reused from an earlier run" if summary.reused else ""
-        log(f"done: {summary.computed} focus genes computed in {elapsed:.1f} s "
+        log(f"done: {plural(summary.computed, 'focus gene')} computed in {elapsed:.1f} s "
              f"({elapsed / max(summary.computed, 1):.2f} s per gene){reused} -> {out}")
     if summary.hub_rows is not None:
         print("Top rewiring hubs:")
@@ -147,18 +150,24 @@ def cmd_indices(args) -> int:
                                     bootstrap_frac=cfg.bootstrap_frac, threads=backend.host_threads(), genes_per_block=fixed)
     log(f"bootgpu indices: {n_genes} genes x {n_samples} samples, B={cfg.n_bootstrap}, {block} genes per block, "
          f"budget {format_bytes(budget)}, predicted peak {format_bytes(predicted)}, backend {backend.name}")
-    with MemoryReport(backend, budget, predicted):
+    with MemoryReport(backend, budget, predicted, args.verbose):
         stats = write_indices(backend, expr.values, cfg, Path(args.out), block, args.compression)
     log(f"wrote {args.out}: {format_bytes(stats['bytes'])} in {stats['seconds']:.1f} s ({stats['processing_mode']}, {stats['compression']})")
     return 0
 
 
-class MemoryReport:
-    """Logs, after a block of work, the peak memory it took next to the prediction and budget:
-    ``memory: peak rise R, predicted P, budget B (bytes: R P B; peak RSS S, RSS at start T)``."""
+def plain_bytes(n: int) -> str:
+    """A size as people say it: '143 MiB', '19.2 GiB'."""
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{max(n, 0) / 2**20:.0f} MiB"
 
-    def __init__(self, backend, budget: int, predicted: int):
-        self.backend, self.budget, self.predicted = backend, budget, predicted
+
+class MemoryReport:
+    """Logs, after a block of work, the peak memory it took next to the prediction and budget, in
+    plain words: ``memory: used 0.4 GiB at most (predicted 0.5 GiB) of a 18.3 GiB budget``; with
+    ``verbose`` the byte counts follow: ``(bytes: R P B; peak RSS S, RSS at start T)``."""
+
+    def __init__(self, backend, budget: int, predicted: int, verbose: bool = False):
+        self.backend, self.budget, self.predicted, self.verbose = backend, budget, predicted, verbose
 
     def __enter__(self):
         from bootgpu.backends.numpy_backend import current_rss_bytes
@@ -174,9 +183,12 @@ class MemoryReport:
 
         self._tracker.__exit__(*exc)
         if exc[0] is None:
-            log(f"memory: peak rise {format_bytes(self.peak.peak_bytes)}, predicted {format_bytes(self.predicted)}, "
-                 f"budget {format_bytes(self.budget)} (bytes: {self.peak.peak_bytes} {self.predicted} {self.budget}; "
-                 f"peak RSS {peak_rss_bytes()}, RSS at start {self.start_rss})")
+            line = (f"memory: used {plain_bytes(self.peak.peak_bytes)} at most (predicted "
+                    f"{plain_bytes(self.predicted)}) of a {plain_bytes(self.budget)} budget")
+            if self.verbose:
+                line += (f" (bytes: {self.peak.peak_bytes} {self.predicted} {self.budget}; "
+                         f"peak RSS {peak_rss_bytes()}, RSS at start {self.start_rss})")
+            log(line)
         return False
 
 
@@ -223,6 +235,19 @@ RANK_BY = {"default": DEFAULT_RANK_BY, "metavar": "COLUMN",
                    "edges; docs/networks.md)"}
 
 
+RUN_EXAMPLES = """examples:
+  bootgpu run --demo                                   # the embedded ALL subset, 10 focus genes
+  bootgpu run --expr expr.tsv.gz --out study --focus '#0:100'
+  bootgpu run --expr expr.h5 --out study --fdr-alpha 0.1 --n-bootstrap 500 --memory-budget 6G
+  bootgpu run --expr expr.tsv --out study --shard 3/10 # one of 10 parts; then bootgpu merge study"""
+PLAN_EXAMPLES = """examples:
+  bootgpu plan --shape 8763x938                        # batch sizes and peak memory on this machine
+  bootgpu plan --expr expr.tsv.gz --memory-budget 8G --slots 4"""
+INDICES_EXAMPLES = """examples:
+  bootgpu indices --expr expr.tsv.gz --out indices.h5  # layout: docs/indices-format.md
+  bootgpu indices --expr expr.h5 --out indices.h5 --n-bootstrap 100 --compression lzf"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bootgpu.backends import BACKEND_NAMES
     from bootgpu.study import FOCUS_HELP
@@ -231,44 +256,53 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bootgpu {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="analyse focus genes and write results.h5 + rewiring_hubs.tsv")
+    run = sub.add_parser("run", help="analyse focus genes and write results.h5 + rewiring_hubs.tsv", epilog=RUN_EXAMPLES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_input_options(run, required=False)
     run.add_argument("--demo", action="store_true", help="use the embedded ALL leukemia subset (2000 x 128)")
     run.add_argument("--out", help="study directory (required; default for --demo: bootgpu-demo)")
     run.add_argument("--overwrite", action="store_true",
                      help="discard a study already in --out (other parameters, input or focus genes, or finished)")
-    run.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
+    run.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help=BACKEND_HELP)
     run.add_argument("--focus", help=FOCUS_HELP.replace("(default: all)", "(default: all; demo: the 10 most variable)"))
     run.add_argument("--shard", help="K/N: run only the K-th of N contiguous parts of the focus list")
-    run.add_argument("--memory-budget", help="bytes the run may use, e.g. 6G (default: 80%% of free; env BOOTGPU_MEMORY_BUDGET)")
+    run.add_argument("--memory-budget", help=BUDGET_HELP)
+    run.add_argument("--verbose", action="store_true", help="also log exact byte counts of the memory used")
     add_analysis_options(run)
     run.add_argument("--rank-by", **RANK_BY)
     run.set_defaults(func=cmd_run)
 
-    merge = sub.add_parser("merge", help="combine the shard files of DIR into results.h5 + rewiring_hubs.tsv")
-    merge.add_argument("dir")
+    merge = sub.add_parser("merge", help="combine the shard files of DIR into results.h5 + rewiring_hubs.tsv",
+                           epilog="example:\n  bootgpu merge study/    # after every `bootgpu run --shard K/N --out study`",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    merge.add_argument("dir", help="the study directory the shards were written to (--out of bootgpu run)")
     merge.add_argument("--rank-by", **RANK_BY)
     merge.set_defaults(func=cmd_merge)
 
-    info = sub.add_parser("info", help="list backends, devices and memory")
+    info = sub.add_parser("info", help="list backends, devices and memory", epilog="example:\n  bootgpu info",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     info.set_defaults(func=cmd_info)
 
-    plan = sub.add_parser("plan", help="batch sizes, predicted peak memory and the Grid Engine request for a shape")
+    plan = sub.add_parser("plan", help="batch sizes, predicted peak memory and the Grid Engine request for a shape",
+                          epilog=PLAN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_input_options(plan, required=False, what="expression matrix (its shape is used)")
     plan.add_argument("--shape", help="GENESxSAMPLES, e.g. 8763x938")
-    plan.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
-    plan.add_argument("--memory-budget", help="bytes, e.g. 6G (default: what this process may allocate, less a margin)")
-    plan.add_argument("--slots", type=int, default=1, help="Grid Engine slots (-pe smp N) to spread h_vmem over")
+    plan.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help=BACKEND_HELP)
+    plan.add_argument("--memory-budget", help=BUDGET_HELP)
+    plan.add_argument("--slots", type=int, default=1, help="Grid Engine slots (-pe smp N) to spread h_vmem over (default %(default)s)")
     add_options(plan, DRAW_OPTIONS)  # memory depends on the split and B only
     plan.set_defaults(func=cmd_plan)
 
-    idx = sub.add_parser("indices", help="write every gene's split and bootstrap sample indices (original layout)")
+    idx = sub.add_parser("indices", help="write every gene's split and bootstrap sample indices (original layout)",
+                         epilog=INDICES_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_input_options(idx)
     idx.add_argument("--out", required=True, help="indices.h5")
-    idx.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
-    idx.add_argument("--batch-size", default="auto", help="genes per block: auto (from the memory budget) or N")
-    idx.add_argument("--memory-budget", help="bytes, e.g. 1G (default: what this process may allocate, less a margin)")
-    idx.add_argument("--compression", default="gzip", help="gzip (level 1, default), gzip4, lzf, none; zstd, blosc-zstd need hdf5plugin")
+    idx.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help=BACKEND_HELP)
+    idx.add_argument("--batch-size", default="auto", help="genes per block: auto (from the memory budget) or N (default %(default)s)")
+    idx.add_argument("--memory-budget", help=BUDGET_HELP)
+    idx.add_argument("--compression", default="gzip",
+                     help="gzip (level 1), gzip4, lzf, none; zstd, blosc-zstd need hdf5plugin (default %(default)s)")
+    idx.add_argument("--verbose", action="store_true", help="also log exact byte counts of the memory used")
     add_options(idx, DRAW_OPTIONS)  # the split and the draws only
     idx.set_defaults(func=cmd_indices)
 
@@ -282,9 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sge.register_commands(sub)  # `bootgpu sge submit` and `bootgpu status`
 
-    conv = sub.add_parser("convert", help="write the original pipeline's expression.h5 layout")
-    add_input_options(conv)
-    conv.add_argument("--out", required=True)
+    conv = sub.add_parser("convert", help="write the original pipeline's expression.h5 layout",
+                          epilog="example:\n  bootgpu convert --expr expression.tsv.gz --out expression.h5",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_input_options(conv, what="expression matrix to convert: TSV/CSV(.gz) genes x samples, or HDF5")
+    conv.add_argument("--out", required=True, help="the HDF5 file to write (/expr float32, /gene_names, /sample_names)")
     conv.set_defaults(func=cmd_convert)
     return parser
 

@@ -10,6 +10,7 @@ from bootgpu.errors import BootgpuError
 EDGE_SELECTIONS = ("sig_diff", "sig_edges")
 STORE_MODES = ("minimal", "common", "full")  # what a focus gene keeps of all pairs (docs/results-format.md)
 MIN_GROUP = 4  # the Fisher test needs k - 3 > 0 and the t-test k - 2 > 0
+SAFETY_FRACTION = 0.85  # of the memory detected as available, the budget when none is given
 
 
 @dataclass(frozen=True)

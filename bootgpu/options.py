@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from bootgpu.config import EDGE_SELECTIONS, STORE_MODES, AnalysisConfig
+from bootgpu.config import EDGE_SELECTIONS, SAFETY_FRACTION, STORE_MODES, AnalysisConfig
 
 
 @dataclass(frozen=True)
@@ -112,18 +112,27 @@ SAMPLES_IN_ROWS = option(
 )  # fmt: skip
 
 
+SEP = option(
+    "--sep", choices=("auto", "tab", "comma", "semicolon"), default="auto",
+    help="field separator of a TSV/CSV file (default %(default)s: detected from the header line)",
+)  # fmt: skip
+BUDGET_HELP = (f"bytes, e.g. 6G or 1500M (default: {SAFETY_FRACTION:.0%} of the memory this process may use: free "
+               f"RAM, cgroup and ulimit on CPU, free GPU memory on CuPy; env BOOTGPU_MEMORY_BUDGET)").replace("%", "%%")
+BACKEND_HELP = "auto: CuPy when a CUDA device is usable, else NumPy (default %(default)s)"
+
+
 def input_options(required: bool = True, what: str = "") -> tuple[Option, ...]:
-    """--expr (its help says what the matrix is for) and --samples-in-rows."""
+    """--expr (its help says what the matrix is for), --samples-in-rows and --sep."""
     return (
         option("--expr", required=required,
                help=what or "expression matrix: TSV/CSV(.gz) genes x samples, or HDF5 (/expr, /gene_names, /sample_names)"),
-        SAMPLES_IN_ROWS,
+        SAMPLES_IN_ROWS, SEP,
     )  # fmt: skip
 
 
 # What `bootgpu run` needs besides the study's input and focus genes to compute the same results:
 # the options a Grid Engine task passes on to it.
-RUN_FORWARDED = (*ANALYSIS_OPTIONS, SAMPLES_IN_ROWS)
+RUN_FORWARDED = (*ANALYSIS_OPTIONS, SAMPLES_IN_ROWS, SEP)
 
 
 def add_analysis_options(parser) -> None:
@@ -132,6 +141,11 @@ def add_analysis_options(parser) -> None:
 
 def add_input_options(parser, required: bool = True, what: str = "") -> None:
     add_options(parser, input_options(required, what))
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 focus gene', '2 focus genes' (``many``: an irregular plural)."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
 
 
 def log(line: str) -> None:
@@ -145,7 +159,8 @@ def read_input(args: argparse.Namespace, path=None):
     from bootgpu.expression_io import orientation_warning, read_expression
 
     samples_in_rows = getattr(args, "samples_in_rows", False)
-    expr = read_expression(path or args.expr, samples_in_rows=samples_in_rows)
+    sep = getattr(args, "sep", "auto")
+    expr = read_expression(path or args.expr, samples_in_rows=samples_in_rows, sep=None if sep == "auto" else sep)
     if not samples_in_rows and (warning := orientation_warning(expr)):
         log(f"bootgpu: warning: {warning}")
     return expr

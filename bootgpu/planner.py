@@ -30,6 +30,7 @@ from bootgpu.core.fdr import BIN_BOOKKEEPING_BYTES, LEVEL_TEST_BINS, bins_for_pa
 from bootgpu.core.spearman import (
     JOINT_CACHE_ALLOWANCE, JOINT_PAIR_BYTES, LEVELS_MAX, TIED_PAIR_BYTES, joint_cells, n_signed_levels,
 )
+from bootgpu.config import SAFETY_FRACTION
 from bootgpu.errors import BootgpuError
 
 F64 = 8
@@ -414,7 +415,6 @@ def job_memory_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_
     return plan.predicted_peak_bytes + n_genes * n_samples * F64 + PROCESS_OVERHEAD_BYTES
 
 
-SAFETY_FRACTION = 0.85  # of the detected room, when no budget is given
 
 
 def parse_size(text: str, option: str, *, sge: bool = False) -> int:

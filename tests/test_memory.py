@@ -20,6 +20,7 @@ from bootgpu.backends.host_memory import cgroup_room, host_memory_limits
 from bootgpu.errors import BootgpuError
 from bootgpu.planner import plan_batches, plan_bootstrap, plan_indices, replicate_chunk_for
 
+PLAIN_MEMORY_LINE = re.compile(r"memory: used \d+(\.\d)? [MG]iB at most \(predicted \d+(\.\d)? [MG]iB\) of a \d+(\.\d)? [MG]iB budget")
 MEMORY_LINE = re.compile(r"memory: .*\(bytes: (\d+) (\d+) (\d+); peak RSS (\d+), RSS at start (\d+)\)")
 
 
@@ -33,6 +34,8 @@ def _cli(args, limit_bytes=None, timeout=600):
 
 
 def _memory(stderr: str):
+    """The byte counts of the memory line (``--verbose``) after its plain words."""
+    assert PLAIN_MEMORY_LINE.search(stderr), stderr
     match = MEMORY_LINE.search(stderr)
     assert match, stderr
     rise, predicted, budget, peak_rss, start_rss = map(int, match.groups())
@@ -124,7 +127,7 @@ def test_budget_over_the_address_space_cap_is_refused_before_allocating(demo_h5,
 @pytest.mark.parametrize("budget", ["40M", "120M", "600M"])
 def test_indices_peak_under_prediction_under_budget(demo_h5, tmp_path, budget):
     proc = _cli(["indices", "--expr", str(demo_h5), "--out", str(tmp_path / "i.h5"), "--memory-budget", budget,
-                 "--backend", "numpy"])
+                 "--backend", "numpy", "--verbose"])
     assert proc.returncode == 0, proc.stderr
     rise, predicted, budget_bytes, rss_rise = _memory(proc.stderr)
     assert rise <= predicted <= budget_bytes
@@ -134,7 +137,7 @@ def test_indices_peak_under_prediction_under_budget(demo_h5, tmp_path, budget):
 @pytest.mark.parametrize("budget", ["120M", "300M", "1G"])
 def test_run_peak_under_prediction_under_budget(demo_h5, tmp_path, budget):
     proc = _cli(["run", "--expr", str(demo_h5), "--out", str(tmp_path / "r"), "--focus", "#0:2", "--n-bootstrap", "100",
-                 "--memory-budget", budget, "--backend", "numpy"])
+                 "--memory-budget", budget, "--backend", "numpy", "--verbose"])
     assert proc.returncode == 0, proc.stderr
     rise, predicted, budget_bytes, rss_rise = _memory(proc.stderr)
     assert rise <= predicted <= budget_bytes
@@ -215,7 +218,7 @@ def test_reference_shape_indices_complete_under_a_2_gib_address_space_cap(tmp_pa
         h5["gene_names"] = np.array([f"g{i}" for i in range(8763)], dtype=object).astype(h5py.string_dtype())
         h5["sample_names"] = np.array([f"s{j}" for j in range(938)], dtype=object).astype(h5py.string_dtype())
     out = tmp_path / "indices.h5"
-    proc = _cli(["indices", "--expr", str(expr), "--out", str(out), "--backend", "numpy"], limit_bytes=2 << 30, timeout=1500)
+    proc = _cli(["indices", "--expr", str(expr), "--out", str(out), "--backend", "numpy", "--verbose"], limit_bytes=2 << 30, timeout=1500)
     assert proc.returncode == 0, proc.stderr
     rise, predicted, budget, _ = _memory(proc.stderr)
     assert rise <= predicted <= budget < 2 << 30
