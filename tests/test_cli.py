@@ -43,9 +43,9 @@ def test_run_writes_documented_layout(small_tsv, tmp_path, capsys):
         for key in ("bootgpu_version", "backend", "device", "n_genes", "n_samples", "low_frac", "high_frac",
                     "n_bootstrap", "bootstrap_frac", "seed", "fdr_alpha", "ci_alpha", "edge_selection", "rng_algorithm",
                     "results_format", "study_id", "values_sha256", "gene_names_sha256", "sample_names_sha256",
-                    "n_focus", "focus_sha256", "min_effect", "corr_threshold", "ci_filter"):
+                    "n_focus", "focus_sha256", "min_effect", "corr_threshold", "ci_filter", "store"):
             assert key in meta, key
-        assert meta["n_genes"] == 60 and meta["n_bootstrap"] == 20 and meta["results_format"] == 3
+        assert meta["n_genes"] == 60 and meta["n_bootstrap"] == 20 and meta["results_format"] == 4
         assert all(np.ndim(v) == 0 for v in meta.values())  # lists are datasets, never attributes
         assert h5["study_focus"][()].tolist() == [0, 1, 2]
         record = json.loads((out / "study.json").read_text())

@@ -230,7 +230,7 @@ def test_task_command_is_what_the_task_script_runs(expr_tsv, tmp_path):
 
 def test_analysis_options_reach_the_tasks_from_their_definitions(expr_tsv, tmp_path):
     """Every option `bootgpu run` takes from bootgpu.options.RUN_FORWARDED is forwarded, none named
-    by hand: one per AnalysisConfig field, plus --samples-in-rows."""
+    by hand: one per AnalysisConfig field, plus --samples-in-rows and --sep."""
     from dataclasses import fields
 
     from bootgpu.options import ANALYSIS_OPTIONS, RUN_FORWARDED
@@ -238,8 +238,9 @@ def test_analysis_options_reach_the_tasks_from_their_definitions(expr_tsv, tmp_p
     assert [o.dest for o in ANALYSIS_OPTIONS] == [f.name for f in fields(AnalysisConfig)]
     sub, args = _submission(_submit_args(expr_tsv, tmp_path / "study", *CPU_OPTIONS, "--ci-alpha", "0.1"))
     forwarded = sub.env["BOOTGPU_RUN_ARGS"].split()
-    assert forwarded == [w for o in ANALYSIS_OPTIONS for w in o.argv(getattr(args, o.dest), joined=True)]
-    assert len(forwarded) == len(ANALYSIS_OPTIONS) - 1  # switches at their default (--no-ci-filter) add no word
+    assert forwarded == [w for o in RUN_FORWARDED for w in o.argv(getattr(args, o.dest), joined=True)]
+    # switches at their default (--no-ci-filter, --samples-in-rows) add no word; --sep adds its own
+    assert len(forwarded) == len(ANALYSIS_OPTIONS) - 1 + 1 and "--sep=auto" in forwarded
     assert "--ci-alpha=0.1" in forwarded
     run = build_parser().parse_args(["run", "--expr", "x", "--out", "y", *forwarded])
     assert AnalysisConfig.from_args(run) == AnalysisConfig.from_args(args) == sub.study.cfg
