@@ -126,12 +126,11 @@ def _ranked_hub_rows(layout, rank_by: str) -> list[dict]:
     return join_significance(rows, read_significance(layout.significance))
 
 
-def _run_null(s: StudySetup, n_perm: int, replicates: str | None, rank_by: str) -> None:
+def _run_null(s: StudySetup, n_perm: int, scope: range | None, rank_by: str) -> None:
     """The permutation null of a claimed study, then its gene significance when results.h5 is there."""
     from bootgpu.layout import StudyLayout
-    from bootgpu.null import NullRun, parse_replicates, study_significance
+    from bootgpu.null import NullRun, study_significance
 
-    scope = parse_replicates(replicates, n_perm)
     t0 = time.perf_counter()
     null = NullRun(s.backend, s.expr, s.cfg, s.plan, s.out, s.identity)
     summary = null.run(n_perm, scope, log=log)
@@ -154,12 +153,15 @@ def _run_null(s: StudySetup, n_perm: int, replicates: str | None, rank_by: str) 
 
 
 def cmd_null(args) -> int:
+    from bootgpu.null import parse_replicates
+
     if args.permutations < 1:
         raise BootgpuError(f"--permutations must be at least 1, got {args.permutations}")
+    scope = parse_replicates(args.replicates, args.permutations)
     s = _setup_study(args)
     log(f"bootgpu {__version__} null: {s.expr.n_genes} genes x {s.expr.n_samples} samples, {args.permutations} "
         f"permutations, B={s.cfg.n_bootstrap}, k_low={s.k_low}, k_high={s.k_high}, backend={s.backend.name}")
-    _run_null(s, args.permutations, args.replicates, args.rank_by)
+    _run_null(s, args.permutations, scope, args.rank_by)
     return 0
 
 

@@ -127,9 +127,10 @@ class StudyLayout:
         return {(int(m[1]), int(m[2])): p for m, p in _named(self.shards_dir, _SHARD_NAME)}
 
     def has_results(self) -> bool:
-        """Anything computed: results, parts or shards."""
-        return (self.results.exists() or bool(self.parts()) or bool(self.shards()) or self.null_results.exists()
-                or bool(self.null_replicates()))
+        """Anything computed: results, parts or shards.  Null files are not counted: each carries
+        its null identity and is checked on reuse (``bootgpu.null``), so a null copied from a study
+        of the same input and parameters serves another focus list."""
+        return self.results.exists() or bool(self.parts()) or bool(self.shards())
 
     # -- the study record -----------------------------------------------------------------------
     def read_record(self) -> dict | None:
