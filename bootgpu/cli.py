@@ -312,6 +312,24 @@ RANK_BY = {"default": DEFAULT_RANK_BY, "metavar": "COLUMN",
                    "edges; docs/networks.md)"}
 
 
+def _add_null_parser(sub, backend_names, focus_help: str) -> None:
+    """`bootgpu null`: the study's options (as `run`) plus --permutations and --replicates."""
+    null = sub.add_parser("null", help="permutation null shared by all focus genes: empirical p and BH q per gene "
+                                       "(gene_significance.tsv; docs/null.md)")
+    add_input_options(null)
+    null.add_argument("--out", required=True, help="study directory (the same as bootgpu run's, to get p and q)")
+    null.add_argument("--permutations", type=int, required=True, metavar="N", help="null replicates (e.g. 200)")
+    null.add_argument("--replicates", metavar="A:B",
+                      help="compute only replicates A..B-1 (a task's share); gather with a run without it")
+    null.add_argument("--overwrite", action="store_true", help="discard a study already in --out")
+    null.add_argument("--backend", choices=backend_names, default="auto")
+    null.add_argument("--focus", help=focus_help)
+    null.add_argument("--memory-budget", help="bytes the run may use, e.g. 6G (env BOOTGPU_MEMORY_BUDGET)")
+    add_analysis_options(null)
+    null.add_argument("--rank-by", **RANK_BY)
+    null.set_defaults(func=cmd_null)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bootgpu.backends import BACKEND_NAMES
     from bootgpu.study import FOCUS_HELP
@@ -337,20 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(as bootgpu null; docs/null.md)")
     run.set_defaults(func=cmd_run)
 
-    null = sub.add_parser("null", help="permutation null shared by all focus genes: empirical p and BH q per gene "
-                                       "(gene_significance.tsv; docs/null.md)")
-    add_input_options(null)
-    null.add_argument("--out", required=True, help="study directory (the same as bootgpu run's, to get p and q)")
-    null.add_argument("--permutations", type=int, required=True, metavar="N", help="null replicates (e.g. 200)")
-    null.add_argument("--replicates", metavar="A:B",
-                      help="compute only replicates A..B-1 (a task's share); gather with a run without it")
-    null.add_argument("--overwrite", action="store_true", help="discard a study already in --out")
-    null.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
-    null.add_argument("--focus", help=FOCUS_HELP)
-    null.add_argument("--memory-budget", help="bytes the run may use, e.g. 6G (env BOOTGPU_MEMORY_BUDGET)")
-    add_analysis_options(null)
-    null.add_argument("--rank-by", **RANK_BY)
-    null.set_defaults(func=cmd_null)
+    _add_null_parser(sub, BACKEND_NAMES, FOCUS_HELP)
 
     merge = sub.add_parser("merge", help="combine the shard files of DIR into results.h5 + rewiring_hubs.tsv")
     merge.add_argument("dir")
