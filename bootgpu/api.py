@@ -25,6 +25,7 @@ from bootgpu.errors import BootgpuError
 from bootgpu.layout import StudyLayout
 from bootgpu.results_io import EDGE_DATASETS, FOCUS_ATTRS, read_hubs_row, read_network_metrics
 from bootgpu.results_schema import CHANGE_LABELS
+from bootgpu.significance import join_significance, read_significance
 
 EDGE_COLUMNS = (
     "gene_i", "gene_j", "gene_a", "gene_b", "r_low", "r_high", "delta", "abs_delta", "q_low", "q_high", "q_diff",
@@ -130,7 +131,29 @@ class Results:
                 rec.update({k: v for k, v in read_hubs_row(grp).items() if k not in rec and k != "rank"})
             rec.update({k: v for k, v in (read_network_metrics(grp) or {}).items() if k not in rec})
             records.append(rec)
+        records = join_significance(records, self._significance_rows)
         return pd.DataFrame.from_records(records).set_index("gene_id", drop=False) if records else pd.DataFrame()
+
+    @cached_property
+    def _significance_rows(self) -> dict | None:
+        """gene_idx -> columns of the study's gene_significance.tsv beside this results file (None
+        when the permutation null has not been run: ``bootgpu null``, docs/null.md)."""
+        if self.path.name != StudyLayout(self.path.parent).results.name:
+            return None
+        return read_significance(StudyLayout(self.path.parent).significance)
+
+    @property
+    def significance(self):
+        """The study's gene_significance.tsv as a DataFrame (gene_idx, gene_id, and per metric the
+        observed value, empirical p, BH q across focus genes and null values used; docs/null.md),
+        or None when the permutation null has not been run.  ``focus_genes`` carries each metric's
+        ``_p`` and ``_q`` columns too."""
+        import pandas as pd
+
+        path = StudyLayout(self.path.parent).significance
+        if self._significance_rows is None:
+            return None
+        return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["nan"], dtype={"gene_id": str})
 
     def network(self, gene, which: str = "diff", as_graph: bool = False):
         """Focus gene ``gene``'s LOW, HIGH or differential network (``which``), built from its stored

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bootgpu.version import __version__
@@ -18,30 +19,46 @@ from bootgpu.options import (
 DEMO_FOCUS_COUNT = 10  # the demo analyses the 10 most variable probes of the embedded matrix
 
 
-def cmd_run(args) -> int:
+@dataclass
+class StudySetup:
+    """What `run` and `null` decide before computing: the study directory (claimed), the matrix,
+    parameters, focus genes, backend, plan and identity."""
+
+    out: Path
+    expr: object
+    cfg: AnalysisConfig
+    k_low: int
+    k_high: int
+    focus: list
+    backend: object
+    plan: object
+    identity: object
+
+
+def _setup_study(args) -> StudySetup:
+    """Parse and check a study's options in the order a bad one is reported, pick the backend,
+    plan the batches and claim --out for this study (``claim_study``: another study is refused)."""
     from bootgpu.backends import get_backend
     from bootgpu.core.draws import RNG_ALGORITHM
     from bootgpu.expression_io import demo_expression_path
-    from bootgpu.hubs import format_hubs_table
     from bootgpu.identity import StudyIdentity
     from bootgpu.layout import StudyLayout, check_out_dir
     from bootgpu.planner import plan_batches, resolve_budget
-    from bootgpu.study import claim_study, parse_focus, parse_shard
-    from bootgpu.study_run import StudyRun
+    from bootgpu.study import claim_study, parse_focus
 
-    if args.demo == bool(args.expr):
+    demo = getattr(args, "demo", False)
+    if demo == bool(args.expr):
         raise BootgpuError("give exactly one of --expr FILE or --demo")
-    if not args.out and not args.demo:
-        raise BootgpuError("bootgpu run needs --out DIR, the study directory its results go to")
+    if not args.out and not demo:
+        raise BootgpuError(f"bootgpu {args.command} needs --out DIR, the study directory its results go to")
     out = check_out_dir(Path(args.out or "bootgpu-demo"))
-    shard = parse_shard(args.shard)
     check_rank_by(args.rank_by)
-    expr = read_input(args, demo_expression_path() if args.demo else None)
+    expr = read_input(args, demo_expression_path() if demo else None)
     cfg = AnalysisConfig.from_args(args)
     k_low, k_high = cfg.validate(expr.n_samples)
     if args.focus:
         focus = parse_focus(args.focus, expr)
-    elif args.demo:
+    elif demo:
         import numpy as np
 
         var = expr.values.var(axis=1)
@@ -54,11 +71,27 @@ def cmd_run(args) -> int:
                         threads=backend.host_threads(), store=cfg.store)
     identity = StudyIdentity.of(expr, cfg, focus, RNG_ALGORITHM)
     claim_study(StudyLayout(out), identity, focus, overwrite=args.overwrite, log=log)  # refuses another study
-    log(f"bootgpu {__version__}: {expr.n_genes} genes x {expr.n_samples} samples, {plural(len(focus), 'focus gene')}, "
-         f"B={cfg.n_bootstrap}, k_low={k_low}, k_high={k_high}, backend={backend.name} ({backend.device_name()})")
+    return StudySetup(out, expr, cfg, k_low, k_high, focus, backend, plan, identity)
+
+
+def cmd_run(args) -> int:
+    from bootgpu.hubs import format_hubs_table
+    from bootgpu.layout import StudyLayout
+    from bootgpu.study import parse_shard
+    from bootgpu.study_run import StudyRun
+
+    shard = parse_shard(args.shard)
+    if shard and args.permutations:
+        raise BootgpuError("--permutations with --shard: run `bootgpu null` on the study once `bootgpu merge` has run")
+    if args.permutations is not None and args.permutations < 1:
+        raise BootgpuError(f"--permutations must be at least 1, got {args.permutations}")
+    s = _setup_study(args)
+    expr, cfg, out = s.expr, s.cfg, s.out
+    log(f"bootgpu {__version__}: {expr.n_genes} genes x {expr.n_samples} samples, {plural(len(s.focus), 'focus gene')}, "
+         f"B={cfg.n_bootstrap}, k_low={s.k_low}, k_high={s.k_high}, backend={s.backend.name} ({s.backend.device_name()})")
     t0 = time.perf_counter()
-    study = StudyRun(backend, expr, cfg, plan, focus, out, shard, identity, rank_by=args.rank_by)
-    with MemoryReport(backend, plan.budget_bytes, plan.predicted_peak_bytes, args.verbose) as report:
+    study = StudyRun(s.backend, expr, cfg, s.plan, s.focus, out, shard, s.identity, rank_by=args.rank_by)
+    with MemoryReport(s.backend, s.plan.budget_bytes, s.plan.predicted_peak_bytes, args.verbose) as report:
         summary = study.run(log=log)
         if study.predicted_peak_bytes is not None:  # re-planned for the selected edges (None: nothing computed)
             report.predicted = study.predicted_peak_bytes
@@ -71,11 +104,67 @@ def cmd_run(args) -> int:
         reused = f", {summary.reused} reused from an earlier run" if summary.reused else ""
         log(f"done: {plural(summary.computed, 'focus gene')} computed in {elapsed:.1f} s "
              f"({elapsed / max(summary.computed, 1):.2f} s per gene){reused} -> {out}")
-    if summary.hub_rows is not None:
+    rows = summary.hub_rows
+    if args.permutations:
+        _run_null(s, args.permutations, None, args.rank_by)
+        rows = _ranked_hub_rows(StudyLayout(out), args.rank_by)
+    if rows is not None:
         print("Top rewiring hubs:")
-        print(format_hubs_table(summary.hub_rows, rank_by=args.rank_by))
+        print(format_hubs_table(rows, rank_by=args.rank_by))
         print(f"All focus genes: {StudyLayout(out).hubs}; every network metric: {StudyLayout(out).network_summary}")
         print(f"next: bootgpu report {out}    # an HTML report with the hubs table and figures")
+    return 0
+
+
+def _ranked_hub_rows(layout, rank_by: str) -> list[dict]:
+    """The hubs rows of a finished study as rewiring_hubs.tsv now holds them (p and q joined)."""
+    import h5py
+
+    from bootgpu.hubs import sort_hub_rows
+    from bootgpu.results_io import read_hubs_row
+    from bootgpu.significance import join_significance, read_significance
+
+    with h5py.File(layout.results, "r") as h5:
+        rows = sort_hub_rows([read_hubs_row(h5["focus"][name]) for name in h5["focus"]], rank_by)
+    return join_significance(rows, read_significance(layout.significance))
+
+
+def _run_null(s: StudySetup, n_perm: int, scope: range | None, rank_by: str) -> None:
+    """The permutation null of a claimed study, then its gene significance when results.h5 is there."""
+    from bootgpu.layout import StudyLayout
+    from bootgpu.null import NullRun, study_significance
+
+    t0 = time.perf_counter()
+    null = NullRun(s.backend, s.expr, s.cfg, s.plan, s.out, s.identity)
+    summary = null.run(n_perm, scope, log=log)
+    elapsed = time.perf_counter() - t0
+    what = f"replicates {scope.start}-{scope.stop - 1}" if scope else f"{n_perm} null replicates"
+    log(f"null: {summary.computed} of {what} computed in {elapsed:.1f} s "
+        f"({elapsed / max(summary.computed, 1):.2f} s per replicate), {summary.reused} reused")
+    layout = StudyLayout(s.out)
+    if not summary.assembled:
+        log(f"null: run `bootgpu null` without --replicates, once every task is done, to gather {layout.null_results}")
+        return
+    rows = study_significance(layout, s.identity, rank_by)
+    if rows is None:
+        log(f"null: {layout.null_results} written; `bootgpu run` with the same options adds the observed values "
+            f"and writes {layout.significance}")
+        return
+    significant = sum(1 for row in rows if row["n_diff_edges_q"] < 0.1)
+    log(f"null: {layout.significance}: {significant} of {len(rows)} focus genes with n_diff_edges q < 0.1; "
+        f"p and q joined into {layout.hubs}")
+
+
+def cmd_null(args) -> int:
+    from bootgpu.null import parse_replicates
+
+    if args.permutations < 1:
+        raise BootgpuError(f"--permutations must be at least 1, got {args.permutations}")
+    scope = parse_replicates(args.replicates, args.permutations)
+    s = _setup_study(args)
+    log(f"bootgpu {__version__} null: {s.expr.n_genes} genes x {s.expr.n_samples} samples, {args.permutations} "
+        f"permutations, B={s.cfg.n_bootstrap}, k_low={s.k_low}, k_high={s.k_high}, backend={s.backend.name}")
+    _run_null(s, args.permutations, scope, args.rank_by)
     return 0
 
 
@@ -246,6 +335,28 @@ PLAN_EXAMPLES = """examples:
 INDICES_EXAMPLES = """examples:
   bootgpu indices --expr expr.tsv.gz --out indices.h5  # layout: docs/indices-format.md
   bootgpu indices --expr expr.h5 --out indices.h5 --n-bootstrap 100 --compression lzf"""
+NULL_EXAMPLES = """examples:
+  bootgpu null --expr expr.tsv.gz --out study --permutations 200     # after bootgpu run --out study, same options
+  bootgpu null --expr expr.tsv.gz --out study --permutations 200 --replicates 0:50   # one task's share"""
+
+
+def _add_null_parser(sub, backend_names, focus_help: str) -> None:
+    """`bootgpu null`: the study's options (as `run`) plus --permutations and --replicates."""
+    null = sub.add_parser("null", help="permutation null shared by all focus genes: empirical p and BH q per gene "
+                                       "(gene_significance.tsv; docs/null.md)", epilog=NULL_EXAMPLES,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_input_options(null)
+    null.add_argument("--out", required=True, help="study directory (the same as bootgpu run's, to get p and q)")
+    null.add_argument("--permutations", type=int, required=True, metavar="N", help="null replicates (e.g. 200)")
+    null.add_argument("--replicates", metavar="A:B",
+                      help="compute only replicates A..B-1 (a task's share); gather with a run without it")
+    null.add_argument("--overwrite", action="store_true", help="discard a study already in --out")
+    null.add_argument("--backend", choices=backend_names, default="auto", help=BACKEND_HELP)
+    null.add_argument("--focus", help=focus_help)
+    null.add_argument("--memory-budget", help=BUDGET_HELP)
+    add_analysis_options(null)
+    null.add_argument("--rank-by", **RANK_BY)
+    null.set_defaults(func=cmd_null)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,7 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true", help="also log exact byte counts of the memory used")
     add_analysis_options(run)
     run.add_argument("--rank-by", **RANK_BY)
+    run.add_argument("--permutations", type=int, metavar="N",
+                     help="then the permutation null with N replicates and each focus gene's empirical p and q "
+                          "(as bootgpu null; docs/null.md)")
     run.set_defaults(func=cmd_run)
+
+    _add_null_parser(sub, BACKEND_NAMES, FOCUS_HELP)
 
     merge = sub.add_parser("merge", help="combine the shard files of DIR into results.h5 + rewiring_hubs.tsv",
                            epilog="example:\n  bootgpu merge study/    # after every `bootgpu run --shard K/N --out study`",

@@ -79,8 +79,12 @@ def _cell(value) -> str:
 
 
 def format_hubs_tsv(rows) -> str:
-    lines = ["\t".join(HUB_COLUMNS)]
-    lines += ["\t".join(_cell(row[col]) for col in HUB_COLUMNS) for row in rows]
+    """HUB_COLUMNS, then any further columns the rows carry (the permutation null's p and q,
+    ``significance.join_significance``), in the first row's order."""
+    extra = tuple(k for k in (rows[0] if rows else {}) if k not in HUB_COLUMNS)
+    columns = (*HUB_COLUMNS, *extra)
+    lines = ["\t".join(columns)]
+    lines += ["\t".join(_cell(row[col]) for col in columns) for row in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,9 @@
     DIR/network_summary.tsv         one row per focus gene, every network metric (docs/networks.md)
     DIR/parts/focus-NNNNNN.h5       one finished focus gene each, while a run is in progress
     DIR/shards/shard-KKKK-of-NNNN.h5  the results of `bootgpu run --shard K/N`
+    DIR/null.h5                     the permutation null: every gene's metrics in each null network (bootgpu.null)
+    DIR/null/replicate-NNNNNN.h5    one finished null replicate each, until null.h5 holds them
+    DIR/gene_significance.tsv       empirical p and BH q per focus gene and metric (bootgpu.significance)
     DIR/sge/                        Grid Engine files (bootgpu.sge):
     DIR/sge/bootgpu-task.sh, bootgpu-merge.sh  copies of the job scripts, resource lines as submitted
     DIR/sge/job.env                 the jobs' environment, sourced by the scripts
@@ -32,6 +35,7 @@ TASK_SCRIPT = "bootgpu-task.sh"  # the job scripts, in the project's sge/ folder
 MERGE_SCRIPT = "bootgpu-merge.sh"
 _SHARD_NAME = re.compile(r"shard-(\d+)-of-(\d+)\.h5")
 _PART_NAME = re.compile(r"focus-(\d+)\.h5")
+_REPLICATE_NAME = re.compile(r"replicate-(\d+)\.h5")
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,25 @@ class StudyLayout:
     @property
     def shards_dir(self) -> Path:
         return self.root / "shards"
+
+    @property
+    def null_results(self) -> Path:
+        return self.root / "null.h5"
+
+    @property
+    def null_dir(self) -> Path:
+        return self.root / "null"
+
+    @property
+    def significance(self) -> Path:
+        return self.root / "gene_significance.tsv"
+
+    def null_replicate(self, replicate: int) -> Path:
+        return self.null_dir / f"replicate-{replicate:06d}.h5"
+
+    def null_replicates(self) -> dict[int, Path]:
+        """Finished null replicate files, by replicate number."""
+        return {int(m[1]): p for m, p in _named(self.null_dir, _REPLICATE_NAME)}
 
     @property
     def sge_dir(self) -> Path:
@@ -104,7 +127,9 @@ class StudyLayout:
         return {(int(m[1]), int(m[2])): p for m, p in _named(self.shards_dir, _SHARD_NAME)}
 
     def has_results(self) -> bool:
-        """Anything computed: results, parts or shards."""
+        """Anything computed: results, parts or shards.  Null files are not counted: each carries
+        its null identity and is checked on reuse (``bootgpu.null``), so a null copied from a study
+        of the same input and parameters serves another focus list."""
         return self.results.exists() or bool(self.parts()) or bool(self.shards())
 
     # -- the study record -----------------------------------------------------------------------
@@ -141,9 +166,10 @@ class StudyLayout:
 
     def discard(self) -> None:
         """Remove everything a study wrote (``--overwrite``); other files in DIR are left alone."""
-        for path in (self.results, self.hubs, self.network_summary, self.identity):
+        for path in (self.results, self.hubs, self.network_summary, self.null_results, self.significance,
+                     self.identity):
             path.unlink(missing_ok=True)
-        for folder in (self.parts_dir, self.shards_dir, self.sge_dir):
+        for folder in (self.parts_dir, self.shards_dir, self.null_dir, self.sge_dir):
             if folder.is_dir():
                 shutil.rmtree(folder)
 

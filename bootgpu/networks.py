@@ -384,6 +384,67 @@ def top_rewired(kept: KeptEdges, n_genes: int, focus: int, top_n: int = TOP_REWI
     return {"gene": gene[order], "n_rewired": count[gene[order]], "degree_diff": degree[gene[order]]}
 
 
+# --- every gene at once: the permutation null (bootgpu.null) ---------------------------------------
+
+GENE_METRICS = (
+    "focus_deg_low", "focus_deg_high", "focus_deg_diff", "L1_n_nodes", "L1_rewire", "L1_frac_rewire",
+    "L1_mean_abs_delta", "L1_max_abs_delta", "L2L1_deg", "L2L1_rewire",
+)  # fmt: skip
+INT_GENE_METRICS = frozenset({"focus_deg_low", "focus_deg_high", "focus_deg_diff", "L1_n_nodes", "L1_rewire"})
+
+
+def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den per gene, float64, NaN where den is 0 (as ``_ratio``, the same IEEE division)."""
+    out = np.full(num.shape, np.nan)
+    np.divide(num.astype(np.float64), den.astype(np.float64), out=out, where=den != 0)
+    return out
+
+
+def _second_hop(adj: sp.csr_matrix, rewired: sp.csr_matrix, l1_rewire: np.ndarray):
+    """(L2_n_nodes, L2_rewire) of every gene as the focus gene, from sparse products.
+
+    L2 of v: genes at distance exactly 2 (the nonzeros of row v of A @ A, less v and its partners).
+    L2_rewire of v: rewired edges not touching v with an end in L1(v) = sum of the rewired degrees
+    (``l1_rewire``) of v's partners, less v's own rewired edges (counted once there) and less the rewired edges
+    with both ends in L1(v) (counted twice): (A R A)_vv / 2 of them."""
+    two = adj @ adj
+    two.setdiag(0)
+    two.eliminate_zeros()
+    l2_nodes = two.getnnz(axis=1) - two.multiply(adj).getnnz(axis=1)
+    inner = np.asarray((adj @ rewired).multiply(adj).sum(axis=1)).ravel() // 2
+    l2_rewire = adj @ l1_rewire - l1_rewire - inner
+    return l2_nodes.astype(np.int64), l2_rewire.astype(np.int64)
+
+
+def gene_level_metrics(n_genes: int, kept: KeptEdges) -> dict:
+    """``GENE_METRICS`` of every gene of one network as if it were the focus gene: name ->
+    (n_genes,) array (int64 counts, float64 otherwise; NaN where a ratio or mean is undefined).
+    The definitions are ``neighbourhood_metrics``' (docs/networks.md), computed for all genes at
+    once with ``scipy.sparse`` products; ``L1_max_abs_delta`` is the largest |delta| of the gene's
+    direct edges (``direct_partners``' first).  Memory: the nonzeros of A @ A, at most the sum of
+    squared degrees."""
+    gi, gj = kept.gene_i.astype(np.int64), kept.gene_j.astype(np.int64)
+    out = {f"focus_deg_{net}": node_degrees(n_genes, gi[mask], gj[mask]).astype(np.int64)
+           for net, mask in network_masks(kept).items()}
+    n1 = out["L1_n_nodes"] = out["focus_deg_diff"]
+    rewired = np.isin(kept.change, REWIRING)
+    l1_rewire = out["L1_rewire"] = node_degrees(n_genes, gi[rewired], gj[rewired]).astype(np.int64)
+    ends = np.concatenate([gi, gj])
+    abs_delta = np.abs(kept.delta.astype(np.float64))
+    both = np.concatenate([abs_delta, abs_delta])
+    out["L1_mean_abs_delta"] = _divide(np.bincount(ends, weights=both, minlength=n_genes), n1)
+    largest = np.full(n_genes, -np.inf)
+    np.maximum.at(largest, ends, both)
+    out["L1_max_abs_delta"] = np.where(n1 > 0, largest, np.nan)
+    adj = adjacency(n_genes, gi, gj, np.ones(gi.shape[0], dtype=np.int32))
+    rewired_adj = adjacency(n_genes, gi[rewired], gj[rewired], np.ones(int(rewired.sum()), dtype=np.int32))
+    l2_nodes, l2_rewire = _second_hop(adj, rewired_adj, l1_rewire)
+    out["L1_frac_rewire"] = _divide(l1_rewire, n1)
+    out["L2L1_deg"] = _divide(l2_nodes, n1)
+    out["L2L1_rewire"] = _divide(l2_rewire, l1_rewire)
+    return {name: out[name] for name in GENE_METRICS}
+
+
 # --- entry point -----------------------------------------------------------------------------------
 
 

@@ -428,8 +428,16 @@ def pair_tests(k_low: int, k_high: int) -> dict:
 def rank_groups(backend: Backend, expr: Array, focus: int, k_low: int, k_high: int, threads: int = 1) -> Groups:
     """Stage 1: split the samples by the focus gene's expression and rank every gene within each
     group (the two groups in the backend's threads)."""
+    low_idx, high_idx = split_samples(backend.xp, expr[focus, :], k_low, k_high)
+    return rank_split(backend, expr, low_idx, high_idx, threads)
+
+
+def rank_split(backend, expr, low_idx, high_idx, threads: int = 1) -> Groups:
+    """Stage 1 for given groups: rank every gene within the samples ``low_idx`` and ``high_idx``
+    (device int64 sample indices, disjoint; group position p is sample ``idx[p]``), the two groups
+    in the backend's threads.  ``rank_groups`` splits by a focus gene; the permutation null
+    (``bootgpu.null``) passes random splits."""
     xp = backend.xp
-    low_idx, high_idx = split_samples(xp, expr[focus, :], k_low, k_high)
     low, high = backend.map_chunks(lambda idx: group_ranks(xp, xp.take(expr, idx, axis=1)), (low_idx, high_idx),
                                    threads)
     return Groups(low_idx, high_idx, low, high)
@@ -535,8 +543,15 @@ def analyse_focus(backend: Backend, expr: Array, focus: int, cfg: AnalysisConfig
                   k_high: int) -> FocusResult:
     """Analyse focus gene ``focus`` of ``expr`` (device array, genes x samples, float64): the
     stages above, then ``bootstrap_edges`` and ``classify``, the result moved to the host."""
+    return analyse_groups(backend, rank_groups(backend, expr, focus, k_low, k_high, plan.threads), focus, cfg, plan)
+
+
+def analyse_groups(backend, groups: Groups, focus: int, cfg: AnalysisConfig, plan: Plan) -> FocusResult:
+    """Stages 2 to 6 on ranked groups (``rank_groups`` or ``rank_split``): the selected edges with
+    their q-values, bootstrap summaries and classes, on the host.  ``focus`` names the result and
+    keys the bootstrap draws (``core.draws``: the permutation null passes a code no gene has)."""
     xp = backend.xp
-    groups = rank_groups(backend, expr, focus, k_low, k_high, plan.threads)
+    k_low, k_high = groups.k_low, groups.k_high
     selection = select_edges(backend, pair_passes(backend, groups, plan), cfg.fdr_alpha, cfg.edge_selection)
     sel = selection.edges
     edges = q_values(backend, selection) if sel is not None else None

@@ -22,6 +22,7 @@ from bootgpu.hubs import DEFAULT_RANK_BY, check_rank_by, format_hubs_tsv, format
 from bootgpu.identity import StudyIdentity, focus_sha256
 from bootgpu.layout import StudyLayout, check_out_dir
 from bootgpu.results_io import assemble_results, read_hubs_row, read_meta, read_network_metrics
+from bootgpu.significance import join_significance, read_significance
 
 
 FOCUS_HELP = ("gene ids, comma-separated (GENE,GENE); #I for row I and #A:B for rows A..B-1 (0-based; quote "
@@ -202,7 +203,7 @@ def finish_study(layout: StudyLayout, meta, gene_names, sample_names, sources, f
 
     check_rank_by(rank_by)  # a bad --rank-by fails before anything is written
     assemble_results(layout.results, meta, gene_names, sample_names, sources, study_focus=focus, on_copied=collect)
-    rows = sort_hub_rows(rows, rank_by)
+    rows = join_significance(sort_hub_rows(rows, rank_by), read_significance(layout.significance))
     atomic_write_text(layout.hubs, format_hubs_tsv(rows))
     if metrics:
         names = tuple(k for k in metrics[0] if k not in ("gene_idx", "gene_id"))

@@ -23,6 +23,7 @@ from bootgpu.layout import StudyLayout
 from bootgpu.pipeline import analyse_focus
 from bootgpu.planner import Plan
 from bootgpu.results_io import assemble_results, read_hubs_row, study_meta, write_part
+from bootgpu.significance import join_significance, read_significance
 from bootgpu.study import check_file_identity, finish_study, remove_if_empty, shard_slice
 
 
@@ -113,6 +114,7 @@ class StudyRun:
         when that changes the order)."""
         with h5py.File(results, "r") as h5:
             rows = sort_hub_rows([read_hubs_row(h5["focus"][name]) for name in h5["focus"]], self.rank_by)
+        rows = join_significance(rows, read_significance(self.layout.significance))
         text = format_hubs_tsv(rows)
         if not self.layout.hubs.exists() or self.layout.hubs.read_text() != text:
             atomic_write_text(self.layout.hubs, text)

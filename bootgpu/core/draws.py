@@ -88,3 +88,32 @@ def draw_counts(xp, positions, k: int, *, by_position: bool = False):
     slots = xp.arange(n_rep * k, dtype=xp.int64)
     counts = xp.searchsorted(keys, slots, side="right") - xp.searchsorted(keys, slots, side="left")
     return xp.reshape(xp.astype(counts, xp.int64), (k, n_rep) if by_position else (n_rep, k))
+
+
+# --- the permutation null's random splits (bootgpu.null) -----------------------------------------
+
+NULL_ALGORITHM = "splitmix64-null-split-v1"
+NULL_SPLIT_GROUP = 2  # the stream code of null splits: bootstrap draws use groups 0 (LOW) and 1 (HIGH)
+NULL_DRAW_BASE = 1 << 62  # null replicate r bootstraps its edges with the draws of "focus gene" 2**62 + r
+
+
+def null_split(xp, seed: int, replicate: int, n: int, k_low: int, k_high: int):
+    """(LOW, HIGH) sample indices of null replicate ``replicate``: disjoint random sets of sizes
+    ``k_low`` and ``k_high`` out of ``n`` samples, each ascending, int64.
+
+    Algorithm ``splitmix64-null-split-v1``: with key = stream_keys(seed, replicate, 2) (group code
+    2, which no bootstrap stream uses), sample s gets word(s) = mix(key + (s + 1) * G); the samples
+    ordered by word (ties, p ~ n^2 / 2^65, by sample index) are a uniform random permutation, whose
+    first k_low are LOW and next k_high HIGH.  A pure function of (seed, replicate): any replicate
+    is drawn alone, on any backend, the same."""
+    key = stream_keys(xp, seed, xp.asarray([replicate], dtype=xp.int64), NULL_SPLIT_GROUP)
+    counters = xp.arange(1, n + 1, dtype=xp.uint64) * _u64(xp, _GAMMA)
+    words = _mix(xp, key + counters)
+    order = xp.argsort(words, stable=True)
+    return xp.sort(order[:k_low]), xp.sort(order[k_low : k_low + k_high])
+
+
+def null_draw_code(replicate: int) -> int:
+    """The 'focus gene' whose bootstrap draw streams null replicate ``replicate`` uses (2**62 + r:
+    never a row of a matrix, so never an observed focus gene's draws)."""
+    return NULL_DRAW_BASE + int(replicate)
