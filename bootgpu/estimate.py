@@ -33,10 +33,13 @@ from bootgpu.planner import Plan, plan_batches
 
 ASSUMED_EDGE_DENSITY = 4e-4  # selected edges per gene pair without data: ALL (12,625 genes) has 32,586
 # edges at its benchmark focus gene (4.1e-4); the demo's 2,000 genes 2.8e-4 at random focus genes
+BOOTSTRAP_EDGE_EXPONENT = 0.85  # bootstrap seconds (less the fixed part) grow as edges^0.85: edges that
+# share genes share their resample ranks (ALL demo, B = 1,000: 634 -> 4,434 edges took 0.16 -> 0.91 s)
 CALIBRATION_MAX_B = 1000  # the bootstrap is timed at min(B, this); larger B is scaled linearly
 FIRST_SIZE = 256  # genes of the first sub-matrix
-FOCI_PER_SIZE = 2  # focus genes timed at each sub-matrix size
+FOCI_PER_SIZE = 2  # focus genes of the data timed at each sub-matrix size
 DEFAULT_SECONDS = 4.0
+PAIR_SHARE = 0.6  # of the seconds allowed, what the pair tests may take (the rest: the bootstrap)
 DEFAULT_TASKS = 16  # Grid Engine array tasks the plan's lines show when none are given
 
 
@@ -117,12 +120,16 @@ class TimeEstimate:
 
 @dataclass
 class _Timing:
-    """One focus gene timed on a sub-matrix."""
+    """One focus gene's pair tests timed on a sub-matrix (``work``: its groups, selected edges and
+    plan, kept for the bootstrap until it is timed)."""
 
     n_genes: int
-    pair_seconds: float
-    bootstrap_seconds: float
+    pair_seconds: float  # rank_groups .. q_values (and pair_values), ranks included
+    rank_seconds: float
     edges: int
+    work: tuple | None = None
+    bootstrap_seconds: float | None = None
+    bootstrap_edges: int = 0
 
     @property
     def n_pairs(self) -> int:
@@ -202,16 +209,16 @@ def _bootstrap_seconds(backend, groups, edges, cfg: AnalysisConfig, plan: Plan) 
     return time.perf_counter() - t0
 
 
-def _time_focus(backend, values: np.ndarray, cfg: AnalysisConfig, plan: Plan, k_low: int, k_high: int,
-                random_density: float | None, rng) -> tuple[_Timing, object]:
-    """Focus gene 0 of ``values`` through ``analyse_focus``'s stages, timed: (timing, groups).
-    ``random_density``: bootstrap that many random pairs per gene pair instead of the selected edges."""
+def _time_pairs(backend, values: np.ndarray, cfg: AnalysisConfig, plan: Plan, k_low: int, k_high: int) -> _Timing:
+    """Focus gene 0 of ``values`` through ``analyse_focus``'s stages up to the bootstrap, timed."""
     from bootgpu import pipeline
 
     x = backend.to_device(values)
     backend.synchronize()
     t0 = time.perf_counter()
     groups = pipeline.rank_groups(backend, x, 0, k_low, k_high, plan.threads)
+    backend.synchronize()
+    t1 = time.perf_counter()
     selection = pipeline.select_edges(backend, pipeline.pair_passes(backend, groups, plan), cfg.fdr_alpha,
                                       cfg.edge_selection)
     edges = selection.edges
@@ -222,74 +229,101 @@ def _time_focus(backend, values: np.ndarray, cfg: AnalysisConfig, plan: Plan, k_
     del selection
     backend.release_memory()
     backend.synchronize()
-    pair_seconds = time.perf_counter() - t0
-    size = values.shape[0]
-    if random_density is not None:
-        edges = _random_edges(backend, size, round(random_density * size * (size - 1) / 2), rng)
     n_edges = 0 if edges is None else int(edges["gene_i"].shape[0])
-    return _Timing(size, pair_seconds, _bootstrap_seconds(backend, groups, edges, cfg, plan), n_edges), groups
+    return _Timing(values.shape[0], time.perf_counter() - t0, t1 - t0, n_edges, (groups, edges, plan))
+
+
+@dataclass(frozen=True)
+class _PairModel:
+    """Seconds of a focus gene's pair tests: ``fixed`` + ``per_gene`` x genes (the ranks) +
+    ``per_pair`` x gene pairs, the last two from the timings at one size."""
+
+    fixed: float
+    per_gene: float
+    per_pair: float
+
+    @classmethod
+    def fit(cls, timings: list[_Timing], fixed: float) -> "_PairModel":
+        size, n_pairs = timings[0].n_genes, timings[0].n_pairs
+        rank = float(np.mean([t.rank_seconds for t in timings]))
+        rest = float(np.mean([t.pair_seconds - t.rank_seconds for t in timings]))
+        return cls(fixed, rank / size, max(0.0, rest - fixed) / max(1, n_pairs))
+
+    def seconds(self, n_genes: int) -> float:
+        return self.fixed + self.per_gene * n_genes + self.per_pair * n_genes * (n_genes - 1) / 2
+
+
+def _warm_up(backend, source: _Source, n_genes: int, cfg: AnalysisConfig, plan: Plan, k_low: int,
+             k_high: int) -> tuple[float, float]:
+    """A small sub-matrix three times (the first fills caches), then the parts of a focus gene
+    that do not grow with genes: (pair tests less ranks, bootstrap of two edges), the faster of
+    the later runs."""
+    size = min(n_genes, 64)
+    sub = _sub_plan(plan, n_genes, size, source.n_samples, k_low, k_high, cfg)
+    runs = [_time_pairs(backend, source.matrix(size), cfg, sub, k_low, k_high) for _ in range(3)]
+    pairs = min(t.pair_seconds - t.rank_seconds for t in runs[1:])
+    groups = runs[-1].work[0]
+    boots = [_bootstrap_seconds(backend, groups, _random_edges(backend, size, 2, source.rng), cfg, sub)
+             for _ in range(3)]
+    return pairs, min(boots[1:])
 
 
 def _ladder(backend, source: _Source, n_genes: int, cfg: AnalysisConfig, plan: Plan, k_low: int, k_high: int,
-            seconds: float) -> list[_Timing]:
-    """``FOCI_PER_SIZE`` focus genes on sub-matrices of ``FIRST_SIZE``, twice, four times ... as
-    many genes, up to ``n_genes``, while the next size is expected to end within ``seconds``
-    (a size takes about four times the last)."""
-    density = ASSUMED_EDGE_DENSITY if source.synthetic else None
+            fixed_pairs: float, seconds: float) -> list[_Timing]:
+    """The pair tests of focus genes on sub-matrices of ``FIRST_SIZE``, twice, four times ... as
+    many genes, up to ``n_genes``, while the next size is expected (``_PairModel``) to end within
+    ``seconds``; only the largest size's timings keep their ``work``."""
+    foci = 1 if source.synthetic else FOCI_PER_SIZE  # a synthetic matrix has one focus gene
     timings, start = [], time.perf_counter()
     size = min(n_genes, FIRST_SIZE)
     while True:
+        for t in timings:
+            t.work = None
         sub = _sub_plan(plan, n_genes, size, source.n_samples, k_low, k_high, cfg)
-        step_start = time.perf_counter()
-        for _ in range(FOCI_PER_SIZE):
-            timings.append(_time_focus(backend, source.matrix(size), cfg, sub, k_low, k_high, density, source.rng)[0])
-        now = time.perf_counter()
+        step = [_time_pairs(backend, source.matrix(size), cfg, sub, k_low, k_high) for _ in range(foci)]
+        timings.extend(step)
         nxt = min(n_genes, 2 * size)
-        if size >= n_genes or (now - start) + (now - step_start) * (nxt / size) ** 2 > seconds:
+        predicted = foci * _PairModel.fit(step, fixed_pairs).seconds(nxt)
+        if size >= n_genes or (time.perf_counter() - start) + predicted > seconds:
             return timings
         size = nxt
 
 
-def _fixed_bootstrap_seconds(backend, source: _Source, n_genes: int, cfg: AnalysisConfig, plan: Plan, k_low: int,
-                             k_high: int) -> float:
-    """A warm-up focus gene on a small sub-matrix (first calls fill caches), then the bootstrap's
-    fixed part: the faster of two bootstraps of two edges."""
-    size = min(n_genes, 128)
-    sub = _sub_plan(plan, n_genes, size, source.n_samples, k_low, k_high, cfg)
-    _, groups = _time_focus(backend, source.matrix(size), cfg, sub, k_low, k_high, ASSUMED_EDGE_DENSITY * 8,
-                            source.rng)
-    return min(_bootstrap_seconds(backend, groups, _random_edges(backend, size, 2, source.rng), cfg, sub)
-               for _ in range(2))
+def _time_bootstraps(backend, source: _Source, timings: list[_Timing], cfg: AnalysisConfig, density: float) -> None:
+    """Bootstrap the largest size's focus genes: their selected edges, or random gene pairs at
+    ``density`` where a synthetic matrix or a focus gene without edges says nothing of the edges."""
+    for t in timings:
+        if t.work is None:
+            continue
+        groups, edges, sub = t.work
+        if source.synthetic or edges is None:
+            edges = _random_edges(backend, t.n_genes, round(density * t.n_pairs), source.rng)
+        t.bootstrap_edges = 0 if edges is None else int(edges["gene_i"].shape[0])
+        t.bootstrap_seconds = _bootstrap_seconds(backend, groups, edges, cfg, sub)
+        t.work = None
 
 
-def _pair_seconds(timings: list[_Timing], n_genes: int) -> float:
-    """Seconds of the pair tests at ``n_genes``: a + b x pairs through the largest size's mean,
-    a (the part that does not grow with pairs) least-squares fitted over every size, 0 <= a."""
+def _pair_seconds(timings: list[_Timing], n_genes: int, fixed: float) -> float:
+    """Seconds of the pair tests at ``n_genes``: measured where the largest size is ``n_genes``,
+    else ``_PairModel`` fitted at the largest size."""
     top = max(t.n_genes for t in timings)
-    at_top = float(np.mean([t.pair_seconds for t in timings if t.n_genes == top]))
+    at_top = [t for t in timings if t.n_genes == top]
     if top >= n_genes:
-        return at_top
-    pairs = np.array([t.n_pairs for t in timings], dtype=np.float64)
-    secs = np.array([t.pair_seconds for t in timings])
-    a = float(np.polyfit(pairs, secs, 1)[1]) if np.unique(pairs).shape[0] > 1 else 0.0
-    a = min(max(a, 0.0), at_top)
-    top_pairs = top * (top - 1) / 2
-    return a + (at_top - a) / top_pairs * (n_genes * (n_genes - 1) / 2)
+        return float(np.mean([t.pair_seconds for t in at_top]))
+    return _PairModel.fit(at_top, fixed).seconds(n_genes)
 
 
 def _bootstrap_estimate(timings: list[_Timing], fixed: float, density: float, n_genes: int) -> tuple[float, float]:
     """(seconds, edges) of the bootstrap at ``n_genes`` with ``density`` edges per gene pair: the
-    fixed part, where a focus gene has edges, plus a cost per edge measured at the largest size
-    that had edges, times the edges expected."""
+    fixed part plus the rest measured at the largest size, grown with the edges expected
+    (``BOOTSTRAP_EDGE_EXPONENT``)."""
     edges = density * n_genes * (n_genes - 1) / 2
-    with_edges = [t for t in timings if t.edges]
-    if not with_edges or edges <= 0:
+    timed = [t for t in timings if t.bootstrap_seconds is not None and t.bootstrap_edges]
+    if not timed or edges <= 0:
         return 0.0, edges
-    top = max(t.n_genes for t in with_edges)
-    at_top = [t for t in with_edges if t.n_genes == top]
-    per_edge = max(0.0, sum(t.bootstrap_seconds - fixed for t in at_top)) / sum(t.edges for t in at_top)
-    share = len(with_edges) / len(timings)  # focus genes with no selected edge skip the bootstrap
-    return share * fixed + per_edge * edges, edges
+    measured_edges = float(np.mean([t.bootstrap_edges for t in timed]))
+    growing = max(0.0, float(np.mean([t.bootstrap_seconds for t in timed])) - fixed)
+    return fixed + growing * (edges / measured_edges) ** BOOTSTRAP_EDGE_EXPONENT, edges
 
 
 def calibrate(backend, n_genes: int, n_samples: int, cfg: AnalysisConfig, plan: Plan, *, values=None, focus=None,
@@ -306,18 +340,18 @@ def calibrate(backend, n_genes: int, n_samples: int, cfg: AnalysisConfig, plan: 
     cal = replace(cfg, n_bootstrap=min(cfg.n_bootstrap, CALIBRATION_MAX_B))
     source = _Source(n_genes, n_samples, values, focus, seed)
     t0 = time.perf_counter()
-    fixed = _fixed_bootstrap_seconds(backend, source, n_genes, cal, plan, k_low, k_high)
-    timings = _ladder(backend, source, n_genes, cal, plan, k_low, k_high, max(0.0, seconds - (time.perf_counter() - t0)))
-    elapsed = time.perf_counter() - t0
+    fixed_pairs, fixed_boot = _warm_up(backend, source, n_genes, cal, plan, k_low, k_high)
+    ladder_seconds = PAIR_SHARE * seconds - (time.perf_counter() - t0)
+    timings = _ladder(backend, source, n_genes, cal, plan, k_low, k_high, fixed_pairs, ladder_seconds)
     if source.synthetic:
         density = ASSUMED_EDGE_DENSITY
     else:
         density = sum(t.edges for t in timings) / sum(t.n_pairs for t in timings)
-    boot, edges = _bootstrap_estimate(timings, fixed, density, n_genes)
-    boot *= cfg.n_bootstrap / cal.n_bootstrap
-    top = max(t.n_genes for t in timings)
-    estimate = TimeEstimate(backend.name, n_genes, cfg.n_bootstrap, _pair_seconds(timings, n_genes), boot, edges,
-                            plan.threads, elapsed, top, len(timings),
+    _time_bootstraps(backend, source, timings, cal, density)
+    boot, edges = _bootstrap_estimate(timings, fixed_boot, density, n_genes)
+    estimate = TimeEstimate(backend.name, n_genes, cfg.n_bootstrap, _pair_seconds(timings, n_genes, fixed_pairs),
+                            boot * cfg.n_bootstrap / cal.n_bootstrap, edges, plan.threads, time.perf_counter() - t0,
+                            max(t.n_genes for t in timings), len(timings),
                             "your data" if values is not None else "a synthetic matrix")
     return replace(estimate, assumptions=tuple(_assumptions(estimate, density, cal.n_bootstrap)))
 
@@ -332,8 +366,8 @@ def _assumptions(est: TimeEstimate, density: float, timed_b: int) -> list[str]:
         out = [f"{density:.0e} selected edges per gene pair ({edges}, as in the ALL leukemia data); "
                f"give --expr FILE to measure your data's"]
     if est.calibrated_genes < est.n_genes:
-        out.append(f"pair tests grow with genes squared from {est.calibrated_genes:,} genes, the bootstrap with the "
-                   f"selected edges (on the high side: edges that share genes cost less)")
+        out.append(f"pair tests grow with gene pairs (ranks with genes) from {est.calibrated_genes:,} genes, the "
+                   f"bootstrap as (selected edges)^{BOOTSTRAP_EDGE_EXPONENT} (edges that share genes cost less)")
     if timed_b < est.n_bootstrap:
         out.append(f"the bootstrap, timed at B = {timed_b:,}, grows in proportion to B")
     out.append("Grid Engine nodes as fast as this machine; queue waits and reading the input not counted")
