@@ -8,16 +8,18 @@ A focus gene's time is two parts that scale differently:
 - the bootstrap (``pipeline.bootstrap_edges``) grows with the selected edges x B, and the selected
   edges are only known after a run.
 
-``calibrate`` runs both parts on sub-matrices of G' genes (every sample), doubling G' from 256 while
-the next size fits the time allowed (G' = n_genes when that fits: then nothing is extrapolated in
-genes), a few focus genes at each size, after a warm-up (first calls fill caches).  The pair
-tests' seconds are fitted as a + b x pairs and evaluated at n_genes.  The selected edges are
-assumed to keep the density (edges per gene pair) measured on the sub-matrices of the user's data;
-without data (``--shape``), a synthetic matrix (``synthetic.planted_matrix``) times the pair tests
-and the bootstrap runs on random gene pairs at ``ASSUMED_EDGE_DENSITY``.  The bootstrap's seconds
-are its fixed part (a bootstrap of two edges) plus a cost per edge measured at the largest size,
-times the edges expected at n_genes -- an upper side estimate when G' < n_genes, since edges that
-share genes cost less than new ones.  B above ``CALIBRATION_MAX_B`` is scaled linearly.
+``calibrate`` first warms up on a 64-gene sub-matrix (first calls fill caches) and times there
+the parts of a focus gene that do not grow with genes.  It then times the pair tests of focus
+genes (two of the data's a size, at random or from ``focus``; the synthetic one) on sub-matrices
+of G' genes with every sample (k is kept), doubling G' from 256 while the next size is expected
+to end within ``PAIR_SHARE`` of the time allowed (G' = n_genes when that fits: then nothing is
+extrapolated in genes), and bootstraps the largest size's focus genes.  Extrapolated to n_genes:
+the pair tests as fixed + ranks x genes + the rest x gene pairs; the selected edges at the density
+(edges per gene pair) of the data's sub-matrices, or ``ASSUMED_EDGE_DENSITY`` for a synthetic
+matrix (``synthetic.planted_matrix``, bootstrapped on random gene pairs at that density); the
+bootstrap as its fixed part (two edges) plus the rest grown as edges^``BOOTSTRAP_EDGE_EXPONENT``.
+B above ``CALIBRATION_MAX_B`` is scaled linearly.  The figures are for this machine, with the
+plan's threads; ``TimeEstimate.study_seconds`` spreads a study over Grid Engine array tasks.
 """
 
 from __future__ import annotations
