@@ -42,10 +42,13 @@ def test_demo_estimate_within_2x_of_a_measured_run():
     focus = [int(g) for g in np.argsort(-var, kind="stable")[:DEMO_FOCUS_COUNT]]
     x = backend.to_device(expr.values)
     analyse_focus(backend, x, focus[0], cfg, plan, k_low, k_high)  # warm-up, as the estimate's own
-    t0 = time.perf_counter()
-    for gene in focus:
-        analyse_focus(backend, x, gene, cfg, plan, k_low, k_high)
-    measured = time.perf_counter() - t0
+    runs = []
+    for _ in range(2):  # the faster of two: the machine's other load is not the estimate's error
+        t0 = time.perf_counter()
+        for gene in focus:
+            analyse_focus(backend, x, gene, cfg, plan, k_low, k_high)
+        runs.append(time.perf_counter() - t0)
+    measured = min(runs)
     est = calibrate(backend, expr.n_genes, expr.n_samples, cfg, plan, values=expr.values)
     ratio = est.study_seconds(len(focus)) / measured
     print(f"estimate {est.study_seconds(len(focus)):.2f} s, measured {measured:.2f} s, ratio {ratio:.2f}")
