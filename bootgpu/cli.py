@@ -13,7 +13,7 @@ from bootgpu.config import AnalysisConfig
 from bootgpu.errors import BootgpuError
 from bootgpu.hubs import DEFAULT_RANK_BY, check_rank_by
 from bootgpu.options import (
-    BACKEND_HELP, BUDGET_HELP, DRAW_OPTIONS, add_analysis_options, add_input_options, add_options, log, plural, read_input,
+    BACKEND_HELP, BUDGET_HELP, DRAW_OPTIONS, ESTIMATE_TASKS, add_analysis_options, add_input_options, add_options, log, plural, read_input,
 )
 
 DEMO_FOCUS_COUNT = 10  # the demo analyses the 10 most variable probes of the embedded matrix
@@ -199,7 +199,7 @@ def _shape_config_backend_budget(args):
 def cmd_plan(args) -> int:
     from bootgpu.planner import MODEL_MARGIN, format_bytes, plan_batches
 
-    n_genes, n_samples, _, cfg, k_low, k_high, backend, budget = _shape_config_backend_budget(args)
+    n_genes, n_samples, expr, cfg, k_low, k_high, backend, budget = _shape_config_backend_budget(args)
     plan = plan_batches(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget, bootstrap_frac=cfg.bootstrap_frac,
                         working_set_bytes=backend.working_set_bytes,
                         threads=backend.host_threads(), store=cfg.store)
@@ -221,6 +221,12 @@ def cmd_plan(args) -> int:
     else:
         print(f"Grid Engine request: {vmem}, run with --memory-budget {req.run_budget // 2**20}M "
               f"(as bootgpu sge submit asks)")
+    if args.estimate:  # a few seconds of real work on this backend (docs/time-estimate.md)
+        from bootgpu.estimate import calibrate
+
+        est = calibrate(backend, n_genes, n_samples, cfg, plan, values=expr.values if expr is not None else None)
+        for line in est.lines(n_focus=args.focus_count, tasks=args.tasks, slots=slots):
+            print(line)
     return 0
 
 
@@ -331,7 +337,8 @@ RUN_EXAMPLES = """examples:
   bootgpu run --expr expr.tsv --out study --shard 3/10 # one of 10 parts; then bootgpu merge study"""
 PLAN_EXAMPLES = """examples:
   bootgpu plan --shape 8763x938                        # batch sizes and peak memory on this machine
-  bootgpu plan --expr expr.tsv.gz --memory-budget 8G --slots 4"""
+  bootgpu plan --expr expr.tsv.gz --memory-budget 8G --slots 4 --focus-count 500 --tasks 50
+                                                       # + time per focus gene, study time here and on 50 tasks"""
 INDICES_EXAMPLES = """examples:
   bootgpu indices --expr expr.tsv.gz --out indices.h5  # layout: docs/indices-format.md
   bootgpu indices --expr expr.h5 --out indices.h5 --n-bootstrap 100 --compression lzf"""
@@ -357,6 +364,41 @@ def _add_null_parser(sub, backend_names, focus_help: str) -> None:
     add_analysis_options(null)
     null.add_argument("--rank-by", **RANK_BY)
     null.set_defaults(func=cmd_null)
+
+
+def _add_plan_parser(sub, BACKEND_NAMES) -> None:
+    """`bootgpu plan`: batch sizes, predicted peak, the Grid Engine request and a time estimate."""
+    plan = sub.add_parser("plan", help="batch sizes, predicted peak memory and the Grid Engine request for a shape",
+                          epilog=PLAN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_input_options(plan, required=False, what="expression matrix (its shape is used)")
+    plan.add_argument("--shape", help="GENESxSAMPLES, e.g. 8763x938")
+    plan.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help=BACKEND_HELP)
+    plan.add_argument("--memory-budget", help=BUDGET_HELP)
+    plan.add_argument("--slots", type=int, default=1, help="Grid Engine slots (-pe smp N) to spread h_vmem over (default %(default)s)")
+    plan.add_argument("--no-estimate", dest="estimate", action="store_false",
+                      help="skip the time estimate (a few seconds of calibration on the chosen backend)")
+    plan.add_argument("--focus-count", type=int, metavar="N",
+                      help="focus genes the time estimate is for (default: every gene, as bootgpu run)")
+    plan.add_argument("--tasks", type=int, default=ESTIMATE_TASKS,
+                      help="Grid Engine array tasks the time estimate spreads the study over (default %(default)s)")
+    add_options(plan, DRAW_OPTIONS)  # memory depends on the split and B only
+    plan.set_defaults(func=cmd_plan)
+
+
+def _add_indices_parser(sub, BACKEND_NAMES) -> None:
+    """`bootgpu indices`: every gene's split and bootstrap sample indices."""
+    idx = sub.add_parser("indices", help="write every gene's split and bootstrap sample indices (original layout)",
+                         epilog=INDICES_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_input_options(idx)
+    idx.add_argument("--out", required=True, help="indices.h5")
+    idx.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help=BACKEND_HELP)
+    idx.add_argument("--batch-size", default="auto", help="genes per block: auto (from the memory budget) or N (default %(default)s)")
+    idx.add_argument("--memory-budget", help=BUDGET_HELP)
+    idx.add_argument("--compression", default="gzip",
+                     help="gzip (level 1), gzip4, lzf, none; zstd, blosc-zstd need hdf5plugin (default %(default)s)")
+    idx.add_argument("--verbose", action="store_true", help="also log exact byte counts of the memory used")
+    add_options(idx, DRAW_OPTIONS)  # the split and the draws only
+    idx.set_defaults(func=cmd_indices)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -399,28 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     info.set_defaults(func=cmd_info)
 
-    plan = sub.add_parser("plan", help="batch sizes, predicted peak memory and the Grid Engine request for a shape",
-                          epilog=PLAN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_input_options(plan, required=False, what="expression matrix (its shape is used)")
-    plan.add_argument("--shape", help="GENESxSAMPLES, e.g. 8763x938")
-    plan.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help=BACKEND_HELP)
-    plan.add_argument("--memory-budget", help=BUDGET_HELP)
-    plan.add_argument("--slots", type=int, default=1, help="Grid Engine slots (-pe smp N) to spread h_vmem over (default %(default)s)")
-    add_options(plan, DRAW_OPTIONS)  # memory depends on the split and B only
-    plan.set_defaults(func=cmd_plan)
-
-    idx = sub.add_parser("indices", help="write every gene's split and bootstrap sample indices (original layout)",
-                         epilog=INDICES_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_input_options(idx)
-    idx.add_argument("--out", required=True, help="indices.h5")
-    idx.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help=BACKEND_HELP)
-    idx.add_argument("--batch-size", default="auto", help="genes per block: auto (from the memory budget) or N (default %(default)s)")
-    idx.add_argument("--memory-budget", help=BUDGET_HELP)
-    idx.add_argument("--compression", default="gzip",
-                     help="gzip (level 1), gzip4, lzf, none; zstd, blosc-zstd need hdf5plugin (default %(default)s)")
-    idx.add_argument("--verbose", action="store_true", help="also log exact byte counts of the memory used")
-    add_options(idx, DRAW_OPTIONS)  # the split and the draws only
-    idx.set_defaults(func=cmd_indices)
+    _add_plan_parser(sub, BACKEND_NAMES)
+    _add_indices_parser(sub, BACKEND_NAMES)
 
     from bootgpu import bench, browse, export, report, sge
 

@@ -42,7 +42,7 @@ FIRST_SIZE = 256  # genes of the first sub-matrix
 FOCI_PER_SIZE = 2  # focus genes of the data timed at each sub-matrix size
 DEFAULT_SECONDS = 4.0
 PAIR_SHARE = 0.6  # of the seconds allowed, what the pair tests may take (the rest: the bootstrap)
-DEFAULT_TASKS = 16  # Grid Engine array tasks the plan's lines show when none are given
+from bootgpu.options import ESTIMATE_TASKS as DEFAULT_TASKS  # noqa: E402 (Grid Engine tasks the lines show by default)
 
 
 def format_duration(seconds: float) -> str:

@@ -118,6 +118,7 @@ SEP = option(
 )  # fmt: skip
 BUDGET_HELP = (f"bytes, e.g. 6G or 1500M (default: {SAFETY_FRACTION:.0%} of the memory this process may use: free "
                f"RAM, cgroup and ulimit on CPU, free GPU memory on CuPy; env BOOTGPU_MEMORY_BUDGET)").replace("%", "%%")
+ESTIMATE_TASKS = 16  # Grid Engine array tasks `bootgpu plan`'s time estimate shows when none are given
 BACKEND_HELP = "auto: CuPy when a CUDA device is usable, else NumPy (default %(default)s)"
 
 
