@@ -332,7 +332,8 @@ class JointPasses:
         return self.map(lambda _b, _v, stats: (stats.item["block"], None, stats))
 
 
-def make_pair_passes(backend, pairs: PairBlocks, tests: dict, cache: bool, threads: int = 1, joint: bool | None = None):
+def make_pair_passes(backend: Backend, pairs: PairBlocks, tests: dict, cache: bool, threads: int = 1,
+                     joint: bool | None = None) -> "PairPasses | JointPasses":
     """``JointPasses`` where the focus gene's groups have a joint histogram (``joint_cells``),
     else ``PairPasses``; ``joint`` True or False forces one (tests; True needs level tables and at
     most ``spearman.JOINT_MAX_CELLS`` cells, whatever the number of pairs)."""
@@ -343,7 +344,7 @@ def make_pair_passes(backend, pairs: PairBlocks, tests: dict, cache: bool, threa
     return PairPasses(backend, pairs, tests, cache, threads)
 
 
-def bh_streams(backend, passes) -> dict:
+def bh_streams(backend: Backend, passes: "PairPasses | JointPasses") -> dict:
     """One ``BHStream`` per test.  A t-test with level tables counts the pairs of tie-free genes by
     level, so its bins only hold the pairs with a tied gene and are sized for those; with
     ``JointPasses`` the Fisher test counts the pairs of genes tie-free in both groups by pair of
@@ -432,7 +433,7 @@ def rank_groups(backend: Backend, expr: Array, focus: int, k_low: int, k_high: i
     return rank_split(backend, expr, low_idx, high_idx, threads)
 
 
-def rank_split(backend, expr, low_idx, high_idx, threads: int = 1) -> Groups:
+def rank_split(backend: Backend, expr: Array, low_idx: Array, high_idx: Array, threads: int = 1) -> Groups:
     """Stage 1 for given groups: rank every gene within the samples ``low_idx`` and ``high_idx``
     (device int64 sample indices, disjoint; group position p is sample ``idx[p]``), the two groups
     in the backend's threads.  ``rank_groups`` splits by a focus gene; the permutation null
@@ -546,7 +547,7 @@ def analyse_focus(backend: Backend, expr: Array, focus: int, cfg: AnalysisConfig
     return analyse_groups(backend, rank_groups(backend, expr, focus, k_low, k_high, plan.threads), focus, cfg, plan)
 
 
-def analyse_groups(backend, groups: Groups, focus: int, cfg: AnalysisConfig, plan: Plan) -> FocusResult:
+def analyse_groups(backend: Backend, groups: Groups, focus: int, cfg: AnalysisConfig, plan: Plan) -> FocusResult:
     """Stages 2 to 6 on ranked groups (``rank_groups`` or ``rank_split``): the selected edges with
     their q-values, bootstrap summaries and classes, on the host.  ``focus`` names the result and
     keys the bootstrap draws (``core.draws``: the permutation null passes a code no gene has)."""
