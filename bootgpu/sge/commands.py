@@ -26,7 +26,7 @@ from bootgpu.sge.jobfiles import read_submissions, scripts_dir, write_job_files,
 from bootgpu.sge.progress import study_progress
 from bootgpu.sge.submission import (DEFAULT_BUDGET, DEFAULT_GENES_PER_TASK, DEFAULT_MERGE_VMEM, DEFAULT_PE,
                                     DEFAULT_RUNTIME, StudyInput, Submission, check_options, check_path,
-                                    request_for, split_tasks)  # fmt: skip
+                                    request_for, split_null, split_tasks)  # fmt: skip
 from bootgpu.study import FOCUS_HELP, claim_study, other_study_error, parse_focus, recorded_identity
 
 NULL_RECORD_KEYS = ("permutations", "replicates_per_task", "null_tasks", "null_id")  # of DIR/sge/study.json
@@ -83,6 +83,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     check_options(args)
     study = read_study_input(args)
     tasks = split_tasks(args, len(study.focus))
+    split_null(args, len(study.focus), tasks)  # refuses bad --permutations / --replicates-per-task before any write
     request = request_for(args, study)
     source = scripts_dir(args.scripts_dir)
     layout = StudyLayout(study.out)
