@@ -144,8 +144,11 @@ def _run_null(s: StudySetup, n_perm: int, scope: range | None, rank_by: str, com
     summary = null.run(n_perm, scope, log=log, compute=compute)
     elapsed = time.perf_counter() - t0
     what = f"replicates {scope.start}-{scope.stop - 1}" if scope else f"{n_perm} null replicates"
-    log(f"null: {summary.computed} of {what} computed in {elapsed:.1f} s "
-        f"({elapsed / max(summary.computed, 1):.2f} s per replicate), {summary.reused} reused")
+    if compute:
+        log(f"null: {summary.computed} of {what} computed in {elapsed:.1f} s "
+            f"({elapsed / max(summary.computed, 1):.2f} s per replicate), {summary.reused} reused")
+    else:
+        log(f"null: {what} gathered in {elapsed:.1f} s (--gather-only: nothing computed)")
     layout = StudyLayout(s.out)
     if not summary.assembled:
         log(f"null: run `bootgpu null` without --replicates, once every task is done, to gather {layout.null_results}")
