@@ -35,9 +35,10 @@ class StudySetup:
     identity: object
 
 
-def _setup_study(args) -> StudySetup:
+def _setup_study(args, plan: bool = True) -> StudySetup:
     """Parse and check a study's options in the order a bad one is reported, pick the backend,
-    plan the batches and claim --out for this study (``claim_study``: another study is refused)."""
+    plan the batches (unless ``plan`` is False: nothing is to be computed) and claim --out for this
+    study (``claim_study``: another study is refused)."""
     from bootgpu.backends import get_backend
     from bootgpu.core.draws import RNG_ALGORITHM
     from bootgpu.expression_io import demo_expression_path
@@ -66,9 +67,12 @@ def _setup_study(args) -> StudySetup:
     else:
         focus = parse_focus("all", expr)
     backend = get_backend(args.backend, announce=log)
-    plan = plan_batches(expr.n_genes, expr.n_samples, k_low, k_high, cfg.n_bootstrap, resolve_budget(backend, args.memory_budget),
-                        bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=backend.working_set_bytes,
-                        threads=backend.host_threads(), store=cfg.store)
+    if plan:
+        plan = plan_batches(expr.n_genes, expr.n_samples, k_low, k_high, cfg.n_bootstrap,
+                            resolve_budget(backend, args.memory_budget), bootstrap_frac=cfg.bootstrap_frac,
+                            working_set_bytes=backend.working_set_bytes, threads=backend.host_threads(), store=cfg.store)
+    else:
+        plan = None
     identity = StudyIdentity.of(expr, cfg, focus, RNG_ALGORITHM)
     claim_study(StudyLayout(out), identity, focus, overwrite=args.overwrite, log=log)  # refuses another study
     return StudySetup(out, expr, cfg, k_low, k_high, focus, backend, plan, identity)
@@ -129,18 +133,22 @@ def _ranked_hub_rows(layout, rank_by: str) -> list[dict]:
     return join_significance(rows, read_significance(layout.significance))
 
 
-def _run_null(s: StudySetup, n_perm: int, scope: range | None, rank_by: str) -> None:
-    """The permutation null of a claimed study, then its gene significance when results.h5 is there."""
+def _run_null(s: StudySetup, n_perm: int, scope: range | None, rank_by: str, compute: bool = True) -> None:
+    """The permutation null of a claimed study, then its gene significance when results.h5 is there;
+    without ``compute``, the replicates are only gathered (a missing one is an error)."""
     from bootgpu.layout import StudyLayout
     from bootgpu.null import NullRun, study_significance
 
     t0 = time.perf_counter()
     null = NullRun(s.backend, s.expr, s.cfg, s.plan, s.out, s.identity)
-    summary = null.run(n_perm, scope, log=log)
+    summary = null.run(n_perm, scope, log=log, compute=compute)
     elapsed = time.perf_counter() - t0
     what = f"replicates {scope.start}-{scope.stop - 1}" if scope else f"{n_perm} null replicates"
-    log(f"null: {summary.computed} of {what} computed in {elapsed:.1f} s "
-        f"({elapsed / max(summary.computed, 1):.2f} s per replicate), {summary.reused} reused")
+    if compute:
+        log(f"null: {summary.computed} of {what} computed in {elapsed:.1f} s "
+            f"({elapsed / max(summary.computed, 1):.2f} s per replicate), {summary.reused} reused")
+    else:
+        log(f"null: {what} gathered in {elapsed:.1f} s (--gather-only: nothing computed)")
     layout = StudyLayout(s.out)
     if not summary.assembled:
         log(f"null: run `bootgpu null` without --replicates, once every task is done, to gather {layout.null_results}")
@@ -161,10 +169,12 @@ def cmd_null(args) -> int:
     if args.permutations < 1:
         raise BootgpuError(f"--permutations must be at least 1, got {args.permutations}")
     scope = parse_replicates(args.replicates, args.permutations)
-    s = _setup_study(args)
+    if args.gather_only and scope is not None:
+        raise BootgpuError("--gather-only gathers all --permutations replicates: give no --replicates")
+    s = _setup_study(args, plan=not args.gather_only)
     log(f"bootgpu {__version__} null: {s.expr.n_genes} genes x {s.expr.n_samples} samples, {args.permutations} "
         f"permutations, B={s.cfg.n_bootstrap}, k_low={s.k_low}, k_high={s.k_high}, backend={s.backend.name}")
-    _run_null(s, args.permutations, scope, args.rank_by)
+    _run_null(s, args.permutations, scope, args.rank_by, compute=not args.gather_only)
     return 0
 
 
@@ -357,6 +367,9 @@ def _add_null_parser(sub, backend_names, focus_help: str) -> None:
     null.add_argument("--permutations", type=int, required=True, metavar="N", help="null replicates (e.g. 200)")
     null.add_argument("--replicates", metavar="A:B",
                       help="compute only replicates A..B-1 (a task's share); gather with a run without it")
+    null.add_argument("--gather-only", action="store_true",
+                      help="compute nothing: gather the replicate files into null.h5, then p and q; a missing "
+                           "replicate is an error (the Grid Engine merge job runs this)")
     null.add_argument("--overwrite", action="store_true", help="discard a study already in --out")
     null.add_argument("--backend", choices=backend_names, default="auto", help=BACKEND_HELP)
     null.add_argument("--focus", help=focus_help)

@@ -232,9 +232,10 @@ class NullRun:
             return 0
         return int(check_null_file(self.layout.null_results, self.ident, "null file")["n_perm"])
 
-    def run(self, n_perm: int, scope: range | None = None, log=print) -> NullSummary:
+    def run(self, n_perm: int, scope: range | None = None, log=print, compute: bool = True) -> NullSummary:
         """Compute the replicates of ``scope`` (default: 0..n_perm-1) not yet on disk; without a
-        ``scope``, then gather replicates 0..n_perm-1 into null.h5."""
+        ``scope``, then gather replicates 0..n_perm-1 into null.h5.  Without ``compute`` nothing is
+        computed: a replicate not on disk makes the gathering fail, naming it."""
         if n_perm < 1:
             raise BootgpuError(f"--permutations must be at least 1, got {n_perm}")
         k_low, k_high = self.cfg.validate(self.expr.n_samples)
@@ -248,9 +249,9 @@ class NullRun:
             if r in files:
                 check_null_file(files[r], self.ident, "null replicate")
         todo = [r for r in scope if r not in files and r >= in_null]
-        if len(todo) < len(scope):
+        if len(todo) < len(scope) and compute:
             log(f"resuming: {len(scope) - len(todo)} of {len(scope)} null replicates already done")
-        if todo:
+        if todo and compute:
             self._compute(todo, k_low, k_high)
         if whole:
             self._gather(n_perm, in_null)

@@ -7,6 +7,13 @@
 # study's progress (`bootgpu status OUT`) and exits non-zero; submitting the study again runs only
 # the unfinished tasks (which resume from OUT/parts/) and a new merge.
 #
+# With a permutation null (BOOTGPU_PERMUTATIONS set: `bootgpu sge submit --permutations N`, the job
+# then also waits for the null array), it then runs `bootgpu null --gather-only` with the study's
+# options: the null replicate files OUT/null/replicate-*.h5 become OUT/null.h5, and each focus
+# gene's empirical p and BH q go into OUT/gene_significance.tsv and OUT/rewiring_hubs.tsv.  It
+# computes nothing (on NumPy): a missing replicate is an error naming it, and a resubmission runs
+# only the null tasks that did not finish.
+#
 # Normally submitted by `bootgpu sge submit`, which copies this file into OUT/sge/.  By hand:
 #     qsub -hold_jid ARRAY_JOB_ID -v BOOTGPU_JOB_ENV=/shared/OUT/sge/job.env OUT/sge/bootgpu-merge.sh
 #
@@ -20,6 +27,8 @@
 # What the job reads (from the file named by BOOTGPU_JOB_ENV, or given with qsub -v):
 #   BOOTGPU_PYTHON  interpreter that has bootgpu installed;  BOOTGPU_OUT  study directory
 #   PATH, BOOTGPU_SETUP as for the array tasks
+#   BOOTGPU_PERMUTATIONS  with a null only: N; then also BOOTGPU_EXPR, BOOTGPU_FOCUS and
+#                   BOOTGPU_RUN_ARGS as for the array tasks
 set -eu
 
 if [ -n "${BOOTGPU_JOB_ENV:-}" ]; then
@@ -42,7 +51,29 @@ echo "bootgpu merge: job ${JOB_ID:-?} on $(hostname), ulimit -v $(ulimit -v), $(
 status=0
 "$BOOTGPU_PYTHON" -m bootgpu merge "$BOOTGPU_OUT" || status=$?
 if [ "$status" -ne 0 ]; then
-    echo "bootgpu merge failed (exit $status); progress of the study:"
+    echo "bootgpu merge failed (exit $status)"
+fi
+if [ -n "${BOOTGPU_PERMUTATIONS:-}" ]; then
+    # the null is gathered even where the merge failed: null.h5 is then ready for the next merge
+    set -- null --expr "$BOOTGPU_EXPR" --out "$BOOTGPU_OUT" --permutations "$BOOTGPU_PERMUTATIONS" --gather-only \
+        --backend numpy
+    if [ -n "${BOOTGPU_FOCUS:-}" ]; then
+        set -- "$@" --focus "$BOOTGPU_FOCUS"
+    fi
+    set -f # split BOOTGPU_RUN_ARGS into words without expanding * or ?
+    null_status=0
+    # shellcheck disable=SC2086
+    "$BOOTGPU_PYTHON" -m bootgpu "$@" ${BOOTGPU_RUN_ARGS:-} || null_status=$?
+    set +f
+    if [ "$null_status" -ne 0 ]; then
+        echo "bootgpu null --gather-only failed (exit $null_status)"
+        if [ "$status" -eq 0 ]; then
+            status=$null_status
+        fi
+    fi
+fi
+if [ "$status" -ne 0 ]; then
+    echo "progress of the study:"
     "$BOOTGPU_PYTHON" -m bootgpu status "$BOOTGPU_OUT" || true
 fi
 exit "$status"

@@ -9,10 +9,17 @@
 # and shard belong to this study, see OUT/study.json).  bootgpu-merge.sh, held until the array
 # ends, combines the shards into OUT/results.h5.
 #
+# With the argument "null" (`bootgpu sge submit --permutations N` submits a second array job so),
+# task K computes null replicates (K-1)R .. min(KR, N)-1 of the study's permutation null, R =
+# BOOTGPU_REPLICATES_PER_TASK: `bootgpu null --permutations N --replicates A:B` with the same
+# options, one file OUT/null/replicate-NNNNNN.h5 per replicate (replicates already there are
+# skipped, so a rerun resumes); the merge job gathers them into OUT/null.h5 (docs/null.md).
+#
 # Normally `bootgpu sge submit` copies this file into OUT/sge/, sets the resource lines below to
 # what the planner computed, writes OUT/sge/job.env and submits it, passing every resource on the
 # qsub command line too (the command line overrides these lines).  By hand:
 #     qsub -t 1-N -v BOOTGPU_JOB_ENV=/shared/OUT/sge/job.env OUT/sge/bootgpu-task.sh
+#     qsub -t 1-M -v BOOTGPU_JOB_ENV=/shared/OUT/sge/job.env OUT/sge/bootgpu-task.sh null
 #
 # Site defaults, for a CPU queue (queue, parallel environment, run time, memory per slot; h_vmem is
 # per slot and the job's ulimit -v is h_vmem x slots).  For a GPU queue, `bootgpu sge submit
@@ -43,21 +50,34 @@
 #   BOOTGPU_SETUP          optional site command run first, e.g. "module load cuda/12.4"
 #   BOOTGPU_GPU_GRANT_VAR  GPU queues only: the variable in which the site's Grid Engine names the
 #                          granted GPUs (SGE_HGR_gpu, set by UGE/SGE for an RSMAP complex "gpu")
+#   BOOTGPU_PERMUTATIONS, BOOTGPU_REPLICATES_PER_TASK, BOOTGPU_NULL_TASKS
+#                          "null" tasks only: N, R and M = ceil(N / R), the null array's tasks
 set -eu
+mode=${1:-shard}
+case $mode in
+    shard) required=BOOTGPU_TASKS ;;
+    null) required="BOOTGPU_PERMUTATIONS BOOTGPU_REPLICATES_PER_TASK BOOTGPU_NULL_TASKS" ;;
+    *) echo "bootgpu-task.sh: unknown argument '$mode' (none for focus-gene shards, or null)" >&2; exit 2 ;;
+esac
 
 if [ -n "${BOOTGPU_JOB_ENV:-}" ]; then
     . "$BOOTGPU_JOB_ENV"
 fi
 BOOTGPU_BACKEND=${BOOTGPU_BACKEND:-numpy}
-for var in BOOTGPU_PYTHON BOOTGPU_EXPR BOOTGPU_OUT BOOTGPU_TASKS; do
+for var in BOOTGPU_PYTHON BOOTGPU_EXPR BOOTGPU_OUT $required; do
     eval "value=\${$var:-}"
     if [ -z "$value" ]; then
         echo "bootgpu-task.sh: $var is not set (submit with -v BOOTGPU_JOB_ENV=OUT/sge/job.env)" >&2
         exit 2
     fi
 done
+if [ "$mode" = null ]; then
+    tasks=$BOOTGPU_NULL_TASKS
+else
+    tasks=$BOOTGPU_TASKS
+fi
 case ${SGE_TASK_ID:-undefined} in
-    undefined | '') echo "bootgpu-task.sh: not an array task; submit with -t 1-$BOOTGPU_TASKS" >&2; exit 2 ;;
+    undefined | '') echo "bootgpu-task.sh: not an array task; submit with -t 1-$tasks" >&2; exit 2 ;;
 esac
 task=$SGE_TASK_ID
 
@@ -96,10 +116,27 @@ if [ -n "${BOOTGPU_SETUP:-}" ]; then
     eval "$BOOTGPU_SETUP"
 fi
 
-echo "bootgpu task $task/$BOOTGPU_TASKS: job ${JOB_ID:-?} on $(hostname), queue ${QUEUE:-?}," \
+if [ "$mode" = null ]; then
+    # replicates (K-1)R .. min(KR, N)-1, as --replicates A:B (B exclusive)
+    first=$(((task - 1) * BOOTGPU_REPLICATES_PER_TASK))
+    end=$((task * BOOTGPU_REPLICATES_PER_TASK))
+    if [ "$end" -gt "$BOOTGPU_PERMUTATIONS" ]; then
+        end=$BOOTGPU_PERMUTATIONS
+    fi
+    if [ "$first" -ge "$end" ]; then
+        echo "bootgpu-task.sh: null task $task is beyond the $BOOTGPU_NULL_TASKS tasks of $BOOTGPU_PERMUTATIONS replicates" >&2
+        exit 2
+    fi
+    what="null task $task/$tasks (replicates $first:$end)"
+    set -- null --expr "$BOOTGPU_EXPR" --out "$BOOTGPU_OUT" --permutations "$BOOTGPU_PERMUTATIONS" \
+        --replicates "$first:$end" --backend "$BOOTGPU_BACKEND"
+else
+    what="task $task/$tasks"
+    set -- run --expr "$BOOTGPU_EXPR" --out "$BOOTGPU_OUT" --shard "$task/$tasks" --backend "$BOOTGPU_BACKEND"
+fi
+echo "bootgpu $what: job ${JOB_ID:-?} on $(hostname), queue ${QUEUE:-?}," \
     "$threads slot(s), ulimit -v $(ulimit -v), backend $BOOTGPU_BACKEND, pid $$, $(date '+%Y-%m-%d %H:%M:%S')"
 
-set -- run --expr "$BOOTGPU_EXPR" --out "$BOOTGPU_OUT" --shard "$task/$BOOTGPU_TASKS" --backend "$BOOTGPU_BACKEND"
 if [ -n "${BOOTGPU_FOCUS:-}" ]; then
     set -- "$@" --focus "$BOOTGPU_FOCUS"
 fi

@@ -249,3 +249,29 @@ def test_bad_null_options_are_one_line_errors(tmp_path, write_demo_tsv, capsys, 
     err = capsys.readouterr().err
     assert err.count("bootgpu: error") == 1 and message in err
     assert not (tmp_path / "s").exists()  # refused before anything is written
+
+
+def test_gather_only_computes_nothing(tmp_path, write_demo_tsv, capsys):
+    """`bootgpu null --gather-only` (the Grid Engine merge job's step): a missing replicate is a
+    one-line error naming it, nothing computed; with every replicate there it gathers the same
+    null.h5 as one whole run, then the p and q of a merged study."""
+    expr = write_demo_tsv(tmp_path / "expr.tsv", 40)
+    args = ["--expr", str(expr), "--n-bootstrap", "10", "--fdr-alpha", "0.3", "--focus", "#0:2", "--permutations", "3"]
+    out = tmp_path / "tasks"
+    assert main(["run", "--out", str(out), "--backend", "numpy", *args[:-2], "--shard", "1/1"]) == 0
+    assert main(["merge", str(out)]) == 0
+    assert main(["null", "--out", str(out), "--backend", "numpy", "--replicates", "0:2", *args]) == 0
+    capsys.readouterr()
+    assert main(["null", "--out", str(out), "--backend", "numpy", "--gather-only", *args]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("bootgpu: error")]
+    assert len(errors) == 1 and "null replicates 2 are missing" in errors[0], errors
+    assert sorted(p.name for p in (out / "null").iterdir()) == ["replicate-000000.h5", "replicate-000001.h5"]
+    assert not (out / "null.h5").exists() and not (out / "gene_significance.tsv").exists()
+    assert main(["null", "--out", str(out), "--backend", "numpy", "--replicates", "2:3", *args]) == 0
+    assert main(["null", "--out", str(out), "--backend", "numpy", "--gather-only", *args]) == 0
+    assert main(["run", "--out", str(tmp_path / "whole"), "--backend", "numpy", *args]) == 0
+    gathered, whole = null_arrays(out), null_arrays(tmp_path / "whole")
+    for key in whole:
+        np.testing.assert_array_equal(gathered[key], whole[key], err_msg=key)
+    for name in ("gene_significance.tsv", "rewiring_hubs.tsv"):
+        assert (out / name).read_text() == (tmp_path / "whole" / name).read_text(), name

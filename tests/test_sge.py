@@ -57,14 +57,16 @@ def _submit_args(expr_tsv, out, *options) -> list[str]:
     return ["sge", "submit", "--expr", str(expr_tsv), "--out", str(out), *options, *FAST]
 
 
-def _submission(argv, shards=(), python=sys.executable) -> tuple[Submission, object]:
-    """(the Submission `bootgpu sge submit ARGV` builds where the shard files ``shards`` (K, N)
-    exist, the parsed options), through the same steps as the command, writing nothing."""
+def _submission(argv, shards=(), python=sys.executable, replicates_done=()) -> tuple[Submission, object]:
+    """(the Submission `bootgpu sge submit ARGV` builds where the shard files ``shards`` (K, N) and
+    null replicates ``replicates_done`` exist, the parsed options), through the same steps as the
+    command, writing nothing."""
     args = build_parser().parse_args(argv)
     check_options(args)
     study = read_study_input(args)
     tasks = split_tasks(args, len(study.focus))
-    return Submission.build(args, study, tasks, request_for(args, study), shards, python, "/usr/bin:/bin"), args
+    return Submission.build(args, study, tasks, request_for(args, study), shards, python, "/usr/bin:/bin",
+                            replicates_done), args  # fmt: skip
 
 
 def _qsub_lines(stdout: str) -> list[list[str]]:
@@ -585,3 +587,161 @@ def test_status_of_plain_shard_runs_and_of_a_finished_study(expr_tsv, tmp_path, 
     assert "4 of 4 focus genes done (100%)" in stdout and "merged: yes" in stdout
     code, _, err = _main(["status", str(tmp_path / "nothing")], capsys)
     assert code == 2 and "no such study directory" in err
+
+
+# --- the permutation null (--permutations): a second array over null replicates -------------------
+
+NULL_OPTIONS = [*CPU_OPTIONS, "--permutations", "10", "--replicates-per-task", "3"]
+
+
+def _replicates(cmd: list[str]) -> range:
+    first, end = cmd[cmd.index("--replicates") + 1].split(":")
+    return range(int(first), int(end))
+
+
+def test_null_submission_is_a_second_array_and_the_merge_waits_for_both(expr_tsv, tmp_path):
+    out = tmp_path / "study"
+    sub, _ = _submission(_submit_args(expr_tsv, out, *NULL_OPTIONS))
+    array, null, merge = sub.commands()
+    assert sub.null.tasks == 4 and sub.null.todo == (1, 2, 3, 4) and _option(null, "-t") == ["1-4"]
+    # planned as one focus gene each: the task job's directives, script copy and options, with argument null
+    assert sub.null_job.directives == sub.task_job.directives
+    assert sub.null_job.directive_args() == sub.task_job.directive_args() and sub.null_job.options == sub.task_job.options
+    assert array[array.index("-q"):array.index("-t")] == null[null.index("-q"):null.index("-t")]
+    assert null[-2:] == [str(out / "sge" / TASK_SCRIPT), "null"] and array[-1] == str(out / "sge" / TASK_SCRIPT)
+    assert _script_copy(sub.null_job) == _script_copy(sub.task_job)
+    assert _option(null, "-N")[0].startswith("null_study_") and _option(null, "-N") != _option(array, "-N")
+    # the merge is held on both arrays, by their names
+    assert _option(merge, "-hold_jid") == [f"{_option(array, '-N')[0]},{_option(null, '-N')[0]}"]
+    assert merge[-1] == str(out / "sge" / MERGE_SCRIPT) and not _option(merge, "-t")
+    env = sub.env
+    assert (env["BOOTGPU_PERMUTATIONS"], env["BOOTGPU_REPLICATES_PER_TASK"], env["BOOTGPU_NULL_TASKS"]) == ("10", "3", "4")
+    # each null task runs `bootgpu null` with the study's input, focus list and analysis options
+    cmd = sub.null_task_command(2)
+    assert cmd[:12] == [sys.executable, "-m", "bootgpu", "null", "--expr", str(expr_tsv), "--out", str(out),
+                        "--permutations", "10", "--replicates", "3:6"]  # fmt: skip
+    assert cmd[cmd.index("--backend") + 1] == "numpy" and cmd[cmd.index("--focus") + 1] == env["BOOTGPU_FOCUS"]
+    assert cmd[-len(env["BOOTGPU_RUN_ARGS"].split()):] == env["BOOTGPU_RUN_ARGS"].split()
+    assert sub.record()["permutations"] == 10 and sub.record()["null_tasks"] == 4
+    # without --permutations: no null job, no null variables
+    plain, _ = _submission(_submit_args(expr_tsv, out, *CPU_OPTIONS))
+    assert plain.null is None and plain.null_job is None and len(plain.commands()) == 2
+    assert not any(k.startswith(("BOOTGPU_PERMUTATIONS", "BOOTGPU_NULL")) for k in plain.env)
+
+
+@pytest.mark.parametrize("n_perm, extra, per_task", [(10, ["--replicates-per-task", "3"], 3), (7, ["--replicates-per-task", "7"], 7),
+                                                     (2, ["--replicates-per-task", "5"], 2), (200, [], 4), (9, [], 4)])  # fmt: skip
+def test_null_tasks_cover_every_replicate_once(expr_tsv, tmp_path, n_perm, extra, per_task):
+    """Task j of M computes replicates (j-1)R .. min(jR, N)-1, in Python and in the task script; by
+    default R is a focus task's most genes (12 genes in 3 tasks: 4), at most N."""
+    python = _stand_in_python(tmp_path / "python")
+    sub, _ = _submission(_submit_args(expr_tsv, tmp_path / "study", *CPU_OPTIONS, "--permutations", str(n_perm), *extra),
+                         python=str(python))  # fmt: skip
+    assert sub.null.per_task == per_task and sub.null.tasks == math.ceil(n_perm / per_task)
+    ranges = [_replicates(sub.null_task_command(j)) for j in range(1, sub.null.tasks + 1)]
+    covered = [r for rng in ranges for r in rng]
+    assert covered == list(range(n_perm)) and all(len(rng) for rng in ranges)
+    job_env = tmp_path / "job.env"
+    job_env.write_text(sub.env_text("now"))
+    script = tmp_path / TASK_SCRIPT
+    script.write_text(_script_copy(sub.null_job))
+    for task in sorted({1, sub.null.tasks}):
+        proc = subprocess.run(["sh", str(script), *sub.null_job.args], capture_output=True, text=True,
+                              env={"PATH": os.environ["PATH"], "BOOTGPU_JOB_ENV": str(job_env), "SGE_TASK_ID": str(task)})
+        assert proc.returncode == 0, proc.stderr
+        assert f"ARGS {' '.join(sub.null_task_command(task)[1:])}\n" in proc.stdout
+        assert f"bootgpu null task {task}/{sub.null.tasks} (replicates " in proc.stdout
+    proc = subprocess.run(["sh", str(script), "null"], capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"], "BOOTGPU_JOB_ENV": str(job_env),
+                               "SGE_TASK_ID": str(sub.null.tasks + 1)})  # fmt: skip
+    assert proc.returncode == 2 and "beyond the" in proc.stderr
+
+
+def test_null_tasks_still_to_run_and_the_merge_holds(expr_tsv, tmp_path):
+    argv = _submit_args(expr_tsv, tmp_path / "study", *NULL_OPTIONS)  # 10 replicates, tasks 0:3 3:6 6:9 9:10
+    sub, _ = _submission(argv, replicates_done=[0, 1, 2, 3, 4, 9])  # task 2 lacks replicate 5, task 3 all
+    assert sub.null.todo == (2, 3) and sub.null.array_range == "2-3"
+    array, null, merge = sub.commands()
+    assert _option(null, "-t") == ["2-3"] and _option(merge, "-hold_jid") == [f"{sub.task_job.name},{sub.null_job.name}"]
+    # focus genes all done: the null array alone, the merge held on it
+    shards = [(k, 3) for k in (1, 2, 3)]
+    sub, _ = _submission(argv, shards=shards, replicates_done=[4, 5])
+    assert sub.todo == () and [j.name for j in sub.jobs()] == [sub.null_job.name, sub.merge_job.name]
+    assert _option(sub.commands()[1], "-hold_jid") == [sub.null_job.name]
+    # the null done (e.g. held by null.h5): the focus array alone before the merge; both done: the merge alone
+    sub, _ = _submission(argv, replicates_done=range(10))
+    assert sub.null.todo == () and [j.name for j in sub.jobs()] == [sub.task_job.name, sub.merge_job.name]
+    assert _option(sub.commands()[1], "-hold_jid") == [sub.task_job.name]
+    sub, _ = _submission(argv, shards=shards, replicates_done=range(12))
+    assert sub.jobs() == [sub.merge_job] and not _option(sub.commands()[0], "-hold_jid")
+
+
+def test_permutations_refused_where_they_make_no_sense(expr_tsv, tmp_path, capsys):
+    base = ["sge", "submit", "--expr", str(expr_tsv), "--out", str(tmp_path / "s"), "--queue-type", "cpu", "--dry-run"]
+    for extra, needle in (
+        (["--replicates-per-task", "5"], "--replicates-per-task needs --permutations"),
+        (["--permutations", "0"], "--permutations must be at least 1"),
+        (["--permutations", "10", "--replicates-per-task", "0"], "--replicates-per-task must be at least 1"),
+    ):
+        code, _, err = _main([*base, *extra], capsys)
+        assert code == 2 and err.count("\n") == 1 and needle in err, (extra, err)
+    assert not (tmp_path / "s").exists()
+    code, _, err = _main(["null", "--expr", str(expr_tsv), "--out", str(tmp_path / "s"), "--permutations", "4",
+                          "--replicates", "0:2", "--gather-only"], capsys)  # fmt: skip
+    assert code == 2 and "--gather-only gathers all --permutations replicates" in err
+
+
+def test_merge_script_gathers_the_null_when_submitted_with_permutations(expr_tsv, tmp_path):
+    python = _stand_in_python(tmp_path / "python")
+    for options, n_commands in ((NULL_OPTIONS, 2), (CPU_OPTIONS, 1)):
+        sub, _ = _submission(_submit_args(expr_tsv, tmp_path / "study", *options), python=str(python))
+        job_env = tmp_path / "job.env"
+        job_env.write_text(sub.env_text("now"))
+        script = tmp_path / MERGE_SCRIPT
+        script.write_text(_script_copy(sub.merge_job))
+        proc = subprocess.run(["sh", str(script)], capture_output=True, text=True,
+                              env={"PATH": os.environ["PATH"], "BOOTGPU_JOB_ENV": str(job_env)})  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert [line[5:] for line in proc.stdout.splitlines() if line.startswith("ARGS ")] == \
+            [" ".join(cmd[1:]) for cmd in sub.merge_commands()]  # fmt: skip
+        assert len(sub.merge_commands()) == n_commands
+    gather = _submission(_submit_args(expr_tsv, tmp_path / "study", *NULL_OPTIONS))[0].merge_commands()[1]
+    assert gather[3:4] == ["null"] and "--gather-only" in gather and gather[gather.index("--backend") + 1] == "numpy"
+    assert "--replicates" not in gather and "--memory-budget" not in gather
+    again = build_parser().parse_args(gather[3:])
+    assert again.gather_only and again.permutations == 10
+
+
+def test_null_submission_flow_status_and_resubmission(expr_tsv, tmp_path, capsys, monkeypatch):
+    """Three jobs submitted and recorded; status counts replicate files (one of another study is
+    not counted); a resubmission runs only the null tasks not done."""
+    calls = tmp_path / "calls"
+    _fake_scheduler(tmp_path / "bin", calls, monkeypatch)
+    out = tmp_path / "study"
+    common = ["--expr", str(expr_tsv), "--out", str(out), "--focus", "#0:4", *FAST]
+    submit = ["sge", "submit", *common, "--queue-type", "cpu", "--tasks", "2", "--permutations", "4",
+              "--replicates-per-task", "2"]  # fmt: skip
+    code, stdout, err = _main(submit, capsys)
+    assert code == 0, err
+    array_call, null_call, merge_call = calls.read_text().splitlines()
+    assert "-t 1-2" in null_call and null_call.endswith("bootgpu-task.sh null") and "-hold_jid bootgpu_" in merge_call
+    assert "null: 4 replicates in 2 tasks of 2" in stdout
+    assert "submitted array job 101 (tasks 1-2) and null array job 102 (tasks 1-2) and merge job 103 (runs after 101 and 102)" in stdout
+    record = json.loads((out / "sge" / "study.json").read_text())
+    assert [(s["array_job"], s["null_job"], s["merge_job"]) for s in record["submissions"]] == [(101, 102, 103)]
+    assert record["permutations"] == 4 and "--permutations" in record["bootgpu_submit"]
+    # null task 1 ran (replicates 0 and 1); a replicate file of another study (seed 5) is in the way
+    assert _main(["null", *common, "--permutations", "4", "--replicates", "0:2", "--backend", "numpy"], capsys)[0] == 0
+    other = tmp_path / "other"
+    assert _main(["null", *common, "--out", str(other), "--permutations", "4", "--replicates", "3:4", "--seed", "5",
+                  "--backend", "numpy"], capsys)[0] == 0  # fmt: skip
+    (other / "null" / "replicate-000003.h5").rename(out / "null" / "replicate-000003.h5")
+    code, stdout, _ = _main(["status", str(out)], capsys)
+    assert code == 0 and "null: 2 of 4 replicates done (50%)" in stdout
+    assert "not this study's null: " in stdout and "replicate-000003.h5" in stdout
+    assert "job 102 (null): finished" in stdout
+    (out / "null" / "replicate-000003.h5").unlink()
+    code, stdout, err = _main(submit, capsys)
+    assert code == 0, err
+    assert "tasks 2-2 to run (2 replicates already done)" in stdout
+    assert " -t 2-2 " in calls.read_text().splitlines()[4] and calls.read_text().splitlines()[4].endswith(" null")

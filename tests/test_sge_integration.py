@@ -9,6 +9,8 @@ requestable h_vmem; docs/local-grid-engine.md).
   results are complete and still equal;
 - gpu.q: submitted with -l gpu=1; on a host without a usable GPU the tasks' `--backend auto` falls
   back to NumPy and says so in their logs.
+- --permutations 3: a null array over the replicates beside the focus-gene array; the merge, held
+  on both, gathers null.h5 and writes gene_significance.tsv, equal to one local `run --permutations`.
 
 Skipped, with the reason, where `qsub` is missing or the cluster does not answer; CI sets
 BOOTGPU_REQUIRE=...,sge (after starting the cluster in .ci/run; tests/environment.py), which turns
@@ -296,3 +298,41 @@ def test_gpu_queue_requests_a_gpu_and_falls_back_to_numpy(cluster, workdir, expr
     got, want = _read_all(out / "results.h5"), _read_all(reference / "results.h5")
     assert list(got["focus"]) == [str(g) for g in focus]
     _assert_focus_equal(got["focus"], want["focus"], got["focus"])  # each focus gene as in the local run
+
+
+def test_permutation_null_array_then_merge_gathers_p_values(cluster, workdir, expr_tsv, capsys):
+    """--permutations 3: a null array (2 tasks of replicates 0:2, 2:3) beside the focus-gene array,
+    the merge held on both gathers null.h5 and writes gene_significance.tsv with p values, equal to
+    one local `bootgpu run --permutations 3`."""
+    out, local = workdir / "null", workdir / "null-local"
+    focus = FOCUS[:4]
+    root = Path(__file__).resolve().parent.parent  # the jobs import bootgpu from this source tree
+    code = main(["sge", "submit", *_submit_args(expr_tsv, out, focus=focus, tasks=2), "--permutations", "3",
+                 "--replicates-per-task", "2", "--job-setup", f"PYTHONPATH={root}; export PYTHONPATH"])  # fmt: skip
+    stdout = capsys.readouterr().out
+    assert code == 0, stdout
+    match = re.search(r"submitted array job (\d+) \(tasks 1-2\) and null array job (\d+) \(tasks 1-2\) and merge job (\d+)",
+                      stdout)  # fmt: skip
+    assert match, stdout
+    array_id, null_id, merge_id = map(int, match.groups())
+    cluster += [array_id, null_id, merge_id]
+    merge = _wait_for(merge_id, out)
+    nulls = _qacct(null_id)
+    assert sorted(int(t["taskid"]) for t in nulls) == [1, 2]
+    for t in _qacct(array_id) + nulls + merge:
+        assert t["exit_status"] == "0" and t["failed"].split()[0] == "0", t
+    assert _epoch(merge[0]["start_time"]) >= max(_epoch(t["end_time"]) for t in nulls)
+    logs = {int(p.name.rsplit(".", 1)[1]): p.read_text() for p in (out / "sge" / "logs").glob(f"*.o{null_id}.*")}
+    assert "(replicates 0:2)" in logs[1] and "(replicates 2:3)" in logs[2]
+    table = (out / "gene_significance.tsv").read_text().splitlines()
+    header = table[0].split("\t")
+    assert len(table) == 1 + len(focus) and "n_diff_edges_p" in header and "n_diff_edges_q" in header
+    p_values = [float(row.split("\t")[header.index("n_diff_edges_p")]) for row in table[1:]]
+    assert all(0.25 <= p <= 1 for p in p_values)  # (1 + #null >= obs) / (1 + 3)
+    assert (out / "null.h5").is_file() and not (out / "null").exists()
+    assert main(["run", "--expr", str(expr_tsv), "--out", str(local), "--focus", ",".join(f"#{g}" for g in focus),
+                 "--backend", "numpy", "--permutations", "3", *OPTIONS]) == 0  # fmt: skip
+    for name in ("gene_significance.tsv", "rewiring_hubs.tsv"):
+        assert (out / name).read_text() == (local / name).read_text(), name
+    main(["status", str(out)])
+    assert "null: 3 of 3 replicates done (100%)" in capsys.readouterr().out

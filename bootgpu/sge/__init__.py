@@ -1,7 +1,10 @@
 """Grid Engine: `bootgpu sge submit` (a study as one array job plus a merge job) and `bootgpu status`.
 
 Task K of the array runs `bootgpu run --shard K/N` on the K-th contiguous part of the focus genes;
-the merge job, held on the array (-hold_jid), runs `bootgpu merge`.  Besides what those write, a
+the merge job, held on the array (-hold_jid), runs `bootgpu merge`.  With ``--permutations N`` a
+second array job runs the permutation null (task K: `bootgpu null --replicates A:B`, the task
+script with the argument ``null``), the merge is held on both and then gathers the null
+(`bootgpu null --gather-only`).  Besides what those write, a
 study directory holds ``DIR/sge/`` (``StudyLayout``): copies of the job scripts of the project's
 ``sge/`` folder with their ``#$`` resource lines as submitted, ``job.env`` (the jobs'
 environment), ``focus.txt``, ``study.json`` (settings and every submission's job ids) and ``logs/``.

@@ -26,9 +26,10 @@ from bootgpu.sge.jobfiles import read_submissions, scripts_dir, write_job_files,
 from bootgpu.sge.progress import study_progress
 from bootgpu.sge.submission import (DEFAULT_BUDGET, DEFAULT_GENES_PER_TASK, DEFAULT_MERGE_VMEM, DEFAULT_PE,
                                     DEFAULT_RUNTIME, StudyInput, Submission, check_options, check_path,
-                                    request_for, split_tasks)  # fmt: skip
+                                    request_for, split_null, split_tasks)  # fmt: skip
 from bootgpu.study import FOCUS_HELP, claim_study, other_study_error, parse_focus, recorded_identity
 
+NULL_RECORD_KEYS = ("permutations", "replicates_per_task", "null_tasks", "null_id")  # of DIR/sge/study.json
 STATUS_TASK_LINES = 40  # `bootgpu status` lists every task up to this many, else a summary
 
 # The options of `sge submit` besides the input and analysis ones, in the order of its help.  Each is
@@ -37,6 +38,13 @@ STATUS_TASK_LINES = 40  # `bootgpu status` lists every task up to this many, els
 TASKS = option("--tasks", type=int, help="array tasks (shards) N")
 GENES_PER_TASK = option("--genes-per-task", type=int, resubmit=False,
                         help=f"focus genes per task (default {DEFAULT_GENES_PER_TASK})")  # fmt: skip
+NULL_OPTIONS = (
+    option("--permutations", type=int, metavar="N",
+           help="also the permutation null (bootgpu null; docs/null.md): an array job over N null replicates, "
+                "gathered by the merge job into null.h5 with each focus gene's p and q"),
+    option("--replicates-per-task", type=int, metavar="R",
+           help="null replicates per task (default: as many as a focus-gene task's genes, at most N)"),
+)  # fmt: skip
 SITE_OPTIONS = (
     option("--queue", help="queue for the tasks (-q; default cpu.q or gpu.q; '' for none)"),
     option("--merge-queue", help="queue for the merge job (default: --queue on cpu, none on gpu)"),
@@ -66,7 +74,7 @@ STUDY_OPTIONS = (
     option("--out", required=True, help="study directory, on a file system shared with the nodes"),
     option("--queue-type", required=True, choices=("cpu", "gpu"), help="cpu: --backend numpy; gpu: --backend cupy, -l gpu=1"),
 )  # fmt: skip
-SUBMIT_OPTIONS = (*STUDY_OPTIONS, TASKS, GENES_PER_TASK, *SITE_OPTIONS, *ANALYSIS_OPTIONS)  # parser order
+SUBMIT_OPTIONS = (*STUDY_OPTIONS, TASKS, GENES_PER_TASK, *NULL_OPTIONS, *SITE_OPTIONS, *ANALYSIS_OPTIONS)  # parser order
 
 
 # --- bootgpu sge submit ------------------------------------------------------------------------
@@ -75,28 +83,56 @@ def cmd_submit(args: argparse.Namespace) -> int:
     check_options(args)
     study = read_study_input(args)
     tasks = split_tasks(args, len(study.focus))
+    split_null(args, len(study.focus), tasks)  # refuses bad --permutations / --replicates-per-task before any write
     request = request_for(args, study)
     source = scripts_dir(args.scripts_dir)
     layout = StudyLayout(study.out)
     old = check_resubmission(args, layout, study, tasks)
     if claim_study(layout, study.identity, list(study.focus), overwrite=args.overwrite, log=print):
         old = None  # --overwrite discarded the study, its submissions with it
+    done, null_record = null_done(layout, study) if args.permutations else ((), {})
     sub = Submission.build(args, study, tasks, request, layout.shards(), python=sys.executable,
-                           path=os.environ.get("PATH", "/usr/bin:/bin"))  # fmt: skip
-    if layout.results.is_file() and not sub.todo:
-        raise BootgpuError(f"{study.out}: the study is complete and merged (results.h5); nothing to submit")
+                           path=os.environ.get("PATH", "/usr/bin:/bin"), replicates_done=done)  # fmt: skip
+    if layout.results.is_file() and not sub.todo and (sub.null is None or null_complete(layout, sub)):
+        raise BootgpuError(f"{study.out}: the study is complete and merged (results.h5"
+                           + (", null.h5, gene_significance.tsv" if sub.null else "") + "); nothing to submit")
     now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     written = write_job_files(sub, source, now)
     print_plan(args, sub, written)
-    record = {**(old or {}), **sub.record(), "bootgpu_submit": submit_command(args, sub)}
+    earlier = {k: v for k, v in (old or {}).items() if k not in NULL_RECORD_KEYS}  # this submission's null, or none
+    record = {**earlier, **sub.record(), **null_record, "bootgpu_submit": submit_command(args, sub)}
     record.setdefault("submissions", [])
     if args.dry_run:
         write_submissions(layout, record)
         print("dry run: nothing submitted")
         return 0
-    array_id, merge_id = submit_jobs(sub, record, now)
-    print_submitted(sub, array_id, merge_id)
+    ids = submit_jobs(sub, record, now)
+    print_submitted(sub, ids)
     return 0
+
+
+def null_done(layout: StudyLayout, study: StudyInput) -> tuple[set[int], dict]:
+    """The null replicates on disk, as the null tasks would find them: files in DIR/null/ (by name;
+    the task checks each file's identity) and those DIR/null.h5 holds (checked here); and what
+    DIR/sge/study.json records of the null (its ``null_id``, which `bootgpu status` checks files
+    against)."""
+    from bootgpu.null import check_null_file, null_id, null_identity  # loads the pipeline: only with --permutations
+
+    ident = null_identity(study.identity)
+    done = set(layout.null_replicates())
+    if layout.null_results.is_file():
+        done |= set(range(int(check_null_file(layout.null_results, ident, "null file")["n_perm"])))
+    return done, {"null_id": null_id(ident)}
+
+
+def null_complete(layout: StudyLayout, sub: Submission) -> bool:
+    """Whether DIR/null.h5 holds exactly the N replicates asked for and the p / q are written."""
+    import h5py
+
+    if not (layout.null_results.is_file() and layout.significance.is_file()):
+        return False
+    with h5py.File(layout.null_results, "r") as h5:
+        return int(h5["meta"].attrs["n_perm"]) == sub.null.permutations
 
 
 def read_study_input(args: argparse.Namespace) -> StudyInput:
@@ -126,7 +162,7 @@ def check_resubmission(args: argparse.Namespace, layout: StudyLayout, study: Stu
             raise BootgpuError(f"{layout.shards_dir} holds shards of a {min(other)}-task split; submit with --tasks {min(other)}")
     old = read_submissions(layout)
     if old and not args.dry_run:
-        ids = [j for s in old.get("submissions", []) for j in (s.get("array_job"), s.get("merge_job")) if j]
+        ids = [j for s in old.get("submissions", []) for j in (s.get(k) for k, _ in JOB_KINDS) if j]
         try:
             live = qsub.qstat_jobs()
         except BootgpuError as exc:
@@ -144,7 +180,8 @@ def submit_command(args: argparse.Namespace, sub: Submission) -> list[str]:
     each option of the parser (``SUBMIT_OPTIONS``) as given, with absolute paths, the number of
     tasks decided and the study's own copy of its focus list (the same genes from any directory)."""
     decided = {"expr": sub.study.expr, "out": sub.study.out, "tasks": sub.tasks, "focus": f"@{sub.layout.focus_list}",
-               "scripts_dir": Path(args.scripts_dir).resolve() if args.scripts_dir else None}  # fmt: skip
+               "scripts_dir": Path(args.scripts_dir).resolve() if args.scripts_dir else None,
+               "replicates_per_task": sub.null.per_task if sub.null else None}  # fmt: skip
     return ["bootgpu", "sge", "submit", *options_argv(SUBMIT_OPTIONS, args, values=decided)]
 
 
@@ -165,39 +202,70 @@ def print_plan(args: argparse.Namespace, sub: Submission, written: list[Path]) -
           + (f" + --cuda-vmem {args.cuda_vmem}" if req.cuda else "")
           + f" = {format_bytes(req.need)} -> h_vmem={req.h_vmem} per slot x {req.slots} slot(s), runs with "
           f"--memory-budget {req.run_budget} ({format_bytes(req.run_budget)})")  # fmt: skip
+    if sub.null is not None:
+        print_null_plan(sub)
     print(f"wrote {', '.join(map(str, written))}")
     for cmd in sub.commands():
         print(shlex.join(cmd))
 
 
-def submit_jobs(sub: Submission, record: dict, now: str) -> tuple[int | None, int]:
-    """qsub the array (if any task is left) and the merge; record both in DIR/sge/study.json."""
+def print_null_plan(sub: Submission) -> None:
+    """The null replicates' split and what is left of it."""
+    null = sub.null
+    todo = sum(len(null.replicates(j)) for j in null.todo)
+    line = (f"null: {null.permutations} replicates in {null.tasks} tasks of {null.per_task}, each planned and "
+            f"requested as one focus gene's analysis")  # fmt: skip
+    if not null.todo:
+        line += "; all done, gathered by the merge"
+    elif len(null.todo) < null.tasks:
+        line += f"; tasks {null.array_range} to run ({null.permutations - todo} replicates already done)"
+    print(line)
+
+
+JOB_KINDS = (("array_job", "array"), ("null_job", "null"), ("merge_job", "merge"))  # keys of a submission entry
+
+
+def submit_jobs(sub: Submission, record: dict, now: str) -> dict[str, int | None]:
+    """qsub the array (if any task is left), the null array (likewise) and the merge; record their
+    ids in DIR/sge/study.json, as far as they were accepted.  The ids by JOB_KINDS key."""
     if shutil.which("qsub") is None:
         raise BootgpuError("qsub not found on PATH: is this a Grid Engine submit host? (--dry-run writes the scripts only)")
     entry = {"time": now, "tasks": sub.array_range, "commands": [shlex.join(c) for c in sub.commands()]}
-    array_id = qsub.submit(sub.task_job.command()) if sub.todo else None
-    entry["array_job"] = array_id
+    if sub.null is not None:
+        entry["null_tasks"] = sub.null.array_range
+    jobs = {"array_job": sub.task_job if sub.todo else None,
+            "null_job": sub.null_job if sub.null is not None and sub.null.todo else None, "merge_job": sub.merge_job}
+    ids: dict[str, int | None] = {}
     try:
-        merge_id = qsub.submit(sub.merge_job.command())
+        for key, job in jobs.items():
+            ids[key] = entry[key] = qsub.submit(job.command()) if job is not None else None
     except BootgpuError as exc:
+        accepted = ", ".join(f"{label} job {ids[k]}" for k, label in JOB_KINDS if ids.get(k))
+        if not accepted:
+            raise
         record["submissions"].append(entry)
         write_submissions(sub.layout, record)
-        raise BootgpuError(f"array job {array_id} submitted, but the merge job failed: {exc}") from None
-    entry["merge_job"] = merge_id
+        failed = next(label for k, label in JOB_KINDS if k not in ids)
+        raise BootgpuError(f"{accepted} submitted, but the {failed} job failed: {exc}") from None
     record["submissions"].append(entry)
     write_submissions(sub.layout, record)
-    return array_id, merge_id
+    return ids
 
 
-def print_submitted(sub: Submission, array_id: int | None, merge_id: int) -> None:
-    if array_id:
-        print(f"submitted array job {array_id} (tasks {sub.array_range}) and merge job {merge_id} (runs after {array_id})")
+def print_submitted(sub: Submission, ids: dict[str, int | None]) -> None:
+    array_id, null_id, merge_id = ids["array_job"], ids["null_job"], ids["merge_job"]
+    arrays = ([f"array job {array_id} (tasks {sub.array_range})"] if array_id else []) + \
+             ([f"null array job {null_id} (tasks {sub.null.array_range})"] if null_id else [])  # fmt: skip
+    if arrays:
+        after = " and ".join(str(i) for i in (array_id, null_id) if i)
+        print(f"submitted {' and '.join(arrays)} and merge job {merge_id} (runs after {after})")
     else:
         print(f"submitted merge job {merge_id}")
     layout = sub.layout
     print(f"watch:   qstat -u {shlex.quote(getpass.getuser())}   or   bootgpu status {layout.root}")
     print(f"logs:    {layout.logs_dir}/")
-    print(f"results: {layout.results} and {layout.hubs} once job {merge_id} has run")
+    null = f", {layout.null_results} and {layout.significance}" if sub.null is not None else ""
+    print(f"results: {layout.results}{null} and {layout.hubs} once job {merge_id} has run")
 
 
 # --- bootgpu status ----------------------------------------------------------------------------
@@ -244,8 +312,24 @@ def print_progress(layout: StudyLayout, p: dict) -> None:
         n_idle = sum(not s["shard_file"] and not s["done"] for s in p["shards"])
         print(f"  {n_written} tasks done, {n_idle} tasks not started")
     print(f"merged: yes -> {layout.results}" if p["merged"] else "merged: no")
+    if p["null"] is not None:
+        print_null_progress(layout, p["null"])
     for path, diff in p["foreign"]:
         print(f"not this study's: {path} ({diff}); remove it, the task that wrote it runs again")
+
+
+def print_null_progress(layout: StudyLayout, null: dict) -> None:
+    """Null replicates done of the N submitted (or found), gathered or not, p and q written or not."""
+    total, done = null["total"], null["done"]
+    if total:
+        line = f"null: {done} of {total} replicates done ({100 * done / total:.0f}%)"
+    else:
+        line = f"null: {done} replicates done"
+    if null["gathered"]:
+        line += f"; {null['gathered']} gathered in {layout.null_results}"
+    print(line + (f"; p and q in {layout.significance}" if null["significance"] else ""))
+    for path, diff in null["foreign"]:
+        print(f"not this study's null: {path} ({diff}); remove it, the task that wrote it runs again")
 
 
 def print_jobs(study: dict, merged: bool) -> None:
@@ -255,7 +339,7 @@ def print_jobs(study: dict, merged: bool) -> None:
         live, why = qsub.qstat_jobs(), None
     except BootgpuError as exc:
         live, why = None, str(exc)
-    for kind, label in (("array_job", "array"), ("merge_job", "merge")):
+    for kind, label in JOB_KINDS:
         jid = last.get(kind)
         if jid is None:
             continue
@@ -265,7 +349,7 @@ def print_jobs(study: dict, merged: bool) -> None:
             print(f"job {jid} ({label}): {qsub.describe_states(live[jid])}")
         else:
             print(f"job {jid} ({label}): finished (qacct -j {jid} has its exit status)")
-    alive = live is not None and any(last.get(k) in live for k in ("array_job", "merge_job"))
+    alive = live is not None and any(last.get(k) in live for k, _ in JOB_KINDS)
     if not merged and not alive and live is not None:
         print("no job of this study is queued or running; to finish it, submit again (only unfinished "
               "tasks run, then the merge):")
@@ -281,15 +365,17 @@ def register_commands(subparsers) -> None:
     sub = sge_sub.add_parser(
         "submit", help="submit a study as an array job over shards of focus genes, then a merge job",
         description="Submit a study as one Grid Engine array job (task K runs `bootgpu run --shard K/N`) and "
-                    "a merge job that waits for it (-hold_jid).  Run it again with the same options to "
-                    "resubmit what did not finish.",
+                    "a merge job that waits for it (-hold_jid); with --permutations N also an array job over "
+                    "the null replicates (`bootgpu null --replicates A:B`), which the merge gathers.  Run it "
+                    "again with the same options to resubmit what did not finish.",
     )  # fmt: skip
     add_options(sub, STUDY_OPTIONS)
     split = sub.add_mutually_exclusive_group()
     add_options(split, (TASKS, GENES_PER_TASK))
-    add_options(sub, (*SITE_OPTIONS, *ANALYSIS_OPTIONS))
+    add_options(sub, (*NULL_OPTIONS, *SITE_OPTIONS, *ANALYSIS_OPTIONS))
     sub.set_defaults(func=cmd_submit)
 
-    status = subparsers.add_parser("status", help="progress of a study: focus genes done, per shard, merged or not")
+    status = subparsers.add_parser("status", help="progress of a study: focus genes done, per shard, merged or not, "
+                                                 "null replicates done")
     status.add_argument("dir")
     status.set_defaults(func=cmd_status)

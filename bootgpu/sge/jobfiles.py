@@ -46,7 +46,9 @@ def write_job_files(sub: "Submission", source: Path, now: str) -> list[Path]:  #
     layout = sub.layout
     layout.logs_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for job in (sub.task_job, sub.merge_job):
+    for job in (sub.task_job, sub.null_job, sub.merge_job):
+        if job is None or job.script in written:  # the null array runs the task script's copy
+            continue
         _write(job.script, job.script_text((source / job.template).read_text()), 0o755)
         written.append(job.script)
     _write(layout.job_env, sub.env_text(now))

@@ -1,9 +1,11 @@
 """What of a study is done, for `bootgpu status`: focus genes, per shard when the split is known,
-merged or not.  Read from file names and /meta identities only."""
+merged or not, and null replicates done.  Read from file names and /meta identities only."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import h5py
 
 from bootgpu.layout import StudyLayout
 from bootgpu.sge.jobfiles import read_submissions
@@ -50,4 +52,43 @@ def study_progress(out: Path) -> dict:
     else:
         n_done = len(parts)
     return {"focus": focus, "tasks": tasks, "shards": shards, "done": n_done, "parts": len(parts),
-            "merged": merged, "study": study, "foreign": foreign}  # fmt: skip
+            "merged": merged, "study": study, "foreign": foreign, "null": null_progress(layout, study)}  # fmt: skip
+
+
+def _null_meta(path: Path) -> dict:
+    with h5py.File(path, "r") as h5:
+        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in h5["meta"].attrs.items()}
+
+
+def null_progress(layout: StudyLayout, study: dict | None) -> dict | None:
+    """Null replicates: ``total`` (the --permutations of the last submission, or None), ``done``
+    (of those: a replicate file, or held by null.h5), ``gathered`` (null.h5's n_perm, 0 without
+    one), ``significance`` (gene_significance.tsv written) and ``foreign`` files.  A file counts
+    when its /meta ``null_id`` is the one the submission recorded (any, without a record).  None
+    when the study has no null and none was submitted."""
+    total = study.get("permutations") if study else None
+    files = layout.null_replicates()
+    if total is None and not files and not layout.null_results.is_file():
+        return None
+    expected = study.get("null_id") if study else None
+    foreign: list[tuple[Path, str]] = []
+
+    def ours(path: Path) -> dict | None:
+        try:
+            meta = _null_meta(path)
+        except (OSError, KeyError) as exc:
+            foreign.append((path, f"not readable: {exc}"))
+            return None
+        if expected is not None and meta.get("null_id") != expected:
+            foreign.append((path, f"null id {meta.get('null_id')}, not {expected}"))
+            return None
+        return meta
+
+    gathered = 0
+    if layout.null_results.is_file() and (meta := ours(layout.null_results)) is not None:
+        gathered = int(meta["n_perm"])
+    done = set(range(gathered)) | {r for r, path in files.items() if ours(path) is not None}
+    if total is not None:
+        done = {r for r in done if r < total}
+    return {"total": total, "done": len(done), "gathered": gathered, "significance": layout.significance.is_file(),
+            "foreign": foreign}  # fmt: skip

@@ -1,7 +1,8 @@
 """A Grid Engine submission of a study, as data.
 
 ``Submission.build`` turns the options, the study's input and the planner's memory request into
-everything that is then written and submitted: the two jobs (array and merge) with their resource
+everything that is then written and submitted: the jobs (the array over focus genes, with
+``--permutations`` the array over null replicates, and the merge held on both) with their resource
 directives, the job environment, the focus list and the tasks still to run.  It reads and writes
 nothing, so a test inspects it directly (as dask-jobqueue's ``Job.job_script()``);
 ``bootgpu.sge.jobfiles`` writes it into the study directory and ``bootgpu.sge.qsub`` submits it.
@@ -39,6 +40,7 @@ DEFAULT_RUNTIME = "24:00:00"
 DEFAULT_BUDGET = "4G"
 DEFAULT_GENES_PER_TASK = 50
 DEFAULT_MERGE_VMEM = "4G"
+NULL_TASK_ARG = "null"  # the task script's argument that makes a task compute null replicates
 
 _DIRECTIVE = re.compile(r"#\$ (-l (\w+)=|-(\w+)\s)")
 
@@ -75,7 +77,8 @@ def _directive_line(key: str, value: str) -> str:
 class Job:
     """One qsub job.  ``directives``: its resources (see the module docstring); ``options``: qsub
     options of this submission only (-S, -wd, -o, -j, -v), not written into the script copy;
-    ``array``: the -t task range; ``hold``: the job name it waits for; ``extra``: --qsub-args."""
+    ``array``: the -t task range; ``hold``: the job names it waits for (comma-separated);
+    ``extra``: --qsub-args; ``args``: the script's arguments (after its path)."""
 
     name: str
     template: str  # file name of the job script in the project's sge/ folder
@@ -85,6 +88,7 @@ class Job:
     array: str | None = None
     hold: str | None = None
     extra: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()  # the script's arguments
 
     def directive_args(self) -> list[str]:
         """The directives as qsub arguments, e.g. ['-q', 'cpu.q', '-pe', 'smp', '2', '-l', 'h_vmem=2G']."""
@@ -100,13 +104,13 @@ class Job:
         return set_directives(template_text, self.directives)
 
     def command(self) -> list[str]:
-        """``qsub -terse -N NAME OPTIONS DIRECTIVES [-t RANGE] [-hold_jid NAME] EXTRA SCRIPT``."""
+        """``qsub -terse -N NAME OPTIONS DIRECTIVES [-t RANGE] [-hold_jid NAMES] EXTRA SCRIPT [ARGS]``."""
         cmd = ["qsub", "-terse", "-N", self.name, *self.options, *self.directive_args()]
         if self.array:
             cmd += ["-t", self.array]
         if self.hold:
             cmd += ["-hold_jid", self.hold]
-        return [*cmd, *self.extra, str(self.script)]
+        return [*cmd, *self.extra, str(self.script), *self.args]
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,53 @@ def split_tasks(args: argparse.Namespace, n_focus: int) -> int:
     return tasks
 
 
+@dataclass(frozen=True)
+class NullPlan:
+    """The null replicates of a submission with ``--permutations N``, ``per_task`` (R) to a task: task
+    j (1-based) of the null array computes replicates (j-1)R .. min(jR, N)-1, so the tasks cover
+    0..N-1 once each.  ``todo``: the tasks with a replicate not yet done."""
+
+    permutations: int
+    per_task: int
+    todo: tuple[int, ...]
+
+    @classmethod
+    def of(cls, permutations: int, per_task: int, done: Iterable[int]) -> NullPlan:
+        """The plan where replicates ``done`` (files in DIR/null/, or held by DIR/null.h5) exist."""
+        done = set(done)
+        plan = cls(permutations, per_task, ())
+        todo = tuple(j for j in range(1, plan.tasks + 1) if not set(plan.replicates(j)) <= done)
+        return cls(permutations, per_task, todo)
+
+    @property
+    def tasks(self) -> int:
+        return math.ceil(self.permutations / self.per_task)
+
+    def replicates(self, task: int) -> range:
+        """Replicates of null task ``task`` (as the task script computes them)."""
+        return range((task - 1) * self.per_task, min(task * self.per_task, self.permutations))
+
+    @property
+    def array_range(self) -> str | None:
+        return f"{self.todo[0]}-{self.todo[-1]}" if self.todo else None
+
+
+def split_null(args: argparse.Namespace, n_focus: int, tasks: int) -> tuple[int, int] | None:
+    """(N, R): --permutations and --replicates-per-task (default: a focus task's most genes, since a
+    replicate costs one focus gene's analysis and both arrays share --runtime), or None without
+    --permutations (where --replicates-per-task is refused: it would mean nothing)."""
+    n_perm, per_task = args.permutations, args.replicates_per_task
+    if n_perm is None:
+        if per_task is not None:
+            raise BootgpuError("--replicates-per-task needs --permutations N (the null replicates to split)")
+        return None
+    if n_perm < 1:
+        raise BootgpuError(f"--permutations must be at least 1, got {n_perm}")
+    if per_task is not None and per_task < 1:
+        raise BootgpuError(f"--replicates-per-task must be at least 1, got {per_task}")
+    return n_perm, min(per_task or math.ceil(n_focus / tasks), n_perm)
+
+
 def request_for(args: argparse.Namespace, study: StudyInput) -> TaskRequest:
     """Each task's memory request (``bootgpu.sge.resources``), refused over --max-vmem."""
     gpu = args.queue_type == "gpu"
@@ -177,9 +228,11 @@ def job_name(out: Path, kind: str) -> str:
 
 @dataclass(frozen=True)
 class Submission:
-    """One `bootgpu sge submit` of a study: its two jobs, their environment and what is left to run.
+    """One `bootgpu sge submit` of a study: its jobs, their environment and what is left to run.
     ``todo``: the tasks without a shard file; the array job runs ``todo[0]-todo[-1]`` (a task whose
-    shard is complete exits at once), and is not submitted when ``todo`` is empty."""
+    shard is complete exits at once), and is not submitted when ``todo`` is empty.  ``null`` (with
+    --permutations): the null replicates' tasks, run by ``null_job`` over ``null.todo`` likewise.
+    The merge job is held on the arrays submitted."""
 
     study: StudyInput
     layout: StudyLayout
@@ -191,27 +244,36 @@ class Submission:
     task_job: Job
     merge_job: Job
     env: Mapping[str, str]
+    null: NullPlan | None = None
+    null_job: Job | None = None
 
     @classmethod
     def build(cls, args: argparse.Namespace, study: StudyInput, tasks: int, request: TaskRequest,
-              shards: Iterable[tuple[int, int]], python: str, path: str) -> Submission:
+              shards: Iterable[tuple[int, int]], python: str, path: str,
+              replicates_done: Iterable[int] = ()) -> Submission:
         """From the parsed options, the study, N tasks, each task's memory request, the (K, N) of the
-        shard files already written, and the interpreter and PATH the jobs are to run with."""
+        shard files already written, and the interpreter and PATH the jobs are to run with; with
+        --permutations, ``replicates_done``: the null replicates on disk (files or in null.h5)."""
         layout = StudyLayout(study.out)
         written = {k for k, n in shards if n == tasks}
         todo = tuple(k for k in range(1, tasks + 1) if k not in written)
-        task_job, merge_job = _jobs(args, layout, request, todo)
+        split = split_null(args, len(study.focus), tasks)
+        null = NullPlan.of(*split, replicates_done) if split else None
+        task_job, null_job, merge_job = _jobs(args, layout, request, todo, null)
         backend = args.backend or DEFAULT_BACKENDS[args.queue_type]
-        env = _job_env(args, study, layout, tasks, backend, request, python, path)
-        return cls(study, layout, args.queue_type, backend, tasks, todo, request, task_job, merge_job, env)
+        env = _job_env(args, study, layout, tasks, backend, request, python, path) | _null_env(null)
+        return cls(study, layout, args.queue_type, backend, tasks, todo, request, task_job, merge_job, env,
+                   null, null_job)  # fmt: skip
 
     @property
     def array_range(self) -> str | None:
         return f"{self.todo[0]}-{self.todo[-1]}" if self.todo else None
 
     def jobs(self) -> list[Job]:
-        """The jobs to submit, in order: the array (if any task is left), then the merge."""
-        return ([self.task_job] if self.todo else []) + [self.merge_job]
+        """The jobs to submit, in order: the array (if any task is left), the null array (if any of
+        its tasks is left), then the merge."""
+        null = [self.null_job] if self.null_job is not None and self.null.todo else []
+        return ([self.task_job] if self.todo else []) + null + [self.merge_job]
 
     def commands(self) -> list[list[str]]:
         return [job.command() for job in self.jobs()]
@@ -228,6 +290,25 @@ class Submission:
                 "--shard", f"{task}/{env['BOOTGPU_TASKS']}", "--backend", env["BOOTGPU_BACKEND"],
                 "--focus", env["BOOTGPU_FOCUS"], "--memory-budget", env["BOOTGPU_MEMORY_BUDGET"],
                 *env["BOOTGPU_RUN_ARGS"].split()]  # fmt: skip
+
+    def null_task_command(self, task: int) -> list[str]:
+        """What null task ``task`` runs (the task script with argument ``null``): its replicates."""
+        env, reps = self.env, self.null.replicates(task)
+        return [env["BOOTGPU_PYTHON"], "-m", "bootgpu", "null", "--expr", env["BOOTGPU_EXPR"], "--out",
+                env["BOOTGPU_OUT"], "--permutations", env["BOOTGPU_PERMUTATIONS"], "--replicates",
+                f"{reps.start}:{reps.stop}", "--backend", env["BOOTGPU_BACKEND"], "--focus", env["BOOTGPU_FOCUS"],
+                "--memory-budget", env["BOOTGPU_MEMORY_BUDGET"], *env["BOOTGPU_RUN_ARGS"].split()]  # fmt: skip
+
+    def merge_commands(self) -> list[list[str]]:
+        """What the merge job runs: `bootgpu merge`, then with --permutations `bootgpu null
+        --gather-only` (the replicates into null.h5, then p and q; on NumPy, computing nothing)."""
+        env = self.env
+        cmds = [[env["BOOTGPU_PYTHON"], "-m", "bootgpu", "merge", env["BOOTGPU_OUT"]]]
+        if self.null is not None:
+            cmds.append([env["BOOTGPU_PYTHON"], "-m", "bootgpu", "null", "--expr", env["BOOTGPU_EXPR"], "--out",
+                         env["BOOTGPU_OUT"], "--permutations", env["BOOTGPU_PERMUTATIONS"], "--gather-only",
+                         "--backend", "numpy", "--focus", env["BOOTGPU_FOCUS"], *env["BOOTGPU_RUN_ARGS"].split()])
+        return cmds
 
     def env_text(self, now: str) -> str:
         """``DIR/sge/job.env``, which the job scripts source (POSIX sh)."""
@@ -246,11 +327,16 @@ class Submission:
         return {"expr": str(s.expr), "out": str(s.out), "n_genes": s.n_genes, "n_samples": s.n_samples,
                 "n_focus": len(s.focus), "tasks": self.tasks, "analysis": s.cfg.as_dict(),
                 "queue_type": self.queue_type, "backend": self.backend, "h_vmem": self.request.h_vmem,
-                "slots": self.request.slots, "run_budget": self.request.run_budget}  # fmt: skip
+                "slots": self.request.slots, "run_budget": self.request.run_budget,
+                **({"permutations": self.null.permutations, "replicates_per_task": self.null.per_task,
+                    "null_tasks": self.null.tasks} if self.null else {})}  # fmt: skip
 
 
-def _jobs(args: argparse.Namespace, layout: StudyLayout, request: TaskRequest, todo: tuple[int, ...]) -> tuple[Job, Job]:
-    """The array job (tasks ``todo``) and the merge job held on it."""
+def _jobs(args: argparse.Namespace, layout: StudyLayout, request: TaskRequest, todo: tuple[int, ...],
+          null: NullPlan | None) -> tuple[Job, Job | None, Job]:
+    """The array job (tasks ``todo``), the null array (with ``null``: its tasks to do; the same
+    script and directives, since a replicate is planned as one focus gene) and the merge job held
+    on the arrays that are submitted."""
     gpu = args.queue_type == "gpu"
     queue = args.queue if args.queue is not None else DEFAULT_QUEUES[args.queue_type]
     merge_queue = args.merge_queue if args.merge_queue is not None else ("" if gpu else queue)
@@ -267,9 +353,13 @@ def _jobs(args: argparse.Namespace, layout: StudyLayout, request: TaskRequest, t
                         "-l h_rt": runtime}  # fmt: skip
     task_job = Job(array_name, TASK_SCRIPT, layout.job_script(TASK_SCRIPT), task_directives, common,
                    array=f"{todo[0]}-{todo[-1]}" if todo else None, extra=extra)  # fmt: skip
+    null_job = None if null is None else Job(job_name(layout.root, "null"), TASK_SCRIPT, layout.job_script(TASK_SCRIPT),
+                                             task_directives, common, array=null.array_range, extra=extra,
+                                             args=(NULL_TASK_ARG,))  # fmt: skip
+    held = [job.name for job in (task_job, null_job) if job is not None and job.array]
     merge_job = Job(job_name(layout.root, "merge"), MERGE_SCRIPT, layout.job_script(MERGE_SCRIPT), merge_directives,
-                    common, hold=array_name if todo else None, extra=extra)  # fmt: skip
-    return task_job, merge_job
+                    common, hold=",".join(held) or None, extra=extra)  # fmt: skip
+    return task_job, null_job, merge_job
 
 
 def _job_env(args: argparse.Namespace, study: StudyInput, layout: StudyLayout, tasks: int, backend: str,
@@ -291,3 +381,11 @@ def _job_env(args: argparse.Namespace, study: StudyInput, layout: StudyLayout, t
     if args.queue_type == "gpu":
         env["BOOTGPU_GPU_GRANT_VAR"] = f"SGE_HGR_{args.gpu_resource}"
     return env
+
+
+def _null_env(null: NullPlan | None) -> dict[str, str]:
+    """What the task script's null mode and the merge script read (none without --permutations)."""
+    if null is None:
+        return {}
+    return {"BOOTGPU_PERMUTATIONS": str(null.permutations), "BOOTGPU_REPLICATES_PER_TASK": str(null.per_task),
+            "BOOTGPU_NULL_TASKS": str(null.tasks)}  # fmt: skip
