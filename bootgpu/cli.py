@@ -284,7 +284,6 @@ class MemoryReport:
 
     def __exit__(self, *exc):
         from bootgpu.backends.numpy_backend import peak_rss_bytes
-        from bootgpu.planner import format_bytes
 
         self._tracker.__exit__(*exc)
         if exc[0] is None:
