@@ -634,7 +634,8 @@ class GenePool:
     this one goes on (reading the next genes, drawing the study's figures).  The workers are
     forked on Linux, so they start at once with the libraries this process imported (spawned,
     each imports matplotlib and pandas again: a second or two of CPU); they never touch the
-    results file, which only this process reads."""
+    results file, which only this process reads, and matplotlib empties its font cache in a
+    forked child (font_manager registers that at fork), so no open font file is shared."""
 
     def __init__(self, jobs: int):
         self.pool = None
@@ -644,6 +645,11 @@ class GenePool:
             from concurrent.futures import ProcessPoolExecutor
 
             method = "fork" if sys.platform.startswith("linux") else "spawn"
+            if method == "fork":  # what draw_gene imports, once here rather than in every worker
+                import matplotlib.backends.backend_agg  # noqa: F401
+                import matplotlib.figure  # noqa: F401
+                import networkx  # noqa: F401
+                import PIL.Image  # noqa: F401
             self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method))
 
     def submit(self, inp: GeneInput):
