@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import igraph
 import numpy as np
 import scipy.sparse as sp
-from scipy import stats
 from scipy.sparse.csgraph import connected_components
 
 from bootgpu.core.change import DISAPPEAR, NEW, SIGN_CHANGE, classify_change
@@ -211,6 +210,8 @@ def powerlaw_fit(active: np.ndarray) -> dict:
     seen = count >= 2
     if np.count_nonzero(seen) < POWERLAW_MIN_POINTS:
         return {"powerlaw_gamma": float("nan"), "powerlaw_r2": float("nan"), "scale_free": 0}
+    from scipy import stats  # here, not at the top: scipy.stats is ~1 s of import for every reader of networks
+
     x, y = np.log10(degree[seen]), np.log10(count[seen])
     fit = stats.linregress(x, y)
     gamma = -float(fit.slope)

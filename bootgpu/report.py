@@ -202,8 +202,18 @@ def _label_width(labels, fontsize: float) -> float:
 
 
 def _png(fig) -> bytes:
+    """``fig`` drawn by Agg as PNG: RGB where it is opaque (every figure here; a quarter less to
+    compress than matplotlib's RGBA), zlib level 3 (about as small as matplotlib's level 6 in RGBA,
+    in 60% of the time)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    image = Image.fromarray(np.ascontiguousarray(rgba[..., :3]) if rgba[..., 3].min() == 255 else rgba)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    image.save(buf, format="png", compress_level=3, dpi=(DPI, DPI))
     return buf.getvalue()
 
 
@@ -558,8 +568,22 @@ HUB_CAPTION = {
 SECTION_COUNTS = ("n_tests", "n_sig_diff", "n_robust", "n_kept", "n_rewire")
 
 
-def gene_section(res, row: int, rank: int, focus_row: dict) -> GeneSection:
-    """Focus gene ``row``'s part of the report: its figures, and why any is not drawn."""
+@dataclass
+class GeneInput:
+    """What focus gene ``row``'s figures need, read from the results file by ``gene_input``:
+    picklable, so that a worker process draws it without opening the file."""
+
+    row: int
+    gene_id: str
+    rank: int
+    summary: str
+    ci_alpha: float
+    edges: GeneEdges
+    names: dict  # row -> gene id of every gene with a selected edge (the ego networks' labels)
+
+
+def gene_input(res, row: int, rank: int, focus_row: dict) -> GeneInput:
+    """Read focus gene ``row``'s edges and samples (milliseconds: the drawing is the slow part)."""
     gene_id = str(res.gene_names[row])
     ge = gene_edges(res, row)
     samples = res.samples(row)
@@ -567,12 +591,21 @@ def gene_section(res, row: int, rank: int, focus_row: dict) -> GeneSection:
                f"{int(focus_row['n_tests']):,} pairs tested, {int(focus_row['n_sig_diff']):,} differential (q_diff < "
                f"{float(res.meta['fdr_alpha']):g}), {int(focus_row['n_robust']):,} robust, {int(focus_row['n_kept']):,} "
                f"in the network, {int(focus_row['n_rewire']):,} rewired.")
-    section = GeneSection(row, gene_id, rank, summary)
+    frame = ge.frame
+    names = dict(zip(frame["gene_i"].tolist(), frame["gene_a"].tolist()))
+    names.update(zip(frame["gene_j"].tolist(), frame["gene_b"].tolist()))
+    return GeneInput(row, gene_id, rank, summary, float(res.meta["ci_alpha"]), ge, names)
+
+
+def draw_gene(inp: GeneInput) -> GeneSection:
+    """A focus gene's part of the report: its figures, and why any is not drawn."""
+    gene_id, ge = inp.gene_id, inp.edges
+    section = GeneSection(inp.row, gene_id, inp.rank, inp.summary)
     drawn = [
         (fig_scatter(gene_id, ge), "r_low vs r_high: no selected edge."),
-        (fig_forest(gene_id, ge, float(res.meta["ci_alpha"])), "delta with its CI: no kept edge."),
+        (fig_forest(gene_id, ge, inp.ci_alpha), "delta with its CI: no kept edge."),
         (fig_classes(gene_id, ge), ""),
-        fig_networks(gene_id, row, ge, res.gene_names),
+        fig_networks(gene_id, inp.row, ge, inp.names),
         (fig_degrees(gene_id, ge), "degree distributions: no edge is present in LOW or in HIGH."),
     ]
     for fig, why in drawn:
@@ -580,24 +613,15 @@ def gene_section(res, row: int, rank: int, focus_row: dict) -> GeneSection:
             section.notes.append(why)
         else:
             section.figures.append(fig)
-    prefix = f"gene-{rank:03d}-{safe_name(gene_id)}"
+    prefix = f"gene-{inp.rank:03d}-{safe_name(gene_id)}"
     for f in section.figures:
         f.name = f"{prefix}-{f.name}"
     return section
 
 
-_WORKER_RESULTS = None  # a worker process's own Results (gene_sections)
-
-
-def _open_in_worker(path: str) -> None:
-    global _WORKER_RESULTS
-    from bootgpu.api import open_results
-
-    _WORKER_RESULTS = open_results(path)
-
-
-def _section_in_worker(args) -> GeneSection:
-    return gene_section(_WORKER_RESULTS, *args)
+def gene_section(res, row: int, rank: int, focus_row: dict) -> GeneSection:
+    """Focus gene ``row``'s part of the report, read and drawn here."""
+    return draw_gene(gene_input(res, row, rank, focus_row))
 
 
 def default_jobs() -> int:
@@ -605,19 +629,61 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def gene_sections(res, todo: list, jobs: int) -> list:
-    """``gene_section`` of each (row, rank, counts) in ``todo``, in order: in ``jobs`` worker
-    processes (each opens the results file itself) when there is more than one gene, since a gene's
-    five figures cost a second or two of matplotlib time."""
-    jobs = min(jobs, len(todo))
-    if jobs <= 1:
-        return [gene_section(res, *args) for args in todo]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+class GenePool:
+    """Draws ``GeneInput``s: in this process (``jobs`` 1), or in ``jobs`` worker processes while
+    this one goes on (reading the next genes, drawing the study's figures).  The workers are
+    forked on Linux, so they start at once with the libraries this process imported (spawned,
+    each imports matplotlib and pandas again: a second or two of CPU); they never touch the
+    results file, which only this process reads, and matplotlib empties its font cache in a
+    forked child (font_manager registers that at fork), so no open font file is shared."""
 
-    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding an HDF5 file and threads
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_open_in_worker, initargs=(str(res.path),)) as pool:
-        return list(pool.map(_section_in_worker, todo))
+    def __init__(self, jobs: int):
+        self.pool = None
+        if jobs > 1:
+            import multiprocessing
+            import sys
+            from concurrent.futures import ProcessPoolExecutor
+
+            method = "fork" if sys.platform.startswith("linux") else "spawn"
+            if method == "fork":  # what draw_gene imports, once here rather than in every worker
+                import matplotlib.backends.backend_agg  # noqa: F401
+                import matplotlib.figure  # noqa: F401
+                import networkx  # noqa: F401
+                import PIL.Image  # noqa: F401
+            self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method))
+
+    def submit(self, inp: GeneInput):
+        """A future-like object whose ``result()`` is ``draw_gene(inp)``."""
+        if self.pool is None:
+            return _Done(draw_gene(inp))
+        return self.pool.submit(draw_gene, inp)
+
+    def __enter__(self) -> "GenePool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=exc[0] is not None)
+
+
+@dataclass
+class _Done:
+    value: object
+
+    def result(self):
+        return self.value
+
+
+def study_figures(table) -> tuple[list, list]:
+    """The study-wide figures (edges per focus gene, the hub rankings) and why any is not drawn."""
+    figs, notes = [fig_edges_per_gene(table)], []
+    for column in RANKINGS:
+        fig, why = fig_top_by(table, column)
+        if fig is None:
+            notes.append(why)
+        else:
+            figs.append(fig)
+    return figs, notes
 
 
 def build(res, out: Path, top: int = 20, log=lambda line: None, jobs: int = 1) -> Path:
@@ -627,16 +693,12 @@ def build(res, out: Path, top: int = 20, log=lambda line: None, jobs: int = 1) -
     table = study_table(res, log)
     if len(table) == 0:
         raise BootgpuError(f"{res.path}: no focus gene in this results file")
-    study_figs, study_notes = [fig_edges_per_gene(table)], []
-    for column in RANKINGS:
-        fig, why = fig_top_by(table, column)
-        if fig is None:
-            study_notes.append(why)
-        else:
-            study_figs.append(fig)
     todo = [(int(r["gene_idx"]), int(r["rank"]), {k: int(r[k]) for k in SECTION_COUNTS})
             for r in table.head(top).to_dict("records")]
-    sections = gene_sections(res, todo, jobs)
+    with GenePool(min(jobs, len(todo))) as pool:
+        pending = [pool.submit(gene_input(res, *args)) for args in todo]
+        study_figs, study_notes = study_figures(table)  # meanwhile, in this process
+        sections = [p.result() for p in pending]
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
     for fig in [*study_figs, *(f for s in sections for f in s.figures)]:
