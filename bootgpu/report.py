@@ -476,6 +476,72 @@ def fig_degrees(gene_id: str, ge: GeneEdges) -> Figure | None:
     return Figure("degrees", _png(fig), caption, f"degree distributions LOW vs HIGH for {gene_id}")
 
 
+NULL_FIGURE_METRICS = ("n_diff_edges", "focus_deg_diff", "L1_rewire", "L1_frac_rewire", "L1_max_abs_delta", "L2L1_rewire")
+
+
+def null_inputs(res, rows: list[int]) -> tuple[dict, str]:
+    """({row: {metric: (null values, observed, p)}} of focus genes ``rows``, a note): from the study's
+    null.h5 and gene_significance.tsv beside the results file, the null checked to be this study's
+    ({} and why not where there is none or it is another study's)."""
+    from bootgpu.identity import StudyIdentity
+    from bootgpu.null import check_null_file, null_identity, read_null
+    from bootgpu.significance import read_significance
+
+    root = Path(res.path).parent
+    path, table = root / "null.h5", read_significance(root / "gene_significance.tsv")
+    if not path.is_file() or table is None:
+        return {}, "no permutation null: run `bootgpu null` (docs/null.md) for each hub's null distributions."
+    try:
+        check_null_file(path, null_identity(StudyIdentity.from_mapping(res.meta, str(res.path))), "null")
+    except BootgpuError as exc:
+        return {}, f"the permutation null is not shown: {exc}"
+    null = read_null(path, rows)
+    out = {}
+    for i, row in enumerate(rows):
+        sig = table.get(row)
+        if sig is None:
+            continue
+        values = {m: null.network[m] if m == "n_diff_edges" else null.genes[m][i] for m in NULL_FIGURE_METRICS}
+        out[row] = {m: (np.asarray(values[m], dtype=np.float64), sig.get(m, math.nan), sig.get(f"{m}_p", math.nan))
+                    for m in NULL_FIGURE_METRICS}
+    return out, f"permutation null: {null.n_perm:,} random splits (null.h5)."
+
+
+def fig_null(gene_id: str, null: dict) -> Figure | None:
+    """Histograms of a focus gene's null values per metric, its observed value marked, p in the title."""
+    if not null:
+        return None
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _new_figure(10.5, 5.6, left=0.6, right=0.25, bottom=0.35, top=0.35, wspace=0.3)
+    fig.subplots_adjust(hspace=0.45)
+    axes = fig.subplots(2, 3).ravel()
+    n_perm = 0
+    for ax, (metric, (values, observed, p)) in zip(axes, null.items()):
+        defined = values[~np.isnan(values)]
+        n_perm = max(n_perm, values.shape[0])
+        _title(ax, f"{metric}: p = {p:.3g}" if not math.isnan(p) else f"{metric}: p undefined", pad=3)
+        if not defined.size and math.isnan(observed):
+            ax.text(0.5, 0.5, "undefined here and in every\nnull network (no partner)", ha="center", va="center",
+                    fontsize=8, color="#444444", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        if defined.size:
+            ax.hist(defined, bins=min(30, max(5, np.unique(defined).size)), color="#999999")
+        if not math.isnan(observed):
+            ax.axvline(observed, color="#D55E00", lw=2)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("null networks")
+    axes[3].set_ylabel("null networks")
+    caption = (f"{gene_id} against the permutation null ({n_perm:,} random LOW / HIGH splits, each analysed as the "
+               f"study was): grey, the metric's values in the null networks (where defined); orange, {gene_id}'s "
+               f"observed value; p = (1 + null values >= observed) / (1 + null values). n_diff_edges is the whole "
+               f"network's edge count; the others are {gene_id}'s own (docs/null.md).")
+    return Figure("null", _png(fig), caption, f"null distributions of {gene_id}'s metrics with its observed values")
+
+
 def fig_edges_per_gene(table) -> Figure:
     kept = table["n_kept"].to_numpy(dtype=np.int64)
     zero = int((kept == 0).sum())
@@ -580,9 +646,10 @@ class GeneInput:
     ci_alpha: float
     edges: GeneEdges
     names: dict  # row -> gene id of every gene with a selected edge (the ego networks' labels)
+    null: dict = field(default_factory=dict)  # metric -> (null values, observed, p) (``null_inputs``)
 
 
-def gene_input(res, row: int, rank: int, focus_row: dict) -> GeneInput:
+def gene_input(res, row: int, rank: int, focus_row: dict, null: dict | None = None) -> GeneInput:
     """Read focus gene ``row``'s edges and samples (milliseconds: the drawing is the slow part)."""
     gene_id = str(res.gene_names[row])
     ge = gene_edges(res, row)
@@ -594,7 +661,7 @@ def gene_input(res, row: int, rank: int, focus_row: dict) -> GeneInput:
     frame = ge.frame
     names = dict(zip(frame["gene_i"].tolist(), frame["gene_a"].tolist()))
     names.update(zip(frame["gene_j"].tolist(), frame["gene_b"].tolist()))
-    return GeneInput(row, gene_id, rank, summary, float(res.meta["ci_alpha"]), ge, names)
+    return GeneInput(row, gene_id, rank, summary, float(res.meta["ci_alpha"]), ge, names, null or {})
 
 
 def draw_gene(inp: GeneInput) -> GeneSection:
@@ -608,6 +675,8 @@ def draw_gene(inp: GeneInput) -> GeneSection:
         fig_networks(gene_id, inp.row, ge, inp.names),
         (fig_degrees(gene_id, ge), "degree distributions: no edge is present in LOW or in HIGH."),
     ]
+    if inp.null:
+        drawn.append((fig_null(gene_id, inp.null), ""))
     for fig, why in drawn:
         if fig is None:
             section.notes.append(why)
@@ -695,9 +764,12 @@ def build(res, out: Path, top: int = 20, log=lambda line: None, jobs: int = 1) -
         raise BootgpuError(f"{res.path}: no focus gene in this results file")
     todo = [(int(r["gene_idx"]), int(r["rank"]), {k: int(r[k]) for k in SECTION_COUNTS})
             for r in table.head(top).to_dict("records")]
+    null, null_note = null_inputs(res, [row for row, _, _ in todo])
     with GenePool(min(jobs, len(todo))) as pool:
-        pending = [pool.submit(gene_input(res, *args)) for args in todo]
+        pending = [pool.submit(gene_input(res, *args, null.get(args[0]))) for args in todo]
         study_figs, study_notes = study_figures(table)  # meanwhile, in this process
+        if not null:
+            study_notes.append(null_note)
         sections = [p.result() for p in pending]
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)

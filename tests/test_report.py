@@ -242,3 +242,34 @@ def test_demo_report_in_chromium(browser, demo_report, tmp_path):
     (out / "report-demo.png").write_bytes(b64.b64decode(shot["data"]))
     assert (out / "report-demo.png").read_bytes().startswith(PNG)
     print(f"screenshot: {out / 'report-demo.png'}")
+
+
+def test_report_shows_each_top_gene_against_the_permutation_null(tmp_path, write_demo_tsv):
+    """With null.h5 and gene_significance.tsv beside the results, each top gene gets the null
+    histograms of its metrics; the p-values in the titles come from gene_significance.tsv, and the
+    plotted null values are null.h5's rows of that gene."""
+    from bootgpu.null import read_null
+    from bootgpu.report import NULL_FIGURE_METRICS, null_inputs
+    from bootgpu.significance import read_significance
+
+    expr = write_demo_tsv(tmp_path / "expr.tsv", 80)
+    study = tmp_path / "study"
+    assert main(["run", "--expr", str(expr), "--out", str(study), "--focus", "#3,#7", "--n-bootstrap", "20",
+                 "--fdr-alpha", "0.2", "--backend", "numpy", "--permutations", "4"]) == 0
+    out = tmp_path / "report"
+    assert main(["report", str(study), "--out", str(out), "--jobs", "1"]) == 0
+    text = (out / "index.html").read_text()
+    assert "against the permutation null (4 random LOW / HIGH splits" in text and "no permutation null" not in text
+    assert len(list((out / "figures").glob("gene-*-null.png"))) == 2
+    with bootgpu.open_results(study) as res:
+        got, _ = null_inputs(res, [3, 7])
+    table, null = read_significance(study / "gene_significance.tsv"), read_null(study / "null.h5", [3, 7])
+    for i, row in enumerate((3, 7)):
+        assert list(got[row]) == list(NULL_FIGURE_METRICS)
+        values, observed, p = got[row]["L1_rewire"]
+        np.testing.assert_array_equal(values, null.genes["L1_rewire"][i])
+        assert (observed, p) == (table[row]["L1_rewire"], table[row]["L1_rewire_p"])
+
+
+def test_report_without_a_null_says_how_to_get_one(small_report):
+    assert "no permutation null: run `bootgpu null`" in (small_report / "index.html").read_text()
