@@ -23,7 +23,7 @@ import numpy as np
 
 from bootgpu.errors import BootgpuError
 from bootgpu.layout import StudyLayout
-from bootgpu.results_io import EDGE_DATASETS, FOCUS_ATTRS, read_hubs_row, read_network_metrics
+from bootgpu.results_io import EDGE_DATASETS, focus_record, read_focus_table
 from bootgpu.results_schema import CHANGE_LABELS
 from bootgpu.significance import join_significance, read_significance
 
@@ -122,15 +122,10 @@ class Results:
         (docs/networks.md)."""
         import pandas as pd
 
-        records = []
-        for name in self._h5["focus"]:
-            grp = self._h5["focus"][name]
-            rec = {"gene_idx": int(name), "gene_id": _text(grp.attrs["gene_name"])}
-            rec.update({key: int(grp.attrs[key]) for key in FOCUS_ATTRS[1:]})
-            if "hubs_row" in grp.attrs:
-                rec.update({k: v for k, v in read_hubs_row(grp).items() if k not in rec and k != "rank"})
-            rec.update({k: v for k, v in (read_network_metrics(grp) or {}).items() if k not in rec})
-            records.append(rec)
+        records = read_focus_table(self._h5)  # written with the file; older files: per focus gene
+        if records is None:
+            focus = self._h5["focus"]
+            records = [focus_record(focus[name]) for name in focus]
         records = join_significance(records, self._significance_rows)
         return pd.DataFrame.from_records(records).set_index("gene_id", drop=False) if records else pd.DataFrame()
 

@@ -21,7 +21,9 @@ from bootgpu.expression_io import Expression
 from bootgpu.hubs import DEFAULT_RANK_BY, check_rank_by, format_hubs_tsv, format_network_summary_tsv, sort_hub_rows
 from bootgpu.identity import StudyIdentity, focus_sha256
 from bootgpu.layout import StudyLayout, check_out_dir
-from bootgpu.results_io import assemble_results, read_hubs_row, read_meta, read_network_metrics
+from bootgpu.results_io import (
+    assemble_results, focus_record, read_hubs_row, read_meta, read_network_metrics, write_focus_table,
+)
 from bootgpu.significance import join_significance, read_significance
 
 
@@ -195,14 +197,17 @@ def finish_study(layout: StudyLayout, meta, gene_names, sample_names, sources, f
     focus gene's stored rows, never from its edges."""
     rows: list[dict] = []
     metrics: list[dict] = []
+    records: list[dict] = []
 
     def collect(grp) -> None:
         rows.append(read_hubs_row(grp))
         if (m := read_network_metrics(grp)) is not None:
             metrics.append({"gene_idx": int(grp.name.rsplit("/", 1)[1]), "gene_id": rows[-1]["gene_id"], **m})
+        records.append(focus_record(grp))
 
     check_rank_by(rank_by)  # a bad --rank-by fails before anything is written
-    assemble_results(layout.results, meta, gene_names, sample_names, sources, study_focus=focus, on_copied=collect)
+    assemble_results(layout.results, meta, gene_names, sample_names, sources, study_focus=focus, on_copied=collect,
+                     finish=lambda h5: write_focus_table(h5, records))
     rows = join_significance(sort_hub_rows(rows, rank_by), read_significance(layout.significance))
     atomic_write_text(layout.hubs, format_hubs_tsv(rows))
     if metrics:

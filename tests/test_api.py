@@ -118,3 +118,25 @@ def test_networks_equal_the_stored_degrees_and_metrics(study):
                 assert attrs["delta"] == pytest.approx(first["delta"]) and attrs["change"] == first["change"]
         with pytest.raises(BootgpuError, match="which must be low, high or diff"):
             res.network(3, "both")
+
+
+def test_focus_table_read_at_once_equals_the_focus_genes_groups(study, tmp_path):
+    """``focus_genes`` reads the study table written with the file (/focus_table, one dataset); a
+    file without it (written before) gives the same table from every focus gene's group."""
+    import shutil
+
+    from bootgpu.results_io import FOCUS_ATTRS, FOCUS_TABLE
+
+    with h5py.File(study / "results.h5") as h5:
+        assert FOCUS_TABLE in h5
+        counts = {name: {k: int(h5["focus"][name].attrs[k]) for k in FOCUS_ATTRS[1:]} for name in h5["focus"]}
+    old = tmp_path / "results.h5"
+    shutil.copy(study / "results.h5", old)
+    with h5py.File(old, "a") as h5:
+        del h5[FOCUS_TABLE]
+        for name in h5["focus"]:
+            del h5["focus"][name].attrs["counts"]
+    with bootgpu.open_results(study / "results.h5") as new, bootgpu.open_results(old) as before:
+        fast, slow = new.focus_genes, before.focus_genes
+    pd.testing.assert_frame_equal(fast, slow)
+    assert len(fast) == 3 and {k: int(v) for k, v in fast.iloc[1][list(FOCUS_ATTRS[1:])].items()} == counts["7"]
