@@ -188,11 +188,10 @@ class PairPasses:
 
     def map(self, fn, binned_only: bool = False):
         """``binned_only``: fn reads only ``stats.binned`` (no use here; see ``JointPasses``)."""
-        n_blocks = len(self._starts)
-        for w0 in range(0, n_blocks, self.threads):  # a wave of blocks at a time bounds memory
-            # each block, its matrix products included, in one of the backend's threads
-            indices = range(w0, min(w0 + self.threads, n_blocks))
-            yield from self.backend.map_chunks(lambda i: self._run(fn, self._item(i)), indices, self.threads)
+        # each block, its matrix products included, in one of the backend's threads, ``threads`` at
+        # a time (which bounds memory) and computing ahead while the caller reduces the last one
+        yield from self.backend.imap_chunks(lambda i: self._run(fn, self._item(i)), range(len(self._starts)),
+                                            self.threads)
 
     def __iter__(self):
         return self.map(lambda *item: item)
@@ -323,10 +322,8 @@ class JointPasses:
 
     def map(self, fn, binned_only: bool = False):
         """fn(block, None, JointStats) for every block, in block order, ``threads`` at a time."""
-        n_blocks = len(self._starts)
         run = lambda i: fn(None, None, JointStats(self, self._item(i, binned_only)))  # noqa: E731
-        for w0 in range(0, n_blocks, self.threads):
-            yield from self.backend.map_chunks(run, range(w0, min(w0 + self.threads, n_blocks)), self.threads)
+        yield from self.backend.imap_chunks(run, range(len(self._starts)), self.threads)
 
     def __iter__(self):
         return self.map(lambda _b, _v, stats: (stats.item["block"], None, stats))

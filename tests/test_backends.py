@@ -366,3 +366,26 @@ def test_cupy_without_array_api_compat_is_not_usable_and_says_why(monkeypatch):
     assert reason is not None and reason.startswith("array-api-compat is missing") and "pip install array-api-compat" in reason
     with pytest.raises(BootgpuError, match="--backend cupy is not usable: array-api-compat is missing"):
         get_backend("cupy")
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_imap_chunks_yields_in_order_with_at_most_threads_ahead(threads):
+    """The pair passes reduce blocks as they come: in block order, whatever the thread count, and
+    never more than ``threads`` blocks computed ahead of the one being reduced."""
+    import threading
+
+    backend = get_backend("numpy")
+    lock, running, most = threading.Lock(), [0], [0]
+
+    def work(i):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        total = sum(range(i * 1000))
+        with lock:
+            running[0] -= 1
+        return i, total
+
+    got = list(backend.imap_chunks(work, range(20), threads))
+    assert got == [(i, sum(range(i * 1000))) for i in range(20)]
+    assert most[0] <= threads

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -64,6 +64,11 @@ class Backend:
         from it (host cores; a device queue does not).  Results keep the order of ``items``, so
         anything reduced from them is the same for any thread count."""
         return [fn(item) for item in items]
+
+    def imap_chunks(self, fn: Callable[[Any], Any], items: Iterable, threads: int = 1) -> Iterator:
+        """``fn(item)`` for each item, yielded in order, with up to ``threads`` computing ahead while
+        the caller reduces the one yielded (host cores; a device queue computes them in turn)."""
+        return (fn(item) for item in items)
 
     def release_memory(self) -> None:
         """Hand memory freed by a finished stage back to the system (host backends), so the next

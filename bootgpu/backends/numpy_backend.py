@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import os
@@ -64,6 +65,20 @@ class NumpyBackend(Backend):
                 self._pool.shutdown()
             self._pool, self._pool_size = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bootgpu"), threads
         return list(self._pool.map(fn, items))  # NumPy releases the GIL in its loops
+
+    def imap_chunks(self, fn, items, threads: int = 1):
+        items = list(items)
+        if min(threads, len(items)) <= 1:
+            yield from (fn(item) for item in items)
+            return
+        self.map_chunks(lambda _: None, range(threads), threads)  # the pool, grown to ``threads``
+        pending = collections.deque()
+        for item in items:  # a window of ``threads`` items: the next starts as the oldest is taken
+            if len(pending) == threads:
+                yield pending.popleft().result()
+            pending.append(self._pool.submit(fn, item))
+        while pending:
+            yield pending.popleft().result()
 
     @contextlib.contextmanager
     def track_peak(self):

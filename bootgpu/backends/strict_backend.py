@@ -35,6 +35,7 @@ class StrictBackend(NumpyBackend):
 
     # as a device library: one queue, and the standard's own weighted sum (what CuPy runs)
     map_chunks = Backend.map_chunks
+    imap_chunks = Backend.imap_chunks
     bincount_parts = Backend.bincount_parts
     take_in_range = Backend.take_in_range
     weighted_dots = Backend.weighted_dots
