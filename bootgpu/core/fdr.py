@@ -218,6 +218,24 @@ def exact_levels(backend, stream: "BHStream", levels: SpearmanLevels) -> ExactLe
     return _cached(_TABLES, _TABLES_KEPT, key, make)
 
 
+def _pvalues(stream: "BHStream", s):
+    """The test's p of statistics ``s`` (descending).  Where the stream counts by level, the p of
+    every level value is computed once per study and group size (``test.pvalue`` over
+    ``ExactLevels.values``: 545,000 values at k = 187) and looked up; a value off the table (a pair
+    with a tied gene) is computed.  The same function of the same float64 s either way."""
+    xp, backend, exact = stream.xp, stream.backend, stream.exact
+    if not isinstance(exact, ExactLevels) or s.shape[0] == 0:
+        return stream.test.pvalue(backend, s)
+    key = ("level-p", backend.name, backend.device_name(), exact.n, stream.test)
+    table = _cached(_TABLES, _TABLES_KEPT, key, lambda: stream.test.pvalue(backend, exact.values))
+    at = xp.clip(xp.searchsorted(-exact.values, -s), 0, exact.values.shape[0] - 1)  # values: descending
+    p = xp.take(table, at)
+    off = xp.take(exact.values, at) != s
+    if bool(xp.any(off)):
+        p[off] = stream.test.pvalue(backend, s[off])
+    return p
+
+
 @dataclass(frozen=True)
 class ExactJoint:
     """Fisher's statistic by pair of levels (an exact source of a ``BHStream``, like
@@ -564,7 +582,7 @@ class Refinement:
         before_gathered = xp.cumulative_sum(gathered) - gathered
         base = xp.take(before_all - before_gathered, st.bins(s_sorted))
         f_count = base + xp.cumulative_sum(mult)
-        p = st.test.pvalue(backend, s_sorted)
+        p = _pvalues(st, s_sorted)
         term = p / (xp.astype(f_count, xp.float64) / st.m)
         self.s_sorted, self.term = s_sorted, term
         self.suffix_min = xp.flip(backend.cummin(xp.flip(term))) if term.shape[0] else term
