@@ -23,7 +23,7 @@ import numpy as np
 
 from bootgpu.errors import BootgpuError
 from bootgpu.layout import StudyLayout
-from bootgpu.results_io import EDGE_DATASETS, focus_record, read_focus_table
+from bootgpu.results_io import EDGE_DATASETS, as_text, focus_record, read_focus_table
 from bootgpu.results_schema import CHANGE_LABELS
 from bootgpu.significance import join_significance, read_significance
 
@@ -43,10 +43,6 @@ def open_results(path: str | os.PathLike) -> "Results":
     return Results(path)
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class Results:
     """One results file, read on demand (see the module docstring)."""
 
@@ -54,7 +50,7 @@ class Results:
         self.path = Path(path)
         try:
             self._h5 = h5py.File(self.path, "r")
-            self.meta = {key: (_text(v) if isinstance(v, (bytes, str)) else v) for key, v in self._h5["meta"].attrs.items()}
+            self.meta = {key: (as_text(v) if isinstance(v, (bytes, str)) else v) for key, v in self._h5["meta"].attrs.items()}
         except (OSError, KeyError) as exc:
             raise BootgpuError(f"{self.path}: not a readable bootgpu results file ({exc})") from None
 

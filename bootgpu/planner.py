@@ -24,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 
-from bootgpu.core.bootstrap import (SHARED_DEGREE, dot_dtype_bytes, exact_dtype_bytes, rank_dtype_bytes, resample_size,
+from bootgpu.core.bootstrap import (per_edge_way, dot_dtype_bytes, exact_dtype_bytes, rank_dtype_bytes, resample_size,
                                     summary_rows)
 from bootgpu.core.fdr import BIN_BOOKKEEPING_BYTES, LEVEL_TEST_BINS, bins_for_pairs, exact_level_bytes, joint_table_bytes
 from bootgpu.core.spearman import (
@@ -164,7 +164,7 @@ def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: i
     whose genes are barely shared): both ends' ranks gathered per edge, the dots and r (with ties,
     S of both ends too) for the whole chunk."""
     dot, exact, rank = dot_dtype_bytes(m), exact_dtype_bytes(m), rank_dtype_bytes(m)
-    if not dense_outputs and 2 * n_edges < SHARED_DEGREE * n_genes:
+    if per_edge_way(n_genes, n_edges, dense_outputs):
         return 3 * k * n_genes * rank + 2 * k * n_edges * rank + n_edges * F64 * (7 if ties else 4) + 48 * m + 40 * k
     ranks = 3 * k * n_genes * dot
     held = 2 * k * n_genes * dot
@@ -186,7 +186,7 @@ def replicate_chunk_cap(working_set_bytes: int, k: int, m: int, n_genes: int, n_
     as fast as the dot dtype's halved chunks) and the (R, rows, columns) matrix product of a dense
     block -- stay within the cap (per-edge values are stored as they are made, in pieces)."""
     largest = max(k * max(n_genes, 1) * rank_dtype_bytes(m), dense_outputs * exact_dtype_bytes(m))
-    if dense_outputs == 0 and 2 * n_edges < SHARED_DEGREE * n_genes:  # the per-edge way (core.bootstrap)
+    if per_edge_way(n_genes, n_edges, dense_outputs):  # core.bootstrap.EdgeGroup
         # its gathers move a row of R ranks per gene and position: per-row overhead, not cache size,
         # sets their speed, so R is larger and a power of two (NumPy copies 2^j-byte rows fastest).
         # Measured on 8,763 x 938 (923 edges, 1,846 genes): R = 24 (the cap) 1.25 s, 16 1.15 s,

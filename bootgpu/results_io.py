@@ -129,22 +129,25 @@ def read_network_metrics(grp: h5py.Group) -> dict | None:
     return {name: row[name].item() for name in row.dtype.names}
 
 
-def focus_record(grp: h5py.Group) -> dict:
+def focus_record(grp: h5py.Group, hubs_row: dict | None = None, metrics: dict | None = None) -> dict:
     """A focus gene's row of the study table (``Results.focus_genes``): gene_idx, gene_id, its counts
     (``FOCUS_ATTRS``), its hubs-table row (without the rank) and its network metrics, from the
-    attributes stored with it (no edges read)."""
-    rec = {"gene_idx": int(grp.name.rsplit("/", 1)[1]), "gene_id": _text(grp.attrs["gene_name"])}
+    attributes stored with it (no edges read); ``hubs_row``/``metrics``: those two already read."""
+    rec = {"gene_idx": int(grp.name.rsplit("/", 1)[1]), "gene_id": as_text(grp.attrs["gene_name"])}
     if "counts" in grp.attrs:
         rec.update(json.loads(grp.attrs["counts"]))
     else:  # written before the counts were one attribute
         rec.update({key: int(grp.attrs[key]) for key in FOCUS_ATTRS[1:]})
-    if "hubs_row" in grp.attrs:
-        rec.update({k: v for k, v in read_hubs_row(grp).items() if k not in rec and k != "rank"})
-    rec.update({k: v for k, v in (read_network_metrics(grp) or {}).items() if k not in rec})
+    if hubs_row is None and "hubs_row" in grp.attrs:
+        hubs_row = read_hubs_row(grp)
+    rec.update({k: v for k, v in (hubs_row or {}).items() if k not in rec and k != "rank"})
+    metrics = read_network_metrics(grp) if metrics is None else metrics
+    rec.update({k: v for k, v in (metrics or {}).items() if k not in rec})
     return rec
 
 
-def _text(value) -> str:
+def as_text(value) -> str:
+    """An HDF5 string attribute (bytes or str) as str."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 

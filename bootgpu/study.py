@@ -203,7 +203,7 @@ def finish_study(layout: StudyLayout, meta, gene_names, sample_names, sources, f
         rows.append(read_hubs_row(grp))
         if (m := read_network_metrics(grp)) is not None:
             metrics.append({"gene_idx": int(grp.name.rsplit("/", 1)[1]), "gene_id": rows[-1]["gene_id"], **m})
-        records.append(focus_record(grp))
+        records.append(focus_record(grp, rows[-1], m or {}))
 
     check_rank_by(rank_by)  # a bad --rank-by fails before anything is written
     assemble_results(layout.results, meta, gene_names, sample_names, sources, study_focus=focus, on_copied=collect,

@@ -56,27 +56,30 @@ class NumpyBackend(Backend):
     def scans(self):
         return NumpyScans(np)
 
+    def _executor(self, threads: int) -> ThreadPoolExecutor:
+        """One pool per backend, grown on demand to ``threads`` workers."""
+        if self._pool_size < threads:
+            if self._pool is not None:
+                self._pool.shutdown()
+            self._pool, self._pool_size = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bootgpu"), threads
+        return self._pool
+
     def map_chunks(self, fn, items, threads: int = 1) -> list:
         items = list(items)
         if min(threads, len(items)) <= 1:
             return [fn(item) for item in items]
-        if self._pool_size < threads:  # one pool per backend, grown on demand
-            if self._pool is not None:
-                self._pool.shutdown()
-            self._pool, self._pool_size = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bootgpu"), threads
-        return list(self._pool.map(fn, items))  # NumPy releases the GIL in its loops
+        return list(self._executor(threads).map(fn, items))  # NumPy releases the GIL in its loops
 
     def imap_chunks(self, fn, items, threads: int = 1):
         items = list(items)
         if min(threads, len(items)) <= 1:
             yield from (fn(item) for item in items)
             return
-        self.map_chunks(lambda _: None, range(threads), threads)  # the pool, grown to ``threads``
-        pending = collections.deque()
+        pool, pending = self._executor(threads), collections.deque()
         for item in items:  # a window of ``threads`` items: the next starts as the oldest is taken
             if len(pending) == threads:
                 yield pending.popleft().result()
-            pending.append(self._pool.submit(fn, item))
+            pending.append(pool.submit(fn, item))
         while pending:
             yield pending.popleft().result()
 

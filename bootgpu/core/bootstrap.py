@@ -390,6 +390,12 @@ class EdgeGroup:
 SHARED_DEGREE = 2.0  # edges per gene below which a chunk without dense blocks takes the per-edge way
 
 
+def per_edge_way(n_genes: int, n_edges: int, dense_outputs: int) -> bool:
+    """Whether a chunk of ``n_edges`` edges on ``n_genes`` genes, with ``dense_outputs`` in dense
+    blocks, takes the per-edge way (``EdgeGroup``) rather than ranking each gene (``GeneGroup``)."""
+    return dense_outputs == 0 and 2 * n_edges < SHARED_DEGREE * n_genes
+
+
 def chunk_deltas(backend, low: GroupRanks, high: GroupRanks, chunk: EdgeChunk, cfg: BootstrapSettings, replicate_chunk=None,
                  out=None):
     """(B, E_c) float64 bootstrap deltas of one edge chunk, replicate-major (a replicate chunk
@@ -398,7 +404,7 @@ def chunk_deltas(backend, low: GroupRanks, high: GroupRanks, chunk: EdgeChunk, c
     ``out`` (B, E_c) if given."""
     xp = backend.xp
     n_genes = int(chunk.genes.shape[0])
-    per_edge = chunk.dense_outputs == 0 and 2 * chunk.n_edges < SHARED_DEGREE * n_genes
+    per_edge = per_edge_way(n_genes, chunk.n_edges, chunk.dense_outputs)
     groups = []
     for code, group in ((HIGH, high), (LOW, low)):  # r_high stored, then r_low taken from it
         m = resample_size(group.k, cfg.bootstrap_frac)
