@@ -26,7 +26,9 @@ import numpy as np
 from bootgpu.backends._base import Backend
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.arrays import Array, Namespace
-from bootgpu.core.bootstrap import BootstrapSettings, bootstrap_summaries, resample_size
+from bootgpu.core.bootstrap import (
+    DENSE_DENSITY, NEVER_DENSE, BootstrapSettings, bootstrap_summaries, resample_size, summary_rows,
+)
 from bootgpu.core.change import classify_change
 from bootgpu.core.fdr import LEVEL_TEST_BINS, N_BINS, BHStream, JointHistogram, bins_for_pairs, spearman_levels
 from bootgpu.core.significance import FisherTest, TTest, z_transform
@@ -444,7 +446,7 @@ def rank_split(backend: Backend, expr: Array, low_idx: Array, high_idx: Array, t
 def pair_passes(backend: Backend, groups: Groups, plan: Plan) -> PairPasses | JointPasses:
     """Stage 2: passes over pair space in the plan's row blocks (``PairPasses`` or ``JointPasses``);
     iterating them once computes (and, with ``plan.cache_pairs``, keeps) every block."""
-    pairs = PairBlocks(backend.xp, groups.low, groups.high, plan.rows_per_block)
+    pairs = PairBlocks(backend.xp, groups.low, groups.high, plan.rows_per_block, backend.upper_triangle)
     return make_pair_passes(backend, pairs, pair_tests(groups.k_low, groups.k_high), plan.cache_pairs, plan.threads)
 
 
@@ -801,7 +803,8 @@ def bootstrap_edges(backend: Backend, groups: Groups, sel: dict[str, Array], foc
     delta = sel["r_high"] - sel["r_low"]
     boot_cfg = BootstrapSettings(
         cfg.seed, focus, cfg.n_bootstrap, cfg.bootstrap_frac, cfg.ci_alpha, plan.replicate_chunk, plan.edge_chunk,
-        plan.threads,
+        plan.threads, dense_density=DENSE_DENSITY if backend.dense_tiles else NEVER_DENSE,
+        summary_rows=summary_rows(cfg.n_bootstrap, cached=bool(plan.working_set_bytes)),
     )
     k = max(k_low, k_high)
     m = resample_size(k, cfg.bootstrap_frac)

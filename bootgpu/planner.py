@@ -48,6 +48,7 @@ HELD_RANK_BYTES = 72  # per gene and group sample: a group's sort structure and 
 INDEX_BLOCK_CAP_BYTES = 384 * 2**20  # `bootgpu indices` is write-bound: larger blocks are no faster
 PROCESS_OVERHEAD_BYTES = 400 * 2**20  # interpreter, NumPy/SciPy/h5py and BLAS buffers (batch requests)
 BOOTSTRAP_MIN_ROOM = 2**30  # the bootstrap may use what the pair stage used, and at least this much
+SUMMARY_COPIES = 5  # (rows, B) float64 arrays summarising rows of deltas holds at once
 SELECTED_EDGE_BYTES = 360  # per selected edge, all of them, held through the bootstrap (see selected_edge_bytes)
 
 
@@ -201,12 +202,18 @@ def edge_bytes(n_bootstrap: int, k: int = 0) -> int:
     return F64 * n_bootstrap
 
 
-def summary_bytes(n_rows: int, n_bootstrap: int, threads: int = 1) -> int:
+def summary_bytes(n_rows: int, n_bootstrap: int, threads: int = 1, cached: bool = True) -> int:
     """Temporaries of summarising ``n_rows`` rows of deltas at once in each of ``threads`` threads
-    (the rows' copy, the partitioned copy, the deviations, sign masks), rows capped as
-    ``core.bootstrap.summary_rows`` does."""
-    rows = min(n_rows, summary_rows(n_bootstrap))
-    return threads * 5 * F64 * n_bootstrap * rows
+    (the rows' copy, the partitioned or sorted copy, the deviations, sign masks), rows capped as
+    ``core.bootstrap.summary_rows`` does (``cached``: a host's pieces; else the whole edge chunk)."""
+    rows = min(n_rows, summary_rows(n_bootstrap, cached) or n_rows)
+    return threads * SUMMARY_COPIES * F64 * n_bootstrap * rows
+
+
+def summary_edge_bytes(n_bootstrap: int, cached: bool) -> int:
+    """Summary bytes that grow with an edge chunk: none on a host (pieces of fixed size), all of
+    them on a device (``summary_bytes`` of one edge)."""
+    return 0 if cached else SUMMARY_COPIES * F64 * n_bootstrap
 
 
 def selected_edge_bytes(n_edges: int) -> int:
@@ -311,8 +318,10 @@ def plan_batches(
     pair_work = pair_stage_bytes(n_genes, rows, threads, cache_pairs, k_low, k_high)
     boot_room = min(free, max(pair_work, BOOTSTRAP_MIN_ROOM))
     n_pairs = n_genes * (n_genes - 1) // 2
-    summary = summary_bytes(n_pairs, n_bootstrap, threads)  # the most a chunk's summary pieces take
-    edges = edge_chunk or max(1, min(n_pairs, ((boot_room - summary) // 2) // (per_edge + SELECTED_EDGE_BYTES)))
+    cached = bool(working_set_bytes)  # summaries in cache-sized pieces (host), else whole chunks (device)
+    summary = summary_bytes(n_pairs, n_bootstrap, threads) if cached else 0  # the most a chunk's pieces take
+    edges = edge_chunk or max(1, min(n_pairs, ((boot_room - summary) // 2) // (per_edge + SELECTED_EDGE_BYTES
+                                                                            + summary_edge_bytes(n_bootstrap, cached))))
     genes_in_chunk = min(2 * edges, n_genes)
     gathered = 0 if working_set_bytes else edges
     per_rep = replicate_bytes(k, m, genes_in_chunk, edges, 0, gathered)
@@ -321,7 +330,7 @@ def plan_batches(
     room = 0 if replicate_chunk else reps * per_rep  # per thread, re-divided at run time by the actual gene subset
     if working_set_bytes and not replicate_chunk:  # as replicate_chunk_for does at run time
         reps = min(reps, replicate_chunk_cap(working_set_bytes, k, m, genes_in_chunk, edges))
-    boot_work = bootstrap_stage_bytes(edges, edges, n_bootstrap, threads * reps * per_rep, threads)
+    boot_work = bootstrap_stage_bytes(edges, edges, n_bootstrap, threads * reps * per_rep, threads, cached)
     try:  # `bootgpu indices` is a separate command: a budget too small for it still plans a run
         index_genes, index_peak = plan_indices(n_genes, n_samples, k_low, k_high, n_bootstrap, budget_bytes,
                                                bootstrap_frac=bootstrap_frac, genes_per_block=index_genes_per_block)
@@ -350,12 +359,13 @@ def plan_batches(
                 n_bootstrap=n_bootstrap, k=k, m=m)
 
 
-def bootstrap_stage_bytes(n_edges: int, edge_chunk: int, n_bootstrap: int, replicate_work: int, threads: int = 1) -> int:
+def bootstrap_stage_bytes(n_edges: int, edge_chunk: int, n_bootstrap: int, replicate_work: int, threads: int = 1,
+                          cached: bool = True) -> int:
     """The bootstrap stage's peak above the resident arrays: every selected edge's arrays, one
     edge chunk's deltas, and the larger of its replicate chunks in flight and its summary pieces
-    (``threads`` at once)."""
+    (``threads`` at once; ``cached``: host pieces, else the whole chunk)."""
     return (selected_edge_bytes(n_edges) + edge_chunk * edge_bytes(n_bootstrap)
-            + max(replicate_work, summary_bytes(edge_chunk, n_bootstrap, threads)))
+            + max(replicate_work, summary_bytes(edge_chunk, n_bootstrap, threads, cached)))
 
 
 def plan_bootstrap(plan: Plan, n_edges: int) -> Plan:
@@ -371,7 +381,9 @@ def plan_bootstrap(plan: Plan, n_edges: int) -> Plan:
         free = int(plan.budget_bytes / MODEL_MARGIN) - plan.resident_bytes
         total = min(free, max(plan.bootstrap_room_bytes, selected_edge_bytes(n_edges) + BOOTSTRAP_MIN_ROOM))
         room_left = total - selected_edge_bytes(n_edges)
-        edges = max(1, min(n_edges, ((room_left - summary_bytes(n_edges, plan.n_bootstrap, plan.threads)) // 2) // per_edge))
+        cached = bool(plan.working_set_bytes)
+        summary = summary_bytes(n_edges, plan.n_bootstrap, plan.threads) if cached else 0
+        edges = max(1, min(n_edges, ((room_left - summary) // 2) // (per_edge + summary_edge_bytes(plan.n_bootstrap, cached))))
         room = max(1, (room_left - edges * per_edge) // plan.threads)
     replanned = replace(plan, edge_chunk=edges, replicate_room_bytes=room, n_edges=n_edges)
     return bootstrap_peak(replanned, [])
@@ -382,7 +394,8 @@ def bootstrap_peak(plan: Plan, replicate_work: list) -> Plan:
     ``replicate_work`` holds, per edge chunk, the bytes of its replicate chunks in flight (none
     known yet: the whole replicate room)."""
     work = max(replicate_work) if replicate_work else plan.threads * plan.replicate_room_bytes
-    boot = bootstrap_stage_bytes(plan.n_edges or 0, plan.edge_chunk, plan.n_bootstrap, work, plan.threads)
+    boot = bootstrap_stage_bytes(plan.n_edges or 0, plan.edge_chunk, plan.n_bootstrap, work, plan.threads,
+                                 bool(plan.working_set_bytes))
     stages = dict(plan.stages)
     stages["bootstrap of selected edges"] = (f"{plan.n_edges} edges in chunks of {plan.edge_chunk}", boot)
     peak = int((plan.resident_bytes + max(plan.pair_stage_bytes, boot)) * MODEL_MARGIN)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 import numpy as np
 
 from bootgpu.core.arrays import Array
+from bootgpu.core.spearman import upper_triangle
 
 if TYPE_CHECKING:
     from bootgpu.core.ranks import Scans
@@ -32,6 +33,8 @@ class Backend:
     name: str = "base"
     xp: Any = None
     working_set_bytes: int = 0  # largest array a batch should make (0: no cap); see planner
+    dense_tiles: bool = False  # the bootstrap computes dense tile pairs as matrix products (host BLAS);
+    # a device gathers every edge in one kernel (``pair_dots``) instead, whatever the density
     ieee_float32_matmul: bool = False  # float32 matrix products round as IEEE float32 (no TF32 inputs):
     # products of fractional values (core.spearman.JointBlocks' one-product form) are then exact
 
@@ -112,6 +115,11 @@ class Backend:
         """``bincount`` of the values of several 1-D integer arrays together."""
         xp = self.xp
         return self.bincount(parts[0] if len(parts) == 1 else xp.concat(parts), minlength)
+
+    def upper_triangle(self, rect: Array) -> Array:
+        """``rect[i, i + 1:]`` of every row i of a 2-D array, concatenated (a pair block's pairs j > i
+        in condensed order, ``core.spearman.upper_triangle``): a constant number of operations."""
+        return upper_triangle(self.xp, rect)
 
     def cummin(self, x: Array) -> Array:
         """Running minimum along a 1-D array."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import numpy as np
 
@@ -61,6 +62,30 @@ class _PoolHook:
                 hook.current -= hook.sizes.pop(mem_ptr, mem_size)
 
         self.hook = Hook()
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel(name: str, itemsize: int = 0):
+    """The few kernels outside the array API, compiled once per process (and cached on disk by CuPy)."""
+    import cupy
+
+    if name == "upper_triangle":  # element (r, c) of a (rows, cols) block, c > r, to its condensed position
+        return cupy.ElementwiseKernel(
+            "T x, int64 n_cols", "raw T out",
+            "const long long r = i / n_cols, c = i - r * n_cols;"
+            "if (c > r) out[r * (n_cols - 1) - r * (r - 1) / 2 + c - r - 1] = x;",
+            "bootgpu_upper_triangle")
+    if name == "pair_dots":  # out[e, r] = sum_p w[a_e, p, r] d[b_e, p, r], exact integers
+        acc = "long long" if itemsize == 8 else "int"
+        return cupy.ElementwiseKernel(
+            "raw T w, raw T d, raw int64 a, raw int64 b, int64 k, int64 n_rep", "T out",
+            "const long long e = i / n_rep, r = i - e * n_rep;"
+            "const T* wp = &w[a[e] * k * n_rep + r]; const T* dp = &d[b[e] * k * n_rep + r];"
+            f"{acc} acc = 0;"
+            f"for (long long p = 0; p < k; ++p) acc += ({acc}) wp[p * n_rep] * ({acc}) dp[p * n_rep];"
+            "out = (T) acc;",
+            f"bootgpu_pair_dots_{itemsize}")
+    raise KeyError(name)
 
 
 class CupyBackend(Backend):
@@ -122,6 +147,28 @@ class CupyBackend(Backend):
 
     def bincount(self, x, minlength: int, weights=None):
         return self.cupy.bincount(x, weights=weights, minlength=minlength)
+
+    def upper_triangle(self, rect):
+        # one scatter kernel: no mask, no index arrays (the generic form makes both)
+        n_rows, n_cols = rect.shape
+        n_rows = min(n_rows, max(n_cols - 1, 0))
+        out = self.cupy.empty((n_rows * (n_cols - 1) - n_rows * (n_rows - 1) // 2,), dtype=rect.dtype)
+        if out.shape[0]:
+            _kernel("upper_triangle")(rect[:n_rows], n_cols, out)
+        return out
+
+    def pair_dots(self, w, d, a, b):
+        # one gather-and-dot kernel per call: the generic form materialises both (E, k, R) gathers
+        if a is None:
+            return Backend.pair_dots(self, w, d, a, b)
+        cp = self.cupy
+        n_units, k, n_rep = w.shape
+        out = cp.empty((a.shape[0], n_rep), dtype=w.dtype)
+        if out.size:
+            _kernel("pair_dots", w.dtype.itemsize)(cp.ascontiguousarray(w), cp.ascontiguousarray(d),
+                                                   cp.ascontiguousarray(a, dtype=cp.int64),
+                                                   cp.ascontiguousarray(b, dtype=cp.int64), k, n_rep, out)
+        return out
 
     def cummin(self, x):
         """Hillis-Steele scan: log2(n) passes of elementwise minimum, all on the device."""

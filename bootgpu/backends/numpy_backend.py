@@ -29,6 +29,7 @@ class NumpyBackend(Backend):
     xp = np
     working_set_bytes = 16 * 2**20  # batches that stay in cache: measured 2-3x faster (docs/benchmarks.md)
     ieee_float32_matmul = True  # OpenBLAS/MKL sgemm
+    dense_tiles = True  # BLAS products of dense tile pairs beat gathers (docs/benchmarks.md)
 
     def device_name(self) -> str:
         return "cpu"
@@ -124,6 +125,10 @@ class NumpyBackend(Backend):
         # np.bincount copies non-intp input to intp first: concatenating straight into intp saves
         # that pass (measured 17 instead of 25 ns a value into 6.8 M cells)
         return np.bincount(np.concatenate(parts, dtype=np.intp), minlength=minlength)
+
+    def upper_triangle(self, rect):
+        # row slices copy as fast as memory; a boolean mask of the triangle is ~10x slower here
+        return np.concatenate([rect[i, i + 1:] for i in range(rect.shape[0])])
 
     def cummin(self, x):
         return np.minimum.accumulate(x)

@@ -48,6 +48,7 @@ class StrictBackend(NumpyBackend):
     order_statistics = Backend.order_statistics
     sign_counts = Backend.sign_counts
     scans = Backend.scans
+    upper_triangle = Backend.upper_triangle
 
     def host_threads(self) -> int:
         return 1

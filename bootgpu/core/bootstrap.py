@@ -55,8 +55,9 @@ from bootgpu.core.spearman import GroupRanks, correlation, rank_sumsq
 LOW, HIGH = 0, 1
 DENSE_TILE = 256  # genes per side of a dense tile
 DENSE_DENSITY = 0.15  # edges / (tile genes x tile genes) from which a matrix product is cheaper (docs/benchmarks.md)
+NEVER_DENSE = 2.0  # a dense_density no tile pair reaches: every edge the sparse way
 DENSE_MIN_EDGES = 512  # smaller tile pairs are not worth a matrix product of their own
-SUMMARY_BYTES = 2**20  # (rows, B) float64 deltas summarised at a time: in cache (docs/benchmarks.md)
+SUMMARY_BYTES = 2**20  # (rows, B) float64 deltas summarised at a time on a host: in cache (docs/benchmarks.md)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class BootstrapSettings:
     threads: int = 1  # replicate chunks computed at once (Plan.threads)
     dense_tile: int = DENSE_TILE
     dense_density: float = DENSE_DENSITY  # > 1: never dense; 0 with dense_min_edges 1: always
+    summary_rows: int = 0  # edges summarised at a time (``summary_rows``; 0: a whole edge chunk at once)
 
 
 def resample_size(k: int, bootstrap_frac: float) -> int:
@@ -465,16 +467,17 @@ def bootstrap_summaries(backend, low: GroupRanks, high: GroupRanks, gene_i, gene
     return {key: xp.take(value, inverse, axis=0) for key, value in out.items()}
 
 
-def summary_rows(n_bootstrap: int) -> int:
-    """Edges summarised at a time: (rows, B) float64 of at most ``SUMMARY_BYTES``."""
-    return max(1, SUMMARY_BYTES // (8 * n_bootstrap))
+def summary_rows(n_bootstrap: int, cached: bool = True) -> int:
+    """Edges summarised at a time: on a host (``cached``), (rows, B) float64 of at most
+    ``SUMMARY_BYTES``, which stay in cache; on a device 0, a whole edge chunk at once (the plan
+    sizes edge chunks for it), so the operations a focus gene issues do not grow with its edges."""
+    return max(1, SUMMARY_BYTES // (8 * n_bootstrap)) if cached else 0
 
 
 def _summaries(backend, low, high, gene_i, gene_j, base_delta, cfg, replicate_chunk, parts, order) -> None:
     """Each edge chunk's deltas, then its summaries in row pieces, in the backend's threads
     (``map_chunks``), each writing its rows of the chunk's summary arrays."""
     xp = backend.xp
-    rows = summary_rows(cfg.n_bootstrap)
     chunks = edge_layout(backend, gene_i, gene_j, cfg.edge_chunk, cfg, tied_genes(backend, low, high))
     # one buffer for every chunk's deltas: its pages are faulted in (zeroed) once, not per chunk
     buf = xp.empty((cfg.n_bootstrap, max(c.n_edges for c in chunks)), dtype=xp.float64) if len(chunks) > 1 else None
@@ -482,6 +485,11 @@ def _summaries(backend, low, high, gene_i, gene_j, base_delta, cfg, replicate_ch
         deltas = chunk_deltas(backend, low, high, chunk, cfg, replicate_chunk,
                               None if buf is None else buf[:, :chunk.n_edges])
         base = xp.take(base_delta, backend.to_device(chunk.edges), axis=0)
+        rows = cfg.summary_rows or chunk.n_edges
+        if rows >= chunk.n_edges:  # the whole chunk in one go (a device)
+            parts.append(summarise(xp, backend.edge_rows(deltas, 0, chunk.n_edges), base, cfg.ci_alpha, backend))
+            order.append(chunk.edges)
+            continue
         out = {key: xp.empty((chunk.n_edges,), dtype=xp.float64) for key in SUMMARY_KEYS}
         n_items = max(1, cfg.threads) * 8  # a few items a thread: whole pieces each, in order
         per_item = rows * max(1, -(-chunk.n_edges // (rows * n_items)))

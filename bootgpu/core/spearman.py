@@ -93,6 +93,16 @@ def group_ranks(xp, values) -> GroupRanks:
     return GroupRanks(order=order, d=d, sumsq=sumsq)
 
 
+def upper_triangle(xp, rect):
+    """``rect[i, i + 1:]`` of every row i, concatenated (condensed order): the pairs j > i of a
+    block whose row i is gene ``start + i`` and whose columns are genes ``start ..``.  One boolean
+    mask, so the number of operations does not grow with the rows (a backend may do it faster:
+    ``Backend.upper_triangle``)."""
+    n_rows, n_cols = rect.shape
+    above = xp.arange(n_cols, dtype=xp.int64)[None, :] > xp.arange(n_rows, dtype=xp.int64)[:, None]
+    return rect[above]
+
+
 def correlation(xp, dots, sumsq_i, sumsq_j):
     """r = dots / sqrt(sumsq_i * sumsq_j) in float64; NaN where a gene is constant."""
     den = xp.sqrt(xp.astype(sumsq_i, xp.float64, copy=False) * xp.astype(sumsq_j, xp.float64, copy=False))
@@ -124,8 +134,10 @@ class PairBlocks:
     tied (or constant) gene, located from per-gene flags, get their own (``correlation``, as before).
     """
 
-    def __init__(self, xp, low: GroupRanks, high: GroupRanks, rows_per_block: int):
+    def __init__(self, xp, low: GroupRanks, high: GroupRanks, rows_per_block: int, triangle=None):
         self.xp, self.low, self.high = xp, low, high
+        # rect -> rect[i, i + 1:] of every row, concatenated (``Backend.upper_triangle``)
+        self.triangle = triangle or (lambda rect: upper_triangle(xp, rect))
         self.n_genes = low.d.shape[0]
         self.rows = max(1, int(rows_per_block))
         self.n_pairs = self.n_genes * (self.n_genes - 1) // 2
@@ -142,9 +154,7 @@ class PairBlocks:
         xp = self.xp
         grp = self.low if name == "low" else self.high
         dots = xp.matmul(grp.d[start:stop, :], xp.matrix_transpose(grp.d[start:, :]))
-        # row i of the block is gene start + i; its pairs j > start + i begin at column i + 1
-        # (row slices copy as fast as memory; a boolean mask of the triangle is ~10x slower)
-        dots = xp.concat([dots[i, i + 1:] for i in range(stop - start)])
+        dots = self.triangle(dots)  # row i of the block is gene start + i: its pairs begin at column i + 1
         r = xp.astype(dots, xp.float64) / self._den[name]
         if self._last_tied[name] < start:  # every gene of the block is tie-free here
             return r, None
@@ -164,8 +174,7 @@ class PairBlocks:
         n = n_signed_levels(grp.k)
         if not n:
             return GroupPairs(r=self._block_r(name, start, stop)[0])
-        dots = xp.matmul(grp.d[start:stop, :], xp.matrix_transpose(grp.d[start:, :]))
-        dots = xp.concat([dots[i, i + 1:] for i in range(stop - start)])
+        dots = self.triangle(xp.matmul(grp.d[start:stop, :], xp.matrix_transpose(grp.d[start:, :])))
         levels = xp.astype(dots, xp.int32)
         levels += rank_sumsq(grp.k)
         levels >>= 2
@@ -210,9 +219,7 @@ class PairBlocks:
     def pair_mask(self, flags, start: int, stop: int):
         """flags[i] | flags[j] for the pairs of rows ``start:stop``, in condensed order (``flags``:
         (G,) bool, one per gene)."""
-        xp = self.xp
-        both = flags[start:stop, None] | flags[None, start:]
-        return xp.concat([both[i, i + 1:] for i in range(stop - start)])
+        return self.triangle(flags[start:stop, None] | flags[None, start:])
 
     def genes_of(self, block: PairBlock, flat_in_block):
         """(i, j) of pairs given their indices within ``block``."""
@@ -352,13 +359,13 @@ class JointBlocks:
             high *= 0.25
             rect += high
         rect = xp.astype(rect, xp.int32)
-        return JointBlock(start, stop, xp.concat([rect[i, i + 1:] for i in range(stop - start)]), tied)
+        return JointBlock(start, stop, pairs.triangle(rect), tied)
 
     def _tied(self, start: int, stop: int) -> TiedPairs | None:
         """The block's pairs with a tied gene in either group (None: none), in condensed order.
         A pair (i, j) sits at first[i] + j - i - 1: pairs of a tie-free row i with the tied genes
         beyond it come from one (rows, tied genes) product per group, and the rows of tied genes
-        whole from one product of the row with the genes after it."""
+        whole from one (tied rows, genes) product per group."""
         xp, pairs = self.xp, self.pairs
         if self._last_tied < start:  # a pair of these rows has a gene >= start
             return None
@@ -377,12 +384,15 @@ class JointBlocks:
                           *(xp.matmul(g.d[start:stop, :], xp.matrix_transpose(xp.take(g.d, cols, axis=0)))[ok]
                             for g in groups)))
         tied_rows = xp.nonzero(row_tied)[0]
-        for q in range(tied_rows.shape[0]):
-            t = int(tied_rows[q])
-            gene, lo = start + t, int(first[t])
-            after = xp.arange(gene + 1, pairs.n_genes, dtype=xp.int64)
-            parts.append((after + (lo - gene - 1), xp.full(after.shape, gene, dtype=xp.int64), after,
-                          *(xp.matmul(g.d[gene + 1:, :], g.d[gene, :]) for g in groups)))
+        if tied_rows.shape[0]:  # rows of tied genes whole: (tied rows, genes from start) products
+            genes = start + tied_rows
+            after = xp.arange(start, pairs.n_genes, dtype=xp.int64)
+            ok = after[None, :] > genes[:, None]
+            shape = (genes.shape[0], after.shape[0])
+            parts.append(((xp.take(first, tied_rows)[:, None] + (after[None, :] - genes[:, None] - 1))[ok],
+                          xp.broadcast_to(genes[:, None], shape)[ok], xp.broadcast_to(after[None, :], shape)[ok],
+                          *(xp.matmul(xp.take(g.d, genes, axis=0), xp.matrix_transpose(g.d[start:, :]))[ok]
+                            for g in groups)))
         cols = [xp.concat([p[c] for p in parts]) if len(parts) > 1 else parts[0][c] for c in range(5)]
         if cols[0].shape[0] == 0:
             return None
