@@ -317,11 +317,8 @@ def plan_batches(
     # bootstrap (before the edges are known): the largest edge chunk a re-plan would choose
     pair_work = pair_stage_bytes(n_genes, rows, threads, cache_pairs, k_low, k_high)
     boot_room = min(free, max(pair_work, BOOTSTRAP_MIN_ROOM))
-    n_pairs = n_genes * (n_genes - 1) // 2
     cached = bool(working_set_bytes)  # summaries in cache-sized pieces (host), else whole chunks (device)
-    summary = summary_bytes(n_pairs, n_bootstrap, threads) if cached else 0  # the most a chunk's pieces take
-    edges = edge_chunk or max(1, min(n_pairs, ((boot_room - summary) // 2) // (per_edge + SELECTED_EDGE_BYTES
-                                                                            + summary_edge_bytes(n_bootstrap, cached))))
+    edges = edge_chunk or _largest_edge_chunk(boot_room, n_genes * (n_genes - 1) // 2, n_bootstrap, threads, cached)
     genes_in_chunk = min(2 * edges, n_genes)
     gathered = 0 if working_set_bytes else edges
     per_rep = replicate_bytes(k, m, genes_in_chunk, edges, 0, gathered)
@@ -357,6 +354,14 @@ def plan_batches(
                 resident_bytes=fixed, pair_stage_bytes=pair_work,
                 bootstrap_room_bytes=0 if (edge_chunk or replicate_chunk) else boot_room,
                 n_bootstrap=n_bootstrap, k=k, m=m)
+
+
+def _largest_edge_chunk(boot_room: int, n_pairs: int, n_bootstrap: int, threads: int, cached: bool) -> int:
+    """The edges of the largest chunk a re-plan can choose: half the bootstrap room for the edges'
+    arrays, deltas and (on a device) whole-chunk summaries; the other half for the replicates."""
+    summary = summary_bytes(n_pairs, n_bootstrap, threads) if cached else 0  # the most a chunk's pieces take
+    per_edge = edge_bytes(n_bootstrap) + SELECTED_EDGE_BYTES + summary_edge_bytes(n_bootstrap, cached)
+    return max(1, min(n_pairs, ((boot_room - summary) // 2) // per_edge))
 
 
 def bootstrap_stage_bytes(n_edges: int, edge_chunk: int, n_bootstrap: int, replicate_work: int, threads: int = 1,
