@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from bootgpu.errors import BootgpuError
-from bootgpu.layout import StudyLayout
+from bootgpu.study.layout import StudyLayout
 from bootgpu.results_io import EDGE_DATASETS, as_text, focus_record, read_focus_table
 from bootgpu.results_schema import CHANGE_LABELS
 from bootgpu.significance import join_significance, read_significance

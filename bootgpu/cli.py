@@ -42,10 +42,10 @@ def _setup_study(args, plan: bool = True) -> StudySetup:
     from bootgpu.backends import get_backend
     from bootgpu.core.draws import RNG_ALGORITHM
     from bootgpu.expression_io import demo_expression_path
-    from bootgpu.identity import StudyIdentity
-    from bootgpu.layout import StudyLayout, check_out_dir
+    from bootgpu.study.identity import StudyIdentity
+    from bootgpu.study.layout import StudyLayout, check_out_dir
     from bootgpu.planner import plan_batches, resolve_budget
-    from bootgpu.study import claim_study, parse_focus
+    from bootgpu.study.directory import claim_study, parse_focus
 
     demo = getattr(args, "demo", False)
     if demo == bool(args.expr):
@@ -80,9 +80,9 @@ def _setup_study(args, plan: bool = True) -> StudySetup:
 
 def cmd_run(args) -> int:
     from bootgpu.hubs import format_hubs_table
-    from bootgpu.layout import StudyLayout
-    from bootgpu.study import parse_shard
-    from bootgpu.study_run import StudyRun
+    from bootgpu.study.layout import StudyLayout
+    from bootgpu.study.directory import parse_shard
+    from bootgpu.study.run import StudyRun
 
     shard = parse_shard(args.shard)
     if shard and args.permutations:
@@ -94,11 +94,18 @@ def cmd_run(args) -> int:
     log(f"bootgpu {__version__}: {expr.n_genes} genes x {expr.n_samples} samples, {plural(len(s.focus), 'focus gene')}, "
          f"B={cfg.n_bootstrap}, k_low={s.k_low}, k_high={s.k_high}, backend={s.backend.name} ({s.backend.device_name()})")
     t0 = time.perf_counter()
-    study = StudyRun(s.backend, expr, cfg, s.plan, s.focus, out, shard, s.identity, rank_by=args.rank_by)
+    if args.processes < 0:
+        raise BootgpuError(f"--processes must be 0 (automatic) or more, got {args.processes}")
+    study = StudyRun(s.backend, expr, cfg, s.plan, s.focus, out, shard, s.identity, rank_by=args.rank_by,
+                     processes=args.processes)
     with MemoryReport(s.backend, s.plan.budget_bytes, s.plan.predicted_peak_bytes, args.verbose) as report:
         summary = study.run(log=log)
         if study.predicted_peak_bytes is not None:  # re-planned for the selected edges (None: nothing computed)
             report.predicted = study.predicted_peak_bytes
+        if study.worker_plan_used is not None:  # the workers' own peaks, against their share of the budget
+            report.workers = (study.worker_peak_bytes, study.worker_plan_used)
+        elif summary.computed == 0:
+            report.silent = True
     elapsed = time.perf_counter() - t0
     genes = plural(summary.n_focus, "focus gene")
     scope = f"shard {shard[0]}/{shard[1]} ({genes})" if shard else f"the study ({genes})"
@@ -136,7 +143,7 @@ def _ranked_hub_rows(layout, rank_by: str) -> list[dict]:
 def _run_null(s: StudySetup, n_perm: int, scope: range | None, rank_by: str, compute: bool = True) -> None:
     """The permutation null of a claimed study, then its gene significance when results.h5 is there;
     without ``compute``, the replicates are only gathered (a missing one is an error)."""
-    from bootgpu.layout import StudyLayout
+    from bootgpu.study.layout import StudyLayout
     from bootgpu.null import NullRun, study_significance
 
     t0 = time.perf_counter()
@@ -273,6 +280,8 @@ class MemoryReport:
 
     def __init__(self, backend, budget: int, predicted: int, verbose: bool = False):
         self.backend, self.budget, self.predicted, self.verbose = backend, budget, predicted, verbose
+        self.workers = None  # (largest measured rise of a worker process, the plan of each)
+        self.silent = False  # nothing was computed: no line
 
     def __enter__(self):
         from bootgpu.backends.numpy_backend import current_rss_bytes
@@ -286,7 +295,15 @@ class MemoryReport:
         from bootgpu.backends.numpy_backend import peak_rss_bytes
 
         self._tracker.__exit__(*exc)
-        if exc[0] is None:
+        if exc[0] is None and self.workers is not None:
+            peak, plan = self.workers
+            line = (f"memory: each worker process used {plain_bytes(peak)} at most (predicted "
+                    f"{plain_bytes(self.predicted)}) of its {plain_bytes(plan.budget_bytes)} share of a "
+                    f"{plain_bytes(self.budget)} budget")
+            if self.verbose:
+                line += f" (bytes: {peak} {self.predicted} {plan.budget_bytes} {self.budget})"
+            log(line)
+        elif exc[0] is None and not self.silent:
             line = (f"memory: used {plain_bytes(self.peak.peak_bytes)} at most (predicted "
                     f"{plain_bytes(self.predicted)}) of a {plain_bytes(self.budget)} budget")
             if self.verbose:
@@ -298,7 +315,7 @@ class MemoryReport:
 
 def cmd_merge(args) -> int:
     from bootgpu.hubs import format_hubs_table
-    from bootgpu.study import merge_shards
+    from bootgpu.study.directory import merge_shards
 
     rows = merge_shards(Path(args.dir), args.rank_by)
     print(f"merged {len(rows)} focus genes into {Path(args.dir) / 'results.h5'}")
@@ -415,7 +432,7 @@ def _add_indices_parser(sub, BACKEND_NAMES) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from bootgpu.backends import BACKEND_NAMES
-    from bootgpu.study import FOCUS_HELP
+    from bootgpu.study.directory import FOCUS_HELP
 
     parser = argparse.ArgumentParser(prog="bootgpu", description="Extreme-population bootstrap differential co-expression on NumPy or CuPy.")
     parser.add_argument("--version", action="version", version=f"bootgpu {__version__}")
@@ -432,6 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--focus", help=FOCUS_HELP.replace("(default: all)", "(default: all; demo: the 10 most variable)"))
     run.add_argument("--shard", help="K/N: run only the K-th of N contiguous parts of the focus list")
     run.add_argument("--memory-budget", help=BUDGET_HELP)
+    run.add_argument("--processes", type=int, default=0, metavar="N",
+                     help="on a CPU backend, at most N worker processes computing focus genes side by side, the "
+                          "cores shared among them (default: 0, as many as the planner fits in the cores and the "
+                          "memory budget; 1: none, every core on one focus gene at a time)")
     run.add_argument("--verbose", action="store_true", help="also log exact byte counts of the memory used")
     add_analysis_options(run)
     run.add_argument("--rank-by", **RANK_BY)

@@ -36,8 +36,8 @@ from bootgpu.config import AnalysisConfig
 from bootgpu.core.draws import NULL_ALGORITHM, null_draw_code, null_split
 from bootgpu.errors import BootgpuError
 from bootgpu.expression_io import Expression
-from bootgpu.identity import StudyIdentity
-from bootgpu.layout import StudyLayout
+from bootgpu.study.identity import StudyIdentity
+from bootgpu.study.layout import StudyLayout
 from bootgpu.networks import GENE_METRICS, INT_GENE_METRICS, EdgeFilter, filter_edges, gene_level_metrics
 from bootgpu.networks import REWIRING
 from bootgpu.pipeline import analyse_groups, rank_split
@@ -258,13 +258,12 @@ class NullRun:
         return NullSummary(len(scope), len(todo), len(scope) - len(todo), whole)
 
     def _compute(self, todo: list[int], k_low: int, k_high: int) -> None:
-        from bootgpu.study_run import progress_bar
+        from bootgpu.study.progress import Progress
 
         self.layout.null_dir.mkdir(parents=True, exist_ok=True)
         meta = self.meta()
         expr_dev = self.backend.to_device(self.expr.values)
-        with progress_bar(len(todo)) as bar:
-            bar.set_description("null replicates")
+        with Progress(len(todo), unit="null replicate") as bar:
             for r in todo:
                 rep = null_replicate(self.backend, expr_dev, r, self.cfg, self.plan, k_low, k_high)
                 write_replicate(self.layout.null_replicate(r), meta, rep)
@@ -329,7 +328,7 @@ def study_significance(layout: StudyLayout, identity: StudyIdentity, rank_by: st
     from bootgpu.atomic import atomic_write_text
     from bootgpu.hubs import format_hubs_tsv, sort_hub_rows
     from bootgpu.significance import join_significance, significance_table, write_significance_tsv
-    from bootgpu.study import check_file_identity
+    from bootgpu.study.directory import check_file_identity
 
     if not layout.results.exists():
         return None

@@ -445,6 +445,33 @@ def job_memory_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_
 
 
 
+WORKER_OVERHEAD_BYTES = 256 * 2**20  # a worker process's own interpreter, libraries and heap (forked: shared until written)
+
+
+def plan_workers(slots: int, n_focus: int, budget_bytes: int, make_plan, most: int = 0) -> tuple[int, Plan | None]:
+    """(processes, the plan of each) for a host run of ``n_focus`` focus genes on ``slots`` cores
+    within ``budget_bytes``: the most processes, up to one a core and one a focus gene, each with
+    ``slots // processes`` threads and an equal share of the budget less its own overhead, whose
+    plan still caches the pair statistics where one process's plan would (recomputing every pass
+    costs more than a process gains).  ``make_plan(budget, threads) -> Plan``; ``most``: at most
+    this many processes (0: no cap).  (1, None): compute in the run's own process, with all its
+    threads."""
+    if slots <= 1 or n_focus <= 1:
+        return 1, None
+    whole = make_plan(budget_bytes, slots)
+    for processes in range(min(slots, n_focus, most or slots), 1, -1):
+        share = (budget_bytes - processes * WORKER_OVERHEAD_BYTES) // processes
+        if share <= 0:
+            continue
+        try:
+            plan = make_plan(share, max(1, slots // processes))
+        except BootgpuError:  # too small a share
+            continue
+        if plan.cache_pairs or not whole.cache_pairs:
+            return processes, plan
+    return 1, None
+
+
 def parse_size(text: str, option: str, *, sge: bool = False) -> int:
     """A memory size in bytes.  Binary units (K, M, G, T = 1024-based, any case, optional 'iB');
     with ``sge`` Grid Engine's own convention: K/M/G/T 1024-based, k/m/g/t 1000-based."""

@@ -483,7 +483,7 @@ def null_inputs(res, rows: list[int]) -> tuple[dict, str]:
     """({row: {metric: (null values, observed, p)}} of focus genes ``rows``, a note): from the study's
     null.h5 and gene_significance.tsv beside the results file, the null checked to be this study's
     ({} and why not where there is none or it is another study's)."""
-    from bootgpu.identity import StudyIdentity
+    from bootgpu.study.identity import StudyIdentity
     from bootgpu.null import check_null_file, null_identity, read_null
     from bootgpu.significance import read_significance
 

@@ -193,8 +193,8 @@ def write_meta(h5: h5py.File, meta: dict, gene_names, sample_names, study_focus=
 
 def study_meta(identity, backend_name: str, device: str) -> dict:
     """The /meta attributes of a part, shard or results file: the study identity (see
-    ``bootgpu.identity``) and what computed it."""
-    from bootgpu.identity import identity_attrs
+    ``bootgpu.study.identity``) and what computed it."""
+    from bootgpu.study.identity import identity_attrs
 
     return {"bootgpu_version": __version__, "backend": backend_name, "device": device, **identity_attrs(identity)}
 

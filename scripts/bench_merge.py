@@ -26,10 +26,10 @@ import h5py
 def clone_shards(out: Path, n_focus: int, n_shards: int, template: Path):
     """Shard files of an ``n_focus``-gene study (rows 0..n_focus-1 of the template's input), each
     focus group a copy of the template's first one; returns the study identity."""
-    from bootgpu.identity import StudyIdentity, focus_sha256
-    from bootgpu.layout import StudyLayout
+    from bootgpu.study.identity import StudyIdentity, focus_sha256
+    from bootgpu.study.layout import StudyLayout
     from bootgpu.results_io import read_meta, write_meta
-    from bootgpu.study import claim_study, shard_slice
+    from bootgpu.study.directory import claim_study, shard_slice
 
     with h5py.File(template) as h5:
         gene_names = h5["gene_names"].asstr()[()].tolist()

@@ -24,7 +24,7 @@ import bootgpu.core.bootstrap as core_bootstrap
 from bootgpu.expression_io import read_expression
 from bootgpu.planner import plan_batches, resolve_budget
 from bootgpu.results_io import write_part
-from bootgpu.study_run import focus_networks
+from bootgpu.study.workers import focus_networks
 
 STAGES = (pipeline, ("rank_groups", "select_edges", "q_values", "bootstrap_edges")), \
     (core_bootstrap, ("edge_layout", "chunk_deltas", "summarise"))

@@ -235,6 +235,9 @@ def _summary_inputs(n_boot):
     x[4, ::3] = 0.0  # ties among the values
     x[5, -1] = np.nan  # an edge with a NaN replicate
     x[6] = np.round(x[6], 1)
+    x[7] = rng.exponential(0.2, n_boot)  # skewed: its short tail has too few candidates
+    x[8] = rng.standard_cauchy(n_boot)  # heavy tails: too many
+    x[9, : n_boot // 2] = -1.0  # half the values tied at the bottom
     return x
 
 
@@ -249,12 +252,14 @@ def test_summary_kernels_equal_the_standards_sort_mean_and_std_to_the_byte(xp_ba
     x = _summary_inputs(n_boot)
     dev = xp_backend.to_device(x)
     positions = sorted({p for p in (0, 1, n_boot // 2, n_boot - 2, n_boot - 1, 24, 25, 974, 975) if 0 <= p < n_boot})
+    centre, spread = xp_backend.mean_std(dev)
     for pos in (positions, [p for p in positions if p % 2 == 0] or [0], [n_boot - 1]):
-        got = [xp_backend.to_host(v) for v in xp_backend.order_statistics(dev, pos)]
         want = np.sort(x, axis=1)[:, pos]
-        for i in range(len(pos)):
-            ok = ~np.isnan(x).any(axis=1)
-            assert got[i][ok].tobytes() == want[ok, i].tobytes(), pos
+        ok = ~np.isnan(x).any(axis=1)
+        for hints in ({}, {"centre": centre, "spread": spread}):  # NumPy: tail candidates with the hints
+            got = [xp_backend.to_host(v) for v in xp_backend.order_statistics(dev, pos, **hints)]
+            for i in range(len(pos)):
+                assert got[i][ok].tobytes() == want[ok, i].tobytes(), (pos, hints.keys())
     mean, std = (xp_backend.to_host(v) for v in xp_backend.mean_std(dev))
     want_mean, want_std = (xp_backend.to_host(v) for v in generic.mean_std(dev))
     assert mean.tobytes() == want_mean.tobytes() and std.tobytes() == want_std.tobytes()

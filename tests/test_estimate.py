@@ -94,9 +94,11 @@ def test_calibrate_without_data_uses_a_synthetic_matrix():
     backend, cfg = get_backend("numpy"), AnalysisConfig(n_bootstrap=50)
     n_genes, n_samples = 3000, 60
     est = calibrate(backend, n_genes, n_samples, cfg, _plan(backend, n_genes, n_samples, cfg), seconds=0.5)
-    assert est.source == "a synthetic matrix" and est.calibrated_genes < n_genes
+    # how many genes the ladder reaches in its seconds depends on the machine's load: not asserted
+    assert est.source == "a synthetic matrix" and 0 < est.calibrated_genes <= n_genes
     assert est.pair_seconds > 0 and est.bootstrap_seconds > 0
     assert est.edges_per_focus == pytest.approx(4e-4 * n_genes * (n_genes - 1) / 2)
-    assert any("--expr FILE" in a for a in est.assumptions) and any("gene pairs" in a for a in est.assumptions)
+    assert any("--expr FILE" in a for a in est.assumptions)
+    assert any("gene pairs" in a for a in est.assumptions) == (est.calibrated_genes < n_genes)  # extrapolated
     with pytest.raises(ValueError):
         calibrate(backend, 10, n_samples, cfg, _plan(backend, 10, n_samples, cfg), values=np.zeros((9, n_samples)))

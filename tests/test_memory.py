@@ -137,7 +137,7 @@ def test_indices_peak_under_prediction_under_budget(demo_h5, tmp_path, budget):
 @pytest.mark.parametrize("budget", ["120M", "300M", "1G"])
 def test_run_peak_under_prediction_under_budget(demo_h5, tmp_path, budget):
     proc = _cli(["run", "--expr", str(demo_h5), "--out", str(tmp_path / "r"), "--focus", "#0:2", "--n-bootstrap", "100",
-                 "--memory-budget", budget, "--backend", "numpy", "--verbose"])
+                 "--memory-budget", budget, "--backend", "numpy", "--verbose", "--processes", "1"])
     assert proc.returncode == 0, proc.stderr
     rise, predicted, budget_bytes, rss_rise = _memory(proc.stderr)
     assert rise <= predicted <= budget_bytes
@@ -284,14 +284,14 @@ def test_study_reports_the_largest_replanned_prediction_of_its_focus_genes(tmp_p
     from bootgpu.config import AnalysisConfig
     from bootgpu.expression_io import demo_expression_path, read_expression
     from bootgpu.pipeline import analyse_focus
-    from bootgpu.study_run import StudyRun
+    from bootgpu.study.run import StudyRun
 
     expr = read_expression(demo_expression_path())
     backend, cfg = get_backend("numpy"), AnalysisConfig(n_bootstrap=50)
     k_low, k_high = cfg.validate(expr.n_samples)
     plan = plan_batches(expr.n_genes, expr.n_samples, k_low, k_high, 50, 1 << 30, threads=1)
     focus = [0, 7, 1999]
-    study = StudyRun(backend, expr, cfg, plan, focus, tmp_path / "run")
+    study = StudyRun(backend, expr, cfg, plan, focus, tmp_path / "run", processes=1)
     assert study.predicted_peak_bytes is None
     study.run(log=lambda line: None)
     each = [analyse_focus(backend, expr.values, g, cfg, plan, k_low, k_high).plan.predicted_peak_bytes for g in focus]

@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 
 from bootgpu.cli import main
-from bootgpu.study import shard_slice
+from bootgpu.study.directory import shard_slice
 from environment import unavailable
 
 ENV_FILE = Path("/tmp/bootgpu-local-sge.env")

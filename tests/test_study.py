@@ -13,11 +13,12 @@ import h5py
 import numpy as np
 import pytest
 
-import bootgpu.study_run as study_module
+import bootgpu.study.run as study_module
 from bootgpu.cli import main
 from bootgpu.results_schema import FocusResult, empty_edges
 
-FAST = ["--n-bootstrap", "20", "--fdr-alpha", "0.2", "--backend", "numpy"]
+# --processes 1: these tests replace the engine in this process (worker processes are tests/test_workers.py's)
+FAST = ["--n-bootstrap", "20", "--fdr-alpha", "0.2", "--backend", "numpy", "--processes", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +183,7 @@ def _numeric_ids_tsv(path, n_genes=24, n_samples=20):
 
 def test_focus_tokens_are_gene_ids_first(tmp_path):
     from bootgpu.expression_io import read_expression
-    from bootgpu.study import parse_focus
+    from bootgpu.study.directory import parse_focus
 
     path, ids = _numeric_ids_tsv(tmp_path / "entrez.tsv")
     expr = read_expression(path)
@@ -212,7 +213,7 @@ def test_focus_token_that_matches_nothing_says_what_would(tmp_path, capsys, spec
 def test_closest_gene_ids_are_suggested(expr_tsv):
     from bootgpu.errors import BootgpuError
     from bootgpu.expression_io import read_expression
-    from bootgpu.study import parse_focus
+    from bootgpu.study.directory import parse_focus
 
     expr = read_expression(expr_tsv)
     wrong = expr.gene_names[5][:-1] + "x"
@@ -370,7 +371,7 @@ def test_merge_refuses_a_shard_of_another_study(expr_tsv, tmp_path, capsys):
 def test_merge_and_status_load_no_compute_code():
     """`bootgpu merge` and `status` read results through ``results_schema`` and ``study``: in a fresh
     interpreter, importing them loads neither the pipeline, the core nor a backend."""
-    code = ("import sys, bootgpu.study, bootgpu.results_io, bootgpu.hubs, bootgpu.layout, bootgpu.sge.progress; "
+    code = ("import sys, bootgpu.study, bootgpu.results_io, bootgpu.hubs, bootgpu.study.layout, bootgpu.sge.progress; "
             "print(sorted(m for m in sys.modules if m.startswith(('bootgpu.core', 'bootgpu.pipeline', "
             "'bootgpu.backends', 'bootgpu.planner', 'bootgpu.networks'))))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
@@ -13,6 +14,16 @@ from bootgpu.core.spearman import upper_triangle
 
 if TYPE_CHECKING:
     from bootgpu.core.ranks import Scans
+
+
+def granted_cores() -> int:
+    """The cores this process may use: BOOTGPU_THREADS, else OMP_NUM_THREADS (what a batch job
+    grants, see sge/), else the cores it may run on."""
+    for name in ("BOOTGPU_THREADS", "OMP_NUM_THREADS"):
+        text = os.environ.get(name, "").strip()
+        if text.isdigit() and int(text) > 0:
+            return int(text)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @dataclass
@@ -32,6 +43,7 @@ class Backend:
 
     name: str = "base"
     xp: Any = None
+    on_device: bool = False  # arrays live on an accelerator (the host's cores are free for other work)
     working_set_bytes: int = 0  # largest array a batch should make (0: no cap); see planner
     dense_tiles: bool = False  # the bootstrap computes dense tile pairs as matrix products (host BLAS);
     # a device gathers every edge in one kernel (``pair_dots``) instead, whatever the density
@@ -178,8 +190,10 @@ class Backend:
         std = xp.std(x, axis=1, correction=1) if x.shape[1] > 1 else xp.full_like(mean, xp.nan)
         return mean, std
 
-    def order_statistics(self, x: Array, positions) -> list[Array]:
-        """[column p of each row of (E, B) ``x`` sorted, for p in ``positions``] (ascending)."""
+    def order_statistics(self, x: Array, positions, centre: Array | None = None, spread: Array | None = None) -> list[Array]:
+        """[column p of each row of (E, B) ``x`` sorted, for p in ``positions``] (ascending).
+        ``centre``, ``spread``: each row's mean and standard deviation, which a backend may use to
+        look at the tails only (NumPy); the result is the same."""
         srt = self.xp.sort(x, axis=1)
         return [srt[:, p] for p in positions]
 

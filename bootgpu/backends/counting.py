@@ -17,15 +17,51 @@ import contextlib
 import os
 import sys
 import threading
+import weakref
 from dataclasses import dataclass, field
 from types import ModuleType
 
+import numpy as np
+
+from bootgpu.backends._base import PeakMemory
 from bootgpu.backends.strict_backend import StrictBackend
 
 SYNC_METHODS = ("__bool__", "__int__", "__float__", "__index__", "__complex__", "__iter__")
 METADATA = {"__repr__", "__str__", "__reduce__", "__new__", "__array_namespace__", "__dlpack__", "__dlpack_device__",
             "__buffer__", "__array__"}
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class _Memory:
+    """Bytes of the arrays alive that operations made, as a device allocator would hold them: each
+    array's root buffer (views share their base's) is counted once while it lives."""
+
+    def __init__(self):
+        self.current = self.peak = 0
+        self._live: set = set()
+
+    def add(self, result) -> None:
+        if isinstance(result, (tuple, list)):
+            for item in result:
+                self.add(item)
+            return
+        buf = getattr(result, "_array", None)
+        if not isinstance(buf, np.ndarray):
+            return
+        while isinstance(buf.base, np.ndarray):
+            buf = buf.base
+        key = id(buf)
+        if key in self._live or buf.base is not None:  # counted already, or memory numpy does not own
+            return
+        self._live.add(key)
+        self.current += buf.nbytes
+        self.peak = max(self.peak, self.current)
+        weakref.finalize(buf, self._free, key, buf.nbytes)
+
+    def _free(self, key, nbytes) -> None:
+        if key in self._live:
+            self._live.discard(key)
+            self.current -= nbytes
 
 
 @dataclass
@@ -67,6 +103,7 @@ def _site() -> str:
 class _State(threading.local):
     depth = 0
     counts: OpCounts | None = None
+    memory: tuple = ()  # the trackers of every track_peak block open, innermost last
 
 
 _state = _State()
@@ -74,15 +111,19 @@ _state = _State()
 
 def _counted(name: str, fn, sync: bool = False):
     def wrapper(*args, **kwargs):
-        counts = _state.counts
-        if counts is None or _state.depth:
+        counts, memory = _state.counts, _state.memory
+        if (counts is None and not memory) or _state.depth:
             return fn(*args, **kwargs)
         _state.depth += 1
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         finally:
             _state.depth -= 1
-            counts.add(name, sync)
+            if counts is not None:
+                counts.add(name, sync)
+        for tracker in memory:
+            tracker.add(result)
+        return result
 
     wrapper.__name__ = getattr(fn, "__name__", name)
     wrapper.__wrapped__ = fn
@@ -110,32 +151,58 @@ class CountingBackend(StrictBackend):
     working_set_bytes = 0
     dense_tiles = False
 
-    def __init__(self):
-        super().__init__()
-        self._strict = self.xp
-        self.xp = _namespace(self._strict)
-
     def device_name(self) -> str:
         return "cpu (array_api_strict, operations counted)"
 
+    def __init__(self, device_bytes: int | None = None):
+        super().__init__()
+        self._strict = self.xp
+        self.xp = _namespace(self._strict)
+        self.device_bytes = device_bytes  # a device of this many bytes (None: the host's memory)
+
     @contextlib.contextmanager
-    def counting(self, sites: bool = False):
-        """Count operations issued inside the block (from any thread) into the ``OpCounts`` yielded."""
+    def _operators_counted(self):
         from array_api_strict._array_object import Array
 
-        counts = OpCounts(sites=sites)
         saved = {}
         for name, value in list(vars(Array).items()):
             if name.startswith("__") and callable(value) and name not in METADATA:
                 saved[name] = value
                 setattr(Array, name, _counted(name, value, sync=name in SYNC_METHODS))
-        previous, _state.counts = _state.counts, counts
         try:
-            yield counts
+            yield
         finally:
-            _state.counts = previous
             for name, value in saved.items():
                 setattr(Array, name, value)
+
+    @contextlib.contextmanager
+    def counting(self, sites: bool = False):
+        """Count operations issued inside the block into the ``OpCounts`` yielded."""
+        counts = OpCounts(sites=sites)
+        previous, _state.counts = _state.counts, counts
+        try:
+            with self._operators_counted():
+                yield counts
+        finally:
+            _state.counts = previous
+
+    @contextlib.contextmanager
+    def track_peak(self):
+        """The peak of bytes held by arrays that operations inside the block made (what CuPy's
+        pool hook measures, less the temporaries inside one operation)."""
+        result, memory = PeakMemory(), _Memory()
+        previous, _state.memory = _state.memory, (*_state.memory, memory)
+        try:
+            with self._operators_counted():
+                yield result
+        finally:
+            _state.memory = previous
+            result.peak_bytes = memory.peak
+
+    def available_memory(self) -> tuple[int, str]:
+        if self.device_bytes is None:
+            return super().available_memory()
+        return self.device_bytes, "the counting backend's device size"
 
     def to_host(self, array):
         counts = _state.counts
@@ -149,6 +216,9 @@ class CountingBackend(StrictBackend):
             counts.add("to_device", False)
         _state.depth += 1
         try:
-            return super().to_device(array)
+            result = super().to_device(array)
         finally:
             _state.depth -= 1
+        for tracker in _state.memory:
+            tracker.add(result)
+        return result

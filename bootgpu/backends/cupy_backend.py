@@ -90,6 +90,7 @@ def _kernel(name: str, itemsize: int = 0):
 
 class CupyBackend(Backend):
     name = "cupy"
+    on_device = True
 
     def __init__(self):
         import array_api_compat.cupy as xp  # cupy_unusable_reason() says when this is missing

@@ -158,7 +158,7 @@ def _focus(args) -> tuple:
     ``args.genes`` and ``args.samples``); else (0, None), gene 0 of the synthetic matrix."""
     if args.expr:
         from bootgpu.options import read_input
-        from bootgpu.study import parse_focus
+        from bootgpu.study.directory import parse_focus
 
         expr = read_input(args)
         args.genes, args.samples = expr.n_genes, expr.n_samples

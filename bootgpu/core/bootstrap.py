@@ -535,7 +535,8 @@ def summarise(xp, deltas, base_delta, ci_alpha: float, backend=None):
     bad = xp.isnan(mean)
     qs = [_quantile_positions(n_boot, q) for q in (ci_alpha / 2, 1 - ci_alpha / 2)]
     positions = sorted({p for lo, hi, _ in qs for p in (lo, hi)})
-    found = _order_statistics(xp, deltas, positions) if backend is None else backend.order_statistics(deltas, positions)
+    found = (_order_statistics(xp, deltas, positions) if backend is None
+             else backend.order_statistics(deltas, positions, centre=mean, spread=std))
     stat = dict(zip(positions, found))
     ci_low, ci_high = (xp.where(bad, xp.nan, _interpolate(stat[lo], stat[hi], t)) for lo, hi, t in qs)
     above, below = (_sign_counts(xp, deltas) if backend is None else backend.sign_counts(deltas))

@@ -17,8 +17,8 @@ from bootgpu.backends import BACKEND_NAMES
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.draws import RNG_ALGORITHM
 from bootgpu.errors import BootgpuError
-from bootgpu.identity import StudyIdentity
-from bootgpu.layout import StudyLayout, check_out_dir
+from bootgpu.study.identity import StudyIdentity
+from bootgpu.study.layout import StudyLayout, check_out_dir
 from bootgpu.options import ANALYSIS_OPTIONS, add_options, input_options, log, option, options_argv, read_input
 from bootgpu.planner import format_bytes
 from bootgpu.sge import qsub
@@ -27,7 +27,7 @@ from bootgpu.sge.progress import study_progress
 from bootgpu.sge.submission import (DEFAULT_BUDGET, DEFAULT_GENES_PER_TASK, DEFAULT_MERGE_VMEM, DEFAULT_PE,
                                     DEFAULT_RUNTIME, StudyInput, Submission, check_options, check_path,
                                     request_for, split_null, split_tasks)  # fmt: skip
-from bootgpu.study import FOCUS_HELP, claim_study, other_study_error, parse_focus, recorded_identity
+from bootgpu.study.directory import FOCUS_HELP, claim_study, other_study_error, parse_focus, recorded_identity
 
 NULL_RECORD_KEYS = ("permutations", "replicates_per_task", "null_tasks", "null_id")  # of DIR/sge/study.json
 STATUS_TASK_LINES = 40  # `bootgpu status` lists every task up to this many, else a summary

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bootgpu.atomic import atomic_write_text
 from bootgpu.errors import BootgpuError
-from bootgpu.layout import MERGE_SCRIPT, TASK_SCRIPT, StudyLayout
+from bootgpu.study.layout import MERGE_SCRIPT, TASK_SCRIPT, StudyLayout
 
 SCRIPTS = "sge"  # the project's folder of job scripts (and where an install puts them: share/bootgpu/sge)
 

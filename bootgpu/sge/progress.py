@@ -7,9 +7,9 @@ from pathlib import Path
 
 import h5py
 
-from bootgpu.layout import StudyLayout
+from bootgpu.study.layout import StudyLayout
 from bootgpu.sge.jobfiles import read_submissions
-from bootgpu.study import file_identity_difference, recorded_identity, shard_slice
+from bootgpu.study.directory import file_identity_difference, recorded_identity, shard_slice
 
 
 def study_progress(out: Path) -> dict:

@@ -26,12 +26,12 @@ from pathlib import Path
 
 from bootgpu.config import AnalysisConfig
 from bootgpu.errors import BootgpuError
-from bootgpu.identity import StudyIdentity
-from bootgpu.layout import MERGE_SCRIPT, TASK_SCRIPT, StudyLayout  # noqa: F401 (re-exported)
+from bootgpu.study.identity import StudyIdentity
+from bootgpu.study.layout import MERGE_SCRIPT, TASK_SCRIPT, StudyLayout  # noqa: F401 (re-exported)
 from bootgpu.options import RUN_FORWARDED, options_argv
 from bootgpu.planner import parse_size
 from bootgpu.sge.resources import TaskRequest, check_max_vmem, check_runtime, sge_size, task_request
-from bootgpu.study import shard_slice
+from bootgpu.study.directory import shard_slice
 
 DEFAULT_QUEUES = {"cpu": "cpu.q", "gpu": "gpu.q"}
 DEFAULT_BACKENDS = {"cpu": "numpy", "gpu": "cupy"}

@@ -1,7 +1,7 @@
 """A study on disk: parses --focus and --shard, claims the study directory for one study identity
-(``bootgpu.identity``), checks every file it reuses, and streams the parts (or shards) into the
+(``bootgpu.study.identity``), checks every file it reuses, and streams the parts (or shards) into the
 results file and hubs table.  No compute code: `bootgpu merge` and `status` need only this;
-running the focus genes is ``bootgpu.study_run``.
+running the focus genes is ``bootgpu.study.run``.
 
 Nothing on disk is reused unless its identity is this study's: a rerun with other parameters,
 another input or other focus genes stops before computing anything (``claim_study``), and every
@@ -19,8 +19,8 @@ from bootgpu.atomic import atomic_write_text
 from bootgpu.errors import BootgpuError
 from bootgpu.expression_io import Expression
 from bootgpu.hubs import DEFAULT_RANK_BY, check_rank_by, format_hubs_tsv, format_network_summary_tsv, sort_hub_rows
-from bootgpu.identity import StudyIdentity, focus_sha256
-from bootgpu.layout import StudyLayout, check_out_dir
+from bootgpu.study.identity import StudyIdentity, focus_sha256
+from bootgpu.study.layout import StudyLayout, check_out_dir
 from bootgpu.results_io import (
     assemble_results, focus_record, read_hubs_row, read_meta, read_network_metrics, write_focus_table,
 )

@@ -2,7 +2,7 @@
 
 ::
 
-    DIR/study.json                  the study's identity and focus genes (bootgpu.identity)
+    DIR/study.json                  the study's identity and focus genes (bootgpu.study.identity)
     DIR/results.h5                  the finished results (docs/results-format.md)
     DIR/rewiring_hubs.tsv           one row per focus gene, ranked (bootgpu.hubs)
     DIR/network_summary.tsv         one row per focus gene, every network metric (docs/networks.md)

@@ -1,12 +1,12 @@
 """Running a study's focus genes on one backend, resumably: each finished focus gene is kept as a
 part file, and when the run's scope is done the parts are streamed into the shard file or the
-study's results and hubs table (``bootgpu.study``).  ``claim_study`` must have accepted the
+study's results and hubs table (``bootgpu.study.directory``).  ``claim_study`` must have accepted the
 directory first.
 """
 
 from __future__ import annotations
 
-import sys
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,14 +19,16 @@ from bootgpu.core.draws import RNG_ALGORITHM
 from bootgpu.expression_io import Expression
 from bootgpu.atomic import atomic_write_text
 from bootgpu.hubs import DEFAULT_RANK_BY, format_hubs_tsv, sort_hub_rows
-from bootgpu.networks import EdgeFilter, focus_network
-from bootgpu.identity import StudyIdentity
-from bootgpu.layout import StudyLayout
+from bootgpu.study.identity import StudyIdentity
+from bootgpu.study.layout import StudyLayout
 from bootgpu.pipeline import analyse_focus
-from bootgpu.planner import Plan
-from bootgpu.results_io import assemble_results, read_hubs_row, study_meta, write_part
+from bootgpu.backends._base import granted_cores
+from bootgpu.planner import Plan, format_bytes, plan_batches, plan_workers
+from bootgpu.results_io import assemble_results, read_hubs_row, study_meta
 from bootgpu.significance import join_significance, read_significance
-from bootgpu.study import check_file_identity, finish_study, remove_if_empty, shard_slice
+from bootgpu.study.directory import check_file_identity, finish_study, remove_if_empty, shard_slice
+from bootgpu.study.progress import Progress
+from bootgpu.study.workers import GeneWorkers, PartWriters, finish_focus
 
 
 @dataclass
@@ -54,9 +56,13 @@ class StudyRun:
     shard: tuple[int, int] | None = None
     identity: StudyIdentity | None = None
     rank_by: str = DEFAULT_RANK_BY  # the hubs table's order (a presentation choice, not the identity's)
+    processes: int = 0  # most worker processes of a host run (0: as the planner says; 1: none)
+    writers: int | None = None  # host processes writing a device run's parts (None: the granted cores but one)
     # after run(): the largest predicted peak of the focus genes analysed, each re-planned for its
     # selected edges (FocusResult.plan); None when every focus gene was already done
     predicted_peak_bytes: int | None = None
+    worker_peak_bytes: int | None = None  # with worker processes: the largest rise one measured
+    worker_plan_used: Plan | None = None  # with worker processes: the plan of each
 
     def __post_init__(self):
         self.layout = StudyLayout(self.out)
@@ -69,7 +75,6 @@ class StudyRun:
     def run(self, log=print) -> RunSummary:
         """Analyse every focus gene of this run's scope not already finished, then write the shard
         file or the study's results and hubs table.  ``claim_study`` must have run first."""
-        k_low, k_high = self.cfg.validate(self.expr.n_samples)
         genes = shard_slice(self.focus, self.shard) if self.shard else self.focus
         target = self.layout.shard(*self.shard) if self.shard else self.layout.results
         if target.exists():
@@ -85,17 +90,8 @@ class StudyRun:
         self.layout.parts_dir.mkdir(parents=True, exist_ok=True)
         meta = self.meta()
         if todo:
-            expr_dev = self.backend.to_device(self.expr.values)
-            with progress_bar(len(todo)) as bar:
-                for gene in todo:
-                    name = self.expr.gene_names[gene]
-                    bar.set_postfix_str(name[:24], refresh=False)
-                    result = analyse_focus(self.backend, expr_dev, gene, self.cfg, self.plan, k_low, k_high)
-                    result.network = focus_networks(result, self.expr.n_genes, self.cfg)
-                    if result.plan is not None:
-                        self.predicted_peak_bytes = max(self.predicted_peak_bytes or 0, result.plan.predicted_peak_bytes)
-                    write_part(self.layout.part(gene), meta, result, self.expr.gene_names)
-                    bar.update(1)
+            with Progress(len(todo)) as bar:
+                self._compute(todo, meta, bar, log)
         sources = [(self.layout.part(g), [str(g)]) for g in genes]
         rows = None
         if self.shard:
@@ -111,6 +107,70 @@ class StudyRun:
             remove_if_empty(self.layout.parts_dir)
         return RunSummary(len(genes), len(todo), len(done), False, rows)
 
+    def _compute(self, todo: list[int], meta: dict, bar: Progress, log) -> None:
+        """Every focus gene of ``todo`` to its part file: in parallel processes on a host with
+        several cores (``GeneWorkers``), else here, with host processes finishing a device's focus
+        genes (``PartWriters``)."""
+        processes, plan = self.worker_plan(len(todo))
+        if processes > 1:
+            log(f"{processes} processes of {plan.threads} thread{'s' if plan.threads > 1 else ''}, "
+                f"{format_bytes(plan.budget_bytes)} of the budget each")
+            self.worker_plan_used = plan
+
+            def done(item):
+                _, predicted, measured = item
+                self.predicted_peak_bytes = max(self.predicted_peak_bytes or 0, predicted)
+                self.worker_peak_bytes = max(self.worker_peak_bytes or 0, measured)
+                bar.update(1)
+
+            with GeneWorkers(processes, self.backend.name, self.expr.values, self.cfg, plan, *self.k, meta,
+                             self.expr.gene_names, done) as pool:
+                for gene in todo:
+                    pool.analyse(gene, self.layout.part(gene))
+            return
+        expr_dev = self.backend.to_device(self.expr.values)
+        writers = self.part_writers(len(todo))
+        pool = PartWriters(writers, self.cfg, meta, self.expr.gene_names, lambda _: bar.update(1)) if writers else None
+        with pool or contextlib.nullcontext():
+            for gene in todo:
+                bar.set_postfix_str(self.expr.gene_names[gene][:24])
+                result = analyse_focus(self.backend, expr_dev, gene, self.cfg, self.plan, *self.k)
+                if result.plan is not None:
+                    self.predicted_peak_bytes = max(self.predicted_peak_bytes or 0, result.plan.predicted_peak_bytes)
+                if pool is not None:
+                    pool.write(self.layout.part(gene), result)
+                else:
+                    finish_focus(self.layout.part(gene), result, self.cfg, meta, self.expr.gene_names)
+                    bar.update(1)
+
+    @property
+    def k(self) -> tuple[int, int]:
+        return self.cfg.validate(self.expr.n_samples)
+
+    def worker_plan(self, n_focus: int) -> tuple[int, Plan | None]:
+        """(processes, each one's plan) for ``n_focus`` focus genes on a host backend with several
+        cores (``planner.plan_workers``; ``processes`` caps them); (1, None) on a device or one core."""
+        if self.backend.on_device or self.processes == 1:
+            return 1, None
+        k_low, k_high = self.k
+
+        def make_plan(budget: int, threads: int) -> Plan:
+            return plan_batches(self.expr.n_genes, self.expr.n_samples, k_low, k_high, self.cfg.n_bootstrap, budget,
+                                bootstrap_frac=self.cfg.bootstrap_frac, working_set_bytes=self.backend.working_set_bytes,
+                                threads=threads, store=self.cfg.store)
+
+        return plan_workers(self.backend.host_threads(), n_focus, self.plan.budget_bytes, make_plan, self.processes)
+
+    def part_writers(self, n_focus: int) -> int:
+        """Host processes finishing a device run's focus genes: ``writers`` if set, else the granted
+        cores but the one that drives the device, none for a single focus gene or on a host backend
+        (it computes)."""
+        if self.writers is not None:
+            return self.writers
+        if not self.backend.on_device or n_focus <= 1:
+            return 0
+        return max(1, min(granted_cores() - 1, n_focus))
+
     def _hub_rows_of(self, results: Path) -> list[dict]:
         """The finished study's hubs rows, ranked by this run's ``rank_by`` (the table is rewritten
         when that changes the order)."""
@@ -123,16 +183,3 @@ class StudyRun:
         return rows
 
 
-def focus_networks(result, n_genes: int, cfg: AnalysisConfig):
-    """The networks of a focus gene's result (``bootgpu.networks.focus_network``), with the
-    study's edge filter and FDR alpha."""
-    edge_filter = EdgeFilter(cfg.min_effect, cfg.corr_threshold, cfg.ci_filter)
-    return focus_network(n_genes, result.focus, result.edges, cfg.fdr_alpha, edge_filter)
-
-
-def progress_bar(total: int):
-    """Focus genes done, rate and ETA on a terminal (tqdm); silent when stderr is not one."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="gene", desc="focus genes", file=sys.stderr, disable=not sys.stderr.isatty(),
-                dynamic_ncols=True, smoothing=0.1)
