@@ -228,6 +228,43 @@ def test_extra_kernels_equal_numpy_and_scipy(xp_backend):
     assert xp_backend.map_chunks(lambda v: v * v, range(7), threads=3) == [v * v for v in range(7)]
 
 
+def test_bootstrap_and_pair_kernels_equal_their_definitions(xp_backend):
+    """The kernels a device backend writes itself (CuPy: weighted_dots, pair_dots in int32,
+    upper_triangle, the two scans) against their definitions in NumPy."""
+    rng = np.random.default_rng(7)
+    xp = xp_backend.xp
+    dev = xp_backend.to_device
+    host = xp_backend.to_host
+    a = rng.integers(-30, 31, (6, 40, 33)).astype(np.int16)  # (k, E, R)
+    b = rng.integers(-30, 31, (6, 40, 33)).astype(np.int16)
+    w = rng.integers(0, 7, (6, 33)).astype(np.int16)
+    for dtype in (xp.float32, xp.float64):
+        got = xp_backend.weighted_dots(dev(a), dev(b), dev(w), dtype)
+        assert got.dtype == dtype and got.shape == (40, 33)
+        np.testing.assert_array_equal(host(got), np.einsum("per,per,pr->er", a.astype(np.int64), b.astype(np.int64),
+                                                           w.astype(np.int64)))
+    w4 = rng.integers(-70000, 70001, (9, 5, 17)).astype(np.int32)
+    d4 = rng.integers(-300, 301, (9, 5, 17)).astype(np.int32)
+    i, j = rng.integers(0, 9, 50), rng.integers(0, 9, 50)
+    got = xp_backend.pair_dots(dev(w4), dev(d4), dev(i), dev(j))
+    assert got.dtype == xp.int32
+    np.testing.assert_array_equal(host(got), np.einsum("ekr,ekr->er", w4[i].astype(np.int64), d4[j].astype(np.int64)))
+    for rows, cols in ((1, 2), (5, 9), (8, 9), (30, 31)):
+        for values in (rng.standard_normal((rows, cols)).astype(np.float32), rng.integers(0, 99, (rows, cols)).astype(np.int32),
+                       rng.random((rows, cols)) < 0.5):
+            want = np.concatenate([values[r, r + 1:] for r in range(rows)])
+            got = host(xp_backend.upper_triangle(dev(values)))
+            assert got.dtype == values.dtype and got.tobytes() == want.tobytes(), (rows, cols, values.dtype)
+    counts = rng.integers(0, 4, (7, 3, 11)).astype(np.int16).reshape(7, -1)
+    scans = xp_backend.scans
+    np.testing.assert_array_equal(host(scans.cumsum_leading(dev(counts))), np.cumsum(counts, axis=0, dtype=np.int16))
+    want = (2 * np.cumsum(counts, axis=0) - counts - 5).astype(np.int16)
+    np.testing.assert_array_equal(host(scans.doubled_scan(dev(counts), 5)), want)
+    out = xp.zeros((7, 33), dtype=xp.int16)
+    assert scans.doubled_scan(dev(counts), 5, out=out) is out
+    np.testing.assert_array_equal(host(out), want)
+
+
 def _summary_inputs(n_boot):
     rng = np.random.default_rng(n_boot)
     x = rng.normal(0.1, 0.3, (70, n_boot))

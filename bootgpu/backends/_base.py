@@ -146,9 +146,13 @@ class Backend:
 
     def weighted_dots(self, a: Array, b: Array, w: Array, dtype) -> Array:
         """sum_p w[p, r] * a[p, e, r] * b[p, e, r] -> (E, R) in ``dtype``, the products and sums
-        formed in ``dtype`` (exact when every partial sum is an integer it holds)."""
+        formed in ``dtype`` (exact when every partial sum is an integer it holds); in place, so a
+        device holds two (k, E, R) arrays of ``dtype`` at most."""
         xp = self.xp
-        return xp.sum(xp.astype(a, dtype) * xp.astype(b, dtype) * xp.astype(w, dtype)[:, None, :], axis=0)
+        prod = xp.astype(a, dtype)
+        prod *= xp.astype(b, dtype)
+        prod *= xp.astype(w, dtype)[:, None, :]
+        return xp.sum(prod, axis=0)
 
     def pair_dots(self, w: Array, d: Array, a: Array | None, b: Array | None) -> Array:
         """sum_p w[a_e, p, r] * d[b_e, p, r] -> (E, R) for edges e, in the integer dtype of ``w``
@@ -157,7 +161,9 @@ class Backend:
         xp = self.xp
         if a is None:
             return xp.sum(w * d, axis=1, dtype=w.dtype)
-        return xp.sum(xp.take(w, a, axis=0) * xp.take(d, b, axis=0), axis=1, dtype=w.dtype)
+        prod = xp.take(w, a, axis=0)
+        prod *= xp.take(d, b, axis=0)  # in place: two (E, k, R) gathers at most
+        return xp.sum(prod, axis=1, dtype=w.dtype)
 
     def block_dots(self, wa: Array, db: Array, dtype) -> Array:
         """sum_p wa[i, p, r] * db[j, p, r] -> (R, nA, nB), one matrix product per replicate in the
@@ -174,10 +180,13 @@ class Backend:
         """out[key] = num / den in float64 (``den`` None: num itself), or with ``subtract``
         out[key] - that.  ``num``: integers or float32 (exact in float64), ``den`` broadcasts."""
         xp = self.xp
-        value = xp.astype(num, xp.float64)
+        value = xp.astype(num, xp.float64)  # the one temporary: the rest in place
         if den is not None:
-            value = value / den
-        out[key] = out[key] - value if subtract else value
+            value /= den
+        if subtract:
+            out[key] -= value
+        else:
+            out[key] = value
 
     def edge_rows(self, deltas: Array, start: int, stop: int) -> Array:
         """Edges ``start:stop`` of (B, E) replicate-major deltas as (stop - start, B) rows."""

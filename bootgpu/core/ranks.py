@@ -109,7 +109,10 @@ class Scans:
         """2 * (cumulative sum over axis 0) - counts - m, i.e. d_s = d_(s-1) + c_(s-1) + c_s with
         d_0 = c_0 - m; written into ``out`` when given."""
         xp = self.xp
-        y = 2 * xp.cumulative_sum(sorted_counts, axis=0, dtype=sorted_counts.dtype) - sorted_counts - m
+        y = xp.cumulative_sum(sorted_counts, axis=0, dtype=sorted_counts.dtype)
+        y *= 2  # in place: a device holds the counts and one scan
+        y -= sorted_counts
+        y -= m
         if out is None:
             return y
         out[...] = y
