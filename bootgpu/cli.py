@@ -477,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan_parser(sub, BACKEND_NAMES)
     _add_indices_parser(sub, BACKEND_NAMES)
 
-    from bootgpu import bench, browse, export, report, sge
+    from bootgpu import bench, browse, export, report, sge, warmup
 
     bench.register_commands(sub)  # `bootgpu bench`
 
@@ -486,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.register_commands(sub)  # `bootgpu report`
 
     sge.register_commands(sub)  # `bootgpu sge submit` and `bootgpu status`
+    warmup.register_commands(sub)  # `bootgpu warmup`
 
     conv = sub.add_parser("convert", help="write the original pipeline's expression.h5 layout",
                           epilog="example:\n  bootgpu convert --expr expression.tsv.gz --out expression.h5",
