@@ -9,7 +9,7 @@ operation made, while they live (``backends.counting``) -- with a device plan (n
     python3 scripts/device_peaks.py --data random --budget 100G --backend cupy
 
 ``all`` is ../shared/data/all_leukemia.tsv.gz (or .gpudata/ beside the checkout), ``demo`` the
-embedded subset, ``random`` planted_matrix(8763, 938, 300, strength=0.6).
+embedded subset, ``random`` planted_matrix(8763, 938, 300, strength=0.6); or a matrix file.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ def load(name: str):
 
     if name == "demo":
         return read_expression(demo_expression_path()).values
+    if Path(name).exists():
+        return read_expression(name).values
     for path in (ROOT.parent / "shared" / "data" / "all_leukemia.tsv.gz", ROOT / ".gpudata" / "all_leukemia.tsv.gz"):
         if path.exists():
             return read_expression(path).values
@@ -89,7 +91,7 @@ def main() -> int:
         with backend.track_peak() as peak:
             result = pipeline.analyse_focus(backend, expr, focus, cfg, plan, k_low, k_high)
         predicted = result.plan.predicted_peak_bytes if result.plan is not None else plan.predicted_peak_bytes
-        rows.append({"data": args.data, "focus": focus, "backend": backend.name, "edges": int(result.edges["gene_i"].shape[0]),
+        rows.append({"data": Path(args.data).name if Path(args.data).exists() else args.data, "focus": focus, "backend": backend.name, "edges": int(result.edges["gene_i"].shape[0]),
                      "seconds": round(time.perf_counter() - t0, 2), "peak_gib": round(peak.peak_bytes / 2**30, 3),
                      "predicted_gib": round(predicted / 2**30, 3), "ratio": round(predicted / max(peak.peak_bytes, 1), 3),
                      "stage_peak_gib": {k: round(v / 2**30, 3) for k, v in stages.items()},

@@ -42,12 +42,17 @@ def main() -> int:
     ap.add_argument("--focus", required=True)
     ap.add_argument("--backend", default="numpy")
     ap.add_argument("--label", default="")
+    ap.add_argument("--warmup", action="store_true", help="bootgpu warmup on the input first (not timed): a study's "
+                    "steady throughput, not its first run's kernel compilation")
     ap.add_argument("--work", default=os.environ.get("TMPDIR", "/tmp"), help="where the study (and matrix) go")
     ap.add_argument("extra", nargs="*", help="more bootgpu run options (after --)")
     args = ap.parse_args()
     work = Path(args.work)
     expr = Path(args.expr) if args.expr else planted_h5(args.planted, work)
     out = Path(tempfile.mkdtemp(prefix="throughput-", dir=work))
+    if args.warmup:
+        subprocess.run([sys.executable, "-m", "bootgpu", "warmup", "--expr", str(expr), "--backend", args.backend],
+                       check=True, capture_output=True)
     cmd = [sys.executable, "-m", "bootgpu", "run", "--expr", str(expr), "--out", str(out / "study"), "--focus", args.focus,
            "--backend", args.backend, *args.extra]
     t0 = time.perf_counter()

@@ -13,8 +13,9 @@ Processes, not threads: networks, HDF5 (h5py serialises its calls within a proce
 a small focus gene's work hold the GIL.  Each focus gene is computed whole by one process, with
 the draws a pure function of (seed, focus gene, replicate, slot) and every reduction in a fixed
 order, so its part file holds the same values whichever process computed it, in whichever
-order; parts are assembled in focus order at the end, as before.  On Linux the processes are
-forked (the expression matrix is shared, not copied); elsewhere they are spawned.  They ignore
+order; parts are assembled in focus order at the end, as before.  On Linux the gene workers are
+forked (the expression matrix is shared, not copied) and a device run's writers come from a fork
+server (no CUDA state in them); elsewhere they are spawned.  They ignore
 SIGINT: the run that started them handles it and stops them.
 """
 
@@ -48,8 +49,12 @@ def finish_focus(path: Path, result, cfg: AnalysisConfig, meta: dict, gene_names
     write_part(path, meta, result, gene_names)
 
 
-def _context():
-    return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+def _context(share_memory: bool):
+    """Forked processes share the parent's pages (the expression matrix); a device run's writers
+    start from a fork server instead, which never held a CUDA context."""
+    if not sys.platform.startswith("linux"):
+        return multiprocessing.get_context("spawn")
+    return multiprocessing.get_context("fork" if share_memory else "forkserver")
 
 
 def _ignore_interrupts() -> None:
@@ -61,8 +66,9 @@ class _Pool:
     to ``on_done`` as it finishes (a worker's exception is raised there).  Used as a context
     manager: on success it waits for every task, on an error or interrupt it stops the processes."""
 
-    def __init__(self, processes: int, initializer, initargs: tuple, on_done: Callable, in_flight: int):
-        self.executor = ProcessPoolExecutor(processes, mp_context=_context(), initializer=initializer,
+    def __init__(self, processes: int, initializer, initargs: tuple, on_done: Callable, in_flight: int,
+                 share_memory: bool = True):
+        self.executor = ProcessPoolExecutor(processes, mp_context=_context(share_memory), initializer=initializer,
                                             initargs=initargs)
         self.pending: set = set()
         self.on_done, self.in_flight = on_done, max(1, in_flight)
@@ -112,7 +118,8 @@ class PartWriters(_Pool):
     process wait, which bounds the host memory their results hold."""
 
     def __init__(self, processes: int, cfg: AnalysisConfig, meta: dict, gene_names, on_done: Callable):
-        super().__init__(processes, _init_writer, (cfg, meta, list(gene_names)), on_done, 2 * processes)
+        super().__init__(processes, _init_writer, (cfg, meta, list(gene_names)), on_done, 2 * processes,
+                         share_memory=False)
 
     def write(self, path: Path, result) -> None:
         self.submit(_write, path, result)
