@@ -446,12 +446,14 @@ def job_memory_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_
 
 
 WORKER_OVERHEAD_BYTES = 256 * 2**20  # a worker process's own interpreter, libraries and heap (forked: shared until written)
+DEVICE_CONTEXT_BYTES = 768 * 2**20  # a process's own CUDA context and libraries on the device (outside CuPy's pool)
 
 
-def plan_workers(slots: int, n_focus: int, budget_bytes: int, make_plan, most: int = 0) -> tuple[int, Plan | None]:
+def plan_workers(slots: int, n_focus: int, budget_bytes: int, make_plan, most: int = 0,
+                 overhead: int = WORKER_OVERHEAD_BYTES) -> tuple[int, Plan | None]:
     """(processes, the plan of each) for a host run of ``n_focus`` focus genes on ``slots`` cores
     within ``budget_bytes``: the most processes, up to one a core and one a focus gene, each with
-    ``slots // processes`` threads and an equal share of the budget less its own overhead, whose
+    ``slots // processes`` threads and an equal share of the budget less its own ``overhead``, whose
     plan still caches the pair statistics where one process's plan would (recomputing every pass
     costs more than a process gains).  ``make_plan(budget, threads) -> Plan``; ``most``: at most
     this many processes (0: no cap).  (1, None): compute in the run's own process, with all its
@@ -460,7 +462,7 @@ def plan_workers(slots: int, n_focus: int, budget_bytes: int, make_plan, most: i
         return 1, None
     whole = make_plan(budget_bytes, slots)
     for processes in range(min(slots, n_focus, most or slots), 1, -1):
-        share = (budget_bytes - processes * WORKER_OVERHEAD_BYTES) // processes
+        share = (budget_bytes - processes * overhead) // processes
         if share <= 0:
             continue
         try:

@@ -154,9 +154,11 @@ def test_cupy_modular_focus_gene_equals_numpy(cupy_backend):
             np.testing.assert_array_equal(got.edges[key], value, err_msg=key)
 
 
-def test_cupy_study_with_host_part_writers_equals_numpy(tmp_path):
-    """A CuPy study (host processes building networks and writing parts while the GPU computes)
-    against a NumPy one: the same datasets and tables."""
+@pytest.mark.parametrize("processes", ["1", "0"])
+def test_cupy_study_equals_numpy(tmp_path, processes):
+    """A CuPy study -- one process driving the GPU with host processes building networks and
+    writing parts (--processes 1), or several processes sharing the GPU (the default) -- against a
+    NumPy one: the same datasets and tables."""
     import h5py
 
     from bootgpu.cli import main
@@ -166,7 +168,7 @@ def test_cupy_study_with_host_part_writers_equals_numpy(tmp_path):
     for name in ("numpy", "cupy"):
         outs[name] = tmp_path / name
         assert main(["run", "--expr", str(demo_expression_path()), "--out", str(outs[name]), "--focus", "#0:6",
-                     "--n-bootstrap", "100", "--backend", name]) == 0
+                     "--n-bootstrap", "100", "--backend", name, "--processes", processes]) == 0
     with h5py.File(outs["numpy"] / "results.h5") as a, h5py.File(outs["cupy"] / "results.h5") as b:
         names = []
         a.visit(names.append)

@@ -63,6 +63,11 @@ class Backend:
         free, _ = self.memory_info()
         return free, "free memory"
 
+    def device_processes(self) -> int:
+        """Processes a study may run on this backend's device at once (``study.workers``); 1 on a
+        host backend (its cores are shared out instead)."""
+        return 1
+
     def host_threads(self) -> int:
         """Threads worth using for independent pieces of array work (host backends: the cores)."""
         return 1

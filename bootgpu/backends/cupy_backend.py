@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 
 import numpy as np
 
@@ -40,13 +41,16 @@ def cupy_unusable_reason() -> str | None:
 
 
 class _PoolHook:
-    """Counts bytes CuPy's pool hands out, to know the peak inside a block (CuPy keeps no peak)."""
+    """Counts bytes CuPy's pool hands out, to know the peak inside a block (CuPy keeps no peak).
+    Each has a name of its own: blocks may nest (a run's peak around each stage's)."""
+
+    _made = itertools.count()
 
     def __init__(self):
         import cupy.cuda.memory_hook as memory_hook
 
         class Hook(memory_hook.MemoryHook):
-            name = "bootgpu_peak"
+            name = f"bootgpu_peak_{next(_PoolHook._made)}"
 
             def __init__(hook):
                 hook.current = 0
@@ -141,6 +145,14 @@ class CupyBackend(Backend):
 
         self.cupy = cupy
         self.xp = xp
+
+    DEVICE_PROCESSES = 8  # processes sharing one GPU in a study (BOOTGPU_DEVICE_PROCESSES overrides)
+
+    def device_processes(self) -> int:
+        import os
+
+        text = os.environ.get("BOOTGPU_DEVICE_PROCESSES", "").strip()
+        return int(text) if text.isdigit() and int(text) > 0 else self.DEVICE_PROCESSES
 
     def device_name(self) -> str:
         dev = self.cupy.cuda.Device()

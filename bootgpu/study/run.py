@@ -23,7 +23,9 @@ from bootgpu.study.identity import StudyIdentity
 from bootgpu.study.layout import StudyLayout
 from bootgpu.pipeline import analyse_focus
 from bootgpu.backends._base import granted_cores
-from bootgpu.planner import Plan, format_bytes, plan_batches, plan_workers
+from bootgpu.planner import (
+    DEVICE_CONTEXT_BYTES, WORKER_OVERHEAD_BYTES, Plan, format_bytes, plan_batches, plan_workers,
+)
 from bootgpu.results_io import assemble_results, read_hubs_row, study_meta
 from bootgpu.significance import join_significance, read_significance
 from bootgpu.study.directory import check_file_identity, finish_study, remove_if_empty, shard_slice
@@ -108,13 +110,15 @@ class StudyRun:
         return RunSummary(len(genes), len(todo), len(done), False, rows)
 
     def _compute(self, todo: list[int], meta: dict, bar: Progress, log) -> None:
-        """Every focus gene of ``todo`` to its part file: in parallel processes on a host with
-        several cores (``GeneWorkers``), else here, with host processes finishing a device's focus
-        genes (``PartWriters``)."""
+        """Every focus gene of ``todo`` to its part file: in parallel processes (``GeneWorkers``:
+        on a host with several cores, each with its share of them; on a device, several processes
+        sharing it, so that one's kernels run while another launches its own or builds networks),
+        else here, with host processes finishing a device's focus genes (``PartWriters``)."""
         processes, plan = self.worker_plan(len(todo))
         if processes > 1:
-            log(f"{processes} processes of {plan.threads} thread{'s' if plan.threads > 1 else ''}, "
-                f"{format_bytes(plan.budget_bytes)} of the budget each")
+            on = f"sharing {self.backend.device_name()}" if self.backend.on_device else \
+                f"of {plan.threads} thread{'s' if plan.threads > 1 else ''}"
+            log(f"{processes} processes {on}, {format_bytes(plan.budget_bytes)} of the budget each")
             self.worker_plan_used = plan
 
             def done(item):
@@ -124,7 +128,7 @@ class StudyRun:
                 bar.update(1)
 
             with GeneWorkers(processes, self.backend.name, self.expr.values, self.cfg, plan, *self.k, meta,
-                             self.expr.gene_names, done) as pool:
+                             self.expr.gene_names, done, share_memory=not self.backend.on_device) as pool:
                 for gene in todo:
                     pool.analyse(gene, self.layout.part(gene))
             return
@@ -148,18 +152,22 @@ class StudyRun:
         return self.cfg.validate(self.expr.n_samples)
 
     def worker_plan(self, n_focus: int) -> tuple[int, Plan | None]:
-        """(processes, each one's plan) for ``n_focus`` focus genes on a host backend with several
-        cores (``planner.plan_workers``; ``processes`` caps them); (1, None) on a device or one core."""
-        if self.backend.on_device or self.processes == 1:
+        """(processes, each one's plan) for ``n_focus`` focus genes (``planner.plan_workers``;
+        ``processes`` caps them): on a host, up to its cores; on a device, up to the processes the
+        backend shares it among (``Backend.device_processes``) and the cores; (1, None): here."""
+        if self.processes == 1:
             return 1, None
         k_low, k_high = self.k
+        device = self.backend.on_device
 
         def make_plan(budget: int, threads: int) -> Plan:
             return plan_batches(self.expr.n_genes, self.expr.n_samples, k_low, k_high, self.cfg.n_bootstrap, budget,
                                 bootstrap_frac=self.cfg.bootstrap_frac, working_set_bytes=self.backend.working_set_bytes,
-                                threads=threads, store=self.cfg.store)
+                                threads=1 if device else threads, store=self.cfg.store)
 
-        return plan_workers(self.backend.host_threads(), n_focus, self.plan.budget_bytes, make_plan, self.processes)
+        slots = min(self.backend.device_processes(), granted_cores()) if device else self.backend.host_threads()
+        overhead = DEVICE_CONTEXT_BYTES if device else WORKER_OVERHEAD_BYTES
+        return plan_workers(slots, n_focus, self.plan.budget_bytes, make_plan, self.processes, overhead)
 
     def part_writers(self, n_focus: int) -> int:
         """Host processes finishing a device run's focus genes: ``writers`` if set, else the granted

@@ -4,10 +4,13 @@
   focus gene g's networks (igraph) and write its part file (HDF5, gzip).  Those are host work of
   up to a second or two for a focus gene with a million edges, during which the device would
   otherwise wait.
-- ``GeneWorkers`` (a host run with several cores and several focus genes): P processes, each
-  analysing whole focus genes with T threads (P x T <= the run's threads) within its share of
-  the memory budget (``planner.plan_workers``).  The work inside one focus gene does not scale
-  to 16 threads; independent focus genes do.
+- ``GeneWorkers`` (several focus genes): P processes, each analysing whole focus genes and
+  writing their parts, within its share of the memory budget (``planner.plan_workers``).  On a
+  host, each with T threads (P x T <= the run's threads): the work inside one focus gene does not
+  scale to 16 threads; independent focus genes do.  On a device, P processes share it: a focus
+  gene issues ~1,500 small kernels and a few dozen waits for the device, so one process leaves
+  the device idle most of the time, and several keep it busy (each with a CUDA context of its
+  own, started from a fork server: a forked CUDA context is unusable).
 
 Processes, not threads: networks, HDF5 (h5py serialises its calls within a process) and much of
 a small focus gene's work hold the GIL.  Each focus gene is computed whole by one process, with
@@ -157,9 +160,10 @@ class GeneWorkers(_Pool):
     a focus gene with a million edges does not hold back the others."""
 
     def __init__(self, processes: int, backend_name: str, values, cfg: AnalysisConfig, plan, k_low: int, k_high: int,
-                 meta: dict, gene_names, on_done: Callable):
+                 meta: dict, gene_names, on_done: Callable, share_memory: bool = True):
         super().__init__(processes, _init_analyser,
-                         (backend_name, values, cfg, plan, k_low, k_high, meta, list(gene_names)), on_done, 2 * processes)
+                         (backend_name, values, cfg, plan, k_low, k_high, meta, list(gene_names)), on_done, 2 * processes,
+                         share_memory=share_memory)
 
     def analyse(self, gene: int, path: Path) -> None:
         self.submit(_analyse, gene, path)
