@@ -451,9 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--memory-budget", help=BUDGET_HELP)
     run.add_argument("--processes", type=int, default=0, metavar="N",
                      help="at most N worker processes computing focus genes side by side: on a CPU, sharing the "
-                          "cores; on a GPU, sharing the device (default: 0, as many as the planner fits in the cores, "
-                          "the memory budget and, on a GPU, 8; 1: none, every core or the whole GPU on one focus "
-                          "gene at a time)")
+                          "cores (default: 0, as many as the planner fits in the cores and the memory budget); on a "
+                          "GPU, sharing the device (default: one process, with host processes writing its parts; "
+                          "8 helps small groups, see the README); 1: no workers, every core or the whole GPU on one "
+                          "focus gene at a time")
     run.add_argument("--verbose", action="store_true", help="also log exact byte counts of the memory used")
     add_analysis_options(run)
     run.add_argument("--rank-by", **RANK_BY)

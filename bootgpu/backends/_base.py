@@ -63,9 +63,9 @@ class Backend:
         free, _ = self.memory_info()
         return free, "free memory"
 
-    def device_processes(self) -> int:
-        """Processes a study may run on this backend's device at once (``study.workers``); 1 on a
-        host backend (its cores are shared out instead)."""
+    def device_processes(self, asked: int = 0) -> int:
+        """Processes a study runs on this backend's device at once (``study.workers``), ``asked``
+        (--processes) or the backend's default; 1 on a host backend (its cores are shared out)."""
         return 1
 
     def host_threads(self) -> int:

@@ -146,11 +146,17 @@ class CupyBackend(Backend):
         self.cupy = cupy
         self.xp = xp
 
-    DEVICE_PROCESSES = 8  # processes sharing one GPU in a study (BOOTGPU_DEVICE_PROCESSES overrides)
+    # processes sharing one GPU in a study by default (--processes N asks for up to N; BOOTGPU_DEVICE_PROCESSES
+    # sets the default).  Measured on an H200 (docs/benchmarks.md): 8 processes took ALL (12,625 x 128,
+    # small groups: launch-bound) from 0.33 to 0.20 s a focus gene, but 8,763 x 938 (k = 187) from 0.09
+    # to 0.18 s (the processes' contexts take turns on the device); one is the default that never loses
+    DEVICE_PROCESSES = 1
 
-    def device_processes(self) -> int:
+    def device_processes(self, asked: int = 0) -> int:
         import os
 
+        if asked:
+            return asked
         text = os.environ.get("BOOTGPU_DEVICE_PROCESSES", "").strip()
         return int(text) if text.isdigit() and int(text) > 0 else self.DEVICE_PROCESSES
 

@@ -165,7 +165,7 @@ class StudyRun:
                                 bootstrap_frac=self.cfg.bootstrap_frac, working_set_bytes=self.backend.working_set_bytes,
                                 threads=1 if device else threads, store=self.cfg.store)
 
-        slots = min(self.backend.device_processes(), granted_cores()) if device else self.backend.host_threads()
+        slots = min(self.backend.device_processes(self.processes), granted_cores()) if device else self.backend.host_threads()
         overhead = DEVICE_CONTEXT_BYTES if device else WORKER_OVERHEAD_BYTES
         return plan_workers(slots, n_focus, self.plan.budget_bytes, make_plan, self.processes, overhead)
 
