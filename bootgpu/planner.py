@@ -48,6 +48,9 @@ HELD_RANK_BYTES = 72  # per gene and group sample: a group's sort structure and 
 INDEX_BLOCK_CAP_BYTES = 384 * 2**20  # `bootgpu indices` is write-bound: larger blocks are no faster
 PROCESS_OVERHEAD_BYTES = 400 * 2**20  # interpreter, NumPy/SciPy/h5py and BLAS buffers (batch requests)
 BOOTSTRAP_MIN_ROOM = 2**30  # the bootstrap may use what the pair stage used, and at least this much
+DEVICE_PAIR_TEMP_BYTES = 64  # per pair of a block of levels or r on CuPy: the int64 index and scan temporaries
+# inside its take, nonzero and bincount (measured on an H200: 8,763 x 938, one block of 38 M pairs, pair
+# passes 3.88 GiB against 1.49 GiB of arrays; docs/benchmarks.md); joint blocks showed none
 SUMMARY_COPIES = 5  # (rows, B) float64 arrays summarising rows of deltas holds at once
 SELECTED_EDGE_BYTES = 360  # per selected edge, all of them, held through the bootstrap (see selected_edge_bytes)
 
@@ -125,13 +128,15 @@ def pair_cache_bytes(n_genes: int, k_low: int = 0, k_high: int = 0) -> int:
     return int(n_genes * (n_genes - 1) // 2 * per_pair)
 
 
-def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool, k_low: int = 0, k_high: int = 0) -> int:
+def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool, k_low: int = 0, k_high: int = 0,
+                     device: bool = False) -> int:
     """Peak of the pair passes above the resident arrays (calibrated on the demo matrix, ALL
     12,625 x 128 and random 8,763 x 938; docs/benchmarks.md).  A pass holds a wave of ``threads``
     blocks: each block's (rows, columns) products and its pairs' values.  With the cache, the
     first pass also holds the cache filled so far (blocks shrink along the triangle while it
     grows), the later passes the whole cache and a wave's pair values.  With joint indices the
-    joint histogram or the selection's cell tables come on top (``core.fdr.joint_table_bytes``)."""
+    joint histogram or the selection's cell tables come on top (``core.fdr.joint_table_bytes``).
+    On a ``device`` (CuPy) blocks of levels or r hold ``DEVICE_PAIR_TEMP_BYTES`` more a pair."""
     def pairs_above(r):  # pairs (i, j > i) of rows 0..r-1
         r = min(r, n_genes - 1)
         return r * n_genes - r * (r + 1) // 2
@@ -139,6 +144,8 @@ def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool, k
     pair_bytes, cache_bytes = (pair_value_bytes(k_low, k_high, n_genes) if k_low and k_high
                                else (PAIR_BYTES, PAIR_CACHE_BYTES))
     n_cells = joint_cells(n_genes, k_low, k_high) if k_low and k_high else 0
+    if device and not n_cells:
+        pair_bytes += DEVICE_PAIR_TEMP_BYTES
     tables = joint_table_bytes(n_cells, threads)[1] if n_cells else 0  # the histogram or the selection's tables
     first = later = 0
     for start in range(0, max(n_genes - 1, 1), rows * threads):
@@ -315,7 +322,7 @@ def plan_batches(
         )
     cache_pairs, rows = _pair_space(n_genes, k_low, k_high, free, rows_per_block, working_set_bytes, threads)
     # bootstrap (before the edges are known): the largest edge chunk a re-plan would choose
-    pair_work = pair_stage_bytes(n_genes, rows, threads, cache_pairs, k_low, k_high)
+    pair_work = pair_stage_bytes(n_genes, rows, threads, cache_pairs, k_low, k_high, device=not working_set_bytes)
     boot_room = min(free, max(pair_work, BOOTSTRAP_MIN_ROOM))
     cached = bool(working_set_bytes)  # summaries in cache-sized pieces (host), else whole chunks (device)
     edges = edge_chunk or _largest_edge_chunk(boot_room, n_genes * (n_genes - 1) // 2, n_bootstrap, threads, cached)
