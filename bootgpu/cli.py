@@ -35,10 +35,11 @@ class StudySetup:
     identity: object
 
 
-def _setup_study(args, plan: bool = True) -> StudySetup:
+def _setup_study(args, plan: bool = True, scope: str = "study") -> StudySetup:
     """Parse and check a study's options in the order a bad one is reported, pick the backend,
-    plan the batches (unless ``plan`` is False: nothing is to be computed) and claim --out for this
-    study (``claim_study``: another study is refused)."""
+    plan the batches (unless ``plan`` is False: nothing is to be computed), lock ``scope`` of --out
+    (``study.lock``: another run of it is refused; held until the command ends) and claim --out for
+    this study (``claim_study``: another study is refused)."""
     from bootgpu.backends import get_backend
     from bootgpu.core.draws import RNG_ALGORITHM
     from bootgpu.expression_io import demo_expression_path
@@ -46,6 +47,7 @@ def _setup_study(args, plan: bool = True) -> StudySetup:
     from bootgpu.study.layout import StudyLayout, check_out_dir
     from bootgpu.planner import plan_batches, resolve_budget
     from bootgpu.study.directory import claim_study, parse_focus
+    from bootgpu.study.lock import ScopeLock
 
     demo = getattr(args, "demo", False)
     if demo == bool(args.expr):
@@ -74,6 +76,8 @@ def _setup_study(args, plan: bool = True) -> StudySetup:
     else:
         plan = None
     identity = StudyIdentity.of(expr, cfg, focus, RNG_ALGORITHM)
+    # --overwrite discards the whole study: only with nothing else running on it
+    ScopeLock(out, "study" if args.overwrite else scope).acquire()  # released when the command ends (main)
     claim_study(StudyLayout(out), identity, focus, overwrite=args.overwrite, log=log)  # refuses another study
     return StudySetup(out, expr, cfg, k_low, k_high, focus, backend, plan, identity)
 
@@ -89,7 +93,9 @@ def cmd_run(args) -> int:
         raise BootgpuError("--permutations with --shard: run `bootgpu null` on the study once `bootgpu merge` has run")
     if args.permutations is not None and args.permutations < 1:
         raise BootgpuError(f"--permutations must be at least 1, got {args.permutations}")
-    s = _setup_study(args)
+    from bootgpu.study.lock import shard_scope
+
+    s = _setup_study(args, scope=shard_scope(shard))
     expr, cfg, out = s.expr, s.cfg, s.out
     log(f"bootgpu {__version__}: {expr.n_genes} genes x {expr.n_samples} samples, {plural(len(s.focus), 'focus gene')}, "
          f"B={cfg.n_bootstrap}, k_low={s.k_low}, k_high={s.k_high}, backend={s.backend.name} ({s.backend.device_name()})")
@@ -178,7 +184,7 @@ def cmd_null(args) -> int:
     scope = parse_replicates(args.replicates, args.permutations)
     if args.gather_only and scope is not None:
         raise BootgpuError("--gather-only gathers all --permutations replicates: give no --replicates")
-    s = _setup_study(args, plan=not args.gather_only)
+    s = _setup_study(args, plan=not args.gather_only, scope="null" if scope is None else f"null-{scope.start}-{scope.stop}")
     log(f"bootgpu {__version__} null: {s.expr.n_genes} genes x {s.expr.n_samples} samples, {args.permutations} "
         f"permutations, B={s.cfg.n_bootstrap}, k_low={s.k_low}, k_high={s.k_high}, backend={s.backend.name}")
     _run_null(s, args.permutations, scope, args.rank_by, compute=not args.gather_only)
@@ -316,7 +322,10 @@ class MemoryReport:
 def cmd_merge(args) -> int:
     from bootgpu.hubs import format_hubs_table
     from bootgpu.study.directory import merge_shards
+    from bootgpu.study.layout import check_out_dir
+    from bootgpu.study.lock import ScopeLock
 
+    ScopeLock(check_out_dir(Path(args.dir), "merge"), "study").acquire()  # released when the command ends
     rows = merge_shards(Path(args.dir), args.rank_by)
     print(f"merged {len(rows)} focus genes into {Path(args.dir) / 'results.h5'}")
     print(format_hubs_table(rows, rank_by=args.rank_by))
@@ -499,17 +508,79 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Stopped(BaseException):
+    """A signal a batch system sends to stop a job (SIGTERM at a time limit; SIGUSR1/SIGUSR2 ahead of
+    it with Grid Engine's -notify), raised where the command is, as Ctrl-C raises KeyboardInterrupt."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+STOP_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2")
+
+
+def _raise_stopped(signum, frame):
+    raise Stopped(signum)
+
+
+def _stop_line(signum: int) -> str:
+    """What an interrupted command says: by what, and what of the work is kept."""
+    import signal
+
+    from bootgpu.study.progress import RUNNING
+
+    name = signal.Signals(signum).name if signum else "Ctrl-C"
+    line = f"bootgpu: stopped by {name}"
+    if RUNNING:
+        unit, done, total, where = RUNNING["unit"], RUNNING["done"], RUNNING["total"], RUNNING["where"]
+        line += (f": {done:,} of {total:,} {unit}{'s' if total != 1 else ''} are saved in {where}; the same command "
+                 f"resumes from there")
+    return line
+
+
 def main(argv=None) -> int:
+    import signal
+
+    from bootgpu.study.lock import release_all
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = {}
+    for name in STOP_SIGNALS:
+        try:
+            previous[name] = signal.signal(getattr(signal, name), _raise_stopped)
+        except ValueError:  # not the main thread (a test's worker thread): the default handlers stay
+            pass
     try:
         return args.func(args)
     except BootgpuError as exc:
         print(f"bootgpu: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print(f"bootgpu: error: out of memory{_memory_hint(args)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("bootgpu: interrupted", file=sys.stderr)
+        print(_stop_line(0), file=sys.stderr)
         return 130
+    except Stopped as exc:
+        print(_stop_line(exc.signum), file=sys.stderr)
+        return 128 + exc.signum
+    finally:
+        release_all()
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
+
+
+def _memory_hint(args) -> str:
+    """What to do after an out-of-memory error: a smaller --memory-budget, or more memory."""
+    from bootgpu.study.progress import RUNNING
+
+    budget = getattr(args, "memory_budget", None)
+    asked = f"--memory-budget {budget}" if budget else "the automatic memory budget"
+    where = f" ({RUNNING['done']:,} of {RUNNING['total']:,} focus genes are saved; the same command resumes)" if RUNNING else ""
+    return (f" with {asked}: the planner's prediction did not hold here; rerun with a smaller --memory-budget "
+            f"(e.g. half), or ask the scheduler for more memory{where}")
 
 
 if __name__ == "__main__":

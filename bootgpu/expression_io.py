@@ -246,6 +246,8 @@ def _read_text(path: Path, gzipped: bool, kinds=("gene", "sample"), sep: str | N
     if not body:
         raise BootgpuError(f"{path}: header only, no data rows")
     delim = sep or _delimiter(path, lines)
+    if '"' in text:  # quoted fields ("a,b" is one id; R's write.csv quotes every cell): the csv module
+        return _read_quoted(path, lines, delim, kinds)
     header = [_name(c) for c in lines[0].split(delim)]
     if len(header) == 1:
         raise BootgpuError(f"{path}: line 1: no {_DELIMITER_NAMES[delim]} in the header, so no {col_kind} columns; "
@@ -276,6 +278,47 @@ def _read_text(path: Path, gzipped: bool, kinds=("gene", "sample"), sep: str | N
     except ValueError:
         _raise_bad_cell(path, body, delim, genes, samples, kinds)
         raise  # pragma: no cover - _raise_bad_cell always raises
+    return _validated(path, values, genes, samples, _text_row, _text_col, kinds)
+
+
+def _read_quoted(path: Path, lines: list[str], delim: str, kinds) -> Expression:
+    """The same table as ``_read_text`` reads, with fields parsed by the csv module, so a quoted
+    field may hold the separator (an id "a,b") and quoted numbers are numbers."""
+    import csv
+
+    row_kind, col_kind = kinds
+    rows = list(csv.reader(lines, delimiter=delim))
+    header = [c.strip() for c in rows[0]]
+    if len(header) == 1:
+        raise BootgpuError(f"{path}: line 1: no {_DELIMITER_NAMES[delim]} in the header, so no {col_kind} columns; "
+                           f"is the file separated by another character? (--sep tab|comma|semicolon)")
+    body = rows[1:]
+    if all(len(r) == len(header) + 1 for r in body[:5]):
+        header = ["", *header]  # R's write.table: no cell above the row names
+    samples = header[1:]
+    for col, s in enumerate(samples, start=2):
+        if not s:
+            raise BootgpuError(f"{path}: line 1, column {col}: empty {col_kind} id")
+    _check_names(path, genes=[], samples=samples, row=None, col=_text_col, kinds=kinds)
+    genes = []
+    for lineno, row in enumerate(body, start=2):
+        gene = row[0].strip() if row else ""
+        if len(row) != len(header):
+            raise BootgpuError(f"{path}: line {lineno} ({row_kind} {gene!r}): {len(row)} fields, expected "
+                               f"{len(header)} like the header")
+        if not gene:
+            raise BootgpuError(f"{path}: line {lineno}: empty {row_kind} id")
+        genes.append(gene)
+    values = np.empty((len(body), len(samples)), dtype=np.float64)
+    for i, row in enumerate(body):
+        for j, cell in enumerate(row[1:]):
+            try:
+                values[i, j] = float(cell)
+                if "_" in cell:  # Python accepts 1_000; a table does not mean it
+                    raise ValueError
+            except ValueError:
+                raise BootgpuError(f"{path}: line {i + 2}, {row_kind} {genes[i]!r}, {col_kind} {samples[j]!r}: "
+                                   f"{cell!r} is not a number") from None
     return _validated(path, values, genes, samples, _text_row, _text_col, kinds)
 
 

@@ -22,10 +22,10 @@ NETWORK_COLUMNS = (
 )  # fmt: skip
 HUB_COLUMNS = (
     "rank", "gene_idx", "gene_id", "n_tests", "n_sig_diff", "n_robust", "n_kept", *CLASS_COLUMNS, "n_rewire",
-    "mean_abs_delta", "max_abs_delta", *NETWORK_COLUMNS, "partners", "top_rewired",
+    "mean_abs_delta", "max_abs_delta", *NETWORK_COLUMNS, "partners", "top_rewired", "note",
 )  # fmt: skip
 DEFAULT_RANK_BY = "n_rewire"
-RANKABLE = tuple(c for c in HUB_COLUMNS if c not in ("rank", "gene_idx", "gene_id", "partners", "top_rewired"))
+RANKABLE = tuple(c for c in HUB_COLUMNS if c not in ("rank", "gene_idx", "gene_id", "partners", "top_rewired", "note"))
 HUB_LEGEND = (
     "n_kept: the focus gene's network edges (robust differential edges: bootstrap CI excludes 0); "
     "n_rewire: of these, disappear + new + sign_change; focus_deg_*: the focus gene's own edges in LOW / HIGH / "
@@ -51,6 +51,7 @@ def hub_row(res, gene_names) -> dict:
     top = net.top_rewired
     row["top_rewired"] = ",".join(f"{gene_names[int(g)]}({int(n)})"
                                   for g, n in zip(top["gene"][:TOP_PARTNERS], top["n_rewired"][:TOP_PARTNERS]))
+    row["note"] = str(res.attrs.get("skipped", ""))  # a focus gene not analysed says why, and is not ranked
     return {key: (v.item() if hasattr(v, "item") else v) for key, v in row.items()}
 
 
@@ -66,10 +67,14 @@ def check_rank_by(rank_by: str) -> None:
 
 def sort_hub_rows(rows: list[dict], rank_by: str = DEFAULT_RANK_BY) -> list[dict]:
     """By ``rank_by`` (descending, NaN last), then mean |delta| (descending), then gene index; each
-    row gets its ``rank`` (1 = first)."""
+    row gets its ``rank`` (1 = first).  Focus genes that were skipped (``note``) are not ranked:
+    they follow the others in gene order, with rank '-'."""
     check_rank_by(rank_by)
-    ordered = sorted(rows, key=lambda r: (_descending(r[rank_by]), _descending(r["mean_abs_delta"]), r["gene_idx"]))
-    return [{**row, "rank": rank} for rank, row in enumerate(ordered, start=1)]
+    skipped = [row for row in rows if row.get("note", "").startswith("skipped")]
+    ordered = sorted((row for row in rows if not row.get("note", "").startswith("skipped")),
+                     key=lambda r: (_descending(r[rank_by]), _descending(r["mean_abs_delta"]), r["gene_idx"]))
+    ranked = [{**row, "rank": rank} for rank, row in enumerate(ordered, start=1)]
+    return ranked + [{**row, "rank": "-"} for row in sorted(skipped, key=lambda r: r["gene_idx"])]
 
 
 def _cell(value) -> str:
@@ -84,7 +89,7 @@ def format_hubs_tsv(rows) -> str:
     extra = tuple(k for k in (rows[0] if rows else {}) if k not in HUB_COLUMNS)
     columns = (*HUB_COLUMNS, *extra)
     lines = ["\t".join(columns)]
-    lines += ["\t".join(_cell(row[col]) for col in columns) for row in rows]
+    lines += ["\t".join(_cell(row.get(col, "")) for col in columns) for row in rows]  # rows of older files: no note
     return "\n".join(lines) + "\n"
 
 

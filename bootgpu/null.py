@@ -31,7 +31,8 @@ import h5py
 import scipy.stats  # noqa: F401  (before a run measures its memory; see study_run)
 import numpy as np
 
-from bootgpu.atomic import atomic_path
+from bootgpu.atomic import atomic_path, atomic_write_bytes
+from bootgpu.checksums import create_checked
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.draws import NULL_ALGORITHM, null_draw_code, null_split
 from bootgpu.errors import BootgpuError
@@ -41,6 +42,7 @@ from bootgpu.study.layout import StudyLayout
 from bootgpu.networks import GENE_METRICS, INT_GENE_METRICS, EdgeFilter, filter_edges, gene_level_metrics
 from bootgpu.networks import REWIRING
 from bootgpu.pipeline import analyse_groups, rank_split
+from bootgpu.results_io import h5_image
 from bootgpu.planner import Plan
 from bootgpu.significance import NETWORK_METRIC
 
@@ -113,20 +115,22 @@ def null_replicate(backend, expr_dev, replicate: int, cfg: AnalysisConfig, plan:
 
 
 def write_replicate(path: Path, meta: dict, rep: NullReplicate) -> None:
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            m = h5.create_group("meta")
-            for key, value in {**meta, "replicate": rep.replicate}.items():
-                m.attrs[key] = value
-            for name in GENE_METRICS:
-                dtype = np.int32 if name in INT_GENE_METRICS else np.float64
-                h5.create_dataset(f"genes/{name}", data=rep.genes[name].astype(dtype), compression="gzip",
-                                  compression_opts=4, shuffle=True, track_times=False)
-            net = h5.create_group("network")
-            for name in NETWORK_VALUES:
-                net.attrs[name] = int(rep.network[name])
-            h5.create_dataset("low_samples", data=rep.low_samples.astype(np.int32), track_times=False)
-            h5.create_dataset("high_samples", data=rep.high_samples.astype(np.int32), track_times=False)
+    """One null replicate's file, made in memory and written atomically (``results_io.h5_image``)."""
+    def fill(h5):
+        m = h5.create_group("meta")
+        for key, value in {**meta, "replicate": rep.replicate}.items():
+            m.attrs[key] = value
+        for name in GENE_METRICS:
+            dtype = np.int32 if name in INT_GENE_METRICS else np.float64
+            create_checked(h5, f"genes/{name}", rep.genes[name].astype(dtype), compression="gzip", compression_opts=4,
+                           shuffle=True)
+        net = h5.create_group("network")
+        for name in NETWORK_VALUES:
+            net.attrs[name] = int(rep.network[name])
+        create_checked(h5, "low_samples", rep.low_samples.astype(np.int32))
+        create_checked(h5, "high_samples", rep.high_samples.astype(np.int32))
+
+    atomic_write_bytes(path, h5_image(fill))
 
 
 def read_replicate(path: Path) -> NullReplicate:
@@ -173,18 +177,17 @@ def write_null(path: Path, meta: dict, gene_names, reps: list[NullReplicate]) ->
             m = h5.create_group("meta")
             for key, value in {**meta, "n_perm": len(reps)}.items():
                 m.attrs[key] = value
-            h5.create_dataset("gene_names", data=np.array(gene_names, dtype=object), dtype=h5py.string_dtype(),
-                              track_times=False)
+            create_checked(h5, "gene_names", np.array(gene_names, dtype=object), dtype=h5py.string_dtype())
             n_genes = len(gene_names)
             for name in GENE_METRICS:
                 data = np.stack([r.genes[name] for r in reps], axis=1)
                 data = data.astype(np.int32 if name in INT_GENE_METRICS else np.float64)
-                h5.create_dataset(f"genes/{name}", data=data, chunks=(min(n_genes, 1024), len(reps)),
-                                  compression="gzip", compression_opts=4, shuffle=True, track_times=False)
+                create_checked(h5, f"genes/{name}", data, chunks=(min(n_genes, 1024), len(reps)), compression="gzip",
+                               compression_opts=4, shuffle=True)
             for name in NETWORK_VALUES:
-                h5.create_dataset(f"network/{name}", data=np.array([r.network[name] for r in reps], dtype=np.int64))
-            h5.create_dataset("low_samples", data=np.stack([r.low_samples for r in reps]).astype(np.int32))
-            h5.create_dataset("high_samples", data=np.stack([r.high_samples for r in reps]).astype(np.int32))
+                create_checked(h5, f"network/{name}", np.array([r.network[name] for r in reps], dtype=np.int64))
+            create_checked(h5, "low_samples", np.stack([r.low_samples for r in reps]).astype(np.int32))
+            create_checked(h5, "high_samples", np.stack([r.high_samples for r in reps]).astype(np.int32))
 
 
 def _replicates_of(null: NullValues) -> list[NullReplicate]:
@@ -252,15 +255,17 @@ class NullRun:
         if len(todo) < len(scope) and compute:
             log(f"resuming: {len(scope) - len(todo)} of {len(scope)} null replicates already done")
         if todo and compute:
-            self._compute(todo, k_low, k_high)
+            self._compute(todo, k_low, k_high, len(scope))
         if whole:
             self._gather(n_perm, in_null)
         return NullSummary(len(scope), len(todo), len(scope) - len(todo), whole)
 
-    def _compute(self, todo: list[int], k_low: int, k_high: int) -> None:
-        from bootgpu.study.progress import Progress
+    def _compute(self, todo: list[int], k_low: int, k_high: int, scope_size: int | None = None) -> None:
+        from bootgpu.study.progress import Progress, note_run
 
         self.layout.null_dir.mkdir(parents=True, exist_ok=True)
+        total = scope_size or len(todo)
+        note_run("null replicate", total - len(todo), total, self.layout.null_dir)
         meta = self.meta()
         expr_dev = self.backend.to_device(self.expr.values)
         with Progress(len(todo), unit="null replicate") as bar:
@@ -343,4 +348,8 @@ def study_significance(layout: StudyLayout, identity: StudyIdentity, rank_by: st
     write_significance_tsv(layout.significance, rows)
     hubs = join_significance(sort_hub_rows(hub_rows, rank_by), {row["gene_idx"]: row for row in rows})
     atomic_write_text(layout.hubs, format_hubs_tsv(hubs))
+    if layout.finished.exists():  # a finished study: its record lists the table just rewritten
+        from bootgpu.study.integrity import record_finished
+
+        record_finished(layout, identity.study_id)
     return rows

@@ -36,7 +36,7 @@ from bootgpu.core.spearman import (
     JOINT_CACHE_ALLOWANCE, JOINT_PAIR_BYTES, TIED_PAIR_BYTES, GroupPairs, JointBlocks, PairBlock, PairBlocks, TiedPairs,
     GroupRanks, group_ranks, joint_cells,
 )
-from bootgpu.core.split import split_samples
+from bootgpu.core.split import separated, split_samples
 from bootgpu.planner import Plan, bootstrap_peak, plan_bootstrap, replicate_bytes, replicate_chunk_for
 from bootgpu.results_schema import EDGE_FLOAT_FIELDS, PAIR_MASK_FIELDS, PAIR_VALUE_FIELDS, FocusResult, empty_edges
 
@@ -539,11 +539,29 @@ def pair_values(backend: Backend, selection: Selection, full: bool = False) -> d
     return {**{name: p.finish() for name, p in packers.items()}, **values}
 
 
+SKIPPED_TIES = "skipped: its values tie across the split (LOW's highest equals HIGH's lowest), so sample order, not " \
+    "expression, would set its groups"
+
+
 def analyse_focus(backend: Backend, expr: Array, focus: int, cfg: AnalysisConfig, plan: Plan, k_low: int,
                   k_high: int) -> FocusResult:
     """Analyse focus gene ``focus`` of ``expr`` (device array, genes x samples, float64): the
-    stages above, then ``bootstrap_edges`` and ``classify``, the result moved to the host."""
-    return analyse_groups(backend, rank_groups(backend, expr, focus, k_low, k_high, plan.threads), focus, cfg, plan)
+    stages above, then ``bootstrap_edges`` and ``classify``, the result moved to the host.  A focus
+    gene whose LOW and HIGH values tie (``core.split.separated``) is skipped: no edges, its
+    ``attrs["skipped"]`` says why."""
+    xp = backend.xp
+    low_idx, high_idx = split_samples(xp, expr[focus, :], k_low, k_high)
+    if not separated(xp, expr[focus, :], low_idx, high_idx):
+        return skipped_result(backend, focus, low_idx, high_idx, plan, SKIPPED_TIES)
+    return analyse_groups(backend, rank_split(backend, expr, low_idx, high_idx, plan.threads), focus, cfg, plan)
+
+
+def skipped_result(backend: Backend, focus: int, low_idx: Array, high_idx: Array, plan: Plan, why: str) -> FocusResult:
+    """The result of a focus gene that was not analysed: no tests, no edges, and why."""
+    attrs = dict.fromkeys(("n_tests", "n_nan", "n_sig_low", "n_sig_high", "n_sig_diff", "n_sig_edges", "n_robust"), 0)
+    attrs.update(k_low=int(low_idx.shape[0]), k_high=int(high_idx.shape[0]), skipped=why)
+    return FocusResult(focus, attrs, backend.to_host(low_idx).astype(np.int32), backend.to_host(high_idx).astype(np.int32),
+                       empty_edges(), plan_bootstrap(plan, 0))
 
 
 def analyse_groups(backend: Backend, groups: Groups, focus: int, cfg: AnalysisConfig, plan: Plan) -> FocusResult:

@@ -299,8 +299,11 @@ def plan_batches(
     working_set_bytes: int = 0,
     threads: int = 1,
     store: str = "minimal",
+    fit: bool = True,
 ) -> Plan:
     """Largest batches that fit ``budget_bytes``; explicit sizes override (tests use that).
+    With ``fit`` a plan whose predicted peak would exceed the budget takes fewer threads, then
+    smaller pair blocks, and a budget no plan fits is refused with the smallest one that does.
 
     ``working_set_bytes`` (a backend fact: ``Backend.working_set_bytes``) caps the largest array of
     a pair block or replicate chunk; on a CPU, blocks that stay in cache run 2-3x faster than
@@ -357,10 +360,47 @@ def plan_batches(
         ),
     }
     peak = int((fixed + max(pair_work, boot_work)) * MODEL_MARGIN)
+    if fit and peak > budget_bytes and not (rows_per_block or replicate_chunk or edge_chunk):
+        return _within_budget(locals())
     return Plan(budget_bytes, rows, cache_pairs, reps, edges, index_genes, peak, room, stages, working_set_bytes, threads,
                 resident_bytes=fixed, pair_stage_bytes=pair_work,
                 bootstrap_room_bytes=0 if (edge_chunk or replicate_chunk) else boot_room,
                 n_bootstrap=n_bootstrap, k=k, m=m)
+
+
+def _within_budget(plan_args: dict) -> Plan:
+    """A plan whose predicted peak exceeds its budget made again with fewer threads (each holds
+    its own blocks and tables), then smaller pair blocks; where even one thread and one row a
+    block do not fit, one error with the smallest budget that does."""
+    keys = ("n_genes", "n_samples", "k_low", "k_high", "n_bootstrap")
+    args = [plan_args[k] for k in keys]
+    kwargs = {k: plan_args[k] for k in ("bootstrap_frac", "index_genes_per_block", "working_set_bytes", "store")}
+
+    def fitting(budget: int, threads: int) -> Plan | None:
+        for t in range(threads, 0, -1):
+            plan = plan_batches(*args, budget, **kwargs, threads=t, fit=False)
+            rows = plan.rows_per_block
+            while plan.predicted_peak_bytes > budget and rows > 1:
+                rows = max(1, rows // 2)
+                plan = plan_batches(*args, budget, **kwargs, threads=t, rows_per_block=rows, fit=False)
+            if plan.predicted_peak_bytes <= budget:
+                return plan
+        return None
+
+    budget = plan_args["budget_bytes"]
+    plan = fitting(budget, plan_args["threads"])
+    if plan is not None:
+        return plan
+    low, high = budget, 2 * budget
+    while fitting(high, 1) is None:
+        low, high = high, 2 * high
+    while high - low > max(1 << 20, high // 100):  # the smallest budget with a plan that fits it, to 1%
+        mid = (low + high) // 2
+        low, high = (low, mid) if fitting(mid, 1) is not None else (mid, high)
+    raise BootgpuError(
+        f"memory budget {format_bytes(budget)} is too small for {args[0]} genes x {args[1]} samples "
+        f"(B = {args[4]}): at least {format_bytes(high)} is needed (the rank tables and BH bookkeeping alone take "
+        f"{format_bytes(int(plan_args['fixed'] * MODEL_MARGIN))})")
 
 
 def _largest_edge_chunk(boot_room: int, n_pairs: int, n_bootstrap: int, threads: int, cached: bool) -> int:

@@ -14,7 +14,8 @@ import h5py
 import numpy as np
 
 from bootgpu.version import __version__
-from bootgpu.atomic import atomic_path
+from bootgpu.atomic import atomic_path, atomic_write_bytes
+from bootgpu.checksums import create_checked
 from bootgpu.errors import BootgpuError
 from bootgpu.hubs import hub_row
 from bootgpu.results_schema import (
@@ -33,7 +34,7 @@ def _dataset(group, name, data):
     kwargs = {"track_times": False}
     if data.size > 1024:
         kwargs.update(compression="gzip", compression_opts=4, shuffle=True)
-    group.create_dataset(name, data=data, **kwargs)
+    create_checked(group, name, data, **kwargs)
 
 
 def write_focus(parent: h5py.Group, result: FocusResult, gene_names) -> None:
@@ -45,6 +46,8 @@ def write_focus(parent: h5py.Group, result: FocusResult, gene_names) -> None:
         grp.attrs[key] = int(result.attrs[key])
     grp.attrs["hubs_row"] = json.dumps(hub_row(result, gene_names))
     grp.attrs["counts"] = json.dumps({key: int(result.attrs[key]) for key in FOCUS_ATTRS[1:]})  # one read for all
+    if result.attrs.get("skipped"):  # not analysed (pipeline.skipped_result): why
+        grp.attrs["skipped"] = str(result.attrs["skipped"])
     _dataset(grp, "low_samples", result.low_samples.astype(np.int32))
     _dataset(grp, "high_samples", result.high_samples.astype(np.int32))
     for key in EDGE_DATASETS:
@@ -65,7 +68,7 @@ def write_pairs(grp: h5py.Group, pairs: dict, n_genes: int) -> None:
         chunks = (min(value.shape[0], 1 << 20),) if value.size else None
         # masks compress well at any level; r (full) is 8 bytes a pair, where level 6 costs ~4x the time of 1
         level = 6 if key in PAIR_MASK_FIELDS else 1
-        out.create_dataset(key, data=value, compression="gzip", compression_opts=level, shuffle=value.dtype.itemsize > 1,
+        create_checked(out, key, value, compression="gzip", compression_opts=level, shuffle=value.dtype.itemsize > 1,
                            chunks=chunks, track_times=False)
     out.attrs["n_pairs"] = n_genes * (n_genes - 1) // 2
     out.attrs["order"] = "condensed: pairs (i, j), i < j, row-major"
@@ -93,19 +96,19 @@ def write_network(grp: h5py.Group, net) -> None:
     out = grp.create_group("network", track_order=True)
     names = list(net.metrics)
     dtype = np.dtype([(k, np.int64 if isinstance(net.metrics[k], (int, np.integer, bool)) else np.float64) for k in names])
-    out.create_dataset("metrics", data=np.array([tuple(net.metrics[k] for k in names)], dtype=dtype), track_times=False)
+    create_checked(out, "metrics", np.array([tuple(net.metrics[k] for k in names)], dtype=dtype))
     # the same row as JSON: HDF5 converts a 162-field compound type in ~9 ms a read, an attribute in
     # ~0.1 ms, which is what merge, the API and the report read for every focus gene
     out["metrics"].attrs["json"] = json.dumps({k: (v.item() if hasattr(v, "item") else v) for k, v in net.metrics.items()})
     for which in NETWORKS:
-        out.create_dataset(f"degree_{which}", data=net.degrees[which].astype(np.int32), chunks=True,
-                           compression="gzip", compression_opts=4, shuffle=True, track_times=False)
+        create_checked(out, f"degree_{which}", net.degrees[which].astype(np.int32), chunks=True, compression="gzip",
+                       compression_opts=4, shuffle=True)
     for key, table in (("partners", net.partners), ("top_rewired", net.top_rewired)):
         fields = list(table)
         rows = np.empty(len(table[fields[0]]), dtype=[(f, np.asarray(table[f]).dtype) for f in fields])
         for f in fields:
             rows[f] = table[f]
-        out.create_dataset(key, data=rows, track_times=False)
+        create_checked(out, key, rows)
 
 
 def read_network(grp: h5py.Group) -> StoredNetwork | None:
@@ -160,7 +163,7 @@ def write_focus_table(h5: h5py.File, records: list[dict]) -> None:
     columns = list(dict.fromkeys(k for rec in records for k in rec))
     rows = [[rec.get(c) for c in columns] for rec in records]
     data = np.frombuffer(json.dumps({"columns": columns, "rows": rows}).encode(), dtype=np.uint8)
-    h5.create_dataset(FOCUS_TABLE, data=data, compression="gzip", compression_opts=4, track_times=False)
+    create_checked(h5, FOCUS_TABLE, data, compression="gzip", compression_opts=4)
 
 
 def read_focus_table(h5: h5py.File) -> list[dict] | None:
@@ -173,6 +176,8 @@ def read_focus_table(h5: h5py.File) -> list[dict] | None:
 
 def read_focus(grp: h5py.Group) -> FocusResult:
     attrs = {key: (grp.attrs[key] if key == "gene_name" else int(grp.attrs[key])) for key in FOCUS_ATTRS}
+    if "skipped" in grp.attrs:
+        attrs["skipped"] = as_text(grp.attrs["skipped"])
     edges = {key: grp[key][()] for key in EDGE_DATASETS}
     edges["robust"] = (edges["ci_low"] > 0) | (edges["ci_high"] < 0)
     return FocusResult(int(grp.name.rsplit("/", 1)[1]), attrs, grp["low_samples"][()], grp["high_samples"][()], edges,
@@ -185,8 +190,8 @@ def write_meta(h5: h5py.File, meta: dict, gene_names, sample_names, study_focus=
     m = h5.create_group("meta")
     for key, value in meta.items():
         m.attrs[key] = value
-    h5.create_dataset("gene_names", data=np.array(gene_names, dtype=object), dtype=_STR, track_times=False)
-    h5.create_dataset("sample_names", data=np.array(sample_names, dtype=object), dtype=_STR, track_times=False)
+    create_checked(h5, "gene_names", np.array(gene_names, dtype=object), dtype=_STR)
+    create_checked(h5, "sample_names", np.array(sample_names, dtype=object), dtype=_STR)
     if study_focus is not None:
         _dataset(h5, "study_focus", np.asarray(study_focus, dtype=np.int32))
 
@@ -219,20 +224,24 @@ def write_results(path: os.PathLike, meta: dict, gene_names, sample_names, resul
 
 
 def assemble_results(path: os.PathLike, meta: dict, gene_names, sample_names, sources, study_focus=None,
-                     on_copied=None, finish=None) -> None:
+                     on_copied=None, finish=None, check=None) -> None:
     """Write a results file (atomically) from the focus groups of other files, streamed.
 
     ``sources`` yields ``(file, names)``: the groups ``/focus/<name>`` of each file are copied in
     that order (HDF5's object copy: datasets move chunk by chunk, never a whole study in memory).
     ``on_copied(group)``, if given, sees each focus gene's group as it is copied, so a caller
     builds its tables in the same pass from the stored rows (``read_hubs_row``,
-    ``read_network_metrics``) without reading any edges.
+    ``read_network_metrics``) without reading any edges.  ``check(file)``, if given, runs on each
+    source file just before it is read (its identity: a file replaced during the run is caught).
+    An error of the filesystem (a full disk) is one line, and no file is left under ``path``.
     """
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", track_order=True) as h5:
             write_meta(h5, meta, gene_names, sample_names, study_focus)
             focus = h5.create_group("focus", track_order=True)
             for source, names in sources:
+                if check is not None:
+                    check(source)
                 with h5py.File(source, "r") as src:
                     for name in names:
                         if name not in src["focus"]:
@@ -249,14 +258,28 @@ def read_hubs_row(grp: h5py.Group) -> dict:
     return json.loads(grp.attrs["hubs_row"])
 
 
+def h5_image(fill) -> bytes:
+    """The bytes of an HDF5 file that ``fill(h5)`` writes, made in memory: a file written from them
+    with plain writes fails on a full disk with one error, never inside HDF5 (whose partial
+    writes and error stacks ended a run on a full disk in a segmentation fault)."""
+    import secrets
+
+    with h5py.File(f"bootgpu-image-{secrets.token_hex(8)}", "w", driver="core", backing_store=False) as h5:
+        fill(h5)
+        h5.flush()
+        return h5.id.get_file_image()
+
+
 def write_part(path: os.PathLike, meta: dict, result: FocusResult, gene_names) -> None:
-    """A single focus gene's result (resumable runs keep one per finished gene)."""
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            m = h5.create_group("meta")
-            for key, value in meta.items():
-                m.attrs[key] = value
-            write_focus(h5.create_group("focus"), result, gene_names)
+    """A single focus gene's result (resumable runs keep one per finished gene), made in memory
+    and written atomically and durably."""
+    def fill(h5):
+        m = h5.create_group("meta")
+        for key, value in meta.items():
+            m.attrs[key] = value
+        write_focus(h5.create_group("focus"), result, gene_names)
+
+    atomic_write_bytes(path, h5_image(fill))
 
 
 def read_results(path: os.PathLike) -> tuple[dict, list[FocusResult]]:

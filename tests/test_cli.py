@@ -37,7 +37,7 @@ def test_run_writes_documented_layout(small_tsv, tmp_path, capsys):
     assert code == 0
     assert "Top rewiring hubs" in stdout
     assert stdout.splitlines()[-1].startswith(f"next: bootgpu report {out}")  # what to run next, last
-    assert sorted(p.name for p in out.iterdir()) == ["network_summary.tsv", "results.h5", "rewiring_hubs.tsv", "study.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["finished.json", "network_summary.tsv", "results.h5", "rewiring_hubs.tsv", "study.json"]
     with h5py.File(out / "results.h5") as h5:
         meta = h5["meta"].attrs
         for key in ("bootgpu_version", "backend", "device", "n_genes", "n_samples", "low_frac", "high_frac",

@@ -56,7 +56,7 @@ class CountingEngine:
 def _interrupted(monkeypatch, capsys, args, after):
     engine = CountingEngine(monkeypatch, stop_after=after)
     code, _, err = _run(args, capsys)
-    assert code == 130 and "interrupted" in err
+    assert code == 130 and "stopped by Ctrl-C" in err and "the same command resumes" in err
     monkeypatch.setattr(study_module, "analyse_focus", engine.real)
 
 

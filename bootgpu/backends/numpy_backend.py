@@ -31,6 +31,9 @@ class NumpyBackend(Backend):
     ieee_float32_matmul = True  # OpenBLAS/MKL sgemm
     dense_tiles = True  # BLAS products of dense tile pairs beat gathers (docs/benchmarks.md)
 
+    def __init__(self):
+        limit_malloc_arenas()
+
     def device_name(self) -> str:
         return "cpu"
 
@@ -323,6 +326,19 @@ class NumpyBackend(Backend):
 
 MMAP_THRESHOLD_BYTES = 32 * 2**20  # glibc's own ceilings for its dynamic thresholds (DEFAULT_MMAP_THRESHOLD_MAX)
 TRIM_THRESHOLD_BYTES = 2 * MMAP_THRESHOLD_BYTES
+
+
+def limit_malloc_arenas() -> None:
+    """Under an address-space limit (``ulimit -v``, Grid Engine's h_vmem) threads share glibc's
+    heaps: each thread's own arena reserves 64 MiB of address space it may never use, which such a
+    limit counts (the plan does not).  A no-op without a limit or without glibc."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
 
 
 def keep_freed_blocks() -> None:

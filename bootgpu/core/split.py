@@ -18,3 +18,12 @@ def split_samples(xp, focus_values, k_low: int, k_high: int):
     order = xp.argsort(focus_values, stable=True)
     n = focus_values.shape[0]
     return order[:k_low], order[n - k_high :]
+
+
+def separated(xp, focus_values, low_idx, high_idx) -> bool:
+    """Whether the focus gene's LOW values all lie below its HIGH values.  Where they meet in a
+    tie (a constant gene, or one with fewer distinct values than its groups need) the split is
+    made by sample order, not by expression, and the focus gene says nothing."""
+    low_max = xp.max(xp.take(focus_values, low_idx))
+    high_min = xp.min(xp.take(focus_values, high_idx))
+    return bool(low_max < high_min)

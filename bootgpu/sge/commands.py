@@ -278,6 +278,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     if p["focus"] is None and not p["merged"] and not p["parts"]:
         raise BootgpuError(f"{out}: not a bootgpu study (no study.json, shards, parts or results.h5)")
     print_progress(StudyLayout(out), p)
+    if getattr(args, "verify", False):
+        from bootgpu.sge.progress import verify_study
+
+        damaged = verify_study(StudyLayout(out))
+        for path, problems in damaged:
+            print(f"damaged: {path}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+        print("verify: every chunk of every file read; " + (f"{len(damaged)} damaged: a rerun of the same command "
+              "recomputes what they held" if damaged else "no damage found"))
+        if damaged:
+            return 1
     if p["study"] and p["study"].get("submissions"):
         print_jobs(p["study"], p["merged"])
     if p["study"]:
@@ -311,7 +321,15 @@ def print_progress(layout: StudyLayout, p: dict) -> None:
         n_written = sum(s["shard_file"] for s in p["shards"])
         n_idle = sum(not s["shard_file"] and not s["done"] for s in p["shards"])
         print(f"  {n_written} tasks done, {n_idle} tasks not started")
-    print(f"merged: yes -> {layout.results}" if p["merged"] else "merged: no")
+    if p["merged"]:
+        print(f"merged: yes -> {layout.results}")
+    elif p.get("unfinished"):
+        print(f"merged: not finished ({p['unfinished']}); rerun the same command (or bootgpu merge) to finish it")
+    else:
+        print("merged: no")
+    for run in p.get("running", []):
+        scope = "the whole study" if run["scope"] == "study" else run["scope"]
+        print(f"running: {scope}: `{run.get('command')}` on {run.get('host')} (pid {run.get('pid')}, since {run.get('since')})")
     if p["null"] is not None:
         print_null_progress(layout, p["null"])
     for path, diff in p["foreign"]:
@@ -377,5 +395,8 @@ def register_commands(subparsers) -> None:
 
     status = subparsers.add_parser("status", help="progress of a study: focus genes done, per shard, merged or not, "
                                                  "null replicates done")
-    status.add_argument("dir")
+    status.add_argument("dir", help="the study directory (--out of bootgpu run or bootgpu sge submit)")
+    status.add_argument("--verify", action="store_true",
+                        help="also read every chunk of every result, shard, part and null file (their checksums) and "
+                             "list what is damaged; exit 1 if anything is")
     status.set_defaults(func=cmd_status)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import h5py
 
+from bootgpu.errors import BootgpuError
 from bootgpu.study.layout import StudyLayout
 from bootgpu.sge.jobfiles import read_submissions
 from bootgpu.study.directory import file_identity_difference, recorded_identity, shard_slice
+from bootgpu.study.integrity import finished_problems
 
 
 def study_progress(out: Path) -> dict:
@@ -26,7 +28,10 @@ def study_progress(out: Path) -> dict:
     foreign: list[tuple[Path, str]] = []
 
     def ours(path: Path) -> bool:
-        diff = file_identity_difference(path, identity) if identity is not None else None
+        try:
+            diff = file_identity_difference(path, identity) if identity is not None else None
+        except BootgpuError:  # not HDF5, truncated, unreadable: not this study's either
+            diff = "not a readable bootgpu file"
         if diff:
             foreign.append((path, diff))
         return not diff
@@ -44,7 +49,11 @@ def study_progress(out: Path) -> dict:
             written = (k, tasks) in shard_files
             done = len(genes) if written else sum(g in parts for g in genes)
             shards.append({"task": k, "genes": len(genes), "done": done, "shard_file": written})
+    foreign += [(path, "not a part's name (parts are focus-NNNNNN.h5); never read") for path in layout.foreign_parts()]
     merged = layout.results.is_file() and ours(layout.results)
+    unfinished = None
+    if merged and identity is not None and (problems := finished_problems(layout, identity.study_id)):
+        unfinished, merged = problems[0], False
     if shards:
         n_done = sum(s["done"] for s in shards)
     elif focus is not None:
@@ -52,7 +61,33 @@ def study_progress(out: Path) -> dict:
     else:
         n_done = len(parts)
     return {"focus": focus, "tasks": tasks, "shards": shards, "done": n_done, "parts": len(parts),
-            "merged": merged, "study": study, "foreign": foreign, "null": null_progress(layout, study)}  # fmt: skip
+            "merged": merged, "unfinished": unfinished, "study": study, "foreign": foreign,
+            "null": null_progress(layout, study), "running": running_locks(layout)}  # fmt: skip
+
+
+def running_locks(layout: StudyLayout) -> list[dict]:
+    """The runs that hold a lock on the study now (``study.lock``; stale locks left out)."""
+    from bootgpu.study.lock import LOCK_DIR, ScopeLock
+
+    out = []
+    folder = layout.root / LOCK_DIR
+    for path in sorted(folder.glob("*.lock")) if folder.is_dir() else []:
+        record = ScopeLock.read(path)
+        if record is not None and not ScopeLock.stale(record):
+            out.append({"scope": path.name.removesuffix(".lock"), **record})
+    return out
+
+
+def verify_study(layout: StudyLayout) -> list[tuple[Path, list[str]]]:
+    """Every chunk of the study's results, shards, parts and null files read (checksums): the
+    damaged files with what is wrong in each."""
+    from bootgpu.study.integrity import verify_h5
+
+    files = [layout.results] if layout.results.is_file() else []
+    files += list(layout.shards().values()) + list(layout.parts().values())
+    files += [layout.null_results] if layout.null_results.is_file() else []
+    files += list(layout.null_replicates().values())
+    return [(path, problems) for path in files if (problems := verify_h5(path))]
 
 
 def _null_meta(path: Path) -> dict:
@@ -76,7 +111,7 @@ def null_progress(layout: StudyLayout, study: dict | None) -> dict | None:
     def ours(path: Path) -> dict | None:
         try:
             meta = _null_meta(path)
-        except (OSError, KeyError) as exc:
+        except (OSError, KeyError, RuntimeError) as exc:
             foreign.append((path, f"not readable: {exc}"))
             return None
         if expected is not None and meta.get("null_id") != expected:

@@ -10,19 +10,23 @@ part or shard is checked again when it is read (``check_file_identity``).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import h5py
 
-from bootgpu.atomic import atomic_write_text
+from bootgpu.atomic import atomic_write_bytes, atomic_write_text
 from bootgpu.errors import BootgpuError
 from bootgpu.expression_io import Expression
 from bootgpu.hubs import DEFAULT_RANK_BY, check_rank_by, format_hubs_tsv, format_network_summary_tsv, sort_hub_rows
 from bootgpu.study.identity import StudyIdentity, focus_sha256
 from bootgpu.study.layout import StudyLayout, check_out_dir
 from bootgpu.results_io import (
-    assemble_results, focus_record, read_hubs_row, read_meta, read_network_metrics, write_focus_table,
+    assemble_results, focus_record, h5_image, read_hubs_row, read_meta, read_network_metrics, write_focus_table,
+)
+from bootgpu.study.integrity import (
+    check_writable_space, damaged_focus_genes, record_finished, verify_h5,
 )
 from bootgpu.significance import join_significance, read_significance
 
@@ -191,10 +195,11 @@ def check_file_identity(path: Path, identity: StudyIdentity, what: str) -> None:
 
 
 def finish_study(layout: StudyLayout, meta, gene_names, sample_names, sources, focus,
-                 rank_by: str = DEFAULT_RANK_BY) -> list[dict]:
-    """Write results.h5 (streamed from ``sources``), rewiring_hubs.tsv (ranked by ``rank_by``) and
-    network_summary.tsv, each atomically; return the hub rows, ranked.  The tables come from each
-    focus gene's stored rows, never from its edges."""
+                 rank_by: str = DEFAULT_RANK_BY, check=None) -> list[dict]:
+    """Write results.h5 (streamed from ``sources``, each checked by ``check(path)`` as it is
+    read), rewiring_hubs.tsv (ranked by ``rank_by``) and network_summary.tsv, each atomically, and
+    last ``finished.json`` (the study is complete); return the hub rows, ranked.  The tables come
+    from each focus gene's stored rows, never from its edges."""
     rows: list[dict] = []
     metrics: list[dict] = []
     records: list[dict] = []
@@ -206,14 +211,76 @@ def finish_study(layout: StudyLayout, meta, gene_names, sample_names, sources, f
         records.append(focus_record(grp, rows[-1], m or {}))
 
     check_rank_by(rank_by)  # a bad --rank-by fails before anything is written
+    need = sum(path.stat().st_size for path, _ in sources if path.exists())
+    check_writable_space(layout.root, int(need * 1.05) + (1 << 20), layout.results)
+    layout.finished.unlink(missing_ok=True)  # from here until the record is written, the study is not finished
     assemble_results(layout.results, meta, gene_names, sample_names, sources, study_focus=focus, on_copied=collect,
-                     finish=lambda h5: write_focus_table(h5, records))
+                     finish=lambda h5: write_focus_table(h5, records), check=check)
+    out = write_tables(layout, rows, metrics, rank_by)
+    record_finished(layout, meta["study_id"])
+    return out
+
+
+def write_tables(layout: StudyLayout, rows: list[dict], metrics: list[dict], rank_by: str) -> list[dict]:
+    """rewiring_hubs.tsv (``rows`` ranked, with the null's p and q where there is one) and
+    network_summary.tsv (``metrics``), atomically; the rows, ranked."""
     rows = join_significance(sort_hub_rows(rows, rank_by), read_significance(layout.significance))
     atomic_write_text(layout.hubs, format_hubs_tsv(rows))
     if metrics:
         names = tuple(k for k in metrics[0] if k not in ("gene_idx", "gene_id"))
         atomic_write_text(layout.network_summary, format_network_summary_tsv(metrics, names))
     return rows
+
+
+def rebuild_tables(layout: StudyLayout, rank_by: str = DEFAULT_RANK_BY) -> list[dict]:
+    """The tables of a study whose results.h5 is in place (and sound) but whose finish was
+    interrupted, rebuilt from the rows stored with each focus gene; then ``finished.json``."""
+    rows, metrics = [], []
+    with h5py.File(layout.results, "r") as h5:
+        study_id = read_meta(layout.results)["study_id"]
+        for name in h5["focus"]:
+            grp = h5["focus"][name]
+            rows.append(read_hubs_row(grp))
+            if (m := read_network_metrics(grp)) is not None:
+                metrics.append({"gene_idx": int(name), "gene_id": rows[-1]["gene_id"], **m})
+    out = write_tables(layout, rows, metrics, rank_by)
+    record_finished(layout, study_id)
+    return out
+
+
+def move_aside(path: Path, folder: Path) -> Path:
+    """Move a damaged file into ``folder`` (kept for a look, never read again); its new path."""
+    import time
+
+    folder.mkdir(parents=True, exist_ok=True)
+    aside = folder / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}"
+    os.replace(path, aside)
+    return aside
+
+
+def salvage_parts(layout: StudyLayout, results: Path, meta: dict, skip: set) -> int:
+    """A damaged results file's sound focus genes (those not in ``skip``, whose datasets read whole)
+    copied back into part files, the file itself moved aside with its tables and completion
+    record removed: a resumed run then recomputes only what was lost.  Returns the parts made."""
+    layout.parts_dir.mkdir(parents=True, exist_ok=True)
+    made = 0
+    with h5py.File(results, "r") as src:
+        for name in src["focus"]:
+            if name in skip or layout.part(int(name)).exists():
+                continue
+
+            def fill(h5, name=name):
+                m = h5.create_group("meta")
+                for key, value in meta.items():
+                    m.attrs[key] = value
+                src.copy(src["focus"][name], h5.create_group("focus"), name=name)
+
+            atomic_write_bytes(layout.part(int(name)), h5_image(fill))
+            made += 1
+    move_aside(results, layout.root / "damaged")
+    for path in (layout.finished, layout.hubs, layout.network_summary):
+        path.unlink(missing_ok=True)
+    return made
 
 
 def remove_if_empty(path: Path) -> None:
@@ -252,6 +319,11 @@ def merge_shards(out: Path, rank_by: str = DEFAULT_RANK_BY) -> list[dict]:
     for k in range(1, n + 1):
         path = shards[(k, n)]
         check_file_identity(path, identity, "shard")
+        if damaged := verify_h5(path):
+            genes = [g for g in damaged_focus_genes(damaged)]
+            which = f"focus gene{'s' if len(genes) > 1 else ''} {_few(genes)}" if genes else "its gene or sample ids"
+            raise BootgpuError(f"{path}: damaged in {which} ({damaged[0]}); rebuild it: remove it and rerun "
+                               f"`bootgpu run --shard {k}/{n}` with the study's options (or `bootgpu sge submit` again)")
         expected = [str(g) for g in shard_slice(focus, (k, n))]
         with h5py.File(path, "r") as h5:
             held = list(h5["focus"])
@@ -263,7 +335,8 @@ def merge_shards(out: Path, rank_by: str = DEFAULT_RANK_BY) -> list[dict]:
     with h5py.File(first, "r") as h5:
         gene_names = h5["gene_names"].asstr()[()].tolist()
         sample_names = h5["sample_names"].asstr()[()].tolist()
-    rows = finish_study(layout, meta, gene_names, sample_names, sources, focus, rank_by)
+    rows = finish_study(layout, meta, gene_names, sample_names, sources, focus, rank_by,
+                        check=lambda path: check_file_identity(path, identity, "shard"))
     remove_if_empty(layout.parts_dir)
     return rows
 

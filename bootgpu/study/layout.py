@@ -6,6 +6,8 @@
     DIR/results.h5                  the finished results (docs/results-format.md)
     DIR/rewiring_hubs.tsv           one row per focus gene, ranked (bootgpu.hubs)
     DIR/network_summary.tsv         one row per focus gene, every network metric (docs/networks.md)
+    DIR/finished.json               written last: the study is complete, with its outputs' sizes and SHA-256
+    DIR/.locks/SCOPE.lock           the runs working on the study now (bootgpu.study.lock)
     DIR/parts/focus-NNNNNN.h5       one finished focus gene each, while a run is in progress
     DIR/shards/shard-KKKK-of-NNNN.h5  the results of `bootgpu run --shard K/N`
     DIR/null.h5                     the permutation null: every gene's metrics in each null network (bootgpu.null)
@@ -24,17 +26,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from bootgpu.atomic import temporary_name
 from bootgpu.errors import BootgpuError
 
 TASK_SCRIPT = "bootgpu-task.sh"  # the job scripts, in the project's sge/ folder and copied into DIR/sge/
 MERGE_SCRIPT = "bootgpu-merge.sh"
 _SHARD_NAME = re.compile(r"shard-(\d+)-of-(\d+)\.h5")
 _PART_NAME = re.compile(r"focus-(\d+)\.h5")
+DAMAGED_DIR = "damaged"
 _REPLICATE_NAME = re.compile(r"replicate-(\d+)\.h5")
 
 
@@ -60,6 +63,10 @@ class StudyLayout:
     @property
     def network_summary(self) -> Path:
         return self.root / "network_summary.tsv"
+
+    @property
+    def finished(self) -> Path:
+        return self.root / "finished.json"
 
     @property
     def parts_dir(self) -> Path:
@@ -119,8 +126,25 @@ class StudyLayout:
         return self.shards_dir / f"shard-{k:04d}-of-{n:04d}.h5"
 
     def parts(self) -> dict[int, Path]:
-        """Finished part files, by focus gene index."""
-        return {int(m[1]): p for m, p in _named(self.parts_dir, _PART_NAME)}
+        """Finished part files, by focus gene index: those under their one canonical name
+        (``part``) only; anything else in parts/ is foreign (``foreign_parts``)."""
+        return {int(m[1]): p for m, p in _named(self.parts_dir, _PART_NAME) if p.name == self.part(int(m[1])).name}
+
+    def foreign_parts(self) -> list[Path]:
+        """Files in parts/ that are not a part under its canonical name (nor a run's temporary
+        file or a damaged part moved aside): never read by a run, listed by `bootgpu status`."""
+        from bootgpu.atomic import temporary_owner
+
+        if not self.parts_dir.is_dir():
+            return []
+        canonical = {p.name for p in self.parts().values()}
+        return sorted(p for p in self.parts_dir.iterdir()
+                      if p.name not in canonical and temporary_owner(p.name) is None and p.name != DAMAGED_DIR)
+
+    @property
+    def damaged_dir(self) -> Path:
+        """Where parts that failed their checksums are moved, for a look (and recomputed)."""
+        return self.parts_dir / DAMAGED_DIR
 
     def shards(self) -> dict[tuple[int, int], Path]:
         """Shard files, by (K, N)."""
@@ -153,7 +177,7 @@ class StudyLayout:
         """Write ``study.json`` unless one exists (atomic and exclusive: of two runs starting at
         once, one writes it and the other finds it).  True if this call wrote it."""
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".study.json.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp = temporary_name(self.identity)
         try:
             tmp.write_text(json.dumps(record, indent=1) + "\n")
             os.link(tmp, self.identity)  # fails if it exists: never replaces another run's record
@@ -165,10 +189,16 @@ class StudyLayout:
         return created
 
     def discard(self) -> None:
-        """Remove everything a study wrote (``--overwrite``); other files in DIR are left alone."""
+        """Remove everything a study wrote (``--overwrite``), its runs' temporary files included;
+        other files in DIR are left alone."""
+        from bootgpu.atomic import temporary_owner
+
         for path in (self.results, self.hubs, self.network_summary, self.null_results, self.significance,
-                     self.identity):
+                     self.finished, self.identity):
             path.unlink(missing_ok=True)
+        for path in self.root.iterdir() if self.root.is_dir() else ():
+            if temporary_owner(path.name) is not None:
+                path.unlink(missing_ok=True)
         for folder in (self.parts_dir, self.shards_dir, self.null_dir, self.sge_dir):
             if folder.is_dir():
                 shutil.rmtree(folder)

@@ -17,6 +17,7 @@ import time
 from typing import Callable, TextIO
 
 DEFAULT_INTERVAL = 60.0
+RUNNING: dict = {}  # the run in progress in this process: unit, done, total, where (what an interrupt reports)
 
 
 def progress_interval() -> float:
@@ -44,6 +45,13 @@ def format_duration(seconds: float) -> str:
     return f"{days} d {hours:02d} h"
 
 
+def note_run(unit: str, done: int, total: int, where) -> None:
+    """Record the run this process is making (``done`` of ``total`` saved in ``where`` so far), for
+    the line an interrupted command prints."""
+    RUNNING.clear()
+    RUNNING.update(unit=unit, done=int(done), total=int(total), where=str(where))
+
+
 class Progress:
     """Focus genes done out of ``total``: ``update(n)`` as they finish, ``close()`` at the end (or
     use it as a context manager).  ``stream`` is where it goes (stderr); ``clock`` is for tests."""
@@ -69,6 +77,8 @@ class Progress:
 
     def update(self, n: int = 1) -> None:
         self.done += n
+        if RUNNING:
+            RUNNING["done"] += n
         if self._bar is not None:
             self._bar.update(n)
             return
@@ -110,6 +120,7 @@ class Progress:
 
     def __exit__(self, *exc):
         if exc[0] is None:
+            RUNNING.clear()
             self.close()
         elif self._bar is not None:
             self._bar.close()

@@ -29,6 +29,7 @@ import os
 import signal
 import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -141,7 +142,31 @@ def _init_analyser(backend_name: str, values, cfg: AnalysisConfig, plan, k_low: 
                    gene_names=gene_names, blas=threadpool_limits(plan.threads))
 
 
-def _analyse(gene: int, path: Path) -> tuple:
+@dataclass(frozen=True)
+class GeneReport:
+    """What a run keeps of each focus gene it computed: the memory it was predicted to take and
+    took (worker processes), and what a study's warnings count."""
+
+    focus: int
+    predicted: int
+    measured: int = 0
+    n_edges: int = 0
+    nan_ci: int = 0  # selected edges without a bootstrap CI (a gene constant in some resample)
+    n_tests: int = 0
+    skipped: str = ""
+
+    @classmethod
+    def of(cls, result, plan, measured: int = 0) -> "GeneReport":
+        import numpy as np
+
+        predicted = result.plan.predicted_peak_bytes if result.plan is not None else plan.predicted_peak_bytes
+        ci = result.edges.get("ci_low")
+        nan_ci = int(np.count_nonzero(np.isnan(ci))) if ci is not None and len(ci) else 0
+        return cls(int(result.focus), int(predicted), int(measured), int(len(result.edges.get("gene_i", ()))), nan_ci,
+                   int(result.attrs.get("n_tests", 0)), str(result.attrs.get("skipped", "")))
+
+
+def _analyse(gene: int, path: Path) -> GeneReport:
     from bootgpu.pipeline import analyse_focus
 
     w = _WORKER
@@ -149,14 +174,13 @@ def _analyse(gene: int, path: Path) -> tuple:
     with backend.track_peak() as peak:
         result = analyse_focus(backend, w["expr"], gene, w["cfg"], w["plan"], *w["k"])
         finish_focus(path, result, w["cfg"], w["meta"], w["gene_names"])
-    predicted = result.plan.predicted_peak_bytes if result.plan is not None else w["plan"].predicted_peak_bytes
-    return gene, predicted, peak.peak_bytes
+    return GeneReport.of(result, w["plan"], peak.peak_bytes)
 
 
 class GeneWorkers(_Pool):
     """``processes`` processes, each analysing whole focus genes (``analyse``: pipeline, networks,
-    part file) with ``plan`` (its threads and share of the budget); ``on_done((focus, predicted
-    peak, measured peak))`` as each part is written.  Focus genes are handed out one at a time, so
+    part file) with ``plan`` (its threads and share of the budget); ``on_done(GeneReport)`` as each
+    part is written.  Focus genes are handed out one at a time, so
     a focus gene with a million edges does not hold back the others."""
 
     def __init__(self, processes: int, backend_name: str, values, cfg: AnalysisConfig, plan, k_low: int, k_high: int,

@@ -1,0 +1,155 @@
+"""What makes a study's files trustworthy once written: checksums inside them, a completion record
+written last, and the sweeping of what dead runs left behind.
+
+- Every numeric dataset of a part, shard, results or null file carries HDF5's Fletcher-32 checksum
+  (``results_io``), which HDF5 checks on every read of a chunk; text datasets (gene and sample
+  ids) carry a SHA-256 attribute.  ``verify_h5`` reads every chunk and names what fails.
+- A study is complete when ``DIR/finished.json`` -- written after results.h5 and the tables, each
+  with its size and SHA-256 -- matches them.  Anything else is an interrupted finish, which the
+  same command repairs (tables rebuilt from results.h5) or redoes.
+- Temporary files (``.NAME.tmp-HOST-PID-TOKEN``) of processes that are gone are removed by the run
+  that holds the lock of their scope (``study.lock``): within a scope no live process can own them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import socket
+from pathlib import Path
+
+import h5py
+
+from bootgpu.atomic import atomic_write_text, temporary_owner
+from bootgpu.checksums import TEXT_DIGEST, text_digest
+from bootgpu.errors import BootgpuError
+from bootgpu.study.layout import StudyLayout
+
+
+def file_digest(path: Path) -> dict:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return {"size": path.stat().st_size, "sha256": h.hexdigest()}
+
+
+def finished_files(layout: StudyLayout) -> dict[str, Path]:
+    """The outputs a finished study holds (network_summary.tsv only where focus genes have networks)."""
+    files = {"results.h5": layout.results, "rewiring_hubs.tsv": layout.hubs}
+    if layout.network_summary.exists():
+        files["network_summary.tsv"] = layout.network_summary
+    return files
+
+
+def record_finished(layout: StudyLayout, study_id: str) -> None:
+    """``finished.json``, last: the study is complete, and these are its outputs."""
+    record = {"study_id": study_id, "files": {name: file_digest(path) for name, path in finished_files(layout).items()}}
+    atomic_write_text(layout.finished, json.dumps(record, indent=1) + "\n")
+
+
+def finished_problems(layout: StudyLayout, study_id: str) -> list[str]:
+    """Why the study in ``layout`` is not complete ([] when it is): no completion record, or an
+    output missing, changed or of another study."""
+    try:
+        record = json.loads(layout.finished.read_text())
+    except FileNotFoundError:
+        return [f"{layout.finished.name} is missing"]
+    except (OSError, ValueError) as exc:
+        return [f"{layout.finished.name} is unreadable ({exc})"]
+    if record.get("study_id") != study_id:
+        return [f"{layout.finished.name} is another study's"]
+    problems = []
+    for name, want in record.get("files", {}).items():
+        path = layout.root / name
+        if not path.exists():
+            problems.append(f"{name} is missing")
+        elif path.stat().st_size != want.get("size") or file_digest(path)["sha256"] != want.get("sha256"):
+            problems.append(f"{name} changed after the study finished (truncated or damaged)")
+    for name in ("results.h5", "rewiring_hubs.tsv"):
+        if name not in record.get("files", {}):
+            problems.append(f"{name} is not in {layout.finished.name}")
+    return problems
+
+
+def verify_h5(path: Path) -> list[str]:
+    """Every chunk of every dataset of ``path`` read (HDF5 checks each chunk's checksum), and text
+    datasets against their digest: the datasets that fail, as 'focus/12/boot_p: ...' ([] if none)."""
+    problems: list[str] = []
+
+    def visit(name, obj):
+        if not isinstance(obj, h5py.Dataset):
+            return
+        try:
+            data = obj[()]
+            if TEXT_DIGEST in obj.attrs:
+                values = [v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else str(v) for v in data.tolist()]
+                if text_digest(values) != obj.attrs[TEXT_DIGEST]:
+                    problems.append(f"{name}: its text does not match its digest")
+        except (OSError, RuntimeError, ValueError) as exc:
+            problems.append(f"{name}: {str(exc).splitlines()[0][:160]}")
+
+    try:
+        with h5py.File(path, "r") as h5:
+            h5.visititems(visit)
+    except (OSError, RuntimeError) as exc:
+        return [f"cannot open: {str(exc).splitlines()[0][:160]}"]
+    return problems
+
+
+def damaged_focus_genes(problems: list[str]) -> list[str]:
+    """The focus genes (group names under /focus) that ``verify_h5``'s problems touch; the
+    problems outside /focus make the whole file damaged: then ['*']."""
+    genes = []
+    for problem in problems:
+        match = re.match(r"focus/([^/:]+)[/:]", problem)
+        if match:
+            genes.append(match[1])
+        else:
+            return ["*"]
+    return list(dict.fromkeys(genes))
+
+
+def sweep_temporaries(folders, names=None) -> list[Path]:
+    """Remove the temporary files in ``folders`` left by processes that are gone: every one whose
+    host is this one and whose pid is not running, and, where ``names`` is None (the caller holds
+    the whole study's lock), every other one too (no live run can own it).  ``names``: only the
+    temporaries of these final names.  Returns what was removed."""
+    from bootgpu.study.lock import _alive
+
+    removed = []
+    host = socket.gethostname()
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            owner = temporary_owner(path.name)
+            if owner is None:
+                continue
+            final, their_host, pid = owner
+            if names is not None and final not in names:
+                continue
+            if names is not None and their_host == host and _alive(pid, None):
+                continue  # another run's, alive
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                pass
+    return removed
+
+
+def check_writable_space(folder: Path, need: int, what: Path) -> None:
+    """Refuse, in one line, to write ``what`` (about ``need`` bytes) where there is not that much
+    free space, before anything is written."""
+    import shutil
+
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise BootgpuError(f"{what}: not enough free space on {folder} ({_mib(need)} needed, {_mib(free)} free); "
+                           f"free some space and rerun the same command (it resumes)")
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB" if n >= 2**20 else f"{n / 1024:,.0f} KiB"
