@@ -54,6 +54,17 @@ class Results:
         except (OSError, KeyError) as exc:
             raise BootgpuError(f"{self.path}: not a readable bootgpu results file ({exc})") from None
 
+    def _read(self, grp, key: str):
+        """A focus gene's dataset, whole; damage (a failed checksum) as one line that says how to
+        rebuild it."""
+        try:
+            return grp[key][()]
+        except (OSError, RuntimeError) as exc:
+            focus = grp.name.rsplit("/", 1)[1]
+            raise BootgpuError(f"{self.path}: focus gene {focus}: {key} is damaged ({str(exc).splitlines()[0]}); rerun "
+                               f"the study's `bootgpu run` command: it keeps the sound focus genes and recomputes "
+                               f"this one") from None
+
     # -- file handling --------------------------------------------------------------------------------
     def close(self) -> None:
         self._h5.close()
@@ -156,7 +167,7 @@ class Results:
         if which not in ("low", "high", "diff"):
             raise BootgpuError(f"which must be low, high or diff, got {which!r}")
         grp = self._group(gene)
-        edges = {key: grp[key][()] for key in EDGE_DATASETS}
+        edges = {key: self._read(grp, key) for key in EDGE_DATASETS}
         m = self.meta
         edge_filter = EdgeFilter(float(m.get("min_effect", 0.0)), float(m.get("corr_threshold", 0.0)),
                                  bool(m.get("ci_filter", True)))
@@ -181,7 +192,7 @@ class Results:
         import pandas as pd
 
         grp = self._group(gene)
-        data = {key: grp[key][()] for key in EDGE_DATASETS}
+        data = {key: self._read(grp, key) for key in EDGE_DATASETS}
         names = self.gene_names
         out = {"gene_i": data["gene_i"].astype(np.int64), "gene_j": data["gene_j"].astype(np.int64)}
         out["gene_a"], out["gene_b"] = names[out["gene_i"]], names[out["gene_j"]]
@@ -213,7 +224,7 @@ class Results:
         """{"low": ids, "high": ids} of focus gene ``gene``'s extreme groups, in ascending order of
         its expression."""
         grp = self._group(gene)
-        return {which: list(self.sample_names[grp[f"{which}_samples"][()]]) for which in ("low", "high")}
+        return {which: list(self.sample_names[self._read(grp, f"{which}_samples")]) for which in ("low", "high")}
 
     def partners(self, gene, robust_only: bool = True):
         """The edges of focus gene ``gene`` that involve the focus gene itself (its direct partners),

@@ -82,11 +82,18 @@ def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically and durably (flushed to the disk before the rename)."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, fault: str = "") -> None:
+    """Write ``data`` to ``path`` atomically and durably (flushed to the disk before the rename).
+    ``fault``: the name of this write for the fault tests (``bootgpu.faults``)."""
+    from bootgpu.faults import fault_point
+
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            half = len(data) // 2
+            fh.write(data[:half])
+            if fault:
+                fault_point(fault)  # a fault test stops it here, half-written
+            fh.write(data[half:])
             fh.flush()
             os.fsync(fh.fileno())
 

@@ -16,6 +16,7 @@ import numpy as np
 from bootgpu.version import __version__
 from bootgpu.atomic import atomic_path, atomic_write_bytes
 from bootgpu.checksums import create_checked
+from bootgpu.faults import fault_point
 from bootgpu.errors import BootgpuError
 from bootgpu.hubs import hub_row
 from bootgpu.results_schema import (
@@ -249,6 +250,7 @@ def assemble_results(path: os.PathLike, meta: dict, gene_names, sample_names, so
                         src.copy(src["focus"][name], focus, name=name)
                         if on_copied is not None:
                             on_copied(focus[name])
+                        fault_point("assemble")
             if finish is not None:  # e.g. write_focus_table, into the same file before it is renamed
                 finish(h5)
 
@@ -279,7 +281,7 @@ def write_part(path: os.PathLike, meta: dict, result: FocusResult, gene_names) -
             m.attrs[key] = value
         write_focus(h5.create_group("focus"), result, gene_names)
 
-    atomic_write_bytes(path, h5_image(fill))
+    atomic_write_bytes(path, h5_image(fill), fault="part")
 
 
 def read_results(path: os.PathLike) -> tuple[dict, list[FocusResult]]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 
-import h5py
-import numpy as np
 import pytest
 
 from bootgpu.backends import get_backend
@@ -17,34 +15,10 @@ from bootgpu.errors import BootgpuError
 from bootgpu.planner import WORKER_OVERHEAD_BYTES, plan_batches, plan_workers
 from bootgpu.study.progress import Progress, format_duration
 from bootgpu.study.run import StudyRun
+from snapshots import study_files as _study_files
 
 FOCUS = "#0,#3,#7,#11,#20"
 COMMON = ["--n-bootstrap", "30", "--fdr-alpha", "0.2", "--backend", "numpy", "--focus", FOCUS]
-
-
-def _datasets(path) -> dict:
-    """Every dataset and attribute of an HDF5 file, by path (what "the same results" means)."""
-    out = {}
-
-    def value(v):
-        if isinstance(v, np.ndarray):
-            return v.tolist() if v.dtype.kind == "O" else v.tobytes()
-        return v
-
-    def visit(name, obj):
-        out[name + "@attrs"] = {k: value(v) for k, v in obj.attrs.items()}
-        if isinstance(obj, h5py.Dataset):
-            out[name] = obj[()].tobytes() if obj.dtype.kind != "O" else list(obj[()])
-
-    with h5py.File(path) as h5:
-        h5.visititems(visit)
-        out["/@attrs"] = dict(h5.attrs)
-    return out
-
-
-def _study_files(out) -> dict:
-    return {"results": _datasets(out / "results.h5"), "hubs": (out / "rewiring_hubs.tsv").read_text(),
-            "networks": (out / "network_summary.tsv").read_text()}
 
 
 @pytest.fixture(scope="module")

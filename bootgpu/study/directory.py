@@ -19,6 +19,7 @@ import h5py
 from bootgpu.atomic import atomic_write_bytes, atomic_write_text
 from bootgpu.errors import BootgpuError
 from bootgpu.expression_io import Expression
+from bootgpu.faults import fault_point
 from bootgpu.hubs import DEFAULT_RANK_BY, check_rank_by, format_hubs_tsv, format_network_summary_tsv, sort_hub_rows
 from bootgpu.study.identity import StudyIdentity, focus_sha256
 from bootgpu.study.layout import StudyLayout, check_out_dir
@@ -216,7 +217,9 @@ def finish_study(layout: StudyLayout, meta, gene_names, sample_names, sources, f
     layout.finished.unlink(missing_ok=True)  # from here until the record is written, the study is not finished
     assemble_results(layout.results, meta, gene_names, sample_names, sources, study_focus=focus, on_copied=collect,
                      finish=lambda h5: write_focus_table(h5, records), check=check)
+    fault_point("results")
     out = write_tables(layout, rows, metrics, rank_by)
+    fault_point("tables")
     record_finished(layout, meta["study_id"])
     return out
 
