@@ -343,7 +343,19 @@ def plan_batches(
                                                bootstrap_frac=bootstrap_frac, genes_per_block=index_genes_per_block)
     except BootgpuError:
         index_genes, index_peak = 0, 0
-    stages = {
+    stages = _stages(fixed, rows, threads, cache_pairs, pair_work, edges, reps, boot_work, index_genes, index_peak)
+    peak = int((fixed + max(pair_work, boot_work)) * MODEL_MARGIN)
+    if fit and peak > budget_bytes and not (rows_per_block or replicate_chunk or edge_chunk):
+        return _within_budget(locals())
+    return Plan(budget_bytes, rows, cache_pairs, reps, edges, index_genes, peak, room, stages, working_set_bytes, threads,
+                resident_bytes=fixed, pair_stage_bytes=pair_work,
+                bootstrap_room_bytes=0 if (edge_chunk or replicate_chunk) else boot_room,
+                n_bootstrap=n_bootstrap, k=k, m=m)
+
+
+def _stages(fixed, rows, threads, cache_pairs, pair_work, edges, reps, boot_work, index_genes, index_peak) -> dict:
+    """The plan's stages as `bootgpu plan` lists them: name -> (batch in words, bytes)."""
+    return {
         "resident (expression, rank structures)": ("", fixed),
         "base correlations and tests": (
             f"{rows} rows of pair space per block" + (f", {threads} blocks at once" if threads > 1 else "")
@@ -359,13 +371,6 @@ def plan_batches(
             f"{index_genes} genes per block" if index_genes else "does not fit this budget", int(index_peak / MODEL_MARGIN)
         ),
     }
-    peak = int((fixed + max(pair_work, boot_work)) * MODEL_MARGIN)
-    if fit and peak > budget_bytes and not (rows_per_block or replicate_chunk or edge_chunk):
-        return _within_budget(locals())
-    return Plan(budget_bytes, rows, cache_pairs, reps, edges, index_genes, peak, room, stages, working_set_bytes, threads,
-                resident_bytes=fixed, pair_stage_bytes=pair_work,
-                bootstrap_room_bytes=0 if (edge_chunk or replicate_chunk) else boot_room,
-                n_bootstrap=n_bootstrap, k=k, m=m)
 
 
 def _within_budget(plan_args: dict) -> Plan:

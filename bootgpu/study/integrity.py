@@ -116,7 +116,7 @@ def sweep_temporaries(folders, names=None) -> list[Path]:
     host is this one and whose pid is not running, and, where ``names`` is None (the caller holds
     the whole study's lock), every other one too (no live run can own it).  ``names``: only the
     temporaries of these final names.  Returns what was removed."""
-    from bootgpu.study.lock import _alive
+    from bootgpu.study.lock import process_alive
 
     removed = []
     host = socket.gethostname()
@@ -130,7 +130,7 @@ def sweep_temporaries(folders, names=None) -> list[Path]:
             final, their_host, pid = owner
             if names is not None and final not in names:
                 continue
-            if names is not None and their_host == host and _alive(pid, None):
+            if names is not None and their_host == host and process_alive(pid, None):
                 continue  # another run's, alive
             try:
                 path.unlink()

@@ -47,7 +47,7 @@ def _process_start(pid: int) -> str | None:
         return None
 
 
-def _alive(pid: int, started: str | None) -> bool:
+def process_alive(pid: int, started: str | None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -104,7 +104,7 @@ class ScopeLock:
         if record is None:  # being written, or unreadable: judged by its age
             return False
         if record.get("host") == socket.gethostname():
-            return not _alive(int(record.get("pid", -1)), record.get("started"))
+            return not process_alive(int(record.get("pid", -1)), record.get("started"))
         return time.time() - record.get("mtime", time.time()) > STALE_SECONDS
 
     def _holder_error(self, path: Path, record: dict | None) -> BootgpuError:
