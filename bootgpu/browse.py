@@ -20,7 +20,9 @@ SORT_KEYS = {  # --by NAME -> (column, ascending)
 SHOWN = ("gene_a", "gene_b", "r_low", "r_high", "delta", "ci_low", "ci_high", "q_diff", "boot_p", "change", "robust")
 LEGEND = ("r_low/r_high: Spearman r in the focus gene's LOW / HIGH samples; delta = r_high - r_low; "
           "ci_low..ci_high: bootstrap percentile CI of delta; q_diff: BH q of the Fisher-Z test of r_high vs r_low; "
-          "boot_p: bootstrap p of delta; robust: the CI excludes 0; change: the class of change (docs/results-format.md)")
+          "boot_p: bootstrap p of delta; robust: the CI excludes 0; change: the class of change (disappear: significant in "
+          "LOW only; new: in HIGH only; sign_change, strengthen, weaken: in both; subthreshold: the correlation changes, "
+          "but is significant in neither group alone)")
 
 
 def top_edges(results, gene, n: int = 20, by: str = "delta", robust_only: bool = False, partners_only: bool = False):

@@ -40,7 +40,7 @@ from bootgpu.version import __version__
 
 # Okabe & Ito (2008), "Color Universal Design"; grey for edges that did not change class.
 CLASS_COLOURS = {
-    "unchanged": "#999999",
+    "subthreshold": "#999999",
     "disappear": "#0072B2",  # blue: present in LOW only (LOW's colour)
     "new": "#D55E00",  # vermillion: present in HIGH only (HIGH's colour)
     "sign_change": "#CC79A7",  # reddish purple
@@ -309,7 +309,7 @@ def fig_classes(gene_id: str, ge: GeneEdges) -> Figure:
     caption = (f"Edges of {gene_id}'s differential network per class of change ({int(counts.sum()):,} in all; "
                f"rewired = disappear + new + sign_change = {rewire:,}). disappear: correlated in LOW only; new: in "
                f"HIGH only; sign_change: in both, opposite signs; strengthen / weaken: same sign, |r| up / down; "
-               f"unchanged: significant in neither group alone.")
+               f"subthreshold: the correlation changes between LOW and HIGH, but is significant in neither group alone.")
     return Figure("classes", _png(fig), caption, f"edges per class of change for {gene_id}")
 
 

@@ -20,7 +20,7 @@ from bootgpu.faults import fault_point
 from bootgpu.errors import BootgpuError
 from bootgpu.hubs import hub_row
 from bootgpu.results_schema import (
-    CHANGE_LABELS, EDGE_FLOAT_FIELDS, PAIR_MASK_FIELDS, PAIR_VALUE_FIELDS, FocusResult, StoredNetwork,
+    CHANGE_LABELS, EDGE_FLOAT_FIELDS, PAIR_MASK_FIELDS, PAIR_VALUE_FIELDS, FocusResult, StoredNetwork, modern_name,
 )
 
 FOCUS_ATTRS = (
@@ -128,9 +128,9 @@ def read_network_metrics(grp: h5py.Group) -> dict | None:
         return None
     metrics = grp["network/metrics"]
     if "json" in metrics.attrs:
-        return json.loads(metrics.attrs["json"])
+        return {modern_name(k): v for k, v in json.loads(metrics.attrs["json"]).items()}
     row = metrics[0]
-    return {name: row[name].item() for name in row.dtype.names}
+    return {modern_name(name): row[name].item() for name in row.dtype.names}
 
 
 def focus_record(grp: h5py.Group, hubs_row: dict | None = None, metrics: dict | None = None) -> dict:
@@ -172,7 +172,8 @@ def read_focus_table(h5: h5py.File) -> list[dict] | None:
     if FOCUS_TABLE not in h5:
         return None
     table = json.loads(h5[FOCUS_TABLE][()].tobytes())
-    return [dict(zip(table["columns"], row)) for row in table["rows"]]
+    columns = [modern_name(c) for c in table["columns"]]
+    return [dict(zip(columns, row)) for row in table["rows"]]
 
 
 def read_focus(grp: h5py.Group) -> FocusResult:
@@ -256,8 +257,9 @@ def assemble_results(path: os.PathLike, meta: dict, gene_names, sample_names, so
 
 
 def read_hubs_row(grp: h5py.Group) -> dict:
-    """The hubs-table row stored with a focus gene (see ``write_focus``)."""
-    return json.loads(grp.attrs["hubs_row"])
+    """The hubs-table row stored with a focus gene (see ``write_focus``), its column names as this
+    version calls them (older files: ``LEGACY_NAMES``)."""
+    return {modern_name(k): v for k, v in json.loads(grp.attrs["hubs_row"]).items()}
 
 
 def h5_image(fill) -> bytes:

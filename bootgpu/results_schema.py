@@ -13,12 +13,25 @@ from typing import Any
 
 import numpy as np
 
-RESULTS_FORMAT = 4  # 1: /meta/study_focus was an attribute (and copied into every part and shard);
-#                    2: no network group, no edge-filter parameters in the identity; 3: no store mode
+RESULTS_FORMAT = 5  # 1: /meta/study_focus was an attribute (and copied into every part and shard);
+#                    2: no network group, no edge-filter parameters in the identity; 3: no store mode;
+#                    4: class 0 was "unchanged", no checksums, no finished.json (read as 5: LEGACY_NAMES)
 PAIR_MASK_FIELDS = ("sig_low", "sig_high", "sig_diff")  # --store common: every pair, bit-packed
 PAIR_VALUE_FIELDS = ("r_low", "r_high")  # --store full: every pair's r, float32 (NaN: undefined)
 
-CHANGE_LABELS = ("unchanged", "disappear", "new", "sign_change", "strengthen", "weaken")  # index = code
+CHANGE_LABELS = ("subthreshold", "disappear", "new", "sign_change", "strengthen", "weaken")  # index = code
+# subthreshold: a robust differential edge (its correlation changes between LOW and HIGH) that is significant in
+# neither group alone, or equally strong in both; files of format 4 and older called it "unchanged"
+LEGACY_NAMES = {"unchanged": "subthreshold"}
+
+
+def modern_name(name: str) -> str:
+    """A stored column or label name as this version calls it (``LEGACY_NAMES``, also inside
+    metric names such as L1_n_unchanged)."""
+    for old, new in LEGACY_NAMES.items():
+        if old in name:
+            name = name.replace(old, new)
+    return name
 EDGE_FLOAT_FIELDS = (
     "r_low", "r_high", "delta", "q_low", "q_high", "q_diff",
     "boot_mean", "boot_std", "ci_low", "ci_high", "bias", "boot_p",

@@ -175,7 +175,7 @@ class PartnerMatrix:
         low, high = abs(r_low) >= PRESENT_R, abs(r_high) >= PRESENT_R
         if low and high:
             return "sign_change" if r_low * r_high < 0 else ("strengthen" if abs(r_high) > abs(r_low) else "weaken")
-        return "disappear" if low else ("new" if high else "unchanged")
+        return "disappear" if low else ("new" if high else "subthreshold")
 
 
 def _standardised(x: np.ndarray) -> np.ndarray:

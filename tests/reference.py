@@ -10,7 +10,7 @@ import numpy as np
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-LABELS = ("unchanged", "disappear", "new", "sign_change", "strengthen", "weaken")
+LABELS = ("subthreshold", "disappear", "new", "sign_change", "strengthen", "weaken")
 
 
 def spearman_matrix(x):

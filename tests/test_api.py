@@ -140,3 +140,30 @@ def test_focus_table_read_at_once_equals_the_focus_genes_groups(study, tmp_path)
         fast, slow = new.focus_genes, before.focus_genes
     pd.testing.assert_frame_equal(fast, slow)
     assert len(fast) == 3 and {k: int(v) for k, v in fast.iloc[1][list(FOCUS_ATTRS[1:])].items()} == counts["7"]
+
+
+def test_files_of_format_4_read_with_the_new_class_name(study, tmp_path):
+    """Format 4 called class 0 'unchanged' (labels, hubs rows, metrics, the focus table): such a
+    file reads as 'subthreshold'."""
+    import json
+    import shutil
+
+    old = tmp_path / "results.h5"
+    shutil.copy(study / "results.h5", old)
+    with h5py.File(old, "r+") as h5:
+        for name in h5["focus"]:
+            grp = h5["focus"][name]
+            row = json.loads(grp.attrs["hubs_row"])
+            grp.attrs["hubs_row"] = json.dumps({k.replace("subthreshold", "unchanged"): v for k, v in row.items()})
+            if "network" in grp:
+                metrics = grp["network/metrics"]
+                m = json.loads(metrics.attrs["json"])
+                metrics.attrs["json"] = json.dumps({k.replace("subthreshold", "unchanged"): v for k, v in m.items()})
+        table = json.loads(h5["focus_table"][()].tobytes())
+        table["columns"] = [c.replace("subthreshold", "unchanged") for c in table["columns"]]
+        del h5["focus_table"]
+        h5.create_dataset("focus_table", data=np.frombuffer(json.dumps(table).encode(), dtype=np.uint8))
+    assert "n_unchanged" in json.dumps(table)
+    new, legacy = bootgpu.open_results(study), bootgpu.open_results(old)
+    pd.testing.assert_frame_equal(legacy.focus_genes, new.focus_genes)
+    assert "n_subthreshold" in legacy.focus_genes.columns and "n_unchanged" not in legacy.focus_genes.columns

@@ -45,7 +45,7 @@ def test_run_writes_documented_layout(small_tsv, tmp_path, capsys):
                     "results_format", "study_id", "values_sha256", "gene_names_sha256", "sample_names_sha256",
                     "n_focus", "focus_sha256", "min_effect", "corr_threshold", "ci_filter", "store"):
             assert key in meta, key
-        assert meta["n_genes"] == 60 and meta["n_bootstrap"] == 20 and meta["results_format"] == 4
+        assert meta["n_genes"] == 60 and meta["n_bootstrap"] == 20 and meta["results_format"] == 5
         assert all(np.ndim(v) == 0 for v in meta.values())  # lists are datasets, never attributes
         assert h5["study_focus"][()].tolist() == [0, 1, 2]
         record = json.loads((out / "study.json").read_text())
@@ -61,9 +61,9 @@ def test_run_writes_documented_layout(small_tsv, tmp_path, capsys):
             for key in EDGE_DATASETS:
                 assert grp[key].shape == (n_edges,), key
             assert np.all(grp["gene_i"][()] < grp["gene_j"][()])
-            assert list(grp["change"].attrs["labels"]) == [b"unchanged", b"disappear", b"new", b"sign_change",
+            assert list(grp["change"].attrs["labels"]) == [b"subthreshold", b"disappear", b"new", b"sign_change",
                                                            b"strengthen", b"weaken"] or list(
-                grp["change"].attrs["labels"]) == ["unchanged", "disappear", "new", "sign_change", "strengthen", "weaken"]
+                grp["change"].attrs["labels"]) == ["subthreshold", "disappear", "new", "sign_change", "strengthen", "weaken"]
             net = grp["network"]
             metrics = net["metrics"][0]
             robust = (grp["ci_low"][()] > 0) | (grp["ci_high"][()] < 0)

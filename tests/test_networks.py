@@ -48,7 +48,7 @@ def S(i, j, r=0.7):  # present in both, sign flips
     return edge(i, j, r, -r, SIG, SIG)
 
 
-def U(i, j, d=0.3):  # robust, present in neither: unchanged
+def U(i, j, d=0.3):  # robust, present in neither: subthreshold
     return edge(i, j, 0.1, 0.1 + d, NONSIG, NONSIG)
 
 
@@ -72,8 +72,8 @@ def classify(low: bool, high: bool, r_low: float, r_high: float) -> str:
     if low and high:
         if (r_low > 0) != (r_high > 0):
             return "sign_change"
-        return "strengthen" if abs(r_high) > abs(r_low) else ("weaken" if abs(r_high) < abs(r_low) else "unchanged")
-    return "disappear" if low else ("new" if high else "unchanged")
+        return "strengthen" if abs(r_high) > abs(r_low) else ("weaken" if abs(r_high) < abs(r_low) else "subthreshold")
+    return "disappear" if low else ("new" if high else "subthreshold")
 
 
 # --- the independent reference ---------------------------------------------------------------------
@@ -225,7 +225,7 @@ def assert_metrics_match(got: dict, want: dict):
 # --- hand-built networks ---------------------------------------------------------------------------
 
 MIXED = [  # focus 0; L1 = 1..5; L2 = 6, 7; 8-9 and 10-11-12 elsewhere; 13 isolated
-    L(0, 1), H(0, 2, 0.6), S(0, 3), edge(0, 4, 0.3, 0.6), U(0, 5),  # strengthen (0, 4), unchanged (0, 5)
+    L(0, 1), H(0, 2, 0.6), S(0, 3), edge(0, 4, 0.3, 0.6), U(0, 5),  # strengthen (0, 4), subthreshold (0, 5)
     H(1, 2), L(1, 6), S(3, 6), H(4, 7, -0.5), U(5, 7),
     L(6, 7), L(8, 9), H(10, 11), S(11, 12), L(10, 12),
     edge(2, 9, 0.8, 0.1, SIG, NONSIG, robust=False),  # dropped by the CI filter
@@ -233,7 +233,7 @@ MIXED = [  # focus 0; L1 = 1..5; L2 = 6, 7; 8-9 and 10-11-12 elsewhere; 13 isola
 ]
 STAR = [L(0, k) for k in range(1, 6)]  # degrees tie: 1, 1, 1, 1, 1 around a hub
 TWO_TRIANGLES = [L(0, 1), H(1, 2), S(0, 2), L(3, 4), L(4, 5), H(3, 5), H(6, 7)]
-ALL_UNCHANGED = [U(0, 1), U(1, 2), U(2, 3)]  # rewire 0 and conn 0 everywhere: every ratio NaN
+ALL_SUBTHRESHOLD = [U(0, 1), U(1, 2), U(2, 3)]  # rewire 0 and conn 0 everywhere: every ratio NaN
 CASES = {
     "mixed": (14, 0, MIXED),
     "single_edge": (2, 0, [L(0, 1)]),
@@ -243,7 +243,7 @@ CASES = {
     "star_hub": (6, 0, STAR),
     "star_leaf": (6, 3, STAR),  # focus on a leaf: L1 = {0}, L2 = the other leaves
     "disconnected_triangles": (9, 0, TWO_TRIANGLES),
-    "all_unchanged": (4, 1, ALL_UNCHANGED),
+    "all_subthreshold": (4, 1, ALL_SUBTHRESHOLD),
     "cycle_equal_degrees": (5, 0, [L(0, 1), H(1, 2), S(2, 3), L(3, 4), H(0, 4)]),  # assortativity 0/0
 }
 
@@ -294,7 +294,7 @@ def test_mixed_case_by_hand():
     assert (m["n_selected"], m["n_kept"]) == (17, 16)  # the non-robust edge goes; weaken (1, 3) stays
     assert (m["L1_n_nodes"], m["L2_n_nodes"]) == (5, 2)
     assert (m["L1_n_edges"], m["L1L1_n_edges"], m["L1L2_n_edges"], m["L2_n_edges"]) == (5, 2, 4, 6)
-    assert m["L1_rewire"] == 3 and m["L1_n_strengthen"] == 1 and m["L1_n_unchanged"] == 1
+    assert m["L1_rewire"] == 3 and m["L1_n_strengthen"] == 1 and m["L1_n_subthreshold"] == 1
     assert m["L1_clique_density"] == pytest.approx(2 / 10)
     assert m["L2L1_deg"] == pytest.approx(2 / 5)
     assert (m["focus_deg_low"], m["focus_deg_high"], m["focus_deg_diff"]) == (3, 3, 5)
@@ -349,7 +349,7 @@ def test_single_edge():
 
 
 def test_zero_denominators_are_nan_not_zero():
-    m = focus_network(4, 1, edges_dict(ALL_UNCHANGED), ALPHA).metrics
+    m = focus_network(4, 1, edges_dict(ALL_SUBTHRESHOLD), ALPHA).metrics
     assert m["L1_rewire"] == 0 and m["L2_rewire"] == 0 and m["L1_conn_low"] == 0.0
     for name in ("L2L1_rewire", "HL_conn_L1", "HL_conn_L2", "L1_conn_mean_high"):
         assert math.isnan(m[name]), name
@@ -431,7 +431,7 @@ def test_filter_presence_flags_and_reclassification():
     assert len(kept) == 2 and kept.n_selected == 3
     np.testing.assert_array_equal(kept.present_low, [False, False])  # |r_low| 0.6 and 0.3 < 0.61
     np.testing.assert_array_equal(kept.present_high, [True, False])
-    assert [CHANGE_LABELS[c] for c in kept.change] == ["new", "unchanged"]  # strengthen / disappear at 0
+    assert [CHANGE_LABELS[c] for c in kept.change] == ["new", "subthreshold"]  # strengthen / disappear at 0
     kept0 = filter_edges(edges, ALPHA, EdgeFilter(ci_filter=False))
     np.testing.assert_array_equal(kept0.change, edges["change"])  # at threshold 0: the stored classes
 
