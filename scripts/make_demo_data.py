@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Regenerate bootgpu/data/all_leukemia_top2000.tsv.gz from the full ALL matrix.
+"""Regenerate src/bootgpu/data/all_leukemia_top2000.tsv.gz from the full ALL matrix.
 
 Selects the 2,000 probes with the largest variance across all samples (ties
 broken by original row order), keeps them in original row order, and copies
@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "src"))
 
 from bootgpu.atomic import atomic_path  # noqa: E402
 from bootgpu.expression_io import DEMO_FILE, read_expression  # noqa: E402
 
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "all_leukemia.tsv.gz"
-DEFAULT_OUT = REPO / "bootgpu" / "data" / DEMO_FILE
+DEFAULT_OUT = REPO / "src" / "bootgpu" / "data" / DEMO_FILE
 
 
 def top_variance_rows(values: np.ndarray, k: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from bootgpu.pipeline import analyse_focus
 from bootgpu.planner import plan_batches
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SRC = os.path.join(REPO, "src")
 CUPY_USABLE = cupy_unusable_reason() is None
 
 # Stand-ins for a CuPy install, put first on sys.path: one that records being imported, one that
@@ -54,7 +55,7 @@ def fake_cupy(tmp_path, monkeypatch):
 
 def run_python(code: str, extra_path: str | None = None, env_extra: dict | None = None):
     env = dict(os.environ, **(env_extra or {}))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (extra_path, REPO, env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (extra_path, SRC, env.get("PYTHONPATH")) if p)
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                           env=env, cwd=REPO, timeout=120)
 

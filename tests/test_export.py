@@ -80,3 +80,38 @@ def test_bad_export_options_are_one_line_errors(small_study, capsys):
     assert main(["export", str(small_study), "--format", "tsv", "--gene", "NOPE", "--out", "/tmp/x-export"]) == 2
     assert "no gene 'NOPE'" in capsys.readouterr().err
     assert main(["export", str(small_study), "--format", "graphml", "--top", "0"]) == 2
+
+
+def test_an_export_that_fails_leaves_nothing_behind(small_study, tmp_path, monkeypatch, capsys):
+    import builtins
+
+    from bootgpu import export as export_module
+    from bootgpu.cli import main
+
+    out = tmp_path / "exported"
+    real = export_module.write_table
+    calls = []
+
+    def fails_second(frame, path, fmt):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(frame, path, fmt)
+
+    monkeypatch.setattr(export_module, "write_table", fails_second)
+    with pytest.raises(OSError):
+        main(["export", str(small_study), "--format", "tsv", "--out", str(out)])
+    assert not out.exists() and not list(tmp_path.glob(".exported.tmp-*"))
+    monkeypatch.setattr(export_module, "write_table", real)
+    real_import = builtins.__import__
+
+    def no_pyarrow(name, *a, **kw):
+        if name == "pyarrow":
+            raise ImportError("No module named 'pyarrow'")
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_pyarrow)
+    assert main(["export", str(small_study), "--format", "parquet", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == ("bootgpu: error: --format parquet needs pyarrow (pip install pyarrow); "
+                                               "--format tsv needs nothing more")
+    assert not out.exists()

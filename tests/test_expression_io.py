@@ -179,7 +179,7 @@ def test_make_demo_data_reproduces_bundled_file(tmp_path):
     mod.make_demo(SHARED, out)
     bundled = demo_expression_path().read_bytes()
     assert gzip.decompress(out.read_bytes()) == gzip.decompress(bundled)
-    readme = (REPO / "bootgpu" / "data" / "README.md").read_text()
+    readme = (REPO / "src" / "bootgpu" / "data" / "README.md").read_text()
     assert hashlib.sha256(bundled).hexdigest() in readme
 
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "bootgpu"
+PACKAGE = Path(__file__).resolve().parent.parent / "src" / "bootgpu"
 
 
 def _modules() -> dict[str, Path]:

@@ -306,7 +306,7 @@ def test_permutation_null_array_then_merge_gathers_p_values(cluster, workdir, ex
     one local `bootgpu run --permutations 3`."""
     out, local = workdir / "null", workdir / "null-local"
     focus = FOCUS[:4]
-    root = Path(__file__).resolve().parent.parent  # the jobs import bootgpu from this source tree
+    root = Path(__file__).resolve().parent.parent / "src"  # the jobs import bootgpu from this source tree
     code = main(["sge", "submit", *_submit_args(expr_tsv, out, focus=focus, tasks=2), "--permutations", "3",
                  "--replicates-per-task", "2", "--job-setup", f"PYTHONPATH={root}; export PYTHONPATH"])  # fmt: skip
     stdout = capsys.readouterr().out

@@ -12,10 +12,12 @@
   r_high, delta, class, presence in LOW / HIGH.
 
 Every file is written under a temporary name and renamed (``bootgpu.atomic``); Parquet needs
-pyarrow (``pip install bootgpu[parquet]``).
+pyarrow (a dependency).
 """
 
 from __future__ import annotations
+
+import os
 
 import argparse
 import re
@@ -118,12 +120,39 @@ def _chosen(res, genes: list[str] | None, top: int | None) -> list[int]:
 
 def export(res, out: Path, fmt: str, genes=None, robust_only: bool = False, per_gene: bool = False,
            top: int = 5, ego_top: int = 3) -> list[Path]:
-    """Write the export files of ``res`` (``bootgpu.api.Results``) under ``out``; return their paths."""
-    import pandas as pd
+    """Write the export files of ``res`` (``bootgpu.api.Results``) under ``out``; return their paths.
+    They are written into a folder of their own beside ``out`` first and moved into ``out`` when
+    all are written: an export that fails leaves nothing behind."""
+    import shutil
+    import tempfile
 
     if fmt not in FORMATS:
         raise BootgpuError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    out.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise BootgpuError("--format parquet needs pyarrow (pip install pyarrow); --format tsv needs nothing more") from None
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        written = _export(res, staging, fmt, genes, robust_only, per_gene, top, ego_top)
+        out.mkdir(exist_ok=True)
+        final = []
+        for path in written:
+            target = out / path.relative_to(staging)
+            target.parent.mkdir(exist_ok=True)
+            os.replace(path, target)
+            final.append(target)
+        return final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _export(res, out: Path, fmt: str, genes, robust_only: bool, per_gene: bool, top: int, ego_top: int) -> list[Path]:
+    import pandas as pd
+
     written: list[Path] = []
     if fmt == "graphml":
         for row in _chosen(res, genes, top):

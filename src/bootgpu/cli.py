@@ -17,6 +17,7 @@ from bootgpu.options import (
 )
 
 DEMO_FOCUS_COUNT = 10  # the demo analyses the 10 most variable probes of the embedded matrix
+DEMO_OUT = Path.home() / "bootgpu-demo"  # the demo's study: never in the current (perhaps the source) folder unasked
 
 
 @dataclass
@@ -54,7 +55,7 @@ def _setup_study(args, plan: bool = True, scope: str = "study") -> StudySetup:
         raise BootgpuError("give exactly one of --expr FILE or --demo")
     if not args.out and not demo:
         raise BootgpuError(f"bootgpu {args.command} needs --out DIR, the study directory its results go to")
-    out = check_out_dir(Path(args.out or "bootgpu-demo"))
+    out = check_out_dir(Path(args.out) if args.out else DEMO_OUT)
     check_rank_by(args.rank_by)
     expr = read_input(args, demo_expression_path() if demo else None)
     cfg = AnalysisConfig.from_args(args)
@@ -451,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     add_input_options(run, required=False)
     run.add_argument("--demo", action="store_true", help="use the embedded ALL leukemia subset (2000 x 128)")
-    run.add_argument("--out", help="study directory (required; default for --demo: bootgpu-demo)")
+    run.add_argument("--out", help="study directory (required; default for --demo: ~/bootgpu-demo)")
     run.add_argument("--overwrite", action="store_true",
                      help="discard a study already in --out (other parameters, input or focus genes, or finished)")
     run.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help=BACKEND_HELP)

@@ -14,7 +14,7 @@ Fast at any study size: the table and the study figures come from one read of th
 rewiring_hubs.tsv and network_summary.tsv (``study_table``; ``Results.focus_genes`` reads every
 focus group, minutes at 20,000 focus genes, and is the fallback for a results file without them),
 and only the top genes' edges are read.  Colours (Okabe-Ito, colour-blind safe) are one per class of
-change throughout: ``CLASS_COLOURS``.  Needs matplotlib (``pip install bootgpu[report]``).
+change throughout: ``CLASS_COLOURS``.  Draws with matplotlib (a dependency).
 """
 
 from __future__ import annotations
@@ -970,7 +970,7 @@ def cmd_report(args) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise BootgpuError(f"--jobs must be at least 1, got {args.jobs}")
     if importlib.util.find_spec("matplotlib") is None:
-        raise BootgpuError("bootgpu report needs matplotlib: pip install 'bootgpu[report]' (or pip install matplotlib)")
+        raise BootgpuError("bootgpu report needs matplotlib, which installing bootgpu installs: pip install matplotlib")
     src = Path(args.dir)
     out = Path(args.out) if args.out else (src if src.is_dir() else src.parent) / "report"
     if out.exists() and not out.is_dir():

@@ -25,7 +25,7 @@ def scripts_dir(explicit: str | None = None) -> Path:
     elif os.environ.get("BOOTGPU_SGE_SCRIPTS"):
         candidates = [Path(os.environ["BOOTGPU_SGE_SCRIPTS"])]
     else:
-        candidates = [Path(__file__).resolve().parents[2] / SCRIPTS, Path(sys.prefix) / "share" / "bootgpu" / SCRIPTS]
+        candidates = [Path(__file__).resolve().parents[3] / SCRIPTS, Path(sys.prefix) / "share" / "bootgpu" / SCRIPTS]
     for cand in candidates:
         if all((cand / name).is_file() for name in (TASK_SCRIPT, MERGE_SCRIPT)):
             return cand
