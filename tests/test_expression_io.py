@@ -390,3 +390,78 @@ def test_sep_option_overrides_detection(tmp_path):
 def test_excel_workbooks_are_refused_with_what_to_do(tmp_path, name, head):
     (tmp_path / name).write_bytes(head)
     expect_error(tmp_path / name, "not a text table", "save the sheet as CSV")
+
+
+# --- decimal commas, quotes, files that are not what their name says, transposed matrices, AnnData --------
+
+@pytest.mark.parametrize("delim", [";", "\t"])
+def test_decimal_commas_are_read_where_fields_are_not_comma_separated(tmp_path, delim):
+    rows = [["gene", *SAMPLES]] + [[g, *(repr(float(v)).replace(".", ",") for v in vals)] for g, vals in zip(GENES, VALUES)]
+    rows[1][1] = "1,5"
+    assert_expected(read_expression(write_table(tmp_path / "m.csv", rows, delim)))
+
+
+def test_a_lone_decimal_comma_is_refused_with_the_hint(tmp_path):
+    rows = good_rows()
+    rows[2][2] = "5,125"  # one cell in a file of decimal points
+    msg = expect_error(write_table(tmp_path / "m.tsv", rows), "line 3", "'5,125' is not a number",
+                       "looks like a decimal comma")
+    assert "sample '010'" in msg
+
+
+def test_quote_everything_csv_is_read(tmp_path):
+    rows = [[f'"{c}"' for c in row] for row in good_rows()]
+    assert_expected(read_expression(write_table(tmp_path / "m.csv", rows, ",")))
+
+
+def test_a_binary_file_named_xlsx_is_not_called_a_workbook(tmp_path):
+    path = tmp_path / "data.xlsx"
+    path.write_bytes(b"\x00\x01\xfe\xff" * 40)
+    msg = expect_error(path, "not a text table", "is not UTF-8 text", "its name says .xlsx, but it is not a workbook")
+    assert "save the sheet" not in msg
+
+
+def _wide(tmp_path: Path, column_ids) -> Path:
+    """A samples x genes table: 12 sample rows, one column per id."""
+    rng = np.random.default_rng(0)
+    rows = [["sample", *column_ids]] + [[f"P{i}", *(f"{v:.4f}" for v in rng.standard_normal(len(column_ids)))]
+                                        for i in range(12)]
+    return write_table(tmp_path / "wide.tsv", rows)
+
+
+def test_a_clearly_transposed_matrix_is_refused_unless_an_option_says_which(tmp_path, capsys):
+    from bootgpu.cli import main
+
+    path = _wide(tmp_path, [f"{1000 + i}_at" for i in range(30)])  # Affymetrix probe ids as columns
+    args = ["plan", "--backend", "numpy", "--expr", str(path), "--low-frac", "0.4", "--high-frac", "0.4",
+            "--no-estimate"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"bootgpu: error: {path}: looks like samples x genes (12 rows x 30 columns; its column ids look like "
+                   f"gene ids ('1000_at', ...)): rerun with --samples-in-rows if it holds samples in rows, or "
+                   f"--genes-in-rows if it is genes x samples")
+    assert main([*args, "--samples-in-rows"]) == 0 and "30 genes x 12 samples" in capsys.readouterr().out
+    assert main([*args, "--genes-in-rows"]) == 0 and "12 genes x 30 samples" in capsys.readouterr().out
+    assert main([*args, "--genes-in-rows", "--samples-in-rows"]) == 2
+
+
+def test_anndata_h5ad_cells_x_genes_with_layers(tmp_path):
+    anndata = pytest.importorskip("anndata")
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(3.0, (12, 7)).astype(np.float32)  # 12 cells x 7 genes
+    data = anndata.AnnData(X=sp.csr_matrix(np.log1p(counts)))
+    data.obs_names = [f"cell{i}" for i in range(12)]
+    data.var_names = [f"GENE{j}" for j in range(7)]
+    data.layers["counts"] = counts
+    path = tmp_path / "cells.h5ad"
+    data.write_h5ad(path)
+    expr = read_expression(path)
+    assert expr.gene_names == tuple(f"GENE{j}" for j in range(7)) and expr.sample_names == tuple(f"cell{i}" for i in range(12))
+    np.testing.assert_array_equal(expr.values, np.log1p(counts).T.astype(np.float64))
+    np.testing.assert_array_equal(read_expression(path, layer="counts").values, counts.T)
+    with pytest.raises(BootgpuError, match="no layer 'raw' \\(layers: counts; without --layer, X is read\\)"):
+        read_expression(path, layer="raw")
+    with pytest.raises(BootgpuError, match="--layer is for AnnData .h5ad input"):
+        read_expression(write_table(tmp_path / "m.tsv", good_rows()), layer="counts")

@@ -86,7 +86,8 @@ def demo_expression_path() -> Path:
     return Path(str(resources.files("bootgpu").joinpath("data", DEMO_FILE)))
 
 
-def read_expression(path: str | os.PathLike, samples_in_rows: bool = False, sep: str | None = None) -> Expression:
+def read_expression(path: str | os.PathLike, samples_in_rows: bool = False, sep: str | None = None,
+                    layer: str | None = None) -> Expression:
     """Load a TSV/CSV (plain or gzip) or HDF5 expression matrix, fully validated.
 
     The file holds genes x samples (first column / ``/gene_names``: gene ids), or samples x genes
@@ -94,9 +95,45 @@ def read_expression(path: str | os.PathLike, samples_in_rows: bool = False, sep:
     shape (samples, genes)); the result is always genes x samples.  Text files: the separator is
     ``sep`` (tab, comma or semicolon; ``SEPARATORS`` names) or detected (``_delimiter``); a header
     one field shorter than the rows (R's ``write.table`` default: no cell above the row names) is
-    read as all column ids.  Excel workbooks are refused with what to do instead.
+    read as all column ids.  Excel workbooks are refused with what to do instead.  AnnData
+    ``.h5ad`` files (cells x genes, as scanpy keeps them) are read through the anndata package:
+    cells are the samples, ``var_names`` the gene ids, ``layer`` the layer (default X).
     """
-    return _read_expression(Path(path), samples_in_rows, _separator(sep))
+    path = Path(path)
+    if path.suffix.lower() == ".h5ad":
+        return _read_h5ad(path, layer)
+    if layer is not None:
+        raise BootgpuError(f"--layer is for AnnData .h5ad input; {path} is not one")
+    return _read_expression(path, samples_in_rows, _separator(sep))
+
+
+def _read_h5ad(path: Path, layer: str | None) -> Expression:
+    """An AnnData file's cells x genes matrix (or one of its layers) as genes x cells."""
+    try:
+        import anndata
+    except ImportError:
+        raise BootgpuError(f"{path}: reading AnnData .h5ad needs the anndata package: pip install anndata "
+                           f"(or pip install 'bootgpu[anndata]')") from None
+    if not path.exists():
+        raise BootgpuError(f"{path}: file not found")
+    try:
+        data = anndata.read_h5ad(path, backed=None)
+    except Exception as exc:  # anndata raises many kinds on a damaged or foreign file
+        raise BootgpuError(f"{path}: not a readable AnnData file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    if layer is None:
+        matrix = data.X
+    elif layer in data.layers:
+        matrix = data.layers[layer]
+    else:
+        raise BootgpuError(f"{path}: no layer {layer!r} (layers: {', '.join(data.layers.keys()) or 'none'}; "
+                           f"without --layer, X is read)")
+    if matrix is None:
+        raise BootgpuError(f"{path}: X is empty; give --layer NAME")
+    if hasattr(matrix, "toarray"):  # sparse (CSR/CSC): bootgpu works on dense genes x samples
+        matrix = matrix.toarray()
+    values = np.asarray(matrix, dtype=np.float64).T
+    return _validated(path, values, [str(g) for g in data.var_names], [str(c) for c in data.obs_names],
+                      lambda i: f"var {i}", lambda j: f"obs {j}", ("gene", "cell"))
 
 
 SEPARATORS = {"tab": "\t", "\\t": "\t", "\t": "\t", "comma": ",", ",": ",", "semicolon": ";", ";": ";"}
@@ -114,20 +151,46 @@ def _separator(sep: str | None) -> str | None:
 _SAMPLE_ID = re.compile(r"(GSM\d+|[SED]RR\d+|[SED]RX\d+|SAM[NED]A?\d+|TCGA-\w\w-\w{4}.*)", re.IGNORECASE)
 
 
-def orientation_warning(expr: Expression) -> str | None:
-    """A warning when ``expr`` looks like samples x genes read as genes x samples: more samples than
-    genes, or row ids that look like sample ids.  None when it looks right."""
-    rows = expr.gene_names
-    sample_like = sum(bool(_SAMPLE_ID.fullmatch(g)) for g in rows[:1000])
-    if sample_like > 0.5 * min(len(rows), 1000):
-        why = f"its row ids look like sample ids ({rows[0]!r}, ...)"
-    elif expr.n_samples > expr.n_genes:
+# Gene ids of the common annotations: Ensembl (human, mouse ...), RefSeq, Affymetrix probe sets, Entrez-like
+# "LOC" ids, and upper-case symbols with digits (ACTB, GAPDH, HLA-DRB1 ... as column ids next to numeric rows).
+_GENE_ID = re.compile(r"(ENS[A-Z]*G\d+(\.\d+)?|[NX][MR]_\d+(\.\d+)?|\d+_(s_|x_|g_|f_|i_|r_)?at|AFFX-.+|LOC\d+)",
+                      re.IGNORECASE)
+
+
+def _share(names, pattern: re.Pattern) -> float:
+    names = names[:1000]
+    return sum(bool(pattern.fullmatch(n)) for n in names) / max(len(names), 1)
+
+
+def orientation(expr: Expression) -> tuple[bool, str | None]:
+    """(clearly transposed?, why) for ``expr`` read as genes x samples.  Clearly samples x genes:
+    more columns than rows, and row ids that look like sample ids or column ids that look like
+    gene ids -- then a run is refused unless --samples-in-rows or --genes-in-rows says which.  A
+    single sign (only more samples than genes, or only sample-like row ids) is a warning.  (False,
+    None) when it looks right."""
+    rows_like_samples = _share(expr.gene_names, _SAMPLE_ID) > 0.5
+    cols_like_genes = _share(expr.sample_names, _GENE_ID) > 0.5
+    wide = expr.n_samples > expr.n_genes
+    where = f"{expr.source}: " if expr.source else ""
+    shape = f"{expr.n_genes:,} rows x {expr.n_samples:,} columns"
+    if wide and (rows_like_samples or cols_like_genes):
+        sign = (f"row ids look like sample ids ({expr.gene_names[0]!r}, ...)" if rows_like_samples else
+                f"column ids look like gene ids ({expr.sample_names[0]!r}, ...)")
+        return True, (f"{where}looks like samples x genes ({shape}; its {sign}): rerun with --samples-in-rows if it "
+                      f"holds samples in rows, or --genes-in-rows if it is genes x samples")
+    if rows_like_samples:
+        why = f"its row ids look like sample ids ({expr.gene_names[0]!r}, ...)"
+    elif wide:
         why = f"it has more samples ({expr.n_samples}) than genes ({expr.n_genes})"
     else:
-        return None
-    where = f"{expr.source}: " if expr.source else ""
-    return (f"{where}{why}; if the file holds samples in rows and genes in columns, "
-            f"rerun with --samples-in-rows")
+        return False, None
+    return False, (f"{where}{why}; if the file holds samples in rows and genes in columns, rerun with "
+                   f"--samples-in-rows (--genes-in-rows says it does not)")
+
+
+def orientation_warning(expr: Expression) -> str | None:
+    """The warning of ``orientation`` (also for a clear case), or None."""
+    return orientation(expr)[1]
 
 
 ZIP_MAGIC = b"PK\x03\x04"  # .xlsx (and .ods) are zip archives
@@ -135,10 +198,12 @@ OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls
 
 
 def _refuse_spreadsheet(path: Path, head: bytes) -> None:
+    """Workbooks are told by their content (a file named .xlsx that is not a zip archive is not
+    called a spreadsheet: the text reader says what it is not)."""
     kind = None
-    if head.startswith(OLE_MAGIC) or path.suffix.lower() == ".xls":
+    if head.startswith(OLE_MAGIC):
         kind = "an Excel .xls workbook"
-    elif path.suffix.lower() in (".xlsx", ".xlsm", ".ods") or head.startswith(ZIP_MAGIC):
+    elif head.startswith(ZIP_MAGIC):
         kind = "a spreadsheet workbook (.xlsx/.ods, a zip archive)"
     if kind:
         raise BootgpuError(f"{path}: {kind}, not a text table; save the sheet as CSV or tab-separated text "
@@ -233,8 +298,10 @@ def _read_text(path: Path, gzipped: bool, kinds=("gene", "sample"), sep: str | N
     except (OSError, EOFError, zlib.error) as exc:
         raise BootgpuError(f"{path}: corrupt gzip data ({exc})") from None
     except UnicodeDecodeError as exc:
-        raise BootgpuError(f"{path}: not UTF-8 text (byte {exc.start} of the "
-                           f"{'decompressed ' if gzipped else ''}data)") from None
+        named = (f"; its name says {path.suffix}, but it is not a workbook either"
+                 if path.suffix.lower() in (".xls", ".xlsx", ".xlsm", ".ods") else "")
+        raise BootgpuError(f"{path}: not a text table: byte {exc.start} of the {'decompressed ' if gzipped else ''}data "
+                           f"is not UTF-8 text{named}") from None
     del raw
 
     lines = text.splitlines()
@@ -272,6 +339,8 @@ def _read_text(path: Path, gzipped: bool, kinds=("gene", "sample"), sep: str | N
             raise BootgpuError(f"{path}: line {lineno}: empty {row_kind} id")
         genes.append(gene)
 
+    if delim != "," and _decimal_commas(body[:5], delim):  # 7,597323 for 7.597323 (German, French ... locales)
+        body = [gene + delim + rest.replace(",", ".") for gene, _, rest in (line.partition(delim) for line in body)]
     try:
         values = np.loadtxt(body, delimiter=delim, usecols=range(1, n_delims + 1),
                             dtype=np.float64, comments=None, ndmin=2)
@@ -322,6 +391,17 @@ def _read_quoted(path: Path, lines: list[str], delim: str, kinds) -> Expression:
     return _validated(path, values, genes, samples, _text_row, _text_col, kinds)
 
 
+_DECIMAL_COMMA = re.compile(r"[-+]?\d+(,\d+)?([eE][-+]?\d+)?|[-+]?(nan|inf)", re.IGNORECASE)
+
+
+def _decimal_commas(lines: list[str], delim: str) -> bool:
+    """Whether the value cells of ``lines`` write decimal commas (every cell a number with at most
+    one comma as its decimal mark, and some with one): such a file is read with the commas as
+    points.  Never with comma-separated fields, where a comma cannot be both."""
+    cells = [cell.strip() for line in lines for cell in line.split(delim)[1:]]
+    return any("," in c for c in cells) and all(_DECIMAL_COMMA.fullmatch(c) for c in cells)
+
+
 def _text_row(i: int) -> str:
     return f"line {i + 2}"
 
@@ -340,8 +420,12 @@ def _raise_bad_cell(path, body, delim, genes, samples, kinds=("gene", "sample"))
             except ValueError:
                 ok = False
             if not ok:
+                hint = ""
+                if re.fullmatch(r"\s*[-+]?\d+,\d+\s*", cell):
+                    hint = ("; it looks like a decimal comma: write decimal points (decimal commas are read where the "
+                            "fields are separated by tabs or semicolons and every value of the first rows writes one)")
                 raise BootgpuError(f"{path}: line {i + 2}, {kinds[0]} {genes[i]!r}, {kinds[1]} "
-                                   f"{samples[j]!r}: {cell!r} is not a number")
+                                   f"{samples[j]!r}: {cell!r} is not a number{hint}")
     raise BootgpuError(f"{path}: a value cell is not a number")
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from bootgpu.errors import BootgpuError
 from bootgpu.config import EDGE_SELECTIONS, SAFETY_FRACTION, STORE_MODES, AnalysisConfig
 
 
@@ -112,6 +113,17 @@ SAMPLES_IN_ROWS = option(
 )  # fmt: skip
 
 
+GENES_IN_ROWS = option(
+    "--genes-in-rows", action="store_true",
+    help="the matrix holds genes in rows, as it should (say so where it looks transposed: more samples than genes "
+         "with sample-like row ids or gene-like column ids)",
+)  # fmt: skip
+LAYER = option(
+    "--layer",
+    help="AnnData .h5ad input: the layer to read (default: X); cells are the samples, var_names the gene ids",
+)  # fmt: skip
+
+
 SEP = option(
     "--sep", choices=("auto", "tab", "comma", "semicolon"), default="auto",
     help="field separator of a TSV/CSV file (default %(default)s: detected from the header line)",
@@ -127,13 +139,13 @@ def input_options(required: bool = True, what: str = "") -> tuple[Option, ...]:
     return (
         option("--expr", required=required,
                help=what or "expression matrix: TSV/CSV(.gz) genes x samples, or HDF5 (/expr, /gene_names, /sample_names)"),
-        SAMPLES_IN_ROWS, SEP,
+        SAMPLES_IN_ROWS, GENES_IN_ROWS, SEP, LAYER,
     )  # fmt: skip
 
 
 # What `bootgpu run` needs besides the study's input and focus genes to compute the same results:
 # the options a Grid Engine task passes on to it.
-RUN_FORWARDED = (*ANALYSIS_OPTIONS, SAMPLES_IN_ROWS, SEP)
+RUN_FORWARDED = (*ANALYSIS_OPTIONS, SAMPLES_IN_ROWS, GENES_IN_ROWS, SEP, LAYER)
 
 
 def add_analysis_options(parser) -> None:
@@ -157,11 +169,19 @@ def log(line: str) -> None:
 def read_input(args: argparse.Namespace, path=None):
     """The expression matrix of --expr (or ``path``), genes x samples, with a warning on stderr when
     it looks transposed."""
-    from bootgpu.expression_io import orientation_warning, read_expression
+    from bootgpu.expression_io import orientation, read_expression
 
     samples_in_rows = getattr(args, "samples_in_rows", False)
+    genes_in_rows = getattr(args, "genes_in_rows", False)
+    if samples_in_rows and genes_in_rows:
+        raise BootgpuError("give --samples-in-rows or --genes-in-rows, not both")
     sep = getattr(args, "sep", "auto")
-    expr = read_expression(path or args.expr, samples_in_rows=samples_in_rows, sep=None if sep == "auto" else sep)
-    if not samples_in_rows and (warning := orientation_warning(expr)):
-        log(f"bootgpu: warning: {warning}")
+    expr = read_expression(path or args.expr, samples_in_rows=samples_in_rows, sep=None if sep == "auto" else sep,
+                           layer=getattr(args, "layer", None))
+    if not samples_in_rows and not genes_in_rows:
+        clear, why = orientation(expr)
+        if clear:
+            raise BootgpuError(why)
+        if why:
+            log(f"bootgpu: warning: {why}")
     return expr
