@@ -104,9 +104,43 @@ def test_version():
     assert proc.stdout.strip() == f"bootgpu {__version__}"
 
 
-def test_each_main_command_has_examples():
-    for name in ("run", "merge", "info", "plan", "indices", "convert"):
-        assert "example" in (subparsers()[name].epilog or ""), name
+def _every_page():
+    """Every parser a user can ask --help of: each subcommand, and each of theirs (``sge``)."""
+    parser = build_parser()
+    pages = {}
+
+    def walk(p, prefix):
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    pages[f"{prefix}{name}"] = sub
+                    walk(sub, f"{prefix}{name} ")
+
+    walk(parser, "")
+    return pages
+
+
+def test_every_help_page_has_a_description_its_options_and_examples():
+    pages = _every_page()
+    assert {"run", "null", "merge", "info", "plan", "indices", "convert", "bench", "top", "export", "report",
+            "status", "sge", "sge submit", "warmup"} <= set(pages)
+    for name, page in pages.items():
+        text = page.format_help()
+        assert page.description and len(page.description) > 20, name
+        assert all(len(line) <= 100 for line in page.description.splitlines()), name
+        assert "``" not in page.description and "example" in (page.epilog or "").lower(), name
+        assert text.startswith(f"usage: bootgpu {name}"), name
+
+
+def test_the_readme_and_the_help_agree():
+    """What the README says of the options the help describes: every backend the help offers, and
+    the forms of --focus @FILE."""
+    readme = README.read_text()
+    run = subparsers()["run"]
+    backends = next(a for a in run._actions if "--backend" in a.option_strings).choices
+    assert f"--backend {'|'.join(backends)}" in readme
+    focus = next(a for a in run._actions if "--focus" in a.option_strings).help
+    assert "newlines, commas or spaces" in focus and "newlines, commas or spaces" in readme
 
 
 def _matrix_lines(sep: str, r_header: bool = False) -> str:

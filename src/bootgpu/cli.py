@@ -506,7 +506,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_input_options(conv, what="expression matrix to convert: TSV/CSV(.gz) genes x samples, or HDF5")
     conv.add_argument("--out", required=True, help="the HDF5 file to write (/expr float32, /gene_names, /sample_names)")
     conv.set_defaults(func=cmd_convert)
+    finish_help(parser)
     return parser
+
+
+def finish_help(parser: argparse.ArgumentParser, width: int = 100) -> None:
+    """Every subcommand's page opens with a description (its one-line help where it has none)
+    wrapped to ``width`` columns, and ends with examples (tests/test_cli_help.py checks both)."""
+    import textwrap
+
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {choice.dest: choice.help for choice in action._choices_actions}
+        for name, sub in action.choices.items():
+            text = sub.description or (helps.get(name) or "")
+            if text and not sub.description:
+                text = text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
+            sub.description = "\n".join(
+                line if line.startswith(" ") or len(line) <= width else textwrap.fill(line, width)
+                for line in text.splitlines())
+            finish_help(sub, width)
 
 
 class Stopped(BaseException):

@@ -198,12 +198,24 @@ def cmd_export(args) -> int:
     return 0
 
 
+EXPORT_DESCRIPTION = """\
+Write a study's results as files other tools open.
+  tsv, parquet  edges (every chosen focus gene's edges in one table, with gene ids and a
+                focus_gene_id column; --per-gene: one file per focus gene under edges/), nodes
+                (per focus gene, every gene of its differential network: degrees in LOW / HIGH /
+                differential, edges per class, rewiring score, sum |delta|) and focus_genes (one
+                row per focus gene: counts and every network metric)
+  graphml       1-hop ego networks in a focus gene's differential network, for Cytoscape and
+                Gephi: around the focus gene and its --ego-top most rewired genes (--gene chooses
+                the focus genes; default: the top --top of rewiring_hubs.tsv)"""
+
+
 def register_commands(subparsers) -> None:
     """Add `bootgpu export` to the CLI's subparsers."""
     p = subparsers.add_parser(
         "export", help="edges, nodes and focus-gene tables as TSV/Parquet, ego networks as GraphML",
-        description=__doc__.split("\n\n")[1].replace("- ", "", 1).strip(),
-        epilog="Examples:\n  bootgpu export bootgpu-demo --format tsv\n"
+        description=EXPORT_DESCRIPTION,
+        epilog="Examples:\n  bootgpu export ~/bootgpu-demo --format tsv\n"
                "  bootgpu export out/ --format parquet --robust-only --out tables/\n"
                "  bootgpu export out/ --format graphml --gene 38355_at --ego-top 5   # open in Cytoscape or Gephi",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -378,7 +378,10 @@ def print_jobs(study: dict, merged: bool) -> None:
 
 def register_commands(subparsers) -> None:
     """Add ``sge submit`` and ``status`` to the CLI's subparsers."""
-    sge = subparsers.add_parser("sge", help="run a study on a Grid Engine cluster (SGE/UGE/OGS)")
+    sge = subparsers.add_parser("sge", help="run a study on a Grid Engine cluster (SGE/UGE/OGS)",
+                                epilog="example:\n  bootgpu sge submit --expr /shared/expr.tsv.gz --out /shared/study "
+                                       "--queue-type cpu --tasks 100",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sge_sub = sge.add_subparsers(dest="sge_command", required=True)
     sub = sge_sub.add_parser(
         "submit", help="submit a study as an array job over shards of focus genes, then a merge job",
@@ -386,6 +389,12 @@ def register_commands(subparsers) -> None:
                     "a merge job that waits for it (-hold_jid); with --permutations N also an array job over "
                     "the null replicates (`bootgpu null --replicates A:B`), which the merge gathers.  Run it "
                     "again with the same options to resubmit what did not finish.",
+        epilog="examples:\n"
+               "  bootgpu sge submit --expr /shared/expr.tsv.gz --out /shared/study --queue-type cpu --tasks 100\n"
+               "  bootgpu sge submit --expr /shared/expr.h5 --out /shared/study --queue-type gpu --tasks 8 "
+               "--permutations 200\n"
+               "  bootgpu sge submit ... --dry-run       # print the job scripts and qsub commands, submit nothing",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     add_options(sub, STUDY_OPTIONS)
     split = sub.add_mutually_exclusive_group()
@@ -394,7 +403,15 @@ def register_commands(subparsers) -> None:
     sub.set_defaults(func=cmd_submit)
 
     status = subparsers.add_parser("status", help="progress of a study: focus genes done, per shard, merged or not, "
-                                                 "null replicates done")
+                                                 "null replicates done",
+                                   description="Say what of the study in DIR is done: focus genes computed (per task of "
+                                               "a cluster submission), merged or not, null replicates, the runs working on "
+                                               "it now, files that are not this study's, and the jobs of its last "
+                                               "submission.  Reads file names and identities only (--verify reads every "
+                                               "chunk).",
+                                   epilog="examples:\n  bootgpu status study/\n  bootgpu status study/ --verify   "
+                                          "# also read every chunk (checksums); exit 1 on damage",
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     status.add_argument("dir", help="the study directory (--out of bootgpu run or bootgpu sge submit)")
     status.add_argument("--verify", action="store_true",
                         help="also read every chunk of every result, shard, part and null file (their checksums) and "

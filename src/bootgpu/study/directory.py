@@ -33,8 +33,8 @@ from bootgpu.significance import join_significance, read_significance
 
 
 FOCUS_HELP = ("gene ids, comma-separated (GENE,GENE); #I for row I and #A:B for rows A..B-1 (0-based; quote "
-              "them in a shell, '#0:100', or write --focus=#0:100); all; @FILE for ids or #-forms one per line "
-              "(default: all)")
+              "them in a shell, '#0:100', or write --focus=#0:100); all; @FILE for ids or #-forms separated by "
+              "newlines, commas or spaces (default: all)")
 
 
 def parse_focus(spec: str, expr: Expression) -> list[int]:
