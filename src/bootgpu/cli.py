@@ -248,8 +248,17 @@ def cmd_plan(args) -> int:
     if args.estimate:  # a few seconds of real work on this backend (docs/time-estimate.md)
         from bootgpu.estimate import calibrate
 
-        est = calibrate(backend, n_genes, n_samples, cfg, plan, values=expr.values if expr is not None else None)
-        for line in est.lines(n_focus=args.focus_count, tasks=args.tasks, slots=slots):
+        focus = None
+        if args.focus:
+            if expr is None:
+                raise BootgpuError("--focus needs --expr (a --shape has no genes to name)")
+            from bootgpu.study.directory import parse_focus
+
+            focus = parse_focus(args.focus, expr)
+        est = calibrate(backend, n_genes, n_samples, cfg, plan, values=expr.values if expr is not None else None,
+                        focus=focus)
+        n_focus = args.focus_count or (len(focus) if focus else None)
+        for line in est.lines(n_focus=n_focus, tasks=args.tasks, slots=slots):
             print(line)
     return 0
 
@@ -374,6 +383,7 @@ RUN_EXAMPLES = """examples:
 PLAN_EXAMPLES = """examples:
   bootgpu plan --shape 8763x938                        # batch sizes and peak memory on this machine
   bootgpu plan --expr expr.tsv.gz --memory-budget 8G --slots 4 --focus-count 500 --tasks 50
+  bootgpu plan --expr expr.tsv.gz --focus @genes.txt --n-bootstrap 1000     # samples those focus genes
                                                        # + time per focus gene, study time here and on 50 tasks"""
 INDICES_EXAMPLES = """examples:
   bootgpu indices --expr expr.tsv.gz --out indices.h5  # layout: docs/indices-format.md
@@ -417,7 +427,10 @@ def _add_plan_parser(sub, BACKEND_NAMES) -> None:
     plan.add_argument("--no-estimate", dest="estimate", action="store_false",
                       help="skip the time estimate (a few seconds of calibration on the chosen backend)")
     plan.add_argument("--focus-count", type=int, metavar="N",
-                      help="focus genes the time estimate is for (default: every gene, as bootgpu run)")
+                      help="focus genes the time estimate is for (default: those of --focus, else every gene, as "
+                           "bootgpu run)")
+    plan.add_argument("--focus", help="with --expr: the study's focus genes (as bootgpu run --focus); the estimate "
+                                      "samples them (default: every gene)")
     plan.add_argument("--tasks", type=int, default=ESTIMATE_TASKS,
                       help="Grid Engine array tasks the time estimate spreads the study over (default %(default)s)")
     add_options(plan, DRAW_OPTIONS)  # memory depends on the split and B only
@@ -457,7 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="discard a study already in --out (other parameters, input or focus genes, or finished)")
     run.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help=BACKEND_HELP)
     run.add_argument("--focus", help=FOCUS_HELP.replace("(default: all)", "(default: all; demo: the 10 most variable)"))
-    run.add_argument("--shard", help="K/N: run only the K-th of N contiguous parts of the focus list")
+    run.add_argument("--shard", help="K/N: run only the K-th of N shares of the focus list (every N-th focus gene "
+                                     "from the K-th)")
     run.add_argument("--memory-budget", help=BUDGET_HELP)
     run.add_argument("--processes", type=int, default=0, metavar="N",
                      help="at most N worker processes computing focus genes side by side: on a CPU, sharing the "

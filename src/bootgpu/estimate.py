@@ -81,10 +81,33 @@ class TimeEstimate:
     calibrated_foci: int  # focus genes timed, all sizes together
     source: str  # "your data" or "a synthetic matrix"
     assumptions: tuple = field(default_factory=tuple)
+    samples: tuple = ()  # with data: the seconds of each sampled focus gene (its pair tests and bootstrap)
+    sample_edges: tuple = ()  # their selected edges
 
     @property
     def per_focus_seconds(self) -> float:
-        return self.pair_seconds + self.bootstrap_seconds
+        return float(np.mean(self.samples)) if self.samples else self.pair_seconds + self.bootstrap_seconds
+
+    def per_focus_range(self, low: float = 10, high: float = 90) -> tuple[float, float]:
+        """The ``low``-th and ``high``-th percentiles of a focus gene's seconds over the sample (one
+        number without data)."""
+        if not self.samples:
+            return self.per_focus_seconds, self.per_focus_seconds
+        return float(np.percentile(self.samples, low)), float(np.percentile(self.samples, high))
+
+    def study_range(self, n_focus: int, tasks: int = 1, slots: int | None = None, seed: int = 0) -> tuple[float, float]:
+        """An 80% range of the study's wall seconds (``study_seconds``): focus genes drawn from the
+        sample (a bootstrap of its times), each task's the sum of its share, the study the longest
+        task.  Without data, the single figure twice."""
+        point = self.study_seconds(n_focus, tasks, slots)
+        if len(self.samples) < 2 or n_focus < 1:
+            return point, point
+        rng = np.random.default_rng(seed)
+        per_task = -(-int(n_focus) // int(tasks))
+        n_tasks = min(int(tasks), int(n_focus))
+        draws = rng.choice(np.asarray(self.samples), size=(200, n_tasks, per_task)).sum(axis=2).max(axis=1)
+        scale = point / max(per_task * self.per_focus_seconds, 1e-12)  # the slots' slowdown, as study_seconds has it
+        return float(np.percentile(draws, 10) * scale), float(np.percentile(draws, 90) * scale)
 
     def study_seconds(self, n_focus: int, tasks: int = 1, slots: int | None = None) -> float:
         """Wall seconds for ``n_focus`` focus genes split over ``tasks`` Grid Engine array tasks
@@ -101,23 +124,40 @@ class TimeEstimate:
     def lines(self, n_focus: int | None = None, tasks: int = DEFAULT_TASKS, slots: int | None = None) -> list[str]:
         """Plain-English lines for ``bootgpu plan`` (``n_focus`` None: every gene, as ``run`` does)."""
         n_focus = self.n_genes if n_focus is None else n_focus
-        where = (f"{self.calibrated_genes:,} of {self.n_genes:,} genes" if self.calibrated_genes < self.n_genes
-                 else f"all {self.n_genes:,} genes")
-        out = [f"time: about {format_duration(self.per_focus_seconds)} per focus gene on {self.backend}"
-               f"{f' ({self.threads} threads)' if self.threads > 1 else ''}, calibrated in "
-               f"{format_duration(self.calibration_seconds)} on {where} of {self.source}",
-               f"  pair tests {format_duration(self.pair_seconds)} + bootstrap {format_duration(self.bootstrap_seconds)} "
-               f"(about {_count(round(self.edges_per_focus), 'selected edge')} x B = {self.n_bootstrap:,})"]
-        here = format_duration(self.study_seconds(n_focus))
+        threads = f" ({self.threads} threads)" if self.threads > 1 else ""
+        if self.samples:
+            lo, hi = self.per_focus_range()
+            med = float(np.median(self.samples))
+            elo, ehi = np.percentile(self.sample_edges, [10, 90])
+            out = [f"time per focus gene on {self.backend}{threads}: median {format_duration(med)}, 80% between "
+                   f"{format_duration(lo)} and {format_duration(hi)} (mean {format_duration(self.per_focus_seconds)}), "
+                   f"from {len(self.samples)} focus genes of {self.source} timed in "
+                   f"{format_duration(self.calibration_seconds)}",
+                   f"  their selected edges: {elo:,.0f} to {ehi:,.0f} (10th-90th percentile, max "
+                   f"{max(self.sample_edges):,}) x B = {self.n_bootstrap:,}; a focus gene's time grows with them"]
+        else:
+            where = (f"{self.calibrated_genes:,} of {self.n_genes:,} genes" if self.calibrated_genes < self.n_genes
+                     else f"all {self.n_genes:,} genes")
+            out = [f"time: about {format_duration(self.per_focus_seconds)} per focus gene on {self.backend}{threads}, "
+                   f"calibrated in {format_duration(self.calibration_seconds)} on {where} of {self.source}",
+                   f"  pair tests {format_duration(self.pair_seconds)} + bootstrap "
+                   f"{format_duration(self.bootstrap_seconds)} (about "
+                   f"{_count(round(self.edges_per_focus), 'selected edge')} x B = {self.n_bootstrap:,})"]
         which = " (every gene)" if n_focus == self.n_genes else ""
-        line = f"  {_count(n_focus, 'focus gene')}{which}: ~{here} on this machine"
+        out.append(f"  {_count(n_focus, 'focus gene')}{which}: {self._range_text(n_focus)} on this machine")
         if tasks > 1 and n_focus > 1:
-            line += (f", ~{format_duration(self.study_seconds(n_focus, tasks, slots))} on "
-                     f"{_count(min(tasks, n_focus), 'Grid Engine task')}"
-                     + (f" of {_count(slots, 'slot')}" if slots and self.backend == "numpy" else ""))
-        out.append(line)
+            of = f" of {_count(slots, 'slot')}" if slots and self.backend == "numpy" else ""
+            out.append(f"  on {_count(min(tasks, n_focus), 'Grid Engine task')}{of}: "
+                       f"{self._range_text(n_focus, tasks, slots)} (the longest task)")
         out.extend(f"  assumes {text}" for text in self.assumptions)
         return out
+
+    def _range_text(self, n_focus: int, tasks: int = 1, slots: int | None = None) -> str:
+        point = self.study_seconds(n_focus, tasks, slots)
+        lo, hi = self.study_range(n_focus, tasks, slots)
+        if hi <= lo * 1.05:
+            return f"~{format_duration(point)}"
+        return f"~{format_duration(point)} (80%: {format_duration(lo)} to {format_duration(hi)})"
 
 
 @dataclass
@@ -338,6 +378,7 @@ def calibrate(backend, n_genes: int, n_samples: int, cfg: AnalysisConfig, plan: 
         values = np.asarray(values)
         if values.shape != (n_genes, n_samples):
             raise ValueError(f"values are {values.shape}, expected ({n_genes}, {n_samples})")
+        return sample_focus_genes(backend, values, cfg, plan, focus=focus, seconds=seconds, seed=seed)
     k_low, k_high = cfg.validate(n_samples)
     cal = replace(cfg, n_bootstrap=min(cfg.n_bootstrap, CALIBRATION_MAX_B))
     source = _Source(n_genes, n_samples, values, focus, seed)
@@ -356,6 +397,113 @@ def calibrate(backend, n_genes: int, n_samples: int, cfg: AnalysisConfig, plan: 
                             max(t.n_genes for t in timings), len(timings),
                             "your data" if values is not None else "a synthetic matrix")
     return replace(estimate, assumptions=tuple(_assumptions(estimate, density, cal.n_bootstrap)))
+
+
+SAMPLE_SECONDS = 20.0  # what sampling focus genes of the data may take (at least SAMPLE_MIN of them)
+SAMPLE_MIN, SAMPLE_MAX = 4, 16
+BOOTSTRAP_TIMED_EDGES = (500, 4000)  # edges of the two bootstraps a focus gene's time is fitted to
+BOOTSTRAP_TIMED_B = 100  # B of those bootstraps (the time grows in proportion to B)
+
+
+def sample_focus_genes(backend, values: np.ndarray, cfg: AnalysisConfig, plan: Plan, *, focus=None,
+                       seconds: float = SAMPLE_SECONDS, seed: int = 0) -> TimeEstimate:
+    """Time whole focus genes of the data: the pair tests of focus genes drawn at random (from
+    ``focus``, else every gene) on the full matrix, each giving its selected edges, and the
+    bootstrap as a power of the edges (two bootstraps of the largest one's edges, at
+    ``BOOTSTRAP_TIMED_EDGES``, fitted); each sampled focus gene's time is then its pair tests plus
+    the bootstrap of its edges at B.  A focus gene's time is heavy-tailed (ALL: a median of 13,000
+    selected edges, a mean of 73,000, a maximum of 1.26 M), so the estimate is a range."""
+    from bootgpu import pipeline
+
+    n_genes, n_samples = values.shape
+    k_low, k_high = cfg.validate(n_samples)
+    rng = np.random.default_rng(seed)
+    pool = np.asarray(list(focus) if focus is not None else range(n_genes), dtype=np.int64)
+    order = rng.permutation(pool)
+    t_start = time.perf_counter()
+    x = backend.to_device(values)
+    pipeline.select_edges(backend, pipeline.pair_passes(backend, pipeline.rank_groups(backend, x, int(order[0]), k_low,
+                                                                                      k_high, plan.threads), plan),
+                          cfg.fdr_alpha, cfg.edge_selection)  # fills the study's caches: not timed
+    pair_times, edges, biggest = [], [], None
+    for gene in order[:SAMPLE_MAX]:
+        t0 = time.perf_counter()
+        timing = _time_pairs_of(backend, x, int(gene), cfg, plan, k_low, k_high)
+        pair_times.append(time.perf_counter() - t0)
+        edges.append(timing.edges)
+        if timing.edges and (biggest is None or timing.edges > biggest.edges):
+            biggest = timing
+        biggest_work = biggest.work if biggest is not None else None
+        timing.work = None
+        if biggest is not None:
+            biggest.work = biggest_work
+        if len(pair_times) >= SAMPLE_MIN and time.perf_counter() - t_start > seconds:
+            break
+    boot = _fit_bootstrap(backend, biggest, cfg, rng)
+    samples = tuple(p + boot(e) for p, e in zip(pair_times, edges))
+    est = TimeEstimate(backend.name, n_genes, cfg.n_bootstrap, float(np.mean(pair_times)),
+                       float(np.mean([boot(e) for e in edges])), float(np.mean(edges)), plan.threads,
+                       time.perf_counter() - t_start, n_genes, len(samples), "your data", samples=samples,
+                       sample_edges=tuple(int(e) for e in edges))
+    return replace(est, assumptions=(
+        f"the study's focus genes are like the {len(samples)} drawn at random from "
+        f"{'its focus list' if focus is not None else 'every gene'} (more focus genes sampled, a tighter range)",
+        f"the bootstrap grows as (selected edges)^{boot.exponent:.2f} (fitted on {boot.fitted_on:,} edges), and in "
+        f"proportion to B",
+        "Grid Engine nodes as fast as this machine; queue waits and reading the input not counted"))
+
+
+def _time_pairs_of(backend, x, gene: int, cfg: AnalysisConfig, plan: Plan, k_low: int, k_high: int) -> _Timing:
+    """Focus gene ``gene`` of the full matrix ``x`` up to its bootstrap (its groups and edges kept)."""
+    from bootgpu import pipeline
+
+    groups = pipeline.rank_groups(backend, x, gene, k_low, k_high, plan.threads)
+    selection = pipeline.select_edges(backend, pipeline.pair_passes(backend, groups, plan), cfg.fdr_alpha,
+                                      cfg.edge_selection)
+    found = selection.edges
+    if found is not None:
+        pipeline.q_values(backend, selection)
+    if cfg.store != "minimal":
+        pipeline.pair_values(backend, selection, cfg.store == "full")
+    del selection
+    backend.release_memory()
+    backend.synchronize()
+    n_edges = 0 if found is None else int(found["gene_i"].shape[0])
+    return _Timing(int(x.shape[0]), 0.0, 0.0, n_edges, (groups, found, plan))
+
+
+class _BootstrapFit:
+    """Seconds of a focus gene's bootstrap at B: a * edges^exponent * B / B_timed (0 without edges)."""
+
+    def __init__(self, a: float, exponent: float, b_ratio: float, fitted_on: int):
+        self.a, self.exponent, self.b_ratio, self.fitted_on = a, exponent, b_ratio, fitted_on
+
+    def __call__(self, edges: int) -> float:
+        return 0.0 if edges <= 0 else self.a * edges**self.exponent * self.b_ratio
+
+
+def _fit_bootstrap(backend, biggest: _Timing | None, cfg: AnalysisConfig, rng) -> _BootstrapFit:
+    """Two bootstraps of subsets of the edges of the sampled focus gene with the most, at
+    ``BOOTSTRAP_TIMED_EDGES`` edges and B = ``BOOTSTRAP_TIMED_B``: a power law through them."""
+    timed_b = min(cfg.n_bootstrap, BOOTSTRAP_TIMED_B)
+    b_ratio = cfg.n_bootstrap / timed_b
+    if biggest is None or biggest.work is None or biggest.work[1] is None:
+        return _BootstrapFit(0.0, 1.0, b_ratio, 0)
+    groups, found, plan = biggest.work
+    small = replace(cfg, n_bootstrap=timed_b)
+    sizes = sorted({min(biggest.edges, n) for n in BOOTSTRAP_TIMED_EDGES})
+    times = []
+    for size in sizes:
+        pick = np.sort(rng.choice(biggest.edges, size, replace=False))
+        index = backend.to_device(pick)
+        subset = {key: backend.xp.take(value, index, axis=0) for key, value in found.items()}
+        _bootstrap_seconds(backend, groups, subset, small, plan)  # the first call of a size fills caches
+        times.append(min(_bootstrap_seconds(backend, groups, subset, small, plan) for _ in range(2)))
+    if len(sizes) == 1 or times[0] <= 0:
+        exponent = BOOTSTRAP_EDGE_EXPONENT
+    else:
+        exponent = float(np.clip(np.log(times[1] / times[0]) / np.log(sizes[1] / sizes[0]), 0.6, 1.2))
+    return _BootstrapFit(times[-1] / sizes[-1]**exponent, exponent, b_ratio, sizes[-1])
 
 
 def _assumptions(est: TimeEstimate, density: float, timed_b: int) -> list[str]:
