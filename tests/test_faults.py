@@ -120,7 +120,7 @@ def test_a_signal_stops_the_run_in_one_line_and_the_same_command_resumes(expr_ts
 def test_sigterm_stops_worker_processes_without_leaving_files(expr_tsv, tmp_path, reference):
     out = tmp_path / "study"
     args = [a for a in _args(expr_tsv, out) if a not in ("--processes", "1")] + ["--processes", "2"]
-    env = {"BOOTGPU_THREADS": "2", "BOOTGPU_TEST_FAULT": "pause:part:2", "BOOTGPU_TEST_PAUSE_SECONDS": "30"}
+    env = {"BOOTGPU_THREADS": "2", "BOOTGPU_TEST_FAULT": "pause:part:2"}  # until stopped
     proc = subprocess.Popen([sys.executable, "-m", "bootgpu", *args], env={**os.environ, **env}, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 60
@@ -138,9 +138,10 @@ def test_sigterm_stops_worker_processes_without_leaving_files(expr_tsv, tmp_path
 
 # -- two runs on one directory ---------------------------------------------------------------------
 
-def _start_paused(args, out, seconds=20):
-    """A run that holds its lock for ``seconds`` at its first part (``BOOTGPU_TEST_FAULT=pause``)."""
-    env = {**os.environ, "BOOTGPU_TEST_FAULT": "pause:part:1", "BOOTGPU_TEST_PAUSE_SECONDS": str(seconds)}
+def _start_paused(args, out):
+    """A run that holds its lock at its first part (``BOOTGPU_TEST_FAULT=pause``) until the test
+    creates ``out``'s sibling file 'resume' (``_resume``)."""
+    env = {**os.environ, "BOOTGPU_TEST_FAULT": "pause:part:1", "BOOTGPU_TEST_RESUME_FILE": str(out.parent / "resume")}
     proc = subprocess.Popen([sys.executable, "-m", "bootgpu", *args], env=env, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     deadline = time.time() + 60
@@ -150,6 +151,10 @@ def _start_paused(args, out, seconds=20):
     return proc
 
 
+def _resume(out) -> None:
+    (out.parent / "resume").write_text("")
+
+
 def test_two_identical_runs_at_once_the_second_refuses_naming_the_first(expr_tsv, tmp_path, reference):
     out = tmp_path / "study"
     first = _start_paused(_args(expr_tsv, out), out)
@@ -157,6 +162,7 @@ def test_two_identical_runs_at_once_the_second_refuses_naming_the_first(expr_tsv
     assert second.returncode == 2
     line = second.stderr.strip().splitlines()[-1]
     assert "the whole study is in use by `bootgpu run" in line and f"pid {first.pid}" in line and "since" in line
+    _resume(out)
     _, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert study_files(out) == reference
@@ -169,6 +175,7 @@ def test_overwrite_during_a_run_is_refused_and_never_mixes_studies(expr_tsv, tmp
     other[other.index("20")] = "40"  # another B: another study
     refused = _run(other)
     assert refused.returncode == 2 and "in use by" in refused.stderr
+    _resume(out)
     first.communicate(timeout=120)
     assert first.returncode == 0
     assert study_files(out) == reference  # every focus gene of the first study, B = 20
@@ -183,6 +190,7 @@ def test_shards_of_one_split_run_side_by_side_but_not_beside_the_whole_study(exp
     assert whole.returncode == 2 and "shard-0001-of-0002 is in use" in whole.stderr
     other_split = _run(_args(expr_tsv, out, "--shard", "1/3"))  # another split overlaps shard 1/2's genes
     assert other_split.returncode == 2 and "in use" in other_split.stderr
+    _resume(out)
     first.communicate(timeout=120)
     assert first.returncode == 0
     assert _run(["merge", str(out)]).returncode == 0
@@ -341,10 +349,10 @@ def test_a_damaged_shard_is_named_by_merge(expr_tsv, tmp_path):
     out = tmp_path / "study"
     for k in (1, 2):
         assert _run(_args(expr_tsv, out, "--shard", f"{k}/2")).returncode == 0
-    _flip_chunk(out / "shards" / "shard-0002-of-0002.h5", "focus/20/delta")
+    _flip_chunk(out / "shards" / "shard-0002-of-0002.h5", "focus/11/delta")  # shard 2 of 2: #3, #11, #31
     merge = _run(["merge", str(out)])
     assert merge.returncode == 2
-    assert "shard-0002-of-0002.h5: damaged in focus gene 20" in merge.stderr and "--shard 2/2" in merge.stderr
+    assert "shard-0002-of-0002.h5: damaged in focus gene 11" in merge.stderr and "--shard 2/2" in merge.stderr
     assert not (out / "results.h5").exists()
 
 

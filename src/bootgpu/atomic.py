@@ -55,6 +55,18 @@ def storage_error(path, exc: OSError) -> BootgpuError | None:
     return BootgpuError(text)
 
 
+IN_PROGRESS: set = set()  # the temporary files this process is writing now (a stopped worker removes them)
+
+
+def remove_in_progress() -> None:
+    """Remove the temporary files this process is writing (a worker stopped by SIGTERM)."""
+    for tmp in list(IN_PROGRESS):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
 @contextmanager
 def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``final_path``; move it into place on success.
@@ -68,6 +80,7 @@ def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
     """
     final = Path(final_path)
     tmp = temporary_name(final)
+    IN_PROGRESS.add(tmp)
     try:
         yield tmp
         os.replace(tmp, final)
@@ -80,6 +93,8 @@ def atomic_path(final_path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        IN_PROGRESS.discard(tmp)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, fault: str = "") -> None:

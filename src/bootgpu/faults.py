@@ -4,8 +4,8 @@
 in this process act out KIND: ``kill`` (SIGKILL to itself: nothing runs after it, as when a node
 dies or the OOM killer strikes), a signal's name (``SIGTERM``, as a batch system's time limit;
 ``SIGINT``, ``SIGUSR1`` ...) sent to itself, ``enospc`` (an ``OSError`` 'No space left on device',
-as a full disk gives) or ``pause`` (a sleep of ``BOOTGPU_TEST_PAUSE_SECONDS``, default 10, so that
-another run meets this one).  Points: ``part`` (a
+as a full disk gives) or ``pause`` (until the file ``BOOTGPU_TEST_RESUME_FILE`` exists, at most
+``BOOTGPU_TEST_PAUSE_SECONDS``, default 120, so that another run meets this one).  Points: ``part`` (a
 part file half-written), ``assemble`` (results.h5 half-assembled), ``results`` (results.h5 in
 place, tables not yet written), ``tables`` (tables written, finished.json not yet).  Unset, the
 calls do nothing.
@@ -40,4 +40,7 @@ def fault_point(point: str) -> None:
     elif kind == "pause":
         import time
 
-        time.sleep(float(os.environ.get("BOOTGPU_TEST_PAUSE_SECONDS", "10")))
+        resume = os.environ.get("BOOTGPU_TEST_RESUME_FILE")
+        deadline = time.monotonic() + float(os.environ.get("BOOTGPU_TEST_PAUSE_SECONDS", "120"))
+        while time.monotonic() < deadline and not (resume and os.path.exists(resume)):
+            time.sleep(0.05)

@@ -62,7 +62,17 @@ def _context(share_memory: bool):
 
 
 def _ignore_interrupts() -> None:
+    """A worker leaves Ctrl-C to the run that started it, and when that run stops it (SIGTERM)
+    removes the file it is writing and ends at once."""
+    from bootgpu.atomic import remove_in_progress
+
+    def stop(signum, frame):
+        remove_in_progress()
+        os._exit(128 + signum)
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGUSR1", "SIGUSR2"):
+        signal.signal(getattr(signal, name), stop)
 
 
 class _Pool:
@@ -95,15 +105,24 @@ class _Pool:
 
     def __exit__(self, *exc):
         if exc[0] is None:
-            while self.pending:
-                self._collect(block=True)
+            try:  # the last tasks: a signal or an error while waiting for them stops the workers too
+                while self.pending:
+                    self._collect(block=True)
+            except BaseException:
+                self._stop()
+                raise
             self.executor.shutdown()
             return False
+        self._stop()
+        return False
+
+    def _stop(self) -> None:
+        """Stop the workers now: a task may be minutes long (its part is written atomically, and
+        a stopped worker removes its temporary file)."""
         processes = list((getattr(self.executor, "_processes", None) or {}).values())
         self.executor.shutdown(wait=False, cancel_futures=True)
-        for process in processes:  # a task may be minutes long: stop it (its part is written atomically)
+        for process in processes:
             process.terminate()
-        return False
 
 
 def _init_writer(cfg: AnalysisConfig, meta: dict, gene_names) -> None:
