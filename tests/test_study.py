@@ -77,7 +77,7 @@ def test_identical_command_resumes_and_equals_an_uninterrupted_run_byte_for_byte
 @pytest.mark.parametrize("change, message", [
     (["--n-bootstrap", "50", "--seed", "7"], "holds a study with n_bootstrap 20, not 50"),
     (["--fdr-alpha", "0.1"], "holds a study with fdr_alpha 0.2, not 0.1"),
-    (["--focus", "#0:6"], "holds a study with other focus genes (5 genes, not these 6)"),
+    (["--focus", "#1:6"], "holds a study with other focus genes (5 genes, not these 5)"),  # #0 dropped
 ])  # fmt: skip
 def test_resume_with_other_parameters_is_refused_before_computing(expr_tsv, tmp_path, capsys, monkeypatch, change, message):
     out = tmp_path / "study"
@@ -89,6 +89,28 @@ def test_resume_with_other_parameters_is_refused_before_computing(expr_tsv, tmp_
     assert code == 2 and err.count("\n") == 1 and message in err, err
     assert "use another --out, or --overwrite to discard it" in err
     assert engine.calls == 0 and _snapshot(out) == before
+
+
+def test_a_study_grows_by_more_focus_genes_reusing_every_finished_one(expr_tsv, tmp_path, capsys, monkeypatch):
+    """The identity names the analysis, the focus list its scope: more focus genes with the same
+    options reuse every finished focus gene (of a finished study, and of an interrupted one) and
+    compute only the new ones; the results equal a fresh study of all of them."""
+    from snapshots import study_files
+
+    fresh = tmp_path / "fresh"
+    assert _run(["run", "--expr", str(expr_tsv), "--out", str(fresh), "--focus", "#0:7", *FAST], capsys)[0] == 0
+    out = tmp_path / "study"
+    base = ["run", "--expr", str(expr_tsv), "--out", str(out), *FAST]
+    assert _run([*base, "--focus", "#0:3"], capsys)[0] == 0  # finished with 3
+    _interrupted(monkeypatch, capsys, [*base, "--focus", "#0:5"], after=1)  # grown to 5, stopped after one more
+    engine = CountingEngine(monkeypatch)
+    code, _, err = _run([*base, "--focus", "#0:7"], capsys)
+    assert code == 0, err
+    assert engine.calls == 3  # only #4, #5, #6: #0-#3 are reused
+    assert "the study grows by 2 focus genes (5 finished or under way are kept)" in err
+    assert study_files(out) == study_files(fresh)
+    code, _, err = _run([*base, "--focus", "#1:7"], capsys)  # fewer: another study
+    assert code == 2 and "other focus genes" in err
 
 
 def test_resume_with_another_input_is_refused(expr_tsv, tmp_path, capsys, monkeypatch, write_demo_tsv):
@@ -311,7 +333,7 @@ def test_forty_thousand_focus_genes_through_run_and_status(tmp_path, capsys, mon
         assert code == 0, err
     first, last = out / "shards" / f"shard-0001-of-{tasks}.h5", out / "shards" / f"shard-{tasks}-of-{tasks}.h5"
     with h5py.File(first) as h5, h5py.File(last) as h5_last:
-        assert list(h5["focus"]) == ["0", "1", "2", "3", "4"] and list(h5_last["focus"]) == ["39997", "39998", "39999", "40000"]
+        assert list(h5["focus"]) == ["0", "10000", "20000", "30000", "40000"] and list(h5_last["focus"]) == ["9999", "19999", "29999", "39999"]
         assert "study_focus" not in h5 and all(np.ndim(v) == 0 for v in h5["meta"].attrs.values())
         assert h5["meta"].attrs["n_focus"] == n_genes and h5["meta"].attrs["shard"] == f"1/{tasks}"
     assert json.loads((out / "study.json").read_text())["focus"] == list(range(n_genes))

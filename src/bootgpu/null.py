@@ -37,7 +37,7 @@ from bootgpu.config import AnalysisConfig
 from bootgpu.core.draws import NULL_ALGORITHM, null_draw_code, null_split
 from bootgpu.errors import BootgpuError
 from bootgpu.expression_io import Expression
-from bootgpu.study.identity import StudyIdentity
+from bootgpu.study.identity import FOCUS_KEYS, StudyIdentity
 from bootgpu.study.layout import StudyLayout
 from bootgpu.networks import GENE_METRICS, INT_GENE_METRICS, EdgeFilter, filter_edges, gene_level_metrics
 from bootgpu.networks import REWIRING
@@ -47,13 +47,12 @@ from bootgpu.planner import Plan
 from bootgpu.significance import NETWORK_METRIC
 
 NETWORK_VALUES = (NETWORK_METRIC, "n_selected", "n_rewire")  # one value per null network
-_FOCUS_KEYS = ("n_focus", "focus_sha256")  # the null serves every gene: not part of its identity
 
 
 def null_identity(identity: StudyIdentity) -> dict:
     """What defines the null values: the study's identity less its focus list, plus the split
     algorithm.  ``null_id``: 16 hex digits of its canonical JSON's SHA-256."""
-    out = {k: v for k, v in identity.as_dict().items() if k not in _FOCUS_KEYS}
+    out = {k: v for k, v in identity.as_dict().items() if k not in FOCUS_KEYS}  # the null serves every gene
     out["null_algorithm"] = NULL_ALGORITHM
     return out
 
@@ -351,5 +350,5 @@ def study_significance(layout: StudyLayout, identity: StudyIdentity, rank_by: st
     if layout.finished.exists():  # a finished study: its record lists the table just rewritten
         from bootgpu.study.integrity import record_finished
 
-        record_finished(layout, identity.study_id)
+        record_finished(layout, identity.scope_id)
     return rows

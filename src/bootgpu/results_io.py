@@ -237,14 +237,15 @@ def assemble_results(path: os.PathLike, meta: dict, gene_names, sample_names, so
     source file just before it is read (its identity: a file replaced during the run is caught).
     An error of the filesystem (a full disk) is one line, and no file is left under ``path``.
     """
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w", track_order=True) as h5:
-            write_meta(h5, meta, gene_names, sample_names, study_focus)
-            focus = h5.create_group("focus", track_order=True)
-            for source, names in sources:
-                if check is not None:
-                    check(source)
-                with h5py.File(source, "r") as src:
+    opened: dict = {}  # the source files open now, the most recently read last (a few at a time)
+    checked: set = set()
+    try:
+        with atomic_path(path) as tmp:
+            with h5py.File(tmp, "w", track_order=True) as h5:
+                write_meta(h5, meta, gene_names, sample_names, study_focus)
+                focus = h5.create_group("focus", track_order=True)
+                for source, names in sources:
+                    src = _open_source(source, opened, checked, check)
                     for name in names:
                         if name not in src["focus"]:
                             raise BootgpuError(f"{source}: focus gene {name} is missing")
@@ -252,8 +253,27 @@ def assemble_results(path: os.PathLike, meta: dict, gene_names, sample_names, so
                         if on_copied is not None:
                             on_copied(focus[name])
                         fault_point("assemble")
-            if finish is not None:  # e.g. write_focus_table, into the same file before it is renamed
-                finish(h5)
+                if finish is not None:  # e.g. write_focus_table, into the same file before it is renamed
+                    finish(h5)
+    finally:
+        for src in opened.values():
+            src.close()
+
+
+OPEN_SOURCES = 64  # source files assemble_results keeps open (shards are read in turn, gene by gene)
+
+
+def _open_source(source, opened: dict, checked: set, check) -> h5py.File:
+    if source in opened:
+        opened[source] = opened.pop(source)  # most recent last
+        return opened[source]
+    if check is not None and source not in checked:
+        check(source)
+        checked.add(source)
+    if len(opened) >= OPEN_SOURCES:
+        opened.pop(next(iter(opened))).close()
+    opened[source] = h5py.File(source, "r")
+    return opened[source]
 
 
 def read_hubs_row(grp: h5py.Group) -> dict:

@@ -1,6 +1,7 @@
 """Grid Engine: `bootgpu sge submit` (a study as one array job plus a merge job) and `bootgpu status`.
 
-Task K of the array runs `bootgpu run --shard K/N` on the K-th contiguous part of the focus genes;
+Task K of the array runs `bootgpu run --shard K/N` on every N-th focus gene from the K-th (strided,
+so heavy and light genes mix in every task);
 the merge job, held on the array (-hold_jid), runs `bootgpu merge`.  With ``--permutations N`` a
 second array job runs the permutation null (task K: `bootgpu null --replicates A:B`, the task
 script with the argument ``null``), the merge is held on both and then gathers the null

@@ -52,7 +52,7 @@ def study_progress(out: Path) -> dict:
     foreign += [(path, "not a part's name (parts are focus-NNNNNN.h5); never read") for path in layout.foreign_parts()]
     merged = layout.results.is_file() and ours(layout.results)
     unfinished = None
-    if merged and identity is not None and (problems := finished_problems(layout, identity.study_id)):
+    if merged and identity is not None and (problems := finished_problems(layout, identity.scope_id)):
         unfinished, merged = problems[0], False
     if shards:
         n_done = sum(s["done"] for s in shards)

@@ -10,6 +10,7 @@ part or shard is checked again when it is read (``check_file_identity``).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -27,7 +28,7 @@ from bootgpu.results_io import (
     assemble_results, focus_record, h5_image, read_hubs_row, read_meta, read_network_metrics, write_focus_table,
 )
 from bootgpu.study.integrity import (
-    check_writable_space, damaged_focus_genes, record_finished, verify_h5,
+    check_writable_space, damaged_focus_genes, digest_matches, record_finished, verify_h5,
 )
 from bootgpu.significance import join_significance, read_significance
 
@@ -109,11 +110,12 @@ def parse_shard(spec: str | None) -> tuple[int, int] | None:
 
 
 def shard_slice(genes: list[int], shard: tuple[int, int]) -> list[int]:
-    """The K-th of N contiguous, near-equal parts (sizes differ by at most one)."""
+    """Shard K of N: every N-th focus gene from the K-th (K, K + N, K + 2N ... in list order), so
+    each task gets an even share of the list's expensive focus genes wherever they sit (neighbours
+    in a list of probes are often alike: ALL's rows 100-120 hold two that select a million edges),
+    and the sizes differ by at most one."""
     k, n = shard
-    q, r = divmod(len(genes), n)
-    start = (k - 1) * q + min(k - 1, r)
-    return genes[start : start + q + (1 if k - 1 < r else 0)]
+    return genes[k - 1 :: n]
 
 
 def study_record(identity: StudyIdentity, focus: list[int]) -> dict:
@@ -158,6 +160,12 @@ def claim_study(layout: StudyLayout, identity: StudyIdentity, focus: list[int], 
     if recorded is not None:
         present = True
         diff = recorded[0].difference(identity)
+        if diff and not overwrite and grows(recorded, identity, focus):
+            atomic_write_text(layout.identity, json.dumps(study_record(identity, focus), indent=1) + "\n")
+            new = len(set(focus) - set(recorded[1]))
+            log(f"{layout.root}: the study grows by {new} focus gene{'s' if new != 1 else ''} "
+                f"({len(recorded[1])} finished or under way are kept)")
+            return False
         if diff and not overwrite:
             raise other_study_error(layout.root, diff)
     else:
@@ -174,6 +182,13 @@ def claim_study(layout: StudyLayout, identity: StudyIdentity, focus: list[int], 
         if raced is not None and (diff := raced[0].difference(identity)):
             raise other_study_error(layout.root, diff)
     return discarded
+
+
+def grows(recorded: tuple[StudyIdentity, list[int]], identity: StudyIdentity, focus: list[int]) -> bool:
+    """Whether ``identity`` with ``focus`` is the recorded study with more focus genes: the same
+    analysis of the same input, and every recorded focus gene still among them (the identity names
+    the analysis; the focus list is its scope)."""
+    return recorded[0].same_analysis(identity) and set(recorded[1]) <= set(focus)
 
 
 def file_identity_difference(path: Path, identity: StudyIdentity) -> str | None:
@@ -212,7 +227,7 @@ def finish_study(layout: StudyLayout, meta, gene_names, sample_names, sources, f
         records.append(focus_record(grp, rows[-1], m or {}))
 
     check_rank_by(rank_by)  # a bad --rank-by fails before anything is written
-    need = sum(path.stat().st_size for path, _ in sources if path.exists())
+    need = sum(path.stat().st_size for path in {path for path, _ in sources} if path.exists())
     check_writable_space(layout.root, int(need * 1.05) + (1 << 20), layout.results)
     layout.finished.unlink(missing_ok=True)  # from here until the record is written, the study is not finished
     assemble_results(layout.results, meta, gene_names, sample_names, sources, study_focus=focus, on_copied=collect,
@@ -220,7 +235,7 @@ def finish_study(layout: StudyLayout, meta, gene_names, sample_names, sources, f
     fault_point("results")
     out = write_tables(layout, rows, metrics, rank_by)
     fault_point("tables")
-    record_finished(layout, meta["study_id"])
+    record_finished(layout, meta["scope_id"])
     return out
 
 
@@ -240,14 +255,14 @@ def rebuild_tables(layout: StudyLayout, rank_by: str = DEFAULT_RANK_BY) -> list[
     interrupted, rebuilt from the rows stored with each focus gene; then ``finished.json``."""
     rows, metrics = [], []
     with h5py.File(layout.results, "r") as h5:
-        study_id = read_meta(layout.results)["study_id"]
+        scope_id = read_meta(layout.results)["scope_id"]
         for name in h5["focus"]:
             grp = h5["focus"][name]
             rows.append(read_hubs_row(grp))
             if (m := read_network_metrics(grp)) is not None:
                 metrics.append({"gene_idx": int(name), "gene_id": rows[-1]["gene_id"], **m})
     out = write_tables(layout, rows, metrics, rank_by)
-    record_finished(layout, study_id)
+    record_finished(layout, scope_id)
     return out
 
 
@@ -261,10 +276,11 @@ def move_aside(path: Path, folder: Path) -> Path:
     return aside
 
 
-def salvage_parts(layout: StudyLayout, results: Path, meta: dict, skip: set) -> int:
-    """A damaged results file's sound focus genes (those not in ``skip``, whose datasets read whole)
-    copied back into part files, the file itself moved aside with its tables and completion
-    record removed: a resumed run then recomputes only what was lost.  Returns the parts made."""
+def salvage_parts(layout: StudyLayout, results: Path, meta: dict, skip: set, keep: bool = True) -> int:
+    """A results file's focus genes (those not in ``skip``: a damaged file's sound ones) copied back
+    into part files, the file itself moved aside (``keep``: a damaged file, for a look) or removed
+    (a study that grows), with its tables and completion record: a resumed run then computes only
+    what is missing.  Returns the parts made."""
     layout.parts_dir.mkdir(parents=True, exist_ok=True)
     made = 0
     with h5py.File(results, "r") as src:
@@ -280,7 +296,10 @@ def salvage_parts(layout: StudyLayout, results: Path, meta: dict, skip: set) -> 
 
             atomic_write_bytes(layout.part(int(name)), h5_image(fill))
             made += 1
-    move_aside(results, layout.root / "damaged")
+    if keep:
+        move_aside(results, layout.root / "damaged")
+    else:
+        results.unlink()
     for path in (layout.finished, layout.hubs, layout.network_summary):
         path.unlink(missing_ok=True)
     return made
@@ -322,7 +341,9 @@ def merge_shards(out: Path, rank_by: str = DEFAULT_RANK_BY) -> list[dict]:
     for k in range(1, n + 1):
         path = shards[(k, n)]
         check_file_identity(path, identity, "shard")
-        if damaged := verify_h5(path):
+        matches = digest_matches(path)  # a whole-file check; every chunk is read only where it fails
+        damaged = [] if matches else verify_h5(path) or (["the file changed since it was written"] if matches is False else [])
+        if damaged:
             genes = [g for g in damaged_focus_genes(damaged)]
             which = f"focus gene{'s' if len(genes) > 1 else ''} {_few(genes)}" if genes else "its gene or sample ids"
             raise BootgpuError(f"{path}: damaged in {which} ({damaged[0]}); rebuild it: remove it and rerun "
@@ -332,7 +353,9 @@ def merge_shards(out: Path, rank_by: str = DEFAULT_RANK_BY) -> list[dict]:
             held = list(h5["focus"])
         if held != expected:
             raise BootgpuError(f"{path}: holds focus genes {_few(held)}, not this shard's {_few(expected)}")
-        sources.append((path, expected))
+        sources.extend((path, [name]) for name in expected)
+    order = {str(g): i for i, g in enumerate(focus)}
+    sources.sort(key=lambda source: order[source[1][0]])  # the results in the study's focus order
     first = shards[(1, n)]
     meta = {k: v for k, v in read_meta(first).items() if k != "shard"}
     with h5py.File(first, "r") as h5:

@@ -29,6 +29,7 @@ from bootgpu.errors import BootgpuError
 from bootgpu.results_schema import RESULTS_FORMAT
 
 
+FOCUS_KEYS = ("n_focus", "focus_sha256")  # the study's scope, not its analysis
 _ANALYSIS_KEYS = ("low_frac", "high_frac", "n_bootstrap", "bootstrap_frac", "seed", "fdr_alpha", "ci_alpha",
                   "edge_selection", "min_effect", "corr_threshold", "ci_filter", "store")  # fmt: skip
 
@@ -102,9 +103,21 @@ class StudyIdentity:
 
     @property
     def study_id(self) -> str:
-        """16 hex digits of the SHA-256 of the identity's canonical JSON."""
-        text = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        """16 hex digits of the SHA-256 of the analysis's canonical JSON: everything but the focus
+        list, which is the study's scope (a study may grow: ``grows_into``), so a focus gene's
+        part is the same file whichever focus list it was computed for."""
+        analysis = {k: v for k, v in self.as_dict().items() if k not in FOCUS_KEYS}
+        text = json.dumps(analysis, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def scope_id(self) -> str:
+        """The study id and the focus list's digest: what a finished study's record names."""
+        return f"{self.study_id}-{self.focus_sha256[:16]}"
+
+    def same_analysis(self, other: "StudyIdentity") -> bool:
+        """Equal but perhaps for the focus list."""
+        return self.study_id == other.study_id
 
     @classmethod
     def from_mapping(cls, data, where: str) -> "StudyIdentity":
@@ -142,4 +155,4 @@ class StudyIdentity:
 
 def identity_attrs(identity: StudyIdentity) -> dict:
     """The /meta attributes that carry the identity (all scalars or short strings)."""
-    return {**identity.as_dict(), "study_id": identity.study_id}
+    return {**identity.as_dict(), "study_id": identity.study_id, "scope_id": identity.scope_id}

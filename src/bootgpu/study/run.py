@@ -26,13 +26,14 @@ from bootgpu.backends._base import granted_cores
 from bootgpu.planner import (
     DEVICE_CONTEXT_BYTES, WORKER_OVERHEAD_BYTES, Plan, format_bytes, plan_batches, plan_workers,
 )
-from bootgpu.results_io import assemble_results, read_hubs_row, study_meta
+from bootgpu.errors import BootgpuError
+from bootgpu.results_io import assemble_results, read_hubs_row, read_meta, study_meta
 from bootgpu.significance import join_significance, read_significance
 from bootgpu.study.directory import (
     check_file_identity, finish_study, move_aside, rebuild_tables, remove_if_empty, salvage_parts, shard_slice,
 )
 from bootgpu.study.integrity import (
-    damaged_focus_genes, finished_problems, record_finished, sweep_temporaries, verify_h5,
+    damaged_focus_genes, finished_problems, record_digest, record_finished, sweep_temporaries, verify_h5,
 )
 from bootgpu.study.progress import Progress, note_run
 from bootgpu.study.workers import GeneReport, GeneWorkers, PartWriters, finish_focus
@@ -118,6 +119,7 @@ class StudyRun:
             target.parent.mkdir(exist_ok=True)
             assemble_results(target, {**meta, "shard": f"{self.shard[0]}/{self.shard[1]}"},
                              self.expr.gene_names, self.expr.sample_names, sources, check=check)
+            record_digest(target)  # merge checks the whole file against it
         else:
             rows = finish_study(self.layout, meta, self.expr.gene_names, self.expr.sample_names, sources, self.focus,
                                 self.rank_by, check=check)
@@ -137,7 +139,16 @@ class StudyRun:
         """The summary of a study whose results file exists: complete, or its interrupted finish
         repaired (tables rebuilt from results.h5); None when results.h5 is damaged, after its sound
         focus genes were salvaged into parts, for the run to recompute the others."""
-        problems = finished_problems(self.layout, self.identity.study_id)
+        held = read_meta(target).get("scope_id")
+        if held != self.identity.scope_id:  # a study grown since these results: keep them as parts
+            with h5py.File(target, "r") as h5:
+                kept = [int(name) for name in h5["focus"]]
+            if not set(kept) <= set(genes):
+                raise BootgpuError(f"{target}: holds focus genes this study does not have; rerun with --overwrite")
+            salvage_parts(self.layout, target, self.meta(), skip=set(), keep=False)
+            log(f"{target.name} holds {len(kept)} of the {len(genes)} focus genes: keeping them, computing the others")
+            return None
+        problems = finished_problems(self.layout, self.identity.scope_id)
         if not problems:
             self._remove_parts(genes)  # left by a finish stopped after results.h5 was in place
             return RunSummary(len(genes), 0, len(genes), True, self._hub_rows_of(target))
@@ -258,7 +269,7 @@ class StudyRun:
         text = format_hubs_tsv(rows)
         if not self.layout.hubs.exists() or self.layout.hubs.read_text() != text:
             atomic_write_text(self.layout.hubs, text)
-            record_finished(self.layout, self.identity.study_id)  # the table it lists has changed
+            record_finished(self.layout, self.identity.scope_id)  # the table it lists has changed
         return rows
 
 
