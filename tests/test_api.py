@@ -70,7 +70,7 @@ def test_bad_keys_and_paths_are_one_line_errors(study, tmp_path):
     with bootgpu.open_results(study) as res:
         with pytest.raises(BootgpuError, match="no gene 'NOPE' in this study"):
             res.edges("NOPE")
-        with pytest.raises(BootgpuError, match=r"\(row 5\) is not a focus gene of this file"):
+        with pytest.raises(BootgpuError, match=r"\(row 5\) is not a focus gene of this study; its focus genes are "):
             res.edges(5)
         with pytest.raises(BootgpuError, match="row 150 is outside 0..149"):
             res.samples(150)

@@ -69,8 +69,13 @@ def test_graphml_ego_networks_read_back_with_networkx(small_study, tmp_path):
             want = nx.ego_graph(diff, centre, radius=1) if centre in diff else nx.Graph()
             assert set(ego.nodes) == set(want.nodes)
             assert {frozenset(e) for e in ego.edges} == {frozenset(e) for e in want.edges}
+            text = path.read_text()
             for a, b, data in ego.edges(data=True):
                 assert data["delta"] == pytest.approx(diff.edges[a, b]["delta"]) and data["change"] == diff.edges[a, b]["change"]
+                for key in ("r_low", "r_high", "delta"):  # the stored float32, in its shortest form: no float64 noise
+                    assert np.float32(data[key]) == np.float32(diff.edges[a, b][key])
+                    assert repr(data[key]) == np.format_float_positional(np.float32(data[key]), unique=True, trim="-")
+                    assert f'"{repr(data[key])}"' in text or f">{repr(data[key])}<" in text
                 assert data["present_low"] == res.network(7, "low", as_graph=True).has_edge(a, b)
             for node, data in ego.nodes(data=True):
                 assert data["degree_diff"] == diff.degree(node) and data["is_centre"] == (node == centre)

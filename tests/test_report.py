@@ -273,3 +273,31 @@ def test_report_shows_each_top_gene_against_the_permutation_null(tmp_path, write
 
 def test_report_without_a_null_says_how_to_get_one(small_report):
     assert "no permutation null: run `bootgpu null`" in (small_report / "index.html").read_text()
+
+
+def test_count_axes_fit_their_labels_and_one_value_is_one_plain_tick():
+    """A y label is never clipped however large the counts (700,000 edges); a study where one focus
+    gene has edges draws one bar with one plain tick, not 499.6 ... 500.4."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from bootgpu.report import draw_edges_per_gene, fit_count_axis
+
+    fig = Figure(figsize=(5.6, 3.0), dpi=100)
+    fig.subplots_adjust(left=0.75 / 5.6)
+    ax = fig.add_subplot()
+    ax.bar(range(6), [712_345, 3, 0, 5, 100_000, 9])
+    ax.set_ylabel("edges (gene pairs)")
+    ax.set_ylim(0, 712_345 * 1.15)
+    fit_count_axis(ax)
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.get_yticklabels() if t.get_text()]
+    assert any(len(t.get_text()) == 7 and t.get_text()[-4] == "," for t in labels)  # e.g. 600,000
+    for text in [*labels, ax.yaxis.label]:
+        assert text.get_window_extent(renderer).x0 >= 0, text.get_text()
+    fig = Figure(figsize=(6.4, 3.6), dpi=100)
+    ax = fig.add_subplot()
+    draw_edges_per_gene(ax, np.array([0, 0, 500, 0]))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["500"]

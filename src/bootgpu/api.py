@@ -43,6 +43,12 @@ def open_results(path: str | os.PathLike) -> "Results":
     return Results(path)
 
 
+def _as_stored(value) -> float:
+    """A stored float32 as the shortest decimal that is the same float32 (0.7653846, not the
+    float64 0.7653846144676208 that widening it gives): what GraphML and networkx users read."""
+    return float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
+
+
 class Results:
     """One results file, read on demand (see the module docstring)."""
 
@@ -117,7 +123,10 @@ class Results:
         row = self.row(gene)
         key = str(row)
         if key not in self._h5["focus"]:
-            raise BootgpuError(f"{self.path}: {self.gene_names[row]} (row {row}) is not a focus gene of this file")
+            focus = [self.gene_names[g] for g in self.focus_index]
+            listed = ", ".join(focus[:10]) + (f" and {len(focus) - 10} more" if len(focus) > 10 else "")
+            raise BootgpuError(f"{self.path}: {self.gene_names[row]} (row {row}) is not a focus gene of this study; "
+                               f"its focus genes are {listed}")
         return self._h5["focus"][key]
 
     # -- tables ---------------------------------------------------------------------------------------
@@ -181,7 +190,7 @@ class Results:
         names = self.gene_names
         for i, j, rl, rh, d, c in zip(kept.gene_i[keep], kept.gene_j[keep], kept.r_low[keep], kept.r_high[keep],
                                       kept.delta[keep], kept.change[keep]):
-            graph.add_edge(names[i], names[j], r_low=float(rl), r_high=float(rh), delta=float(d),
+            graph.add_edge(names[i], names[j], r_low=_as_stored(rl), r_high=_as_stored(rh), delta=_as_stored(d),
                            change=CHANGE_LABELS[int(c)])
         return graph
 

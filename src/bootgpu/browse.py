@@ -52,10 +52,13 @@ def cmd_top(args) -> int:
         frame = top_edges(res, args.gene, args.n, args.by, args.robust_only, args.partners)
         row = res.row(args.gene)
         if not args.tsv:
-            total = len(res.edges(args.gene, args.robust_only))
-            what = "robust edges" if args.robust_only else "selected edges"
-            print(f"{res.gene_names[row]} (row {row}): top {len(frame)} of {total} {what}, by {args.by}"
-                  + (", edges of the focus gene itself" if args.partners else ""))
+            if args.partners:  # what is counted is what is listed: the focus gene's own edges
+                total = len(res.partners(args.gene, robust_only=args.robust_only))
+                what = "partners (its own robust edges)" if args.robust_only else "partners (its own selected edges)"
+            else:
+                total = len(res.edges(args.gene, args.robust_only))
+                what = "robust edges" if args.robust_only else "selected edges"
+            print(f"{res.gene_names[row]} (row {row}): top {len(frame)} of {total} {what}, by {args.by}")
         sys.stdout.write(format_top(frame, args.tsv) + ("" if args.tsv else "\n"))
         if not args.tsv:
             print(LEGEND)

@@ -201,6 +201,23 @@ def _label_width(labels, fontsize: float) -> float:
     return max((len(str(t)) for t in labels), default=0) * 0.6 * fontsize / 72 + 0.15
 
 
+def fit_count_axis(ax, fontsize: float = 10.0) -> None:
+    """A y axis of counts with thousands separators (700,000, never 7e5), and a left margin wide
+    enough for its tick labels and its label: computed from the labels the locator will draw
+    (no layout engine: _new_figure says why), so no label is clipped however large the counts."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    lo, hi = ax.get_ylim()
+    ticks = [t for t in ax.yaxis.get_major_locator().tick_values(lo, hi) if lo <= t <= hi]
+    labels = ax.yaxis.get_major_formatter().format_ticks(ticks)
+    fig = ax.figure
+    need = _label_width(labels, fontsize) + (0.3 if ax.get_ylabel() else 0.0)
+    width = fig.get_figwidth()
+    if need > fig.subplotpars.left * width:
+        fig.subplots_adjust(left=min(0.5, need / width))
+
+
 def _png(fig) -> bytes:
     """``fig`` drawn by Agg as PNG: RGB where it is opaque (every figure here; a quarter less to
     compress than matplotlib's RGBA), zlib level 3 (about as small as matplotlib's level 6 in RGBA,
@@ -305,6 +322,7 @@ def fig_classes(gene_id: str, ge: GeneEdges) -> Figure:
     ax.set_ylabel("edges (gene pairs)")
     ax.set_ylim(0, max(1, counts.max()) * 1.15)
     ax.spines[["top", "right"]].set_visible(False)
+    fit_count_axis(ax)
     rewire = int(sum(counts[CHANGE_LABELS.index(label)] for label in REWIRING_LABELS))
     caption = (f"Edges of {gene_id}'s differential network per class of change ({int(counts.sum()):,} in all; "
                f"rewired = disappear + new + sign_change = {rewire:,}). disappear: correlated in LOW only; new: in "
@@ -546,29 +564,41 @@ def fig_edges_per_gene(table) -> Figure:
     kept = table["n_kept"].to_numpy(dtype=np.int64)
     zero = int((kept == 0).sum())
     fig = _new_figure(6.4, 3.6, left=0.75, bottom=0.55, top=0.2)
-    ax = fig.add_subplot()
+    positive = draw_edges_per_gene(fig.add_subplot(), kept)
+    median = float(np.median(kept)) if len(kept) else 0.0
+    caption = (f"How many edges each focus gene's differential network has, over the study's {len(kept):,} focus "
+               f"genes (median {median:,.0f}, max {int(kept.max()) if len(kept) else 0:,})"
+               + (f"; {zero:,} focus genes with no edge are not drawn" if zero else "") + ".")
+    return Figure("study-edges-per-gene", _png(fig), caption, "distribution of network edges per focus gene")
+
+
+def draw_edges_per_gene(ax, kept: np.ndarray) -> np.ndarray:
+    """The histogram of network edges per focus gene (those with any) on ``ax``; one value is one
+    bar with one plain tick.  Returns the counts drawn."""
     positive = kept[kept > 0]
     if len(positive):
         lo, hi = positive.min(), positive.max()
-        if hi / lo > 30:
+        if lo == hi:  # one value: one bar, one plain tick (a histogram would tick 499.6 ... 500.4)
+            ax.bar([0], [len(positive)], width=0.6, color=NEUTRAL, edgecolor="#000000", linewidth=0.3)
+            ax.set_xticks([0], [f"{int(lo):,}"])
+            ax.set_xlim(-1, 1)
+        elif hi / lo > 30:
             bins = np.logspace(np.log10(lo), np.log10(hi + 1), 40)
             ax.set_xscale("log")
+            ax.hist(positive, bins=bins, color=NEUTRAL, edgecolor="#000000", linewidth=0.3)
         else:
             bins = np.linspace(lo - 0.5, hi + 0.5, min(40, int(hi - lo) + 2))
-        ax.hist(positive, bins=bins, color=NEUTRAL, edgecolor="#000000", linewidth=0.3)
+            ax.hist(positive, bins=bins, color=NEUTRAL, edgecolor="#000000", linewidth=0.3)
     from matplotlib.ticker import MaxNLocator
 
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("network edges per focus gene (kept differential edges)")
     ax.set_ylabel("focus genes")
+    fit_count_axis(ax)
     ax.spines[["top", "right"]].set_visible(False)
-    median = float(np.median(kept)) if len(kept) else 0.0
-    caption = (f"How many edges each focus gene's differential network has, over the study's {len(kept):,} focus "
-               f"genes (median {median:,.0f}, max {int(kept.max()) if len(kept) else 0:,})"
-               + (f"; {zero:,} focus genes with no edge are not drawn" if zero else "") + ".")
     if not len(positive):
         ax.text(0.5, 0.5, "no focus gene has a network edge", transform=ax.transAxes, ha="center", va="center")
-    return Figure("study-edges-per-gene", _png(fig), caption, "distribution of network edges per focus gene")
+    return positive
 
 
 def fig_top_by(table, column: str, n: int = STUDY_TOP) -> tuple[Figure | None, str]:
