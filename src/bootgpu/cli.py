@@ -503,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan_parser(sub, BACKEND_NAMES)
     _add_indices_parser(sub, BACKEND_NAMES)
 
-    from bootgpu import bench, browse, export, report, sge, warmup
+    from bootgpu import bench, browse, cluster, export, report, sge, slurm, warmup
 
     bench.register_commands(sub)  # `bootgpu bench`
 
@@ -511,7 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.register_commands(sub)  # `bootgpu export`
     report.register_commands(sub)  # `bootgpu report`
 
-    sge.register_commands(sub)  # `bootgpu sge submit` and `bootgpu status`
+    sge.register_commands(sub)  # `bootgpu sge submit`
+    slurm.register_commands(sub)  # `bootgpu slurm submit`
+    cluster.register_commands(sub)  # `bootgpu status` (a study run here, on Grid Engine or on Slurm)
     warmup.register_commands(sub)  # `bootgpu warmup`
 
     conv = sub.add_parser("convert", help="write the original pipeline's expression.h5 layout",

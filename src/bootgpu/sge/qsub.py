@@ -1,42 +1,19 @@
-"""Every call to a Grid Engine client command (qsub, qstat) goes through ``call``: one place that
-runs it, with a timeout, and whose BootgpuError names the command, its exit code and its output."""
+"""Grid Engine's client commands (qsub, qstat, qdel), each run through ``bootgpu.cluster.client.call``
+(one place, with a timeout, whose BootgpuError names the command, its exit code and its output),
+and qstat's answer as ``JobState`` rows."""
 
 from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 from collections.abc import Sequence
 
+from bootgpu.cluster.client import QUERY_TIMEOUT_S, SUBMIT_TIMEOUT_S, call, one_line
+from bootgpu.cluster.scheduler import JobState, describe
 from bootgpu.errors import BootgpuError
 
-QSUB_TIMEOUT_S = 120
-QSTAT_TIMEOUT_S = 60
-OUTPUT_CHARS = 2000  # of a failed command's output, in its error message
-
-
-def _one_line(text: str) -> str:
-    words = " ".join(text.split())
-    return words if len(words) <= OUTPUT_CHARS else words[:OUTPUT_CHARS] + " ..."
-
-
-def call(cmd: Sequence[str], timeout: float) -> str:
-    """Run ``cmd``; its standard output.  Raises BootgpuError, on one line, when it cannot be run,
-    does not finish within ``timeout`` seconds or exits non-zero: the command, the exit code and
-    what it printed (stderr, then stdout)."""
-    shown = shlex.join(cmd)
-    try:
-        proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError:
-        raise BootgpuError(f"{cmd[0]} not found on PATH (command: {shown})") from None
-    except subprocess.TimeoutExpired:
-        raise BootgpuError(f"{cmd[0]} did not answer within {timeout:g} s (command: {shown})") from None
-    except OSError as exc:
-        raise BootgpuError(f"{cmd[0]} could not be run: {exc.strerror or exc} (command: {shown})") from None
-    if proc.returncode != 0:
-        output = _one_line(f"{proc.stderr}\n{proc.stdout}") or "no output"
-        raise BootgpuError(f"{cmd[0]} failed with exit code {proc.returncode}: {output} (command: {shown})")
-    return proc.stdout
+QSUB_TIMEOUT_S = SUBMIT_TIMEOUT_S
+QSTAT_TIMEOUT_S = QUERY_TIMEOUT_S
 
 
 def submit(cmd: Sequence[str]) -> int:
@@ -45,7 +22,7 @@ def submit(cmd: Sequence[str]) -> int:
     out = call(cmd, QSUB_TIMEOUT_S)
     match = re.match(r"\s*(\d+)", out)
     if not match:
-        raise BootgpuError(f"{cmd[0]} printed no job id: {_one_line(out) or 'no output'} (command: {shlex.join(cmd)})")
+        raise BootgpuError(f"{cmd[0]} printed no job id: {one_line(out) or 'no output'} (command: {shlex.join(cmd)})")
     return int(match[1])
 
 
@@ -71,14 +48,18 @@ STATE_WORDS = {"r": "running", "t": "starting", "qw": "pending", "hqw": "waiting
                "Eqw": "in error (qstat -j shows why; qmod -cj clears it)", "dr": "being deleted"}  # fmt: skip
 
 
+def job_states() -> dict[int, list[JobState]]:
+    """qstat's jobs as ``JobState`` rows: every job qstat lists may still run (finished jobs are
+    in qacct, not qstat)."""
+    return {job: [JobState(tasks, STATE_WORDS.get(state, f"state {state}"), True) for state, tasks in rows]
+            for job, rows in qstat_jobs().items()}  # fmt: skip
+
+
 def describe_states(entries: list[tuple[str, str]]) -> str:
     """'running tasks 1,2; pending tasks 3' from qstat's (state, tasks) rows of one job."""
-    grouped: dict[str, list[str]] = {}
-    for state, tasks in entries:
-        grouped.setdefault(state, []).append(tasks)
-    parts = []
-    for state, tasks in grouped.items():
-        word = STATE_WORDS.get(state, f"state {state}")
-        listed = ",".join(t for t in tasks if t)
-        parts.append(f"{word} tasks {listed}" if listed else word)
-    return "; ".join(parts)
+    return describe([JobState(tasks, STATE_WORDS.get(state, f"state {state}"), True) for state, tasks in entries])
+
+
+def cancel(ids: Sequence[int]) -> None:
+    """qdel the jobs ``ids``."""
+    call(["qdel", *map(str, ids)], QSTAT_TIMEOUT_S)

@@ -13,12 +13,13 @@
     DIR/null.h5                     the permutation null: every gene's metrics in each null network (bootgpu.null)
     DIR/null/replicate-NNNNNN.h5    one finished null replicate each, until null.h5 holds them
     DIR/gene_significance.tsv       empirical p and BH q per focus gene and metric (bootgpu.significance)
-    DIR/sge/                        Grid Engine files (bootgpu.sge):
-    DIR/sge/bootgpu-task.sh, bootgpu-merge.sh  copies of the job scripts, resource lines as submitted
-    DIR/sge/job.env                 the jobs' environment, sourced by the scripts
-    DIR/sge/focus.txt               the focus genes as #ROW lines, the tasks' --focus
-    DIR/sge/study.json              the submission settings and every submission's job ids
-    DIR/sge/logs/                   one log per array task and per merge job
+    DIR/sge/, DIR/slurm/            a cluster submission's files (bootgpu.cluster; ClusterFiles), one folder
+                                    per scheduler (Grid Engine: bootgpu.sge, Slurm: bootgpu.slurm):
+    DIR/SCHED/bootgpu-task.sh, bootgpu-merge.sh  copies of the job scripts, resource lines as submitted
+    DIR/SCHED/job.env               the jobs' environment, sourced by the scripts
+    DIR/SCHED/focus.txt             the focus genes as #ROW lines, the tasks' --focus
+    DIR/SCHED/study.json            the submission settings and every submission's job ids
+    DIR/SCHED/logs/                 one log per array task (NAME.oJOB.TASK) and per merge job (NAME.oJOB)
 """
 
 from __future__ import annotations
@@ -33,12 +34,40 @@ from pathlib import Path
 from bootgpu.atomic import temporary_name
 from bootgpu.errors import BootgpuError
 
-TASK_SCRIPT = "bootgpu-task.sh"  # the job scripts, in the project's sge/ folder and copied into DIR/sge/
+TASK_SCRIPT = "bootgpu-task.sh"  # the job scripts, in the project's sge/ and slurm/ folders, copied into DIR/SCHED/
 MERGE_SCRIPT = "bootgpu-merge.sh"
 _SHARD_NAME = re.compile(r"shard-(\d+)-of-(\d+)\.h5")
 _PART_NAME = re.compile(r"focus-(\d+)\.h5")
 DAMAGED_DIR = "damaged"
 _REPLICATE_NAME = re.compile(r"replicate-(\d+)\.h5")
+SCHEDULER_DIRS = ("sge", "slurm")  # DIR/<name>/: the files of a submission to that scheduler
+
+
+@dataclass(frozen=True)
+class ClusterFiles:
+    """A cluster submission's files: ``DIR/<scheduler>/`` (``SCHEDULER_DIRS``)."""
+
+    folder: Path
+
+    @property
+    def job_env(self) -> Path:
+        return self.folder / "job.env"
+
+    @property
+    def focus_list(self) -> Path:
+        return self.folder / "focus.txt"
+
+    @property
+    def submissions(self) -> Path:
+        return self.folder / "study.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.folder / "logs"
+
+    def job_script(self, name: str) -> Path:
+        """The study's copy of the job script ``name`` (bootgpu-task.sh, bootgpu-merge.sh)."""
+        return self.folder / name
 
 
 @dataclass(frozen=True)
@@ -95,29 +124,36 @@ class StudyLayout:
         """Finished null replicate files, by replicate number."""
         return {int(m[1]): p for m, p in _named(self.null_dir, _REPLICATE_NAME)}
 
+    def cluster(self, scheduler: str) -> ClusterFiles:
+        """The files of a submission to ``scheduler`` (one of ``SCHEDULER_DIRS``): DIR/<scheduler>/."""
+        if scheduler not in SCHEDULER_DIRS:
+            raise ValueError(f"unknown scheduler {scheduler!r}")
+        return ClusterFiles(self.root / scheduler)
+
+    # Grid Engine's files (DIR/sge/), by their names from before Slurm
     @property
     def sge_dir(self) -> Path:
-        return self.root / "sge"
+        return self.cluster("sge").folder
 
     @property
     def job_env(self) -> Path:
-        return self.sge_dir / "job.env"
+        return self.cluster("sge").job_env
 
     @property
     def focus_list(self) -> Path:
-        return self.sge_dir / "focus.txt"
+        return self.cluster("sge").focus_list
 
     @property
     def submissions(self) -> Path:
-        return self.sge_dir / "study.json"
+        return self.cluster("sge").submissions
 
     @property
     def logs_dir(self) -> Path:
-        return self.sge_dir / "logs"
+        return self.cluster("sge").logs_dir
 
     def job_script(self, name: str) -> Path:
-        """The study's copy of the job script ``name`` (bootgpu-task.sh, bootgpu-merge.sh)."""
-        return self.sge_dir / name
+        """The study's copy of the Grid Engine job script ``name`` (bootgpu-task.sh, bootgpu-merge.sh)."""
+        return self.cluster("sge").job_script(name)
 
     def part(self, gene: int) -> Path:
         return self.parts_dir / f"focus-{gene:06d}.h5"
@@ -199,7 +235,7 @@ class StudyLayout:
         for path in self.root.iterdir() if self.root.is_dir() else ():
             if temporary_owner(path.name) is not None:
                 path.unlink(missing_ok=True)
-        for folder in (self.parts_dir, self.shards_dir, self.null_dir, self.sge_dir):
+        for folder in (self.parts_dir, self.shards_dir, self.null_dir, *(self.root / s for s in SCHEDULER_DIRS)):
             if folder.is_dir():
                 shutil.rmtree(folder)
 
