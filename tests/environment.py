@@ -1,12 +1,13 @@
 """What some tests need from the machine, in one place: ``@pytest.mark.requires(NAME)`` (checked
 before the test and its fixtures run) or ``unavailable(NAME, reason)`` from inside a fixture that
 finds out late.  A missing requirement skips, with the reason -- unless ``BOOTGPU_REQUIRE`` names it
-(comma-separated; .ci/run sets ``BOOTGPU_REQUIRE=chromium,h5diff,sge`` after installing them), which
+(comma-separated; .ci/run sets ``BOOTGPU_REQUIRE=chromium,h5diff,sge,slurm`` after installing them), which
 turns that skip into a failure, so CI cannot pass by skipping.
 
 NAME: ``chromium`` (headless Chromium, its driver, selenium and the dashboard's assets;
 tests/test_dashboard.py), ``h5diff`` (hdf5-tools), ``sge`` (the local Grid Engine of
-sge/testing/start-local-sge.sh; tests/test_sge_integration.py), ``shared-data``
+sge/testing/start-local-sge.sh; tests/test_sge_integration.py), ``slurm`` (the local Slurm of
+slurm/testing/start-local-slurm.sh; tests/test_slurm_integration.py), ``shared-data``
 (../shared/data/all_leukemia.tsv.gz beside the checkout).
 """
 
@@ -35,8 +36,9 @@ def _shared_data():
     return None if SHARED_ALL.is_file() else f"{SHARED_ALL} is absent (../shared/data beside the checkout)"
 
 
-CHECKS = {"chromium": _chromium, "h5diff": _h5diff, "shared-data": _shared_data, "sge": None}
-# "sge" is checked by tests/test_sge_integration.py's cluster fixture (it asks qstat), which calls unavailable()
+CHECKS = {"chromium": _chromium, "h5diff": _h5diff, "shared-data": _shared_data, "sge": None, "slurm": None}
+# "sge" and "slurm" are checked by the cluster fixtures of tests/test_sge_integration.py (qstat) and
+# tests/test_slurm_integration.py (scontrol, sinfo), which call unavailable()
 
 
 def required() -> set:

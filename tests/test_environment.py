@@ -22,7 +22,7 @@ def test_a_missing_requirement_skips_unless_bootgpu_require_names_it(monkeypatch
 def test_unknown_requirements_are_refused():
     with pytest.raises(ValueError, match="unknown requirement 'h5dif'"):
         check("h5dif")
-    assert set(CHECKS) == {"chromium", "h5diff", "shared-data", "sge"}
+    assert set(CHECKS) == {"chromium", "h5diff", "shared-data", "sge", "slurm"}
 
 
 def test_a_present_requirement_runs_the_test(monkeypatch, tmp_path):

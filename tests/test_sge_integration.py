@@ -27,13 +27,12 @@ import subprocess
 import time
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
 
 from bootgpu.cli import main
 from bootgpu.study.directory import shard_slice
 from environment import unavailable
+from study_compare import assert_focus_equal, assert_study_equal, read_all
 
 ENV_FILE = Path("/tmp/bootgpu-local-sge.env")
 N_GENES = 40
@@ -156,42 +155,8 @@ def _epoch(text: str) -> float:
     return time.mktime(time.strptime(text, "%a %b %d %H:%M:%S %Y"))
 
 
-def _read_all(path: Path) -> dict:
-    with h5py.File(path) as h5:
-        focus = {}
-        for name in h5["focus"]:  # every dataset, nested groups (network) included
-            data: dict = {}
-            h5["focus"][name].visititems(lambda k, obj: data.__setitem__(k, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-            focus[name] = (dict(h5["focus"][name].attrs), data)
-        return {"meta": dict(h5["meta"].attrs), "gene_names": h5["gene_names"][()],
-                "sample_names": h5["sample_names"][()], "focus": focus}  # fmt: skip
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):  # byte for byte: NaN-safe, compound rows too
-        return np.asarray(a).dtype == np.asarray(b).dtype and np.asarray(a).tobytes() == np.asarray(b).tobytes()
-    return a == b
-
-
-def _assert_focus_equal(got: dict, want: dict, names) -> None:
-    for name in names:
-        (attrs_g, data_g), (attrs_w, data_w) = got[name], want[name]
-        assert attrs_g.keys() == attrs_w.keys() and all(_same(attrs_g[k], attrs_w[k]) for k in attrs_w), name
-        assert data_g.keys() == data_w.keys(), name
-        for key in data_w:
-            assert data_g[key].dtype == data_w[key].dtype and data_g[key].tobytes() == data_w[key].tobytes(), (name, key)
-
-
 def _assert_study_equal(out: Path, reference: Path) -> None:
-    got, want = _read_all(out / "results.h5"), _read_all(reference / "results.h5")
-    assert got["meta"].keys() == want["meta"].keys()
-    for key in want["meta"]:
-        assert _same(got["meta"][key], want["meta"][key]), key
-    assert np.array_equal(got["gene_names"], want["gene_names"])
-    assert np.array_equal(got["sample_names"], want["sample_names"])
-    assert list(got["focus"]) == list(want["focus"]) == [str(g) for g in FOCUS]
-    _assert_focus_equal(got["focus"], want["focus"], want["focus"])
-    assert (out / "rewiring_hubs.tsv").read_text() == (reference / "rewiring_hubs.tsv").read_text()
+    assert_study_equal(out, reference, FOCUS)
 
 
 def _submit_args(expr_tsv, out, queue_type="cpu", focus=FOCUS, tasks=TASKS):
@@ -295,9 +260,9 @@ def test_gpu_queue_requests_a_gpu_and_falls_back_to_numpy(cluster, workdir, expr
         assert "backend auto" in log
         if cupy_unusable_reason() is not None:
             assert "backend auto: using numpy (cupy not usable:" in log, log
-    got, want = _read_all(out / "results.h5"), _read_all(reference / "results.h5")
+    got, want = read_all(out / "results.h5"), read_all(reference / "results.h5")
     assert list(got["focus"]) == [str(g) for g in focus]
-    _assert_focus_equal(got["focus"], want["focus"], got["focus"])  # each focus gene as in the local run
+    assert_focus_equal(got["focus"], want["focus"], got["focus"])  # each focus gene as in the local run
 
 
 def test_permutation_null_array_then_merge_gathers_p_values(cluster, workdir, expr_tsv, capsys):

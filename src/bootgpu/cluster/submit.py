@@ -62,6 +62,8 @@ def submit_study(args: argparse.Namespace, scheduler: Scheduler, options: Iterab
     record.setdefault("submissions", [])
     if args.dry_run:
         write_submissions(files, record)
+        for path in written[:-2]:  # the job scripts as they would be submitted
+            print(f"--- {path}\n{path.read_text()}", end="")
         print("dry run: nothing submitted")
         return 0
     if shutil.which(scheduler.submit_tool) is None:
