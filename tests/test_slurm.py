@@ -291,15 +291,27 @@ def test_squeue_rows():
     assert jobs[103][0].words == "pending (JobArrayTaskLimit)" and task_numbers(jobs[103][0].tasks) == {4, 5, 6}
 
 
+def test_sacct_is_asked_only_about_jobs_squeue_forgot_and_only_where_it_works(tmp_path, monkeypatch):
+    calls = tmp_path / "calls"
+    _fake_slurm(tmp_path / "bin", calls, monkeypatch, squeue="104|N/A|PENDING|Dependency\n")
+    assert set(sbatch.job_states([103, 104])) == {104}  # sacct fails: 103 is left out, not an error
+    (tmp_path / "bin" / "sacct").write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\n"
+                                            "printf '103_1|COMPLETED|None\\n103_2|CANCELLED by 0|None\\n103_2.batch|CANCELLED|None\\n'\n")
+    jobs = sbatch.job_states([103, 104])
+    assert [(r.tasks, r.words, r.failed) for r in jobs[103]] == [("1", "completed", False), ("2", "cancelled", True)]
+    assert calls.read_text() == "-n -P -X -o JobID,State,Reason -j 103\n"  # only the job squeue no longer lists
+
+
 def _fake_slurm(bindir: Path, calls: Path, monkeypatch, squeue: str = "") -> None:
     """sbatch that logs its arguments and answers 101, 102, ...; squeue that prints ``squeue``;
-    scancel that logs."""
+    scancel that logs; sacct as where no accounting is kept (it fails)."""
     bindir.mkdir(exist_ok=True)
     (bindir / "sbatch").write_text(f"#!/bin/sh\nn=$(grep -c '^sbatch' {calls} 2>/dev/null)\n"
                                    f"printf 'sbatch %s\\n' \"$*\" >> {calls}\necho $((101 + n))\n")  # fmt: skip
     (bindir / "squeue").write_text(f"#!/bin/sh\nprintf '%s' '{squeue}'\n")
     (bindir / "scancel").write_text(f"#!/bin/sh\nprintf 'scancel %s\\n' \"$*\" >> {calls}\n")
-    for tool in ("sbatch", "squeue", "scancel"):
+    (bindir / "sacct").write_text("#!/bin/sh\necho 'sacct: error: Slurm accounting storage is disabled' >&2\nexit 1\n")
+    for tool in ("sbatch", "squeue", "scancel", "sacct"):
         (bindir / tool).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
 

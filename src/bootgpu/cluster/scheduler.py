@@ -42,8 +42,8 @@ class Scheduler:
     """``name``: DIR/<name>/, the project's <name>/ folder of job scripts, `bootgpu <name> submit`;
     ``label``: for people ('Grid Engine'); ``submit_tool``, ``query_tool``, ``cancel_tool``: its
     client commands' names (qsub, qstat, qdel); ``renderer``: options -> renderer (see the module
-    docstring); ``submit``: a submit command -> the job id; ``jobs``: the scheduler's jobs, id ->
-    rows (raises BootgpuError where it cannot tell); ``cancel``: cancel jobs by id; ``ended``: where
+    docstring); ``submit``: a submit command -> the job id; ``jobs``: what the scheduler knows of
+    its jobs (those of the ids given at least), id -> rows (raises BootgpuError where it cannot tell); ``cancel``: cancel jobs by id; ``ended``: where
     a finished job's exit status is ('{job}' is filled in)."""
 
     name: str
@@ -53,7 +53,7 @@ class Scheduler:
     cancel_tool: str
     renderer: Callable[[argparse.Namespace], object]
     submit: Callable[[Sequence[str]], int]
-    jobs: Callable[[], dict[int, list[JobState]]]
+    jobs: Callable[[Sequence[int]], dict[int, list[JobState]]]
     cancel: Callable[[Sequence[int]], None]
     ended: str
 

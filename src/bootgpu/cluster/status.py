@@ -40,8 +40,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     layout = StudyLayout(out)
     submitted = bool(p["study"] and p["study"].get("submissions"))
     scheduler = scheduler_named(p["scheduler"]) if submitted else None
-    live, why = _ask(scheduler) if scheduler else (None, None)
     last = p["study"]["submissions"][-1] if submitted else {}
+    live, why = _ask(scheduler, [last[k] for k, _ in JOB_KINDS if last.get(k)]) if scheduler else (None, None)
     states = _task_states(live, last.get("array_job"))
     print_progress(layout, p, states)
     if getattr(args, "verify", False) and _verify(layout):
@@ -54,9 +54,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ask(scheduler: Scheduler) -> tuple[dict[int, list[JobState]] | None, str | None]:
+def _ask(scheduler: Scheduler, ids: list[int]) -> tuple[dict[int, list[JobState]] | None, str | None]:
     try:
-        return scheduler.jobs(), None
+        return scheduler.jobs(ids), None
     except BootgpuError as exc:
         return None, str(exc)
 

@@ -134,7 +134,7 @@ def check_resubmission(args: argparse.Namespace, layout: StudyLayout, files: Clu
         return old, []
     ids = [j for s in old.get("submissions", []) for j in (s.get(k) for k, _ in JOB_KINDS) if j]
     try:
-        live = scheduler.jobs()
+        live = scheduler.jobs(ids)
     except BootgpuError as exc:
         log(f"bootgpu: warning: cannot tell whether jobs {', '.join(map(str, ids))} still run: {exc}")
         live = {}

@@ -48,9 +48,9 @@ STATE_WORDS = {"r": "running", "t": "starting", "qw": "pending", "hqw": "waiting
                "Eqw": "in error (qstat -j shows why; qmod -cj clears it)", "dr": "being deleted"}  # fmt: skip
 
 
-def job_states() -> dict[int, list[JobState]]:
-    """qstat's jobs as ``JobState`` rows: every job qstat lists may still run (finished jobs are
-    in qacct, not qstat)."""
+def job_states(ids: Sequence[int] = ()) -> dict[int, list[JobState]]:
+    """qstat's jobs (all of them; ``ids`` is not needed) as ``JobState`` rows: every job qstat lists
+    may still run (finished jobs are in qacct, not qstat)."""
     return {job: [JobState(tasks, STATE_WORDS.get(state, f"state {state}"), True) for state, tasks in rows]
             for job, rows in qstat_jobs().items()}  # fmt: skip
 

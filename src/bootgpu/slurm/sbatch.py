@@ -1,7 +1,8 @@
 """Slurm's client commands (sbatch, squeue, scancel), each run through
 ``bootgpu.cluster.client.call``, and squeue's answer as ``JobState`` rows.  squeue ``-t all`` also
 lists jobs that ended (for MinJobAge, 300 s by default), so a failed or cancelled task is seen;
-sacct is not needed (and is not there where the site keeps no accounting)."""
+sacct is asked only about jobs squeue has forgotten, and only where it works (it fails where the
+site keeps no accounting)."""
 
 from __future__ import annotations
 
@@ -53,10 +54,32 @@ def parse_squeue(text: str) -> dict[int, list[JobState]]:
     return jobs
 
 
-def job_states() -> dict[int, list[JobState]]:
-    """Every job squeue knows, ended ones included (``-t all``).  Raises BootgpuError where squeue
-    is missing or fails."""
-    return parse_squeue(call(["squeue", "-h", "-t", "all", "-o", SQUEUE_FORMAT], QUERY_TIMEOUT_S))
+def job_states(ids: Sequence[int] = ()) -> dict[int, list[JobState]]:
+    """Every job squeue knows, ended ones included (``-t all``); those of ``ids`` it no longer lists
+    (ended longer ago than the cluster's MinJobAge) from sacct, where the site keeps accounting
+    (sacct fails without: then they are left out).  Raises BootgpuError where squeue is missing or
+    fails."""
+    jobs = parse_squeue(call(["squeue", "-h", "-t", "all", "-o", SQUEUE_FORMAT], QUERY_TIMEOUT_S))
+    gone = [j for j in ids if j not in jobs]
+    if gone:
+        try:
+            text = call(["sacct", "-n", "-P", "-X", "-o", "JobID,State,Reason", "-j", ",".join(map(str, gone))],
+                        QUERY_TIMEOUT_S)  # fmt: skip
+        except BootgpuError:  # no accounting (slurmdbd) on this cluster
+            return jobs
+        jobs |= {j: rows for j, rows in parse_sacct(text).items() if j in gone}
+    return jobs
+
+
+def parse_sacct(text: str) -> dict[int, list[JobState]]:
+    """The rows of ``sacct -n -P -X -o JobID,State,Reason``: '4711_2|FAILED|None', '4712|COMPLETED|None'."""
+    lines = []
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) == 3 and re.fullmatch(r"\d+(_(\d+|\[[^]]*\]))?", fields[0]):
+            job, _, task = fields[0].partition("_")
+            lines.append("|".join((job, task or "N/A", fields[1], fields[2])))
+    return parse_squeue("\n".join(lines))
 
 
 def cancel(ids: Sequence[int]) -> None:
