@@ -30,9 +30,10 @@ def _status_kib(field: str) -> int:
     return 0
 
 
-def mem_available() -> int:
+def mem_available(meminfo: str = "/proc/meminfo") -> int:
+    """MemAvailable of ``meminfo`` in bytes (free pages where the kernel has no such line)."""
     try:
-        with open("/proc/meminfo") as fh:
+        with open(meminfo) as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024

@@ -93,6 +93,7 @@ class NumpyBackend(Backend):
         def sample():
             while not done.is_set():
                 peak[0] = max(peak[0], current_rss_bytes())
+                result.peak_bytes = peak[0] - start  # the rise so far, readable inside the block
                 time.sleep(0.005)
 
         thread = threading.Thread(target=sample, daemon=True)
