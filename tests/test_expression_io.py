@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import importlib.util
 import os
-import time
 from pathlib import Path
 
 import h5py
@@ -184,11 +183,11 @@ def test_make_demo_data_reproduces_bundled_file(tmp_path):
 
 
 @needs_shared
-def test_full_source_loads_fast():
-    read_expression(SHARED)  # warm the page cache
-    t = time.perf_counter()
-    read_expression(SHARED)
-    assert time.perf_counter() - t < 2.0
+def test_full_source_loads_whole():
+    # its reading time is benchmarks/bench_read.py's, never a threshold here
+    expr = read_expression(SHARED)
+    assert expr.values.shape == (12625, 128) and expr.values.dtype.kind == "f"
+    assert len(set(expr.gene_names)) == 12625 and len(expr.sample_names) == 128
 
 
 # --- bad input ------------------------------------------------------------------
