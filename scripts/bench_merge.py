@@ -25,11 +25,13 @@ import h5py
 
 def clone_shards(out: Path, n_focus: int, n_shards: int, template: Path):
     """Shard files of an ``n_focus``-gene study (rows 0..n_focus-1 of the template's input), each
-    focus group a copy of the template's first one; returns the study identity."""
+    focus group a copy of the template's first one, each with its SHA-256 sidecar as a shard run
+    writes it; returns the study identity."""
     from bootgpu.study.identity import StudyIdentity, focus_sha256
     from bootgpu.study.layout import StudyLayout
     from bootgpu.results_io import read_meta, write_meta
     from bootgpu.study.directory import claim_study, shard_slice
+    from bootgpu.study.integrity import record_digest
 
     with h5py.File(template) as h5:
         gene_names = h5["gene_names"].asstr()[()].tolist()
@@ -53,6 +55,7 @@ def clone_shards(out: Path, n_focus: int, n_shards: int, template: Path):
                 for g in shard_slice(focus, (k, n_shards)):
                     src.copy(group, dst, name=str(g))
                     dst[str(g)].attrs["hubs_row"] = json.dumps({**row, "gene_idx": g, "gene_id": gene_names[g % len(gene_names)]})
+            record_digest(layout.shard(k, n_shards))  # as a shard run does once its file is in place
     return identity
 
 

@@ -393,7 +393,7 @@ def test_merge_refuses_a_shard_of_another_study(expr_tsv, tmp_path, capsys):
 def test_merge_and_status_load_no_compute_code():
     """`bootgpu merge` and `status` read results through ``results_schema`` and ``study``: in a fresh
     interpreter, importing them loads neither the pipeline, the core nor a backend."""
-    code = ("import sys, bootgpu.study, bootgpu.results_io, bootgpu.hubs, bootgpu.study.layout, bootgpu.sge.progress; "
+    code = ("import sys, bootgpu.study, bootgpu.results_io, bootgpu.hubs, bootgpu.study.layout, bootgpu.cluster.progress, bootgpu.cluster.status; "
             "print(sorted(m for m in sys.modules if m.startswith(('bootgpu.core', 'bootgpu.pipeline', "
             "'bootgpu.backends', 'bootgpu.planner', 'bootgpu.networks'))))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -14,6 +14,9 @@ from bootgpu.atomic import atomic_write_text
 from bootgpu.errors import BootgpuError
 from bootgpu.study.layout import MERGE_SCRIPT, SCHEDULER_DIRS, TASK_SCRIPT, ClusterFiles, StudyLayout
 
+# the job ids of a submission entry in DIR/<scheduler>/study.json, with the label each is shown by
+JOB_KINDS = (("array_job", "array"), ("null_job", "null"), ("merge_job", "merge"))
+
 
 def scripts_dir(scheduler: str, label: str, explicit: str | None = None) -> Path:
     """The project's folder of ``scheduler``'s job scripts (``sge/``, ``slurm/``): --scripts-dir,

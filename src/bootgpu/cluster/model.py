@@ -37,7 +37,6 @@ DEFAULT_BUDGET = "4G"
 DEFAULT_MERGE_MEMORY = "4G"
 DEFAULT_RUNTIME = "24:00:00"
 NULL_TASK_ARG = "null"  # the task script's argument that makes a task compute null replicates
-JOB_KINDS = (("array_job", "array"), ("null_job", "null"), ("merge_job", "merge"))  # keys of a submission entry
 
 
 @dataclass(frozen=True)

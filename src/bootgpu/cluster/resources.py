@@ -13,8 +13,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bootgpu.planner import PROCESS_OVERHEAD_BYTES, job_memory_request
-
 # Virtual memory each extra BLAS thread maps (OpenBLAS buffers and stack): measured 80 MiB per
 # thread with NumPy's OpenBLAS 0.3.31; rounded up.  The job scripts run one thread per slot.
 THREAD_VMEM_BYTES = 128 * 2**20
@@ -56,6 +54,10 @@ def task_request(n_genes: int, n_samples: int, k_low: int, k_high: int, n_bootst
     """h_vmem per slot and the run's budget for a task planned with ``budget`` (see the module
     docstring); `bootgpu plan` prints the same request.  ``working_set_bytes``: of the backend the
     task runs, by default NumPy's on CPU queues (``cuda`` 0) and none (CuPy) on GPU queues."""
+    # imported here: the planner loads the core, and `bootgpu status` (which imports this module
+    # through the submission model) loads no compute code
+    from bootgpu.planner import PROCESS_OVERHEAD_BYTES, job_memory_request
+
     if working_set_bytes is None:
         # imported here: it loads SciPy, and every bootgpu command imports this module
         from bootgpu.backends.numpy_backend import NumpyBackend

@@ -9,7 +9,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from bootgpu.cluster.model import JOB_KINDS
+from bootgpu.cluster.jobfiles import JOB_KINDS
 from bootgpu.cluster.progress import study_progress
 from bootgpu.cluster.scheduler import JobState, Scheduler, describe, task_numbers
 from bootgpu.errors import BootgpuError

@@ -15,8 +15,8 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from bootgpu.cluster.jobfiles import read_submissions, scripts_dir, write_job_files, write_submissions
-from bootgpu.cluster.model import JOB_KINDS, StudyInput, Submission, check_path, split_null, split_tasks
+from bootgpu.cluster.jobfiles import JOB_KINDS, read_submissions, scripts_dir, write_job_files, write_submissions
+from bootgpu.cluster.model import StudyInput, Submission, check_path, split_null, split_tasks
 from bootgpu.cluster.resources import TaskRequest
 from bootgpu.cluster.scheduler import Scheduler, task_numbers
 from bootgpu.config import AnalysisConfig

@@ -16,7 +16,7 @@ The job scripts are in the project's ``sge/`` folder; a study's copies in ``DIR/
 
 def register_commands(subparsers) -> None:
     """Add `bootgpu sge submit` to the CLI's subparsers (the commands module is loaded here, not on
-    import, so ``bootgpu.sge.progress`` alone loads no compute code)."""
+    import, so ``bootgpu.sge`` alone loads no compute code)."""
     from bootgpu.sge.commands import register_commands as register
 
     register(subparsers)
