@@ -2,8 +2,9 @@
 # bootgpu-task.sh: one array task of a bootgpu study, on a CPU or a GPU queue (Grid Engine: SGE,
 # UGE, OGS).
 #
-# Task K of N runs `bootgpu run --shard K/N` on the K-th contiguous part of the study's focus genes
-# and writes OUT/shards/shard-KKKK-of-NNNN.h5 (atomically, when it ends).  While it runs, every
+# Task K of N runs `bootgpu run --shard K/N` on every N-th focus gene of the study from the K-th (so
+# each task gets its share of the heavy ones) and writes OUT/shards/shard-KKKK-of-NNNN.h5
+# (atomically, when it ends).  While it runs, every
 # finished focus gene is kept in OUT/parts/, so a task that is killed and run again continues where
 # it stopped; a task whose shard is already complete exits at once (`bootgpu run` checks that parts
 # and shard belong to this study, see OUT/study.json).  bootgpu-merge.sh, held until the array

@@ -184,7 +184,7 @@ def test_make_demo_data_reproduces_bundled_file(tmp_path):
 
 @needs_shared
 def test_full_source_loads_whole():
-    # its reading time is benchmarks/bench_read.py's, never a threshold here
+    # its reading time is tests/benchmarks/test_read.py's (pytest-benchmark), never a threshold here
     expr = read_expression(SHARED)
     assert expr.values.shape == (12625, 128) and expr.values.dtype.kind == "f"
     assert len(set(expr.gene_names)) == 12625 and len(expr.sample_names) == 128
