@@ -145,10 +145,14 @@ def _wait_for(job: int, out: Path) -> list[dict]:
     while _alive(job):
         if time.monotonic() > deadline:
             state = subprocess.run(["qstat", "-f"], capture_output=True, text=True).stdout
-            logs = "\n".join(f"--- {p.name}\n{p.read_text()}" for p in sorted((out / "sge" / "logs").glob("*")))
-            pytest.fail(f"job {job} still queued or running after {WAIT_S} s\n{state}\n{logs}")
+            pytest.fail(f"job {job} still queued or running after {WAIT_S} s\n{state}\n{_logs(out)}")
         time.sleep(0.5)
     return _qacct(job)
+
+
+def _logs(out: Path) -> str:
+    """Every job log of the study, for a failure's message."""
+    return "\n".join(f"--- {p.name}\n{p.read_text()}" for p in sorted((out / "sge" / "logs").glob("*")))
 
 
 def _epoch(text: str) -> float:
@@ -217,7 +221,7 @@ def test_killed_task_resubmitted_completes_the_study(cluster, workdir, expr_tsv,
     assert 1 <= n_done < 5
     merge = _wait_for(merge_id, out)
     tasks = {int(t["taskid"]): t for t in _qacct(array_id)}
-    assert tasks[1]["exit_status"] == tasks[3]["exit_status"] == "0"
+    assert tasks[1]["exit_status"] == tasks[3]["exit_status"] == "0", _logs(out)
     assert tasks[2]["exit_status"] != "0"  # killed
     # the merge ran anyway, found the hole and said what is missing
     assert merge[0]["exit_status"] != "0"
