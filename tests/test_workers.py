@@ -106,17 +106,28 @@ def test_plan_workers_shares_cores_and_budget():
 
     assert plan_workers(1, 100, 8 << 30, make_plan) == (1, None)
     assert plan_workers(16, 1, 8 << 30, make_plan) == (1, None)
+    # 16 processes (one thread each while all are busy), each plan sized for all 16 cores within its
+    # share: a process takes the idle ones' cores (Backend.share_cores)
     processes, plan = plan_workers(16, 100, 64 << 30, make_plan)
-    assert processes == 16 and plan.threads == 1 and plan.cache_pairs
+    assert processes == 16 and plan.threads == 16 and plan.cache_pairs
+    assert plan == make_plan(((64 << 30) - 16 * WORKER_OVERHEAD_BYTES) // 16, 16)
     assert plan.budget_bytes * processes <= 64 << 30
-    processes, plan = plan_workers(16, 3, 64 << 30, make_plan)  # fewer focus genes than cores: more threads
-    assert processes == 3 and plan.threads == 5
+    processes, plan = plan_workers(16, 3, 64 << 30, make_plan)  # fewer focus genes than cores
+    assert processes == 3 and plan.threads == 16
     processes, plan = plan_workers(16, 100, 64 << 30, make_plan, most=4)
+    assert processes == 4 and plan.threads == 16
+
+    def narrow(budget, threads):  # a share that cannot hold chunks for every core keeps its own threads
+        if threads > 4 and budget < 32 << 30:
+            raise BootgpuError("too small")
+        return make_plan(budget, threads)
+
+    processes, plan = plan_workers(16, 100, 64 << 30, narrow, most=4)
     assert processes == 4 and plan.threads == 4
     # a budget too small for 16 caching processes gets fewer of them, each still caching
     small = 4 << 30
     processes, plan = plan_workers(16, 100, small, make_plan)
-    assert 1 < processes < 16 and plan.cache_pairs
+    assert 1 < processes < 16 and plan.cache_pairs and plan.threads in (16 // processes, 16)
     def caches(p):
         share = (small - p * WORKER_OVERHEAD_BYTES) // p
         try:

@@ -524,8 +524,21 @@ def plan_workers(slots: int, n_focus: int, budget_bytes: int, make_plan, most: i
         except BootgpuError:  # too small a share
             continue
         if plan.cache_pairs or not whole.cache_pairs:
-            return processes, plan
+            return processes, _widest(plan, share, slots, make_plan)
     return 1, None
+
+
+def _widest(plan: Plan, share: int, slots: int, make_plan) -> Plan:
+    """A worker's plan sized for every core (``slots`` chunks in flight) where its share of the
+    budget holds that as it holds ``plan`` (pairs cached alike): a worker runs its share of the
+    cores while the others are busy and takes theirs while they are idle (``Backend.share_cores``)."""
+    if plan.threads >= slots:
+        return plan
+    try:
+        wide = make_plan(share, slots)
+    except BootgpuError:
+        return plan
+    return wide if wide.threads == slots and wide.cache_pairs == plan.cache_pairs else plan
 
 
 def parse_size(text: str, option: str, *, sge: bool = False) -> int:

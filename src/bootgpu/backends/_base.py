@@ -193,6 +193,20 @@ class Backend:
         else:
             out[key] = value
 
+    def store_pair_ratio(self, out: Array, rows: slice, cols: slice, w: Array, d: Array, a: Array, b: Array,
+                         den: Array, subtract: bool = False) -> None:
+        """out[rows, cols] = pair_dots(w, d, a, b) transposed, divided by ``den`` (R, 1) in float64,
+        or with ``subtract`` out minus that: a sparse block's correlations, made in pieces of
+        ``pair_piece`` edges (``store_ratio`` of each)."""
+        xp = self.xp
+        n = int(a.shape[0])
+        step = self.pair_piece(int(w.shape[1]), int(w.shape[2]), w.dtype) or n
+        for p0 in range(0, n, step):
+            p1 = min(p0 + step, n)
+            dots = self.pair_dots(w, d, a[p0:p1], b[p0:p1])
+            self.store_ratio(out, (rows, slice(cols.start + p0, cols.start + p1)), xp.matrix_transpose(dots), den,
+                             subtract)
+
     def edge_rows(self, deltas: Array, start: int, stop: int) -> Array:
         """Edges ``start:stop`` of (B, E) replicate-major deltas as (stop - start, B) rows."""
         return self.xp.matrix_transpose(deltas[:, start:stop])

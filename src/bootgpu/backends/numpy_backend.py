@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.special
 
+from bootgpu.backends import host_kernels
 from bootgpu.backends._base import Backend, PeakMemory, granted_cores
 from bootgpu.backends.host_memory import tightest_host_limit
 from bootgpu.core.ranks import Scans
@@ -63,14 +64,27 @@ class NumpyBackend(Backend):
             self._pool, self._pool_size = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bootgpu"), threads
         return self._pool
 
+    _cores_now = None  # () -> cores this process may use now (``share_cores``); None: every chunk asked for
+
+    def share_cores(self, cores_now) -> None:
+        """Run at most ``cores_now()`` chunks at once, asked anew at each stage's start: a worker
+        process among several whose plan sizes its chunks for all the cores, but which uses only its
+        share of them while the others are busy (``study.workers``)."""
+        self._cores_now = cores_now
+
+    def _in_flight(self, threads: int) -> int:
+        return threads if self._cores_now is None else max(1, min(threads, int(self._cores_now())))
+
     def map_chunks(self, fn, items, threads: int = 1) -> list:
         items = list(items)
+        threads = self._in_flight(threads)
         if min(threads, len(items)) <= 1:
             return [fn(item) for item in items]
         return list(self._executor(threads).map(fn, items))  # NumPy releases the GIL in its loops
 
     def imap_chunks(self, fn, items, threads: int = 1):
         items = list(items)
+        threads = self._in_flight(threads)
         if min(threads, len(items)) <= 1:
             yield from (fn(item) for item in items)
             return
@@ -218,6 +232,13 @@ class NumpyBackend(Backend):
             return
         np.subtract(view, num if den is None else np.divide(num, den), out=view)
 
+    def store_pair_ratio(self, out, rows, cols, w, d, a, b, den, subtract: bool = False) -> None:
+        # one compiled pass (host_kernels.pair_ratio): no gathered rows, dots or quotients in memory
+        if not host_kernels.enabled():
+            return Backend.store_pair_ratio(self, out, rows, cols, w, d, a, b, den, subtract)
+        host_kernels.kernel("pair_ratio")(w, d, a, b, np.ascontiguousarray(den).reshape(-1), out, rows.start,
+                                          cols.start, bool(subtract))
+
     TRANSPOSE_TILE = 256  # replicates per tile: both sides of a tile stay in cache
 
     def edge_rows(self, deltas, start: int, stop: int):
@@ -261,6 +282,8 @@ class NumpyBackend(Backend):
         n = x.shape[1]
         if centre is None or spread is None or n < self.TAIL_CANDIDATES_MIN_COLUMNS or x.shape[0] == 0:
             return self._row_order_statistics(x, positions)
+        if host_kernels.enabled():  # one compiled pass a row: both tails' candidates, a sort of each
+            return self._compiled_order_statistics(x, positions, centre, spread)
         found, whole = {}, np.zeros(x.shape[0], dtype=bool)
         for lower in (True, False):
             tail = [int(p) for p in positions if (p < n / 2) == lower]
@@ -272,16 +295,35 @@ class NumpyBackend(Backend):
                 found[int(p)][rows] = value
         return [found[int(p)] for p in positions]
 
+    def _tail_z(self, n: int, need: int) -> float:
+        """z such that a normal row of ``n`` values has ~2.5x the ``need`` values beyond centre -/+ z spread."""
+        import statistics
+
+        return statistics.NormalDist().inv_cdf(max(0.5, 1 - 2.5 * need / n))
+
+    def _compiled_order_statistics(self, x, positions, centre, spread):
+        n = x.shape[1]
+        ps = sorted({int(p) for p in positions})
+        lower = np.asarray([p for p in ps if p < n / 2][::-1], dtype=np.int64)  # descending
+        upper = np.asarray([p for p in ps if p >= n / 2], dtype=np.int64)  # ascending
+        z_lo = self._tail_z(n, int(lower[0]) + 1) if lower.shape[0] else 0.0
+        z_hi = self._tail_z(n, n - int(upper[0])) if upper.shape[0] else 0.0
+        out_lower = np.empty((x.shape[0], lower.shape[0]), dtype=x.dtype)
+        out_upper = np.empty((x.shape[0], upper.shape[0]), dtype=x.dtype)
+        host_kernels.kernel("tail_order_statistics")(np.ascontiguousarray(x), lower, upper, centre - z_lo * spread,
+                                                     centre + z_hi * spread, out_lower, out_upper)
+        found = {int(p): out_lower[:, j] for j, p in enumerate(lower)}
+        found.update({int(p): out_upper[:, j] for j, p in enumerate(upper)})
+        return [found[int(p)] for p in positions]
+
     def _tail_statistics(self, x, tail: list, centre, spread, lower: bool, whole) -> dict:
         """{p: column p of each row sorted} for the positions ``tail`` of one tail, from its
         candidates; rows whose candidates cannot tell are flagged in ``whole`` (their values here
         are placeholders)."""
-        import statistics
-
         n_rows, n = x.shape
         need = max(tail) + 1 if lower else n - min(tail)
         room = max(need * self.TAIL_CANDIDATES_ROOM, 64)
-        z = statistics.NormalDist().inv_cdf(max(0.5, 1 - 2.5 * need / n))
+        z = self._tail_z(n, need)
         mask = x < (centre - z * spread)[:, None] if lower else x > (centre + z * spread)[:, None]
         counts = np.add.reduce(mask.view(np.uint8), axis=1, dtype=np.int64)
         ok = (counts >= need) & (counts <= room)

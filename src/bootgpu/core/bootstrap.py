@@ -332,14 +332,8 @@ class GeneGroup:
                 dots = backend.pair_dots(w, d, blk.a, blk.b)
                 r = correlation(xp, dots, xp.take(s_src, src_i, axis=0), xp.take(s_src, src_j, axis=0))
                 backend.store_ratio(deltas, (rows, cols), xp.matrix_transpose(r), None, subtract)
-            else:  # in pieces the backend sizes (NumPy: gathered rows in cache)
-                n = blk.stop - blk.start
-                step = backend.pair_piece(k, n_rep, w.dtype) or n
-                for p0 in range(0, n, step):
-                    p1 = min(p0 + step, n)
-                    dots = backend.pair_dots(w, d, blk.a[p0:p1], blk.b[p0:p1])
-                    backend.store_ratio(deltas, (rows, slice(blk.start + p0, blk.start + p1)),
-                                        xp.matrix_transpose(dots), den, subtract)
+            else:  # in pieces the backend sizes (NumPy: one compiled pass, or gathered rows in cache)
+                backend.store_pair_ratio(deltas, rows, cols, w, d, blk.a, blk.b, den, subtract)
         for i in bad:  # a resample with one position drawn m times: every gene constant
             deltas[r0 + i, :] = xp.nan
 

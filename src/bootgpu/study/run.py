@@ -196,8 +196,10 @@ class StudyRun:
         else here, with host processes finishing a device's focus genes (``PartWriters``)."""
         processes, plan = self.worker_plan(len(todo))
         if processes > 1:
+            busy = 1 if self.backend.on_device else max(1, self.backend.host_threads() // processes)
             on = f"sharing {self.backend.device_name()}" if self.backend.on_device else \
-                f"of {plan.threads} thread{'s' if plan.threads > 1 else ''}"
+                f"of {busy} thread{'s' if busy > 1 else ''}" + \
+                (f" (up to {plan.threads} while others are idle)" if plan.threads > busy else "")
             log(f"{processes} processes {on}, {format_bytes(plan.budget_bytes)} of the budget each")
             self.worker_plan_used = plan
 
@@ -208,7 +210,7 @@ class StudyRun:
                 bar.update(1)
 
             with GeneWorkers(processes, self.backend.name, self.expr.values, self.cfg, plan, *self.k, meta,
-                             self.expr.gene_names, done, share_memory=not self.backend.on_device) as pool:
+                             self.expr.gene_names, done, share_memory=not self.backend.on_device, busy_threads=busy) as pool:
                 for gene in todo:
                     pool.analyse(gene, self.layout.part(gene))
             return

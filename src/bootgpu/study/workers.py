@@ -149,16 +149,20 @@ class PartWriters(_Pool):
 
 
 def _init_analyser(backend_name: str, values, cfg: AnalysisConfig, plan, k_low: int, k_high: int, meta: dict,
-                   gene_names) -> None:
+                   gene_names, cores: tuple) -> None:
     _ignore_interrupts()
-    os.environ["BOOTGPU_THREADS"] = str(plan.threads)  # this process's share of the cores
+    active, busy, slots = cores
+    os.environ["BOOTGPU_THREADS"] = str(busy)  # this process's share of the cores
     from threadpoolctl import threadpool_limits
 
     from bootgpu.backends import get_backend
 
     backend = get_backend(backend_name)
+    if plan.threads > busy and hasattr(backend, "share_cores"):
+        # the plan sizes chunks for ``plan.threads``: all the cores, taken while the others are idle
+        backend.share_cores(lambda: max(busy, slots // max(1, active.value)))
     _WORKER.update(backend=backend, expr=backend.to_device(values), cfg=cfg, plan=plan, k=(k_low, k_high), meta=meta,
-                   gene_names=gene_names, blas=threadpool_limits(plan.threads))
+                   gene_names=gene_names, blas=threadpool_limits(busy), active=active)
 
 
 @dataclass(frozen=True)
@@ -189,10 +193,16 @@ def _analyse(gene: int, path: Path) -> GeneReport:
     from bootgpu.pipeline import analyse_focus
 
     w = _WORKER
-    backend = w["backend"]
-    with backend.track_peak() as peak:
-        result = analyse_focus(backend, w["expr"], gene, w["cfg"], w["plan"], *w["k"])
-        finish_focus(path, result, w["cfg"], w["meta"], w["gene_names"])
+    backend, active = w["backend"], w["active"]
+    with active.get_lock():
+        active.value += 1
+    try:
+        with backend.track_peak() as peak:
+            result = analyse_focus(backend, w["expr"], gene, w["cfg"], w["plan"], *w["k"])
+            finish_focus(path, result, w["cfg"], w["meta"], w["gene_names"])
+    finally:
+        with active.get_lock():
+            active.value -= 1
     return GeneReport.of(result, w["plan"], peak.peak_bytes)
 
 
@@ -203,10 +213,14 @@ class GeneWorkers(_Pool):
     a focus gene with a million edges does not hold back the others."""
 
     def __init__(self, processes: int, backend_name: str, values, cfg: AnalysisConfig, plan, k_low: int, k_high: int,
-                 meta: dict, gene_names, on_done: Callable, share_memory: bool = True):
+                 meta: dict, gene_names, on_done: Callable, share_memory: bool = True, busy_threads: int = 0):
+        # ``busy_threads``: each process's threads while all are busy (default ``plan.threads``); a
+        # plan for more lets a process take the cores of idle ones, e.g. the last, largest focus gene
+        active = _context(share_memory).Value("i", 0)  # processes analysing a focus gene now
+        cores = (active, busy_threads or plan.threads, max(plan.threads, (busy_threads or plan.threads) * processes))
         super().__init__(processes, _init_analyser,
-                         (backend_name, values, cfg, plan, k_low, k_high, meta, list(gene_names)), on_done, 2 * processes,
-                         share_memory=share_memory)
+                         (backend_name, values, cfg, plan, k_low, k_high, meta, list(gene_names), cores), on_done,
+                         2 * processes, share_memory=share_memory)
 
     def analyse(self, gene: int, path: Path) -> None:
         self.submit(_analyse, gene, path)

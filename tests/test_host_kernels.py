@@ -1,0 +1,90 @@
+"""The NumPy backend's compiled kernels (bootgpu.backends.host_kernels) give the bytes of the NumPy
+code they replace, which stays as the fallback (BOOTGPU_NUMBA=0), and of the definitions: sparse
+correlations against gathered dots divided and stored, order statistics against a full sort."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from bootgpu.backends import host_kernels
+from bootgpu.backends._base import Backend
+from bootgpu.backends.numpy_backend import NumpyBackend
+
+
+def test_numba_is_installed_and_the_kernels_are_used(monkeypatch):
+    assert host_kernels.enabled()
+    monkeypatch.setenv("BOOTGPU_NUMBA", "0")
+    assert not host_kernels.enabled()
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32])
+@pytest.mark.parametrize("subtract", [False, True])
+def test_store_pair_ratio_equals_gathered_dots_divided(dtype, subtract, monkeypatch):
+    rng = np.random.default_rng(7)
+    n_genes, k, n_rep, n_edges = 60, 25, 37, 203  # neither a multiple of the kernel's tile of 16 edges
+    w = rng.integers(-60, 61, (n_genes, k, n_rep)).astype(dtype)  # every partial sum within int16, as dot_dtype bounds them
+    d = rng.integers(-19, 20, (n_genes, k, n_rep)).astype(dtype)
+    a, b = np.sort(rng.integers(0, n_genes, n_edges)), rng.integers(0, n_genes, n_edges)
+    den = rng.integers(1, 3000, (n_rep, 1)).astype(np.float64)
+    start = rng.standard_normal((100, 260))
+    dots = np.einsum("ekr,ekr->re", w[a].astype(np.int64), d[b].astype(np.int64))  # the definition
+    want = start.copy()
+    block = want[50:50 + n_rep, 40:40 + n_edges]
+    block[...] = block - dots / den if subtract else dots / den
+    outs = {}
+    for numba in ("1", "0"):
+        monkeypatch.setenv("BOOTGPU_NUMBA", numba)
+        full = start.copy()
+        out = full[:, :250]  # a view whose rows are longer than it: strided like a chunk's buffer
+        NumpyBackend().store_pair_ratio(out, slice(50, 50 + n_rep), slice(40, 40 + n_edges), w, d, a, b, den, subtract)
+        outs[numba] = full
+    generic = Backend()
+    generic.xp = np
+    full = start.copy()
+    generic.store_pair_ratio(full, slice(50, 50 + n_rep), slice(40, 40 + n_edges), w, d, a, b, den, subtract)
+    assert outs["1"].tobytes() == outs["0"].tobytes() == full.tobytes() == want.tobytes()
+
+
+def _rows(n: int) -> np.ndarray:
+    rng = np.random.default_rng(11)
+    rows = [rng.normal(0.3, 0.1, n), np.round(rng.normal(0.3, 0.1, n), 2), rng.gamma(1.5, 0.2, n), -rng.gamma(1.5, 0.2, n),
+            rng.uniform(-1, 1, n), np.full(n, 0.25), np.where(rng.random(n) < 0.97, 0.5, -0.5),
+            np.concatenate([np.full(n // 2, -1.0), rng.normal(0, 1, n - n // 2)]), rng.standard_cauchy(n)]
+    nan = rng.normal(0, 1, n)
+    nan[n // 3] = np.nan
+    return np.array(rows + [nan])
+
+
+@pytest.mark.parametrize("n", [200, 1000, 2001])
+def test_compiled_order_statistics_equal_a_full_sort(n, monkeypatch):
+    x = _rows(n)
+    backend = NumpyBackend()
+    centre, spread = backend.mean_std(x)
+    ok = ~np.isnan(x).any(axis=1)  # a row with NaN has a NaN mean: summarise masks its statistics
+    srt = np.sort(x, axis=1)
+    for alpha in (0.05, 0.1, 0.5, 0.01):
+        lo, hi = (n - 1) * alpha / 2, (n - 1) * (1 - alpha / 2)
+        for positions in ([int(lo), int(lo) + 1, int(hi), min(int(hi) + 1, n - 1)], [int(lo)], [int(hi)], [0, n - 1]):
+            got = {}
+            for numba in ("1", "0"):
+                monkeypatch.setenv("BOOTGPU_NUMBA", numba)
+                got[numba] = backend.order_statistics(x, positions, centre=centre, spread=spread)
+            for j, p in enumerate(positions):
+                assert got["1"][j][ok].tobytes() == got["0"][j][ok].tobytes() == srt[ok, p].tobytes(), (alpha, positions)
+
+
+def test_share_cores_caps_the_chunks_in_flight():
+    backend = NumpyBackend()
+    assert backend._in_flight(4) == 4
+    allowed = [1]
+    backend.share_cores(lambda: allowed[0])
+    assert backend._in_flight(4) == 1
+    main = threading.get_ident()
+    assert backend.map_chunks(lambda i: threading.get_ident(), range(6), 4) == [main] * 6  # one at a time, here
+    assert list(backend.imap_chunks(lambda i: threading.get_ident(), range(6), 4)) == [main] * 6
+    allowed[0] = 3
+    assert backend._in_flight(4) == 3 and backend._in_flight(2) == 2
+    assert backend.map_chunks(lambda i: i * i, range(6), 4) == [0, 1, 4, 9, 16, 25]
