@@ -473,7 +473,13 @@ def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: i
     reps = plan.replicate_room_bytes // replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties, dense_edges)
     if plan.working_set_bytes:
         reps = min(reps, replicate_chunk_cap(plan.working_set_bytes, k, m, n_genes, n_edges, dense_outputs))
-    return int(max(1, min(-(-n_bootstrap // plan.threads), reps)))  # every thread gets a chunk
+    reps = max(1, min(-(-n_bootstrap // plan.threads), reps))  # every thread gets a chunk
+    if plan.working_set_bytes and reps > HOST_VECTOR_REPLICATES:  # whole vectors of int16 replicates on a host
+        reps -= reps % HOST_VECTOR_REPLICATES
+    return int(reps)
+
+
+HOST_VECTOR_REPLICATES = 16  # replicate chunks on a host in multiples of this: no scalar remainders in the kernels
 
 
 def stored_pair_bytes(n_genes: int, store: str) -> int:

@@ -61,12 +61,13 @@ select = None  # the compiled _select (``_compile``)
 
 
 def _pair_ratio(w, d, a, b, den, out, r0, c0, subtract):  # pragma: no cover - compiled
-    # out[r0 + r, c0 + e] (-)= (sum_p w[a_e, p, r] d[b_e, p, r]) / den[r], edges in tiles of T
-    # whose dots are made first (integers in the dtype of w: exact, core.bootstrap.dot_dtype),
-    # then written row by row (T adjacent values of a replicate row at a time)
+    # out[r0 + r, c0 + e] (-)= (sum_p w[a_e, p, r] d[b_e, p, r]) / den[r], edges in tiles of T:
+    # their dots first (integers in the dtype of w: exact, core.bootstrap.dot_dtype), edge by edge
+    # along the replicates, then turned replicate-major and divided, T adjacent values of a row
     k, n_rep, n_edges = w.shape[1], w.shape[2], a.shape[0]
     tile = 16
     dots = np.empty((tile, n_rep), dtype=w.dtype)
+    turned = np.empty((n_rep, tile))
     for e0 in range(0, n_edges, tile):
         n = min(tile, n_edges - e0)
         for t in range(n):
@@ -77,15 +78,19 @@ def _pair_ratio(w, d, a, b, den, out, r0, c0, subtract):  # pragma: no cover - c
                 wr, dr = wa[p], db[p]
                 for r in range(n_rep):
                     row[r] += wr[r] * dr[r]
+        for t in range(n):
+            row = dots[t]
+            for r in range(n_rep):
+                turned[r, t] = row[r]
         for r in range(n_rep):
-            dv = den[r]
-            dest = out[r0 + r]
+            num, dv = turned[r], den[r]
+            dest = out[r0 + r, c0 + e0:c0 + e0 + n]
             if subtract:
                 for t in range(n):
-                    dest[c0 + e0 + t] -= dots[t, r] / dv
+                    dest[t] -= num[t] / dv
             else:
                 for t in range(n):
-                    dest[c0 + e0 + t] = dots[t, r] / dv
+                    dest[t] = num[t] / dv
 
 
 def _select(buf, start, stop, kth):  # pragma: no cover - compiled
