@@ -250,6 +250,7 @@ else:
     genes, samples, sizes = case.split(":")
     values = modular_matrix(int(genes), int(samples), tuple(int(s) for s in sizes.split(",")), seed=1).values
 backend = get_backend("numpy")
+backend.prepare()  # as a run does before its memory baseline: the compiled kernels loaded
 cfg = AnalysisConfig(n_bootstrap=n_boot)
 k_low, k_high = cfg.validate(values.shape[1])
 plan = plan_batches(values.shape[0], values.shape[1], k_low, k_high, n_boot, 2 << 30,

@@ -71,6 +71,7 @@ def _setup_study(args, plan: bool = True, scope: str = "study") -> StudySetup:
         focus = parse_focus("all", expr)
     backend = get_backend(args.backend, announce=log)
     if plan:
+        backend.prepare()  # compiled kernels loaded first: the budget's room (ulimit -v) then counts them
         plan = plan_batches(expr.n_genes, expr.n_samples, k_low, k_high, cfg.n_bootstrap,
                             resolve_budget(backend, args.memory_budget), bootstrap_frac=cfg.bootstrap_frac,
                             working_set_bytes=backend.working_set_bytes, threads=backend.host_threads(), store=cfg.store)
@@ -217,6 +218,7 @@ def _shape_config_backend_budget(args):
     cfg = AnalysisConfig.from_args(args)
     k_low, k_high = cfg.validate(n_samples)
     backend = get_backend(args.backend, announce=log)
+    backend.prepare()  # as for run: what the backend compiles is loaded before the budget is measured
     return n_genes, n_samples, expr, cfg, k_low, k_high, backend, resolve_budget(backend, args.memory_budget)
 
 
@@ -302,6 +304,7 @@ class MemoryReport:
     def __enter__(self):
         from bootgpu.backends.numpy_backend import current_rss_bytes
 
+        self.backend.prepare()  # kernels compiled or loaded before the baseline, not inside the measured work
         self.start_rss = current_rss_bytes()
         self._tracker = self.backend.track_peak()
         self.peak = self._tracker.__enter__()

@@ -46,9 +46,10 @@ PAIR_CACHE_BYTES = 25  # per cached pair at most: per group its level (2-4 bytes
 # (float64) and the valid flag; typically 13 (k <= 57) or 17 bytes
 HELD_RANK_BYTES = 72  # per gene and group sample: a group's sort structure and ranks, as measured held
 INDEX_BLOCK_CAP_BYTES = 384 * 2**20  # `bootgpu indices` is write-bound: larger blocks are no faster
-PROCESS_OVERHEAD_BYTES = 512 * 2**20  # interpreter, NumPy/SciPy/h5py/igraph and BLAS buffers (batch requests):
-# a one-thread shard run of 40 genes peaks at 404 MiB of address space (VmPeak), and a second thread's glibc
-# arena (64 MiB, MALLOC_ARENA_MAX=2) and stack must fit too; 400 MiB left a task 0.4 MiB and one failed under load
+PROCESS_OVERHEAD_BYTES = 768 * 2**20  # interpreter, NumPy/SciPy/h5py/igraph, Numba and BLAS buffers (batch requests):
+# a one-thread shard run of 40 genes peaked at 404 MiB of address space (VmPeak) before the compiled kernels, whose
+# Numba and LLVM add 190 MiB (VmPeak 410 -> 600 MB once loaded), and a second thread's glibc arena (64 MiB,
+# MALLOC_ARENA_MAX=2) and stack must fit too; 400 MiB once left a task 0.4 MiB and it failed under load
 BOOTSTRAP_MIN_ROOM = 2**30  # the bootstrap may use what the pair stage used, and at least this much
 DEVICE_PAIR_TEMP_BYTES = 64  # per pair of a block of levels or r on CuPy: the int64 index and scan temporaries
 # inside its take, nonzero and bincount (measured on an H200: 8,763 x 938, one block of 38 M pairs, pair

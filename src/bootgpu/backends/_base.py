@@ -90,6 +90,10 @@ class Backend:
         the caller reduces the one yielded (host cores; a device queue computes them in turn)."""
         return (fn(item) for item in items)
 
+    def prepare(self) -> None:
+        """Whatever the backend compiles or loads on first use, done now (before a run measures
+        its memory): the NumPy backend's compiled kernels.  Nothing by default."""
+
     def release_memory(self) -> None:
         """Hand memory freed by a finished stage back to the system (host backends), so the next
         stage's peak is its own and not on top of the last one's (a no-op by default)."""

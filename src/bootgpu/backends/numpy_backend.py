@@ -152,6 +152,9 @@ class NumpyBackend(Backend):
     def erfc(self, x):
         return scipy.special.erfc(x)
 
+    def prepare(self) -> None:
+        host_kernels.prepare()
+
     def release_memory(self) -> None:
         """glibc keeps freed blocks below its (adaptive, up to 32 MiB) mmap threshold in the heap:
         the pair cache's blocks stayed resident through the bootstrap (measured: 5.2 GiB under a

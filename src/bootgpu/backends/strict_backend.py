@@ -44,6 +44,7 @@ class StrictBackend(NumpyBackend):
     pair_piece = Backend.pair_piece
     store_ratio = Backend.store_ratio
     store_pair_ratio = Backend.store_pair_ratio
+    prepare = Backend.prepare
     edge_rows = Backend.edge_rows
     mean_std = Backend.mean_std
     order_statistics = Backend.order_statistics
