@@ -88,3 +88,58 @@ def test_share_cores_caps_the_chunks_in_flight():
     allowed[0] = 3
     assert backend._in_flight(4) == 3 and backend._in_flight(2) == 2
     assert backend.map_chunks(lambda i: i * i, range(6), 4) == [0, 1, 4, 9, 16, 25]
+
+
+@pytest.mark.parametrize("n_boot", [200, 1000, 1999])
+def test_column_statistics_give_the_summaries_of_the_rows_to_the_byte(n_boot, monkeypatch):
+    """The fused kernel over columns of replicate-major deltas (NumPy's pairwise sums replayed in
+    its order, sign counts, tail order statistics) equals summarise of the transposed rows, which
+    equals the standard's mean, std and a full sort."""
+    from bootgpu.backends.host_kernels import pairwise_program
+    from bootgpu.core.bootstrap import summarise, summarise_columns
+
+    rows = _rows(n_boot)
+    rng = np.random.default_rng(5)
+    rows = np.concatenate([rows, rng.normal(0.2, 0.3, (75, n_boot))])  # more than one tile of 64 edges
+    buffer = np.full((n_boot, rows.shape[0] + 9), np.nan)
+    buffer[:, 3:3 + rows.shape[0]] = rows.T
+    deltas = buffer[:, :rows.shape[0] + 5]  # a strided view, as a chunk's part of the shared buffer
+    base = rng.normal(0, 0.1, rows.shape[0] + 5)
+    backend = NumpyBackend()
+    assert backend.column_statistics(deltas, 3, 3 + rows.shape[0], [24, 25]) is not None
+    for alpha in (0.05, 0.1):
+        got = summarise_columns(backend, deltas, 3, 3 + rows.shape[0], base[3:3 + rows.shape[0]], alpha)
+        want = summarise(np, np.ascontiguousarray(rows), base[3:3 + rows.shape[0]], alpha)  # standard's functions
+        for key in want:
+            assert got[key].tobytes() == want[key].tobytes(), (alpha, key)
+    assert np.add.reduce(rows, axis=1).tobytes() == np.asarray([_replay(r, pairwise_program(n_boot)) for r in rows]).tobytes()
+
+
+def _replay(values, program) -> float:
+    starts, lengths, ops = program
+    stack = []
+    for op in ops:
+        if op < 0:
+            b, a = stack.pop(), stack.pop()
+            stack.append(a + b)
+            continue
+        leaf = values[starts[op]:starts[op] + lengths[op]]
+        if len(leaf) < 8:
+            total = 0.0
+            for v in leaf:
+                total += v
+        else:
+            acc = list(leaf[:8])
+            i = 8
+            while i < len(leaf) - len(leaf) % 8:
+                acc = [acc[j] + leaf[i + j] for j in range(8)]
+                i += 8
+            total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+            for v in leaf[i:]:
+                total += v
+        stack.append(total)
+    return stack[0]
+
+
+def test_column_statistics_leave_short_rows_to_numpy():
+    assert NumpyBackend().column_statistics(np.zeros((199, 10)), 0, 10, [4, 5]) is None

@@ -215,6 +215,13 @@ class Backend:
         """Edges ``start:stop`` of (B, E) replicate-major deltas as (stop - start, B) rows."""
         return self.xp.matrix_transpose(deltas[:, start:stop])
 
+    def column_statistics(self, deltas: Array, start: int, stop: int, positions):
+        """For edges ``start:stop`` of (B, E) replicate-major ``deltas``: (mean, std, [order
+        statistics at ``positions``], above, below), each the bytes ``mean_std``,
+        ``order_statistics`` and ``sign_counts`` give on their rows, in one fused pass; or None
+        where the backend has none (the core then takes ``edge_rows``)."""
+        return None
+
     def mean_std(self, x: Array) -> tuple[Array, Array]:
         """Row means and standard deviations (ddof 1; NaN for a single column) of (E, B) ``x``."""
         xp = self.xp

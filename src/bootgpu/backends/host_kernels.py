@@ -13,6 +13,7 @@ the GIL, so the backend's threads run them side by side.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 
@@ -60,6 +61,9 @@ def prepare() -> None:
             kernel("pair_ratio")(w, w, np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(2), dest, 0, 0, False)
     x, ps = np.zeros((1, 4)), np.zeros(1, np.int64)
     kernel("tail_order_statistics")(x, ps, ps + 3, np.zeros(1), np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1)))
+    for deltas in (out, out[:, :2]):
+        kernel("column_statistics")(deltas, 0, 1, *pairwise_program(2), ps, ps + 1, 0.0, 0.0, np.zeros(1), np.zeros(1),
+                                    np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(1, np.int64), np.zeros(1, np.int64))
 
 
 def _compile(cache: bool) -> dict:
@@ -68,11 +72,17 @@ def _compile(cache: bool) -> dict:
     global select
     # error_model "numpy": a division is IEEE's (no zero check in the loop, which also keeps it vectorised)
     jit = numba.njit(nogil=True, cache=cache, error_model="numpy")
-    select = jit(_select)  # called by _tail_order_statistics: a compiled global by the time that compiles
-    return {"pair_ratio": jit(_pair_ratio), "tail_order_statistics": jit(_tail_order_statistics)}
+    # the helpers the kernels call: compiled globals by the time those compile
+    global select_tails, leaf_sums, add_row
+    select = jit(_select)
+    select_tails = jit(_select_tails)
+    add_row = jit(_add_row)
+    leaf_sums = jit(_leaf_sums)
+    return {"pair_ratio": jit(_pair_ratio), "tail_order_statistics": jit(_tail_order_statistics),
+            "column_statistics": jit(_column_statistics)}
 
 
-select = None  # the compiled _select (``_compile``)
+select = select_tails = leaf_sums = add_row = None  # compiled helpers (``_compile``)
 
 
 def _pair_ratio(w, d, a, b, den, out, r0, c0, subtract):  # pragma: no cover - compiled
@@ -156,12 +166,149 @@ def _tail_order_statistics(x, lower, upper, below, above, out_lower, out_upper):
         if n_hi < need_hi:
             hi[:n] = row
             n_hi = n
-        stop = n_lo
-        for j in range(lower.shape[0]):
-            out_lower[i, j] = select(lo, 0, stop, lower[j])
-            stop = lower[j]
-        start, shift = 0, n - n_hi
-        for j in range(upper.shape[0]):
-            c = upper[j] - shift
-            out_upper[i, j] = select(hi, start, n_hi, c)
-            start = c + 1
+        select_tails(lo, n_lo, hi, n_hi, n, lower, upper, out_lower[i], out_upper[i])
+
+
+@functools.lru_cache(maxsize=8)
+def pairwise_program(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NumPy's pairwise summation of ``n`` values (what ``np.add.reduce`` does along a row) as leaves
+    (start, length: at most 128 values, summed with 8 accumulators) and a postfix program over
+    them (k >= 0: push leaf k's sum; -1: pop b, pop a, push a + b), so a kernel sums a column of
+    strided values in exactly NumPy's order (``_column_sums``)."""
+    starts, lengths, program = [], [], []
+
+    def split(start: int, count: int) -> None:
+        if count <= 128:
+            program.append(len(starts))
+            starts.append(start)
+            lengths.append(count)
+            return
+        half = count // 2
+        half -= half % 8
+        split(start, half)
+        split(start + half, count - half)
+        program.append(-1)
+
+    split(0, n)
+    return np.asarray(starts, np.int64), np.asarray(lengths, np.int64), np.asarray(program, np.int64)
+
+
+def _leaf_sums(x, col, start, count, centre, squares, out):  # pragma: no cover - compiled
+    # out[t] = NumPy's pairwise leaf sum (8 accumulators, then the rest in order) of column col + t
+    # of x[start:start + count], or with ``squares`` of (value - centre[t])^2
+    n_cols = out.shape[0]
+    if count < 8:
+        for t in range(n_cols):
+            out[t] = 0.0
+        for i in range(count):
+            add_row(x[start + i, col:col + n_cols], centre, squares, out)
+        return
+    acc = np.empty((8, n_cols))
+    for j in range(8):
+        row = x[start + j, col:col + n_cols]
+        dst = acc[j]
+        if squares:
+            for t in range(n_cols):
+                dev = row[t] - centre[t]
+                dst[t] = dev * dev
+        else:
+            for t in range(n_cols):
+                dst[t] = row[t]
+    i = 8
+    while i < count - (count % 8):
+        for j in range(8):
+            add_row(x[start + i + j, col:col + n_cols], centre, squares, acc[j])
+        i += 8
+    for t in range(n_cols):
+        out[t] = ((acc[0, t] + acc[1, t]) + (acc[2, t] + acc[3, t])) + ((acc[4, t] + acc[5, t]) + (acc[6, t] + acc[7, t]))
+    while i < count:
+        add_row(x[start + i, col:col + n_cols], centre, squares, out)
+        i += 1
+
+
+def _add_row(row, centre, squares, dst):  # pragma: no cover - compiled
+    if squares:
+        for t in range(dst.shape[0]):
+            dev = row[t] - centre[t]
+            dst[t] += dev * dev
+    else:
+        for t in range(dst.shape[0]):
+            dst[t] += row[t]
+
+
+def _select_tails(lo, n_lo, hi, n_hi, n, lower, upper, out_lower, out_upper):  # pragma: no cover - compiled
+    # the positions ``lower`` (descending) among lo[:n_lo] and ``upper`` (ascending) among hi[:n_hi],
+    # the candidates below / above a row's thresholds (or the whole row of n values)
+    stop = n_lo
+    for j in range(lower.shape[0]):
+        out_lower[j] = select(lo, 0, stop, lower[j])
+        stop = lower[j]
+    start, shift = 0, n - n_hi
+    for j in range(upper.shape[0]):
+        c = upper[j] - shift
+        out_upper[j] = select(hi, start, n_hi, c)
+        start = c + 1
+
+
+def _column_statistics(x, e0, e1, starts, lengths, program, lower, upper, z_lo, z_hi, mean, std, out_lower,
+                       out_upper, above, below):  # pragma: no cover - compiled
+    # for columns e0:e1 of replicate-major x (B, E), in tiles of 64 columns read a row (512 bytes) at
+    # a time: the mean and standard deviation (ddof 1) by NumPy's own pairwise sums
+    # (``pairwise_program``), the sign counts, and the order statistics ``lower`` / ``upper`` from
+    # each tail's candidates beyond mean -/+ z sd (``_tail_order_statistics``); outputs from e0
+    n = x.shape[0]
+    tile = 64
+    stack = np.empty((program.shape[0] + 1, tile))
+    leaf = np.empty(tile)
+    lo = np.empty((tile, n + 1), dtype=x.dtype)
+    hi = np.empty((tile, n + 1), dtype=x.dtype)
+    t_lo, t_hi = np.empty(tile), np.empty(tile)
+    n_lo, n_hi = np.empty(tile, np.int64), np.empty(tile, np.int64)
+    n_pos, n_neg = np.empty(tile, np.int64), np.empty(tile, np.int64)
+    need_lo = lower[0] + 1 if lower.shape[0] else 0
+    need_hi = n - upper[0] if upper.shape[0] else 0
+    for c0 in range(e0, e1, tile):
+        m = min(tile, e1 - c0)
+        first = c0 - e0
+        for phase in range(2):
+            depth = 0
+            for op in program:
+                if op >= 0:
+                    leaf_sums(x, c0, starts[op], lengths[op], mean[first:first + m], phase == 1, leaf[:m])
+                    stack[depth, :m] = leaf[:m]
+                    depth += 1
+                else:
+                    depth -= 1
+                    for t in range(m):
+                        stack[depth - 1, t] = stack[depth - 1, t] + stack[depth, t]
+            for t in range(m):
+                if phase == 0:
+                    mean[first + t] = stack[0, t] / n
+                else:
+                    std[first + t] = np.sqrt(stack[0, t] / (n - 1)) if n > 1 else np.nan
+        for t in range(m):  # thresholds, then each tail's candidates and the signs, row by row of the tile
+            i = first + t
+            t_lo[t], t_hi[t] = mean[i] - z_lo * std[i], mean[i] + z_hi * std[i]
+            n_lo[t], n_hi[t], n_pos[t], n_neg[t] = 0, 0, 0, 0
+        for b in range(n):
+            row = x[b, c0:c0 + m]
+            for t in range(m):
+                v = row[t]
+                lo[t, n_lo[t]] = v
+                n_lo[t] += v < t_lo[t]
+                hi[t, n_hi[t]] = v
+                n_hi[t] += v > t_hi[t]
+                n_pos[t] += v > 0
+                n_neg[t] += v < 0
+        for t in range(m):
+            i = first + t
+            above[i], below[i] = n_pos[t], n_neg[t]
+            if n_lo[t] < need_lo:
+                for b in range(n):
+                    lo[t, b] = x[b, c0 + t]
+                n_lo[t] = n
+            if n_hi[t] < need_hi:
+                for b in range(n):
+                    hi[t, b] = x[b, c0 + t]
+                n_hi[t] = n
+            select_tails(lo[t], n_lo[t], hi[t], n_hi[t], n, lower, upper, out_lower[i], out_upper[i])

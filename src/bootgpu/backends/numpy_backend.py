@@ -304,13 +304,35 @@ class NumpyBackend(Backend):
 
         return statistics.NormalDist().inv_cdf(max(0.5, 1 - 2.5 * need / n))
 
-    def _compiled_order_statistics(self, x, positions, centre, spread):
-        n = x.shape[1]
+    def column_statistics(self, deltas, start: int, stop: int, positions):
+        # one compiled kernel over the columns (host_kernels.column_statistics): no transposed copy,
+        # NumPy's pairwise sums for the moments, the tail candidates for the order statistics
+        n = deltas.shape[0]
+        if not host_kernels.enabled() or n < self.TAIL_CANDIDATES_MIN_COLUMNS or stop <= start:
+            return None
+        lower, upper, z_lo, z_hi = self._tails(n, positions)
+        count = stop - start
+        mean, std = np.empty(count), np.empty(count)
+        out_lower = np.empty((count, lower.shape[0]))
+        out_upper = np.empty((count, upper.shape[0]))
+        above, below = np.empty(count, np.int64), np.empty(count, np.int64)
+        host_kernels.kernel("column_statistics")(deltas, start, stop, *host_kernels.pairwise_program(n), lower, upper, z_lo,
+                                                 z_hi, mean, std, out_lower, out_upper, above, below)
+        found = {int(p): out_lower[:, j] for j, p in enumerate(lower)}
+        found.update({int(p): out_upper[:, j] for j, p in enumerate(upper)})
+        return mean, std, [found[int(p)] for p in positions], above, below
+
+    def _tails(self, n: int, positions):
+        """Each tail's positions (lower descending, upper ascending) and its z."""
         ps = sorted({int(p) for p in positions})
-        lower = np.asarray([p for p in ps if p < n / 2][::-1], dtype=np.int64)  # descending
-        upper = np.asarray([p for p in ps if p >= n / 2], dtype=np.int64)  # ascending
+        lower = np.asarray([p for p in ps if p < n / 2][::-1], dtype=np.int64)
+        upper = np.asarray([p for p in ps if p >= n / 2], dtype=np.int64)
         z_lo = self._tail_z(n, int(lower[0]) + 1) if lower.shape[0] else 0.0
         z_hi = self._tail_z(n, n - int(upper[0])) if upper.shape[0] else 0.0
+        return lower, upper, z_lo, z_hi
+
+    def _compiled_order_statistics(self, x, positions, centre, spread):
+        lower, upper, z_lo, z_hi = self._tails(x.shape[1], positions)
         out_lower = np.empty((x.shape[0], lower.shape[0]), dtype=x.dtype)
         out_upper = np.empty((x.shape[0], upper.shape[0]), dtype=x.dtype)
         host_kernels.kernel("tail_order_statistics")(np.ascontiguousarray(x), lower, upper, centre - z_lo * spread,

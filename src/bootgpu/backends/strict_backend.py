@@ -45,6 +45,7 @@ class StrictBackend(NumpyBackend):
     store_ratio = Backend.store_ratio
     store_pair_ratio = Backend.store_pair_ratio
     prepare = Backend.prepare
+    column_statistics = Backend.column_statistics
     edge_rows = Backend.edge_rows
     mean_std = Backend.mean_std
     order_statistics = Backend.order_statistics

@@ -491,7 +491,7 @@ def _summaries(backend, low, high, gene_i, gene_j, base_delta, cfg, replicate_ch
         def summarise_rows(e0: int) -> None:
             for s0 in range(e0, min(e0 + per_item, chunk.n_edges), rows):
                 s1 = min(s0 + rows, chunk.n_edges)
-                got = summarise(xp, backend.edge_rows(deltas, s0, s1), base[s0:s1], cfg.ci_alpha, backend)
+                got = summarise_columns(backend, deltas, s0, s1, base[s0:s1], cfg.ci_alpha)
                 for key in SUMMARY_KEYS:
                     out[key][s0:s1] = got[key]
 
@@ -526,14 +526,37 @@ def summarise(xp, deltas, base_delta, ci_alpha: float, backend=None):
         mean, std = _mean_std(xp, deltas)
     else:
         mean, std = backend.mean_std(deltas)
-    bad = xp.isnan(mean)
-    qs = [_quantile_positions(n_boot, q) for q in (ci_alpha / 2, 1 - ci_alpha / 2)]
-    positions = sorted({p for lo, hi, _ in qs for p in (lo, hi)})
+    qs, positions = _ci_positions(n_boot, ci_alpha)
     found = (_order_statistics(xp, deltas, positions) if backend is None
              else backend.order_statistics(deltas, positions, centre=mean, spread=std))
-    stat = dict(zip(positions, found))
-    ci_low, ci_high = (xp.where(bad, xp.nan, _interpolate(stat[lo], stat[hi], t)) for lo, hi, t in qs)
     above, below = (_sign_counts(xp, deltas) if backend is None else backend.sign_counts(deltas))
+    return _summary(xp, n_boot, mean, std, dict(zip(positions, found)), above, below, base_delta, qs)
+
+
+def summarise_columns(backend, deltas, start: int, stop: int, base_delta, ci_alpha: float):
+    """``summarise`` of edges ``start:stop`` of (B, E) replicate-major deltas: from the backend's
+    fused statistics of those columns where it has them (``Backend.column_statistics``: NumPy's
+    compiled kernel, the same bytes), else of their rows (``Backend.edge_rows``)."""
+    xp, n_boot = backend.xp, deltas.shape[0]
+    qs, positions = _ci_positions(n_boot, ci_alpha)
+    stats = backend.column_statistics(deltas, start, stop, positions)
+    if stats is None:
+        return summarise(xp, backend.edge_rows(deltas, start, stop), base_delta, ci_alpha, backend)
+    mean, std, found, above, below = stats
+    return _summary(xp, n_boot, mean, std, dict(zip(positions, found)), above, below, base_delta, qs)
+
+
+def _ci_positions(n_boot: int, ci_alpha: float):
+    """The CI's interpolation terms (lo, hi, t) for both ends, and the sorted positions they read."""
+    qs = [_quantile_positions(n_boot, q) for q in (ci_alpha / 2, 1 - ci_alpha / 2)]
+    return qs, sorted({p for lo, hi, _ in qs for p in (lo, hi)})
+
+
+def _summary(xp, n_boot: int, mean, std, stat: dict, above, below, base_delta, qs) -> dict:
+    """The summary fields from each edge's moments, order statistics ``stat`` {position: values} and
+    sign counts: NaN CI and p where the mean is NaN."""
+    bad = xp.isnan(mean)
+    ci_low, ci_high = (xp.where(bad, xp.nan, _interpolate(stat[lo], stat[hi], t)) for lo, hi, t in qs)
     above = xp.astype(above, xp.float64) / n_boot
     below = xp.astype(below, xp.float64) / n_boot
     p = xp.maximum(2.0 * xp.minimum(above, below), 1.0 / n_boot)
