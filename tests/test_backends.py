@@ -218,6 +218,11 @@ def test_extra_kernels_equal_numpy_and_scipy(xp_backend):
     parts = [ints[:7].astype(np.int32), ints[7:7], ints[7:].astype(np.int32)]
     np.testing.assert_array_equal(xp_backend.to_host(xp_backend.bincount_parts([xp_backend.to_device(p) for p in parts], 20)),
                                   np.bincount(ints, minlength=20))
+    table = xp_backend.count_table(20)
+    xp_backend.count_into(table, [xp_backend.to_device(p) for p in parts])
+    xp_backend.count_into(table, [xp_backend.to_device(parts[0])])
+    want = np.bincount(ints, minlength=20) + np.bincount(parts[0], minlength=20)
+    np.testing.assert_array_equal(xp_backend.to_host(table), want)
     x = rng.standard_normal(1000)
     np.testing.assert_array_equal(xp_backend.to_host(xp_backend.cummin(xp_backend.to_device(x))),
                                   np.minimum.accumulate(x))

@@ -143,3 +143,37 @@ def _replay(values, program) -> float:
 
 def test_column_statistics_leave_short_rows_to_numpy():
     assert NumpyBackend().column_statistics(np.zeros((199, 10)), 0, 10, [4, 5]) is None
+
+
+@pytest.mark.parametrize("numba", ["1", "0"])
+def test_joint_histogram_counts_every_index_whatever_the_batching(numba, monkeypatch):
+    """The count pass's histogram (core.fdr.JointHistogram) equals one np.bincount of every joint
+    index, with the compiled kernel (int32 tables) and without it, over batches, threads and a
+    table spilled into the total before it could overflow."""
+    from bootgpu.core.fdr import JointHistogram
+
+    monkeypatch.setenv("BOOTGPU_NUMBA", numba)
+    rng = np.random.default_rng(11)
+    n_cells = 5000
+    blocks = [rng.integers(0, n_cells, int(size)).astype(np.int32) for size in rng.integers(0, 900, 40)]
+    want = np.bincount(np.concatenate(blocks), minlength=n_cells)
+    backend = NumpyBackend()
+    assert backend.count_table(n_cells).dtype == (np.int32 if numba == "1" else np.int64)
+    for threads, batch, spill in ((1, 1 << 23, None), (2, 700, None), (3, 500, 1200)):
+        monkeypatch.setattr(JointHistogram, "BATCH_PAIRS", batch)
+        monkeypatch.setattr(JointHistogram, "SPILL_AT", spill)
+        counter = JointHistogram(backend, n_cells, threads)
+        for block in blocks:
+            counter.add(block)
+        got = counter.finish()
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, want)
+
+
+def test_count_into_refuses_indices_outside_the_table():
+    backend = NumpyBackend()
+    table = backend.count_table(10)
+    with pytest.raises(ValueError, match="outside a table of 10"):
+        backend.count_into(table, [np.array([3, 10], dtype=np.int32)])
+    with pytest.raises(ValueError, match="outside"):
+        backend.count_into(table, [np.array([-1], dtype=np.int32)])

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from bootgpu.core.bootstrap import (per_edge_way, dot_dtype_bytes, exact_dtype_bytes, rank_dtype_bytes, resample_size,
                                     summary_rows)
+from bootgpu.backends import host_kernels
 from bootgpu.core.fdr import BIN_BOOKKEEPING_BYTES, LEVEL_TEST_BINS, bins_for_pairs, exact_level_bytes, joint_table_bytes
 from bootgpu.core.spearman import (
     JOINT_CACHE_ALLOWANCE, JOINT_PAIR_BYTES, LEVELS_MAX, TIED_PAIR_BYTES, joint_cells, n_signed_levels,
@@ -149,7 +150,8 @@ def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool, k
     n_cells = joint_cells(n_genes, k_low, k_high) if k_low and k_high else 0
     if device and not n_cells:
         pair_bytes += DEVICE_PAIR_TEMP_BYTES
-    tables = joint_table_bytes(n_cells, threads)[1] if n_cells else 0  # the histogram or the selection's tables
+    compiled = not device and host_kernels.wanted()  # the NumPy backend counts in place (JointHistogram)
+    tables = joint_table_bytes(n_cells, threads, compiled)[1] if n_cells else 0  # the histogram or the selection's tables
     first = later = 0
     for start in range(0, max(n_genes - 1, 1), rows * threads):
         starts = [start + t * rows for t in range(threads)]

@@ -137,6 +137,17 @@ class Backend:
         xp = self.xp
         return self.bincount(parts[0] if len(parts) == 1 else xp.concat(parts), minlength)
 
+    def count_table(self, n: int) -> Array:
+        """A zeroed table of ``n`` counts for ``count_into``, in the narrowest integer type the
+        backend counts in (int64 here; a table is spilled into an int64 total by its caller before
+        it could overflow)."""
+        return self.xp.zeros(n, dtype=self.xp.int64)
+
+    def count_into(self, table: Array, parts: list) -> None:
+        """Add the counts of the values of several 1-D integer arrays (each in 0 .. n - 1) into
+        ``table`` (``count_table(n)``), in place."""
+        table += self.xp.astype(self.bincount_parts(parts, table.shape[0]), table.dtype, copy=False)
+
     def upper_triangle(self, rect: Array) -> Array:
         """``rect[i, i + 1:]`` of every row i of a 2-D array, concatenated (a pair block's pairs j > i
         in condensed order, ``core.spearman.upper_triangle``): a constant number of operations."""

@@ -14,6 +14,7 @@ the GIL, so the backend's threads run them side by side.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import threading
 
@@ -27,6 +28,14 @@ _failed = False
 def enabled() -> bool:
     """Whether the compiled kernels are used: Numba importable and ``BOOTGPU_NUMBA`` not 0."""
     return os.environ.get("BOOTGPU_NUMBA", "1") != "0" and _load() is not None
+
+
+def wanted() -> bool:
+    """Whether a run here will use the compiled kernels, without compiling or importing them (the
+    planner's question: their tables take less memory)."""
+    if os.environ.get("BOOTGPU_NUMBA", "1") == "0" or _failed:
+        return False
+    return _kernels is not None or importlib.util.find_spec("numba") is not None
 
 
 def _load() -> dict | None:
@@ -61,6 +70,8 @@ def prepare() -> None:
             kernel("pair_ratio")(w, w, np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(2), dest, 0, 0, False)
     x, ps = np.zeros((1, 4)), np.zeros(1, np.int64)
     kernel("tail_order_statistics")(x, ps, ps + 3, np.zeros(1), np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1)))
+    for table in (np.zeros(1, np.int32), np.zeros(1, np.int64)):  # JointHistogram's tables, joint indices int32
+        kernel("count_into")(table, np.zeros(1, np.int32))
     for deltas in (out, out[:, :2]):
         kernel("column_statistics")(deltas, 0, 1, *pairwise_program(2), ps, ps + 1, 0.0, 0.0, np.zeros(1), np.zeros(1),
                                     np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(1, np.int64), np.zeros(1, np.int64))
@@ -79,7 +90,7 @@ def _compile(cache: bool) -> dict:
     add_row = jit(_add_row)
     leaf_sums = jit(_leaf_sums)
     return {"pair_ratio": jit(_pair_ratio), "tail_order_statistics": jit(_tail_order_statistics),
-            "column_statistics": jit(_column_statistics)}
+            "column_statistics": jit(_column_statistics), "count_into": jit(_count_into)}
 
 
 select = select_tails = leaf_sums = add_row = None  # compiled helpers (``_compile``)
@@ -116,6 +127,18 @@ def _pair_ratio(w, d, a, b, den, out, r0, c0, subtract):  # pragma: no cover - c
             else:
                 for t in range(n):
                     dest[t] = num[t] / dv
+
+
+def _count_into(table, values):  # pragma: no cover - compiled
+    # table[v] += 1 for every v of values (one read of the values, no copy, no fresh table); returns
+    # how many fell outside the table, which are not counted
+    n, outside = table.shape[0], 0
+    for v in values:
+        if v < 0 or v >= n:
+            outside += 1
+        else:
+            table[v] += 1
+    return outside
 
 
 def _select(buf, start, stop, kth):  # pragma: no cover - compiled

@@ -139,6 +139,19 @@ class NumpyBackend(Backend):
         # that pass (measured 17 instead of 25 ns a value into 6.8 M cells)
         return np.bincount(np.concatenate(parts, dtype=np.intp), minlength=minlength)
 
+    def count_table(self, n: int):
+        # the compiled kernel counts in int32: half the cache lines of int64 (3.4 against 5.1 ns a
+        # value into 6.8 M cells)
+        return np.zeros(n, dtype=np.int32 if host_kernels.enabled() else np.int64)
+
+    def count_into(self, table, parts) -> None:
+        if not host_kernels.enabled():
+            return Backend.count_into(self, table, parts)
+        count = host_kernels.kernel("count_into")
+        for part in parts:
+            if count(table, np.ascontiguousarray(part, dtype=np.int32)):
+                raise ValueError(f"count_into: values outside a table of {table.shape[0]} counts")
+
     def upper_triangle(self, rect):
         # row slices copy as fast as memory; a boolean mask of the triangle is ~10x slower here
         return np.concatenate([rect[i, i + 1:] for i in range(rect.shape[0])])

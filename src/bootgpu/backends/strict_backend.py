@@ -37,6 +37,8 @@ class StrictBackend(NumpyBackend):
     map_chunks = Backend.map_chunks
     imap_chunks = Backend.imap_chunks
     bincount_parts = Backend.bincount_parts
+    count_table = Backend.count_table
+    count_into = Backend.count_into
     take_in_range = Backend.take_in_range
     weighted_dots = Backend.weighted_dots
     pair_dots = Backend.pair_dots

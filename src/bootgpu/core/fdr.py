@@ -307,19 +307,24 @@ def exact_joint(backend, stream: "BHStream", low: SpearmanLevels, high: Spearman
 
 
 class JointHistogram:
-    """Counts of joint indices (``spearman.JointBlocks``) streamed in blocks.  ``bincount`` into
-    millions of cells makes a fresh zeroed table per call (page faults) that must then be added
-    to the total, so blocks are counted in batches of about ``BATCH_PAIRS`` pairs a thread,
-    ``threads`` batches at once (``Backend.bincount_parts``), and their tables added to the total
-    by ranges of cells in the same threads.  Integer counts: the same for any batching."""
+    """Counts of joint indices (``spearman.JointBlocks``) streamed in blocks.  Blocks are counted
+    in batches of about ``BATCH_PAIRS`` pairs a thread, ``threads`` batches at once, each thread
+    into its own table (``Backend.count_table``, kept for the focus gene; the NumPy backend's
+    compiled kernel counts int32 values straight into it, other backends ``bincount`` a batch and
+    add it), and the tables added into an int64 total at the end, by ranges of cells in the same
+    threads -- or earlier, where a narrow table could otherwise overflow.  Integer counts: the
+    same for any batching."""
 
-    BATCH_PAIRS = 1 << 23  # ALL focus 0, one thread: count pass 4.8 s CPU with 2 M, 4.2 s with 4 M, 3.7 s with 8 M
+    BATCH_PAIRS = 1 << 23  # ALL focus 0, one thread: count pass 4.8 s CPU with 2 M, 4.2 s with 4 M, 3.7 s with 8 M (bincount)
+    SPILL_AT = None  # pairs a table counts before it is added to the total (None: its dtype's maximum)
 
     def __init__(self, backend, n_cells: int, threads: int = 1):
         self.backend, self.xp = backend, backend.xp
         self.n_cells = n_cells
         self.threads = max(1, int(threads))
         self._pending, self._n_pending = [], 0
+        self._tables = [None] * self.threads  # a table per thread, and the pairs counted into it
+        self._counted = [0] * self.threads
         self.total = None
 
     def add(self, joint) -> None:
@@ -333,42 +338,64 @@ class JointHistogram:
         if not self._pending:
             return
         xp, backend = self.xp, self.backend
-        groups, share, size = [[]], -(-self._n_pending // self.threads), 0
+        groups, sizes, share = [[]], [0], -(-self._n_pending // self.threads)
         for joint in self._pending:  # consecutive blocks, about ``share`` pairs a group
-            if size >= share and len(groups) < self.threads:
+            if sizes[-1] >= share and len(groups) < self.threads:
                 groups.append([])
-                size = 0
+                sizes.append(0)
             groups[-1].append(joint)
-            size += int(joint.shape[0])
+            sizes[-1] += int(joint.shape[0])
         self._pending, self._n_pending = [], 0
-        tables = backend.map_chunks(lambda g: xp.astype(backend.bincount_parts(g, self.n_cells), xp.int64, copy=False),
-                                    groups, self.threads)
+        for i, size in enumerate(sizes):
+            if self._tables[i] is None:
+                self._tables[i] = backend.count_table(self.n_cells)
+            elif self._counted[i] + size > (self.SPILL_AT or xp.iinfo(self._tables[i].dtype).max):  # a cell could overflow
+                self._spill(i)
+            self._counted[i] += size
+        backend.map_chunks(lambda i: backend.count_into(self._tables[i], groups[i]), range(len(groups)), self.threads)
+
+    def _spill(self, i: int) -> None:
+        xp, table = self.xp, self._tables[i]
+        counts = xp.astype(table, xp.int64)
+        self.total = counts if self.total is None else self.total + counts
+        self._tables[i], self._counted[i] = self.backend.count_table(self.n_cells), 0
+
+    def finish(self):
+        """The counts of every cell (int64)."""
+        xp, backend = self.xp, self.backend
+        self.flush()
+        tables = [t for t in self._tables if t is not None]
+        self._tables = [None] * self.threads
         if self.total is None:
-            self.total, tables = tables[0], tables[1:]
+            if not tables:
+                return xp.zeros(self.n_cells, dtype=xp.int64)
+            first, tables = tables[0], tables[1:]
+            self.total = xp.astype(first, xp.int64, copy=False)  # an int64 table is the total
+            del first
         if tables:
             step = -(-self.n_cells // self.threads)
 
             def add(lo: int) -> None:
                 hi = min(lo + step, self.n_cells)
                 for table in tables:
-                    self.total[lo:hi] += table[lo:hi]
+                    self.total[lo:hi] += xp.astype(table[lo:hi], xp.int64, copy=False)
 
             backend.map_chunks(add, range(0, self.n_cells, step), self.threads)
-
-    def finish(self):
-        """The counts of every cell (int64)."""
-        self.flush()
-        return self.total if self.total is not None else self.xp.zeros(self.n_cells, dtype=self.xp.int64)
+        return self.total
 
 
-def joint_table_bytes(n_cells: int, threads: int = 1) -> tuple[int, int]:
+def joint_table_bytes(n_cells: int, threads: int = 1, compiled: bool = False) -> tuple[int, int]:
     """Device bytes of the joint tables of a focus gene: (held for the study -- the Fisher tables
     ``ExactJoint``, each cell's bin and the cells by bin, int32 --, held during the pair passes at
-    their peak -- the count pass's histogram (``JointHistogram``: the total, a table per thread in
-    flight, each thread's batch concatenated as int64) or the selection's tables (the counts, every
-    cell's statistic and the chosen cells' counts, up to 8 bytes a cell each))."""
-    passes = max(8 * n_cells * (1 + threads) + threads * JointHistogram.BATCH_PAIRS * 8, 8 * n_cells * 3)
-    return 8 * n_cells, passes
+    their peak -- the count pass's histogram (``JointHistogram``: a table per thread and, at the
+    end, the int64 total; without the ``compiled`` kernel, int64 tables and each thread's fresh
+    ``bincount`` table and batch concatenated as int64) or the selection's tables (the counts,
+    every cell's statistic and the chosen cells' counts, up to 8 bytes a cell each))."""
+    if compiled:
+        count = 4 * n_cells * threads + 8 * n_cells
+    else:
+        count = 16 * n_cells * threads + threads * JointHistogram.BATCH_PAIRS * 8
+    return 8 * n_cells, max(count, 8 * n_cells * 3)
 
 
 def _edge_pvalues(backend, test, n_bins: int):
