@@ -1,10 +1,10 @@
 """The bootstrap stage alone, on selected edges saved once: one JSON line per timing.
 
-    python scripts/bootstrap_stage.py extract --data all|modular|MATRIX.npy --out sel.npz
+    python scripts/bootstrap_stage.py extract --data all|modular|MATRIX.npy --out sel.npz [--focus 0]
     python scripts/bootstrap_stage.py time --sel sel.npz [--B 1000] [--threads 2] [--budget 3G]
                                           [--save summaries.npz | --check summaries.npz]
 
-``extract`` runs ``analyse_focus`` on focus gene 0 with B = 2 (the pair passes, not the bootstrap,
+``extract`` runs ``analyse_focus`` on a focus gene (row; default 0) with B = 2 (the pair passes, not the bootstrap,
 take its time) and saves the selected edges (gene_i, gene_j, r_low, r_high as stored, float32) with the
 matrix they came from.  ``time`` ranks the two groups again and times
 ``pipeline.bootstrap_edges`` at B replicates: wall, user and system seconds, page faults, the
@@ -57,8 +57,8 @@ def extract(args) -> None:
     values = load_matrix(args.data)
     cfg, k_low, k_high, plan = plan_for(backend, values, 2, args.budget, backend.host_threads())
     t0 = time.perf_counter()
-    edges = pipeline.analyse_focus(backend, values, 0, cfg, plan, k_low, k_high).edges
-    np.savez(args.out, values=values, gene_i=edges["gene_i"], gene_j=edges["gene_j"],
+    edges = pipeline.analyse_focus(backend, values, args.focus, cfg, plan, k_low, k_high).edges
+    np.savez(args.out, values=values, focus=args.focus, gene_i=edges["gene_i"], gene_j=edges["gene_j"],
              r_low=edges["r_low"].astype(np.float64), r_high=edges["r_high"].astype(np.float64))
     print(json.dumps({"edges": int(edges["gene_i"].shape[0]), "seconds": round(time.perf_counter() - t0, 1)}))
 
@@ -71,12 +71,13 @@ def time_stage(args) -> None:
     values = z["values"]
     threads = args.threads or backend.host_threads()
     cfg, k_low, k_high, plan = plan_for(backend, values, args.B, args.budget, threads)
-    groups = pipeline.rank_groups(backend, values, 0, k_low, k_high)
+    focus = int(z["focus"]) if "focus" in z else 0
+    groups = pipeline.rank_groups(backend, values, focus, k_low, k_high)
     sel = {"gene_i": z["gene_i"].astype(np.int64), "gene_j": z["gene_j"].astype(np.int64),
            "r_low": z["r_low"], "r_high": z["r_high"]}
     with backend.track_peak() as peak:
         r0, t0, rss0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter(), current_rss_bytes()
-        out, plan = pipeline.bootstrap_edges(backend, groups, sel, 0, cfg, plan)
+        out, plan = pipeline.bootstrap_edges(backend, groups, sel, focus, cfg, plan)
         wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
     report = {"edges": int(sel["gene_i"].shape[0]), "B": args.B, "threads": threads, "wall_s": round(wall, 2),
               "user_s": round(r1.ru_utime - r0.ru_utime, 2), "sys_s": round(r1.ru_stime - r0.ru_stime, 2),
@@ -99,6 +100,7 @@ def main() -> None:
     ex.add_argument("--data", default="all")
     ex.add_argument("--out", required=True)
     ex.add_argument("--budget")
+    ex.add_argument("--focus", type=int, default=0, help="row of the focus gene (default 0)")
     tm = sub.add_parser("time")
     tm.add_argument("--sel", required=True)
     tm.add_argument("--B", type=int, default=1000)

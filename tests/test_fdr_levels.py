@@ -389,3 +389,32 @@ def test_joint_and_level_passes_give_the_same_bytes_on_all_leukemia(monkeypatch)
     assert got.attrs == want.attrs and want.attrs["n_sig_edges"] > 1000
     for key in want.edges:
         assert got.edges[key].tobytes() == want.edges[key].tobytes(), key
+
+
+@pytest.mark.parametrize("n_bins", [1 << 12, 1 << 13, 1 << 20])
+def test_exact_joint_bins_from_one_order_equal_binning_every_cell(n_bins):
+    """The Fisher test's exact source sorts the cells once by s and finds each stream's bins in
+    that order: its per-bin totals and the cells it picks for chosen bins equal binning every cell
+    directly (np.bincount weighted by the counts; the cells of the chosen bins), for any number of
+    bins, with the order made for another number of bins."""
+    from bootgpu.core.fdr import BHStream, N_BINS, exact_joint
+
+    k_low, k_high = 9, 11
+    low, high = spearman_levels(NUMPY, k_low), spearman_levels(NUMPY, k_high)
+    test = pair_tests(k_low, k_high)["diff"]
+    exact_joint(NUMPY, BHStream(NUMPY, test, "diff", N_BINS // 2, joint=(low, high)), low, high)  # another n_bins first
+    stream = BHStream(NUMPY, test, "diff", n_bins, joint=(low, high))
+    table = stream.exact
+    rng = np.random.default_rng(5)
+    counts = rng.integers(0, 4, table.n) * (rng.random(table.n) < 0.6)
+    stream.set_level_counts(counts)
+    s = table.values(np).reshape(-1)
+    cell_bins = stream.bins(s)
+    np.testing.assert_array_equal(table.bin_totals(stream), np.bincount(cell_bins, weights=counts, minlength=n_bins).astype(np.int64))
+    chosen = np.zeros(n_bins, dtype=bool)
+    chosen[np.unique(cell_bins)[::3]] = True
+    values, mult = table.picked(stream, chosen)
+    want = np.flatnonzero(chosen[cell_bins] & (counts > 0))
+    got_order, want_order = np.lexsort((mult, values)), np.lexsort((counts[want], s[want]))
+    np.testing.assert_array_equal(values[got_order], s[want][want_order])
+    np.testing.assert_array_equal(mult[got_order], counts[want][want_order])

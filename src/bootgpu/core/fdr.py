@@ -83,8 +83,10 @@ _EDGE_PVALUES: dict = {}  # (backend name, device, test, n_bins) -> (p at lower 
 _EDGE_PVALUES_KEPT = 12  # t-tests size their bins by the pairs with ties, which vary by focus gene
 _TABLES: dict = {}  # (kind, backend name, device, ...) -> level tables, the same for a whole study
 _TABLES_KEPT = 8
-_JOINT_TABLES: dict = {}  # (backend name, device, k_low, k_high, n_bins) -> ExactJoint (8 bytes a cell)
+_JOINT_TABLES: dict = {}  # ("joint", backend name, device, k_low, k_high) -> ExactJoint.order (4 bytes a cell)
 _JOINT_TABLES_KEPT = 2
+_JOINT_BIN_STARTS: dict = {}  # the same key and n_bins -> ExactJoint.bin_starts (8 bytes a bin)
+_JOINT_BIN_STARTS_KEPT = 2
 
 
 def _cached(store: dict, kept: int, key, make):
@@ -243,15 +245,17 @@ class ExactJoint:
     pair's LOW level a and HIGH level b, so the count pass histograms the cells a * n_high + b
     (``n`` = n_low * n_high raw counts in ``BHStream.level_counts``) and every value of s is known
     from the counts.  ``value_at`` computes s of cells with the per-pair code's float64 operations
-    (two table gathers, a subtraction, abs: the same bits); ``cell_bins`` is each cell's BH bin."""
+    (two table gathers, a subtraction, abs: the same bits).  ``order`` holds the cells by
+    descending s, which is by ascending BH bin whatever the number of bins (a bin is a range of s),
+    so it is made once per pair of group sizes; ``bin_starts`` says where each of the stream's bins
+    starts in it."""
 
     n_low: int
     n_high: int
     z_low: Any  # (n_low + 1,) the groups' z tables (SpearmanLevels.z)
     z_high: Any
-    cell_bins: Any  # (n_low * n_high,) int32
-    by_bin: Any  # (n_low * n_high,) int32: the cells in order of bin
-    bin_starts: Any  # (n_bins + 1,) int64: where each bin's cells start in ``by_bin``
+    order: Any  # (n_low * n_high,) int32: the cells by descending s
+    bin_starts: Any  # (n_bins + 1,) int64: where each bin's cells start in ``order``
 
     @property
     def n(self) -> int:
@@ -267,15 +271,15 @@ class ExactJoint:
         return xp.abs(self.z_high[None, :self.n_high] - self.z_low[:self.n_low, None])
 
     def bin_totals(self, stream):
-        """Pairs counted by cell, per bin: a weighted histogram of the cells' bins (counts below
-        2**53 are exact in float64)."""
+        """Pairs counted by cell, per bin: the counts in ``order`` summed by ranges (int64, exact)."""
         xp = stream.xp
-        weights = xp.astype(stream.level_counts, xp.float64)
-        return xp.astype(stream.backend.bincount(self.cell_bins, stream.n_bins, weights=weights), xp.int64)
+        ends = xp.concat([xp.zeros((1,), dtype=xp.int64), xp.cumulative_sum(xp.take(stream.level_counts, self.order))])
+        return xp.take(ends, self.bin_starts[1:]) - xp.take(ends, self.bin_starts[:-1])
 
     def picked(self, stream, bin_mask):
         """(values, multiplicities) of the cells with pairs that fall in chosen bins (repeated
-        values are merged by ``Refinement.finish``): the chosen bins' ranges of ``by_bin``."""
+        values are merged by ``Refinement.finish``, so their order does not matter): the chosen
+        bins' ranges of ``order``."""
         xp, backend = stream.xp, stream.backend
         chosen = xp.nonzero(bin_mask)[0]
         starts, stops = xp.take(self.bin_starts, chosen), xp.take(self.bin_starts, chosen + 1)
@@ -287,23 +291,32 @@ class ExactJoint:
         ends = xp.cumulative_sum(sizes)
         owner = xp.searchsorted(ends, xp.arange(total, dtype=xp.int64), side="right")
         at = xp.take(starts, owner) + (xp.arange(total, dtype=xp.int64) - xp.take(ends - sizes, owner))
-        cells = xp.take(self.by_bin, at)
+        cells = xp.take(self.order, at)
         counts = xp.take(stream.level_counts, cells)
         keep = counts > 0
         return self.value_at(xp, cells[keep]), counts[keep]
 
 
 def exact_joint(backend, stream: "BHStream", low: SpearmanLevels, high: SpearmanLevels) -> ExactJoint:
-    def make():
-        xp = backend.xp
-        table = ExactJoint(low.n, high.n, low.z, high.z, None, None, None)
-        cell_bins = stream.bins(xp.reshape(table.values(xp), (-1,)))
-        by_bin = xp.astype(xp.argsort(cell_bins, stable=True), xp.int32)
-        bin_starts = xp.searchsorted(xp.take(cell_bins, by_bin), xp.arange(stream.n_bins + 1, dtype=cell_bins.dtype))
-        return ExactJoint(low.n, high.n, low.z, high.z, cell_bins, by_bin, xp.astype(bin_starts, xp.int64))
+    """The ``ExactJoint`` of a stream: the cells' order by s, kept for the study (one sort of the
+    cells per pair of group sizes), and where the stream's bins start in it (kept per number of
+    bins, which varies by focus gene with its pairs with a tied gene)."""
+    xp = backend.xp
+    base = ("joint", backend.name, backend.device_name(), low.k, high.k)
 
-    key = ("joint", backend.name, backend.device_name(), low.k, high.k, stream.n_bins)
-    return _cached(_JOINT_TABLES, _JOINT_TABLES_KEPT, key, make)
+    def order():
+        s = xp.reshape(ExactJoint(low.n, high.n, low.z, high.z, None, None).values(xp), (-1,))
+        return xp.astype(xp.argsort(-s, stable=True), xp.int32)
+
+    cells = _cached(_JOINT_TABLES, _JOINT_TABLES_KEPT, base, order)
+    table = ExactJoint(low.n, high.n, low.z, high.z, cells, None)
+
+    def starts():  # bins of the cells in order ascend: each bin's first position by a search
+        sorted_bins = stream.bins(table.value_at(xp, cells))
+        return xp.astype(xp.searchsorted(sorted_bins, xp.arange(stream.n_bins + 1, dtype=sorted_bins.dtype)), xp.int64)
+
+    bin_starts = _cached(_JOINT_BIN_STARTS, _JOINT_BIN_STARTS_KEPT, base + (stream.n_bins,), starts)
+    return ExactJoint(low.n, high.n, low.z, high.z, cells, bin_starts)
 
 
 class JointHistogram:
@@ -386,7 +399,7 @@ class JointHistogram:
 
 def joint_table_bytes(n_cells: int, threads: int = 1, compiled: bool = False) -> tuple[int, int]:
     """Device bytes of the joint tables of a focus gene: (held for the study -- the Fisher tables
-    ``ExactJoint``, each cell's bin and the cells by bin, int32 --, held during the pair passes at
+    ``ExactJoint``, the cells in order of s, int32, for two pairs of group sizes --, held during the pair passes at
     their peak -- the count pass's histogram (``JointHistogram``: a table per thread and, at the
     end, the int64 total; without the ``compiled`` kernel, int64 tables and each thread's fresh
     ``bincount`` table and batch concatenated as int64) or the selection's tables (the counts,
