@@ -177,3 +177,44 @@ def test_count_into_refuses_indices_outside_the_table():
         backend.count_into(table, [np.array([3, 10], dtype=np.int32)])
     with pytest.raises(ValueError, match="outside"):
         backend.count_into(table, [np.array([-1], dtype=np.int32)])
+
+
+def test_freed_memory_is_kept_only_where_the_budget_and_prediction_hold_it(monkeypatch):
+    """release_memory keeps the heaps' free bytes for the next focus gene only where they fit
+    beside the predicted peak in the budget and, with the highest use so far, within the
+    prediction; otherwise (or without a plan, or before prepare) it trims."""
+    from bootgpu.backends import numpy_backend
+
+    trims = []
+    monkeypatch.setattr(numpy_backend, "malloc_trim", lambda: trims.append(1))
+    backend = NumpyBackend()
+    monkeypatch.setattr(numpy_backend, "heap_free_bytes", lambda: 100)
+    backend.release_memory(1000, 5000)
+    assert len(trims) == 1  # no baseline yet: trimmed
+    backend.prepare()
+    base = backend._baseline_rss
+    monkeypatch.setattr(numpy_backend, "peak_rss_bytes", lambda: base + 800)  # 800 used so far
+    cases = [((1000, 5000), False),  # 100 free <= min(4000, 200): kept
+             ((1000, 1050), True),  # the budget has 50 beside the prediction
+             ((850, 5000), True),  # the prediction has 50 beside the highest use
+             ((0, 5000), True)]  # no plan
+    for args, trimmed in cases:
+        before = len(trims)
+        backend.release_memory(*args)
+        assert (len(trims) > before) == trimmed, args
+    monkeypatch.setattr(numpy_backend, "heap_free_bytes", lambda: None)  # no mallinfo2: always trimmed
+    backend.release_memory(1000, 5000)
+    assert trims[-1] == 1 and len(trims) == 5
+
+
+def test_heap_free_bytes_sees_a_freed_block():
+    from bootgpu.backends.numpy_backend import heap_free_bytes, malloc_trim
+
+    malloc_trim()
+    before = heap_free_bytes()
+    assert before is not None and before >= 0
+    blocks = [np.ones(1 << 12) for _ in range(64)]  # 32 KiB each: from the heap, below glibc's mmap threshold
+    keep = np.ones(1 << 12)  # a block after them, so that they do not join the heap's top (trimmed at once)
+    del blocks
+    assert heap_free_bytes() >= before + (1 << 20)
+    del keep

@@ -585,7 +585,7 @@ def analyse_groups(backend: Backend, groups: Groups, focus: int, cfg: AnalysisCo
                            pairs=stored_pairs)
 
     del selection  # the cached pair statistics and the counts are not needed by the bootstrap
-    backend.release_memory()
+    backend.release_memory(plan.predicted_peak_bytes, plan.budget_bytes)
     boot, plan = bootstrap_edges(backend, groups, sel, focus, cfg, plan)
     edges.update(boot)
     robust, change = classify(xp, sel, edges)
@@ -823,6 +823,7 @@ def bootstrap_edges(backend: Backend, groups: Groups, sel: dict[str, Array], foc
         cfg.seed, focus, cfg.n_bootstrap, cfg.bootstrap_frac, cfg.ci_alpha, plan.replicate_chunk, plan.edge_chunk,
         plan.threads, dense_density=DENSE_DENSITY if backend.dense_tiles else NEVER_DENSE,
         summary_rows=summary_rows(cfg.n_bootstrap, cached=bool(plan.working_set_bytes)),
+        memory=(plan.predicted_peak_bytes, plan.budget_bytes),
     )
     k = max(k_low, k_high)
     m = resample_size(k, cfg.bootstrap_frac)

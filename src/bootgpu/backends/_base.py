@@ -94,12 +94,17 @@ class Backend:
         """Whatever the backend compiles or loads on first use, done now (before a run measures
         its memory): the NumPy backend's compiled kernels.  Nothing by default."""
 
-    def release_memory(self) -> None:
+    def release_memory(self, predicted_bytes: int = 0, budget_bytes: int = 0) -> None:
         """Hand memory freed by a finished stage back to the system (host backends), so the next
-        stage's peak is its own and not on top of the last one's (a no-op by default)."""
+        stage's peak is its own and not on top of the last one's.  Given a plan's predicted peak
+        and budget, a host backend may keep freed memory for the next focus gene to reuse without
+        faulting its pages in again: as much as fits beside the prediction in the budget and
+        beside the highest use so far within the prediction, so that even if none of it were
+        reused the process would stay within its budget.  A no-op by default."""
 
-    def bootstrap_scope(self) -> contextlib.AbstractContextManager:
-        """Context for the bootstrap stage (host backends: BLAS in one thread, see NumPy's)."""
+    def bootstrap_scope(self, predicted_bytes: int = 0, budget_bytes: int = 0) -> contextlib.AbstractContextManager:
+        """Context for the bootstrap stage (host backends: BLAS in one thread, see NumPy's), which
+        releases freed memory as it ends (``release_memory`` with the same arguments)."""
         return contextlib.nullcontext()
 
     def pair_scope(self) -> contextlib.AbstractContextManager:

@@ -165,20 +165,29 @@ class NumpyBackend(Backend):
     def erfc(self, x):
         return scipy.special.erfc(x)
 
+    _baseline_rss: int | None = None  # RSS when the run prepared (release_memory)
+
     def prepare(self) -> None:
         host_kernels.prepare()
+        self._baseline_rss = current_rss_bytes()
 
-    def release_memory(self) -> None:
+    def release_memory(self, predicted_bytes: int = 0, budget_bytes: int = 0) -> None:
         """glibc keeps freed blocks below its (adaptive, up to 32 MiB) mmap threshold in the heap:
         the pair cache's blocks stayed resident through the bootstrap (measured: 5.2 GiB under a
-        2.4 GiB bootstrap at 20,000 genes).  malloc_trim returns every free page."""
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc
-            pass
+        2.4 GiB bootstrap at 20,000 genes).  malloc_trim returns every free page -- which the next
+        focus gene then faults in again, zeroed (a quarter of the embedded matrix's whole-study CPU
+        time was the kernel's).  So the free bytes in the heaps are kept where they fit both beside
+        the predicted peak in the budget and, with the highest RSS since ``prepare``, within the
+        prediction (the process then stays within its budget even if it reused none of them)."""
+        if predicted_bytes > 0 and self._baseline_rss is not None:
+            used = max(0, peak_rss_bytes() - self._baseline_rss)
+            free = heap_free_bytes()
+            if free is not None and free <= min(budget_bytes - predicted_bytes, predicted_bytes - used):
+                return
+        malloc_trim()
 
     @contextlib.contextmanager
-    def bootstrap_scope(self):
+    def bootstrap_scope(self, predicted_bytes: int = 0, budget_bytes: int = 0):
         """BLAS in one thread: the bootstrap's matrix products are small (inner size k) and run in
         this backend's threads; OpenBLAS's own threads then only wait on each other (measured:
         block_dots 6.5x slower with two BLAS threads on a busy 2-core machine).  Needs
@@ -195,7 +204,7 @@ class NumpyBackend(Backend):
             with limits:
                 yield
         finally:
-            self.release_memory()
+            self.release_memory(predicted_bytes, budget_bytes)
 
     def pair_scope(self):
         """BLAS in one thread: each pair block's thin matrix products (k or 2 k deep) run in this
@@ -435,6 +444,30 @@ def keep_freed_blocks() -> None:
         libc.mallopt(-1, TRIM_THRESHOLD_BYTES)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):  # not glibc
         pass
+
+
+def malloc_trim() -> None:
+    """Every free page of glibc's heaps back to the system (a no-op without glibc)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def heap_free_bytes() -> int | None:
+    """Bytes free in glibc's heaps (mallinfo2's fordblks, every arena), which malloc_trim would hand
+    back; None without glibc 2.33 or later."""
+    try:
+        mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = _Mallinfo2
+    return int(mallinfo2().fordblks)
 
 
 def peak_rss_bytes() -> int:

@@ -73,6 +73,7 @@ class BootstrapSettings:
     dense_tile: int = DENSE_TILE
     dense_density: float = DENSE_DENSITY  # > 1: never dense; 0 with dense_min_edges 1: always
     summary_rows: int = 0  # edges summarised at a time (``summary_rows``; 0: a whole edge chunk at once)
+    memory: tuple = (0, 0)  # the plan's predicted peak and budget: freed memory kept within them (Backend.release_memory)
 
 
 def resample_size(k: int, bootstrap_frac: float) -> int:
@@ -438,7 +439,7 @@ def bootstrap_deltas(backend, low: GroupRanks, high: GroupRanks, gene_i, gene_j,
     xp = backend.xp
     n = int(gene_i.shape[0])
     (chunk,) = edge_layout(backend, gene_i, gene_j, n, cfg, tied_genes(backend, low, high))
-    with backend.bootstrap_scope():
+    with backend.bootstrap_scope(*cfg.memory):
         deltas = chunk_deltas(backend, low, high, chunk, cfg, replicate_chunk)
     inverse = np.empty(n, dtype=np.int64)
     inverse[chunk.edges] = np.arange(n)
@@ -452,7 +453,7 @@ def bootstrap_summaries(backend, low: GroupRanks, high: GroupRanks, gene_i, gene
     xp = backend.xp
     n = int(gene_i.shape[0])
     parts, order = [], []
-    with backend.bootstrap_scope():
+    with backend.bootstrap_scope(*cfg.memory):
         _summaries(backend, low, high, gene_i, gene_j, base_delta, cfg, replicate_chunk, parts, order)
     out = {key: xp.concat([p[key] for p in parts]) for key in parts[0]}
     inverse = np.empty(n, dtype=np.int64)

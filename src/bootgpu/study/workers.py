@@ -161,7 +161,9 @@ def _init_analyser(backend_name: str, values, cfg: AnalysisConfig, plan, k_low: 
     if plan.threads > busy and hasattr(backend, "share_cores"):
         # the plan sizes chunks for ``plan.threads``: all the cores, taken while the others are idle
         backend.share_cores(lambda: max(busy, slots // max(1, active.value)))
-    _WORKER.update(backend=backend, expr=backend.to_device(values), cfg=cfg, plan=plan, k=(k_low, k_high), meta=meta,
+    expr = backend.to_device(values)
+    backend.prepare()  # kernels ready (forked: already loaded) and this process's memory baseline
+    _WORKER.update(backend=backend, expr=expr, cfg=cfg, plan=plan, k=(k_low, k_high), meta=meta,
                    gene_names=gene_names, blas=threadpool_limits(busy), active=active)
 
 
