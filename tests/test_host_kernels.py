@@ -218,3 +218,26 @@ def test_heap_free_bytes_sees_a_freed_block():
     del blocks
     assert heap_free_bytes() >= before + (1 << 20)
     del keep
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("subtract", [False, True])
+def test_store_gathered_ratio_equals_taking_and_dividing(dtype, subtract, monkeypatch):
+    """A dense tile pair's edges stored from its products (the compiled kernel) give the bytes of
+    taking the edges' cells and dividing them in float64, with the kernel and without it."""
+    rng = np.random.default_rng(8)
+    n_rep, cells = 37, 300
+    products = rng.integers(-5000, 5000, (n_rep, cells)).astype(dtype)  # integers, exact in float32
+    flat = np.sort(rng.choice(cells, 123, replace=False))
+    den = rng.integers(1, 3000, (n_rep, 1)).astype(np.float64)
+    start = rng.standard_normal((60, 200))
+    want = start.copy()
+    block = want[10:10 + n_rep, 50:50 + flat.shape[0]]
+    quotient = products[:, flat].astype(np.float64) / den
+    block[...] = block - quotient if subtract else quotient
+    for numba in ("1", "0"):
+        monkeypatch.setenv("BOOTGPU_NUMBA", numba)
+        got = start.copy()
+        NumpyBackend().store_gathered_ratio(got, slice(10, 10 + n_rep), slice(50, 50 + flat.shape[0]), products, flat, den,
+                                            subtract)
+        assert got.tobytes() == want.tobytes(), numba

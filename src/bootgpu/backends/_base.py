@@ -213,6 +213,12 @@ class Backend:
         else:
             out[key] = value
 
+    def store_gathered_ratio(self, out: Array, rows: slice, cols: slice, products: Array, flat: Array, den: Array,
+                             subtract: bool = False) -> None:
+        """out[rows, cols] = products[:, flat] / den (``products`` (R, cells) from ``block_dots``,
+        ``den`` (R, 1) float64), or with ``subtract`` out minus that: a dense tile pair's edges."""
+        self.store_ratio(out, (rows, cols), self.xp.take(products, flat, axis=1), den, subtract)
+
     def store_pair_ratio(self, out: Array, rows: slice, cols: slice, w: Array, d: Array, a: Array, b: Array,
                          den: Array, subtract: bool = False) -> None:
         """out[rows, cols] = pair_dots(w, d, a, b) transposed, divided by ``den`` (R, 1) in float64,

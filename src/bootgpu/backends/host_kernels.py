@@ -70,6 +70,9 @@ def prepare() -> None:
             kernel("pair_ratio")(w, w, np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(2), dest, 0, 0, False)
     x, ps = np.zeros((1, 4)), np.zeros(1, np.int64)
     kernel("tail_order_statistics")(x, ps, ps + 3, np.zeros(1), np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1)))
+    for products in (np.zeros((1, 2), np.float32), np.zeros((1, 2))):  # core.bootstrap.exact_dtype
+        for dest in (out, out[:, :2]):
+            kernel("gathered_ratio")(products, np.zeros(1, np.int64), np.ones(1), dest, 0, 0, False)
     for table in (np.zeros(1, np.int32), np.zeros(1, np.int64)):  # JointHistogram's tables, joint indices int32
         kernel("count_into")(table, np.zeros(1, np.int32))
     for deltas in (out, out[:, :2]):
@@ -90,7 +93,8 @@ def _compile(cache: bool) -> dict:
     add_row = jit(_add_row)
     leaf_sums = jit(_leaf_sums)
     return {"pair_ratio": jit(_pair_ratio), "tail_order_statistics": jit(_tail_order_statistics),
-            "column_statistics": jit(_column_statistics), "count_into": jit(_count_into)}
+            "column_statistics": jit(_column_statistics), "count_into": jit(_count_into),
+            "gathered_ratio": jit(_gathered_ratio)}
 
 
 select = select_tails = leaf_sums = add_row = None  # compiled helpers (``_compile``)
@@ -127,6 +131,20 @@ def _pair_ratio(w, d, a, b, den, out, r0, c0, subtract):  # pragma: no cover - c
             else:
                 for t in range(n):
                     dest[t] = num[t] / dv
+
+
+def _gathered_ratio(products, flat, den, out, r0, c0, subtract):  # pragma: no cover - compiled
+    # out[r0 + r, c0 + e] (-)= products[r, flat[e]] / den[r]: the value widened to float64 and
+    # divided, as NumPy's divide of a float32 array by float64 denominators does
+    for r in range(products.shape[0]):
+        src, dv = products[r], den[r]
+        dest = out[r0 + r, c0:c0 + flat.shape[0]]
+        if subtract:
+            for e in range(flat.shape[0]):
+                dest[e] -= np.float64(src[flat[e]]) / dv
+        else:
+            for e in range(flat.shape[0]):
+                dest[e] = np.float64(src[flat[e]]) / dv
 
 
 def _count_into(table, values):  # pragma: no cover - compiled

@@ -257,6 +257,14 @@ class NumpyBackend(Backend):
             return
         np.subtract(view, num if den is None else np.divide(num, den), out=view)
 
+    def store_gathered_ratio(self, out, rows, cols, products, flat, den, subtract: bool = False) -> None:
+        # one compiled pass (host_kernels.gathered_ratio): no gathered copy, no quotient temporary
+        if not host_kernels.enabled():
+            return Backend.store_gathered_ratio(self, out, rows, cols, products, flat, den, subtract)
+        host_kernels.kernel("gathered_ratio")(np.ascontiguousarray(products), np.ascontiguousarray(flat, dtype=np.int64),
+                                              np.ascontiguousarray(den).reshape(-1), out, rows.start, cols.start,
+                                              bool(subtract))
+
     def store_pair_ratio(self, out, rows, cols, w, d, a, b, den, subtract: bool = False) -> None:
         # one compiled pass (host_kernels.pair_ratio): no gathered rows, dots or quotients in memory
         if not host_kernels.enabled():

@@ -322,9 +322,8 @@ class GeneGroup:
             cols = slice(blk.start, blk.stop)
             if blk.dense:
                 out = backend.block_dots(xp.take(w, blk.a, axis=0), xp.take(d, blk.b, axis=0), exact_dtype(xp, m))
-                vals = xp.take(xp.reshape(out, (n_rep, -1)), blk.flat, axis=1)
+                backend.store_gathered_ratio(deltas, rows, cols, xp.reshape(out, (n_rep, -1)), blk.flat, den, subtract)
                 del out
-                backend.store_ratio(deltas, (rows, cols), vals, den, subtract)
             elif blk.tied and self.tied_genes is not None:
                 if s_src is None:  # S of the genes with ties, after s (row 0) for all others
                     tg = self.tied_genes
