@@ -217,7 +217,8 @@ def _sub_plan(plan: Plan, n_genes: int, size: int, n_samples: int, k_low: int, k
     def planned(rows=None):
         return plan_batches(size, n_samples, k_low, k_high, cfg.n_bootstrap, plan.budget_bytes,
                             bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=plan.working_set_bytes,
-                            threads=plan.threads, store=cfg.store, rows_per_block=rows)
+                            ieee_float32_matmul=plan.ieee_float32_matmul, threads=plan.threads, store=cfg.store,
+                            rows_per_block=rows)
 
     sub = planned()
     full_blocks = math.ceil(n_genes / plan.rows_per_block)

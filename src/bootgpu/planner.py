@@ -29,7 +29,8 @@ from bootgpu.core.bootstrap import (per_edge_way, dot_dtype_bytes, exact_dtype_b
 from bootgpu.backends import host_kernels
 from bootgpu.core.fdr import BIN_BOOKKEEPING_BYTES, LEVEL_TEST_BINS, bins_for_pairs, exact_level_bytes, joint_table_bytes
 from bootgpu.core.spearman import (
-    JOINT_CACHE_ALLOWANCE, JOINT_PAIR_BYTES, LEVELS_MAX, TIED_PAIR_BYTES, joint_cells, n_signed_levels,
+    JOINT_CACHE_ALLOWANCE, JOINT_PAIR_BYTES, LEVELS_MAX, TIED_PAIR_BYTES, joint_cells, joint_product_bytes,
+    n_signed_levels,
 )
 from bootgpu.config import SAFETY_FRACTION
 from bootgpu.errors import BootgpuError
@@ -86,6 +87,7 @@ class Plan:
     k: int = 0  # larger group size, and its resample size
     m: int = 0
     n_edges: int | None = None  # set by plan_bootstrap: the selected edges this plan is for
+    ieee_float32_matmul: bool = False  # the device's float32 products are IEEE (joint blocks from one product)
 
 def resident_bytes(n_genes: int, n_samples: int, k_low: int, k_high: int, threads: int = 1) -> int:
     """Both groups' rank structures (measured: 72 bytes a gene and group sample held; the sort
@@ -133,14 +135,18 @@ def pair_cache_bytes(n_genes: int, k_low: int = 0, k_high: int = 0) -> int:
 
 
 def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool, k_low: int = 0, k_high: int = 0,
-                     device: bool = False) -> int:
+                     device: bool = False, ieee_float32: bool = False) -> int:
     """Peak of the pair passes above the resident arrays (calibrated on the demo matrix, ALL
     12,625 x 128 and random 8,763 x 938; docs/benchmarks.md).  A pass holds a wave of ``threads``
     blocks: each block's (rows, columns) products and its pairs' values.  With the cache, the
     first pass also holds the cache filled so far (blocks shrink along the triangle while it
     grows), the later passes the whole cache and a wave's pair values.  With joint indices the
     joint histogram or the selection's cell tables come on top (``core.fdr.joint_table_bytes``).
-    On a ``device`` (CuPy) blocks of levels or r hold ``DEVICE_PAIR_TEMP_BYTES`` more a pair."""
+    On a ``device`` (CuPy) blocks of levels or r hold ``DEVICE_PAIR_TEMP_BYTES`` more a pair, and a
+    joint block holds its products (``core.spearman.joint_product_bytes``: 8 bytes a cell where the
+    device's float32 products are IEEE, ``ieee_float32``, else 12) and then their int32 copy beside
+    its pairs, not both at once: on ALL's one block of 159 M cells the host model's sum (16 bytes a
+    cell and the pairs) was 2.9x what CuPy held (docs/benchmarks.md)."""
     def pairs_above(r):  # pairs (i, j > i) of rows 0..r-1
         r = min(r, n_genes - 1)
         return r * n_genes - r * (r + 1) // 2
@@ -148,6 +154,7 @@ def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool, k
     pair_bytes, cache_bytes = (pair_value_bytes(k_low, k_high, n_genes) if k_low and k_high
                                else (PAIR_BYTES, PAIR_CACHE_BYTES))
     n_cells = joint_cells(n_genes, k_low, k_high) if k_low and k_high else 0
+    products = joint_product_bytes(k_low, k_high, ieee_float32) if device and n_cells else 0
     if device and not n_cells:
         pair_bytes += DEVICE_PAIR_TEMP_BYTES
     compiled = not device and host_kernels.wanted()  # the NumPy backend counts in place (JointHistogram)
@@ -158,7 +165,9 @@ def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool, k
         cells = sum(max(0, min(rows, n_genes - 1 - r0)) * (n_genes - r0) for r0 in starts)
         pairs = pairs_above(start + threads * rows) - pairs_above(start)
         cached = int(pairs_above(start) * cache_bytes) if cache_pairs else 0
-        first = max(first, cached + cells * PAIR_CELL_BYTES + pairs * pair_bytes)
+        block = (max(cells * products, cells * 4 + pairs * pair_bytes) if products
+                 else cells * PAIR_CELL_BYTES + pairs * pair_bytes)
+        first = max(first, cached + block)
         later = max(later, pairs * pair_bytes)
     return tables + max(first, (pair_cache_bytes(n_genes, k_low, k_high) if cache_pairs else 0) + later)
 
@@ -302,6 +311,7 @@ def plan_batches(
     edge_chunk: int | None = None,
     index_genes_per_block: int | None = None,
     working_set_bytes: int = 0,
+    ieee_float32_matmul: bool = False,
     threads: int = 1,
     store: str = "minimal",
     fit: bool = True,
@@ -312,7 +322,8 @@ def plan_batches(
 
     ``working_set_bytes`` (a backend fact: ``Backend.working_set_bytes``) caps the largest array of
     a pair block or replicate chunk; on a CPU, blocks that stay in cache run 2-3x faster than
-    blocks that fill the budget.  0 means no cap (GPUs prefer big batches).
+    blocks that fill the budget.  0 means no cap (GPUs prefer big batches).  ``ieee_float32_matmul``
+    (``Backend.ieee_float32_matmul``) says how a device makes joint blocks (``pair_stage_bytes``).
     """
     k = max(k_low, k_high)
     m = resample_size(k, bootstrap_frac)
@@ -330,7 +341,8 @@ def plan_batches(
         )
     cache_pairs, rows = _pair_space(n_genes, k_low, k_high, free, rows_per_block, working_set_bytes, threads)
     # bootstrap (before the edges are known): the largest edge chunk a re-plan would choose
-    pair_work = pair_stage_bytes(n_genes, rows, threads, cache_pairs, k_low, k_high, device=not working_set_bytes)
+    pair_work = pair_stage_bytes(n_genes, rows, threads, cache_pairs, k_low, k_high, device=not working_set_bytes,
+                                 ieee_float32=ieee_float32_matmul)
     boot_room = min(free, max(pair_work, BOOTSTRAP_MIN_ROOM))
     cached = bool(working_set_bytes)  # summaries in cache-sized pieces (host), else whole chunks (device)
     edges = edge_chunk or _largest_edge_chunk(boot_room, n_genes * (n_genes - 1) // 2, n_bootstrap, threads, cached)
@@ -353,7 +365,7 @@ def plan_batches(
     if fit and peak > budget_bytes and not (rows_per_block or replicate_chunk or edge_chunk):
         return _within_budget(locals())
     return Plan(budget_bytes, rows, cache_pairs, reps, edges, index_genes, peak, room, stages, working_set_bytes, threads,
-                resident_bytes=fixed, pair_stage_bytes=pair_work,
+                resident_bytes=fixed, pair_stage_bytes=pair_work, ieee_float32_matmul=ieee_float32_matmul,
                 bootstrap_room_bytes=0 if (edge_chunk or replicate_chunk) else boot_room,
                 n_bootstrap=n_bootstrap, k=k, m=m)
 
@@ -384,7 +396,8 @@ def _within_budget(plan_args: dict) -> Plan:
     block do not fit, one error with the smallest budget that does."""
     keys = ("n_genes", "n_samples", "k_low", "k_high", "n_bootstrap")
     args = [plan_args[k] for k in keys]
-    kwargs = {k: plan_args[k] for k in ("bootstrap_frac", "index_genes_per_block", "working_set_bytes", "store")}
+    kwargs = {k: plan_args[k] for k in ("bootstrap_frac", "index_genes_per_block", "working_set_bytes",
+                                        "ieee_float32_matmul", "store")}
 
     def fitting(budget: int, threads: int) -> Plan | None:
         for t in range(threads, 0, -1):
