@@ -208,6 +208,8 @@ def test_edge_layout_sends_a_filled_block_to_the_matrix_product_and_keeps_every_
     assert np.all(tied[gi[tied_edges]] | tied[gj[tied_edges]])
     for c in chunks:  # each dense block's rows x cols hold exactly its edges, at their flat index
         genes = c.genes
+        assert np.array_equal(genes, np.unique(np.concatenate([gi[c.edges], gj[c.edges]])))  # the chunk's genes, sorted
+        assert np.array_equal(genes[c.iu], gi[c.edges]) and np.array_equal(genes[c.ju], gj[c.edges])
         for b in c.blocks:
             e = c.edges[b.start:b.stop]
             if b.dense:

@@ -162,14 +162,28 @@ def tied_genes(backend, low: GroupRanks, high: GroupRanks) -> np.ndarray:
     return np.asarray(flags[0], dtype=bool) | np.asarray(flags[1], dtype=bool)
 
 
-def _dense_order(gi: np.ndarray, gj: np.ndarray, tile: int, density: float, min_edges: int, tied_edge: np.ndarray):
+def _present(lookup: np.ndarray, *index: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of the ``index`` arrays (gene numbers below ``lookup``'s length),
+    as ``np.unique`` gives them, with ``lookup[value]`` set to each one's position among them: a
+    flag per gene instead of a sort of every edge's ends (ALL's 1.26 M edges: 0.33-0.59 -> 0.06-0.11 s)."""
+    seen = np.zeros(lookup.shape[0], dtype=bool)
+    for idx in index:
+        seen[idx] = True
+    present = np.flatnonzero(seen)
+    lookup[present] = np.arange(present.shape[0])
+    return present
+
+
+def _dense_order(gi: np.ndarray, gj: np.ndarray, tile: int, density: float, min_edges: int, tied_gene: np.ndarray):
     """(order of edges, segments [(start, stop, kind)], row end, col end) on the host: the edges
     of dense tile pairs first, tile pair by tile pair, sorted by row; then the other edges without
-    a tied end in their order ("sparse"); then those with one ("tied", never dense)."""
-    n = gi.shape[0]
-    genes, inv = np.unique(np.concatenate([gi, gj]), return_inverse=True)
-    li, lj = inv[:n], inv[n:]
-    deg = np.bincount(inv, minlength=genes.shape[0])
+    a tied end in their order ("sparse"); then those with one ("tied", never dense).  ``tied_gene``:
+    (G,) bool, a gene with tied values in a group."""
+    tied_edge = tied_gene[gi] | tied_gene[gj]
+    lookup = np.empty(tied_gene.shape[0], dtype=np.int64)
+    genes = _present(lookup, gi, gj)
+    li, lj = lookup[gi], lookup[gj]
+    deg = np.bincount(li, minlength=genes.shape[0]) + np.bincount(lj, minlength=genes.shape[0])
     pos = np.empty(genes.shape[0], dtype=np.int64)
     pos[np.argsort(-deg, kind="stable")] = np.arange(genes.shape[0])
     ti, tj = pos[li] // tile, pos[lj] // tile
@@ -210,29 +224,34 @@ def edge_layout(backend, gene_i, gene_j, edge_chunk: int, cfg: BootstrapSettings
     gj = np.asarray(backend.to_host(gene_j), dtype=np.int64)
     tied = np.asarray(tied, dtype=bool)
     order, segments, row, col = _dense_order(gi, gj, cfg.dense_tile, cfg.dense_density, DENSE_MIN_EDGES
-                                             if cfg.dense_density > 0 else 1, tied[gi] | tied[gj])
+                                             if cfg.dense_density > 0 else 1, tied)
     dev = backend.to_device
     chunks = []
     n = gi.shape[0]
     step = max(1, int(edge_chunk))
+    at, local = np.empty(tied.shape[0], dtype=np.int64), np.empty(tied.shape[0], dtype=np.int64)
     for c0 in range(0, n, step):
         c1 = min(c0 + step, n)
         idx = order[c0:c1]
-        genes = np.unique(np.concatenate([gi[idx], gj[idx]]))
-        chunk = EdgeChunk(idx, dev(genes), dev(np.searchsorted(genes, gi[idx])), dev(np.searchsorted(genes, gj[idx])))
+        ci, cj = gi[idx], gj[idx]
+        genes = _present(at, ci, cj)  # at[gene]: its position in the chunk's genes
+        pi, pj = at[ci], at[cj]
+        chunk = EdgeChunk(idx, dev(genes), dev(pi), dev(pj))
         for s0, s1, kind in segments:
             b0, b1 = max(s0, c0), min(s1, c1)
             if b0 >= b1:
                 continue
-            e = order[b0:b1]
             if kind == "dense":
-                rows, rpos = np.unique(row[e], return_inverse=True)
-                cols, cpos = np.unique(col[e], return_inverse=True)
-                chunk.blocks.append(Block(b0 - c0, b1 - c0, True, dev(np.searchsorted(genes, rows)),
-                                          dev(np.searchsorted(genes, cols)), dev(rpos * cols.shape[0] + cpos)))
+                r_end, c_end = row[order[b0:b1]], col[order[b0:b1]]
+                rows = _present(local, r_end)  # local[gene]: its position in the tile pair's rows, then columns
+                rpos = local[r_end]
+                cols = _present(local, c_end)
+                cpos = local[c_end]
+                chunk.blocks.append(Block(b0 - c0, b1 - c0, True, dev(at[rows]), dev(at[cols]),
+                                          dev(rpos * cols.shape[0] + cpos)))
             else:
-                chunk.blocks.append(Block(b0 - c0, b1 - c0, False, dev(np.searchsorted(genes, gi[e])),
-                                          dev(np.searchsorted(genes, gj[e])), tied=kind == "tied"))
+                chunk.blocks.append(Block(b0 - c0, b1 - c0, False, dev(pi[b0 - c0:b1 - c0]), dev(pj[b0 - c0:b1 - c0]),
+                                          tied=kind == "tied"))
         chunks.append(chunk)
     return chunks
 
