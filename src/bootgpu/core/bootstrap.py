@@ -242,7 +242,8 @@ def edge_layout(backend, gene_i, gene_j, edge_chunk: int, cfg: BootstrapSettings
             if b0 >= b1:
                 continue
             if kind == "dense":
-                r_end, c_end = row[order[b0:b1]], col[order[b0:b1]]
+                e = order[b0:b1]
+                r_end, c_end = row[e], col[e]
                 rows = _present(local, r_end)  # local[gene]: its position in the tile pair's rows, then columns
                 rpos = local[r_end]
                 cols = _present(local, c_end)
