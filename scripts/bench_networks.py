@@ -48,8 +48,7 @@ def focus_edges(values: np.ndarray, n_bootstrap: int) -> tuple[dict, float]:
     k_low, k_high = cfg.validate(values.shape[1])
     budget = resolve_budget(backend, None)  # as `bootgpu run` by default
     plan = plan_batches(values.shape[0], values.shape[1], k_low, k_high, n_bootstrap, budget,
-                        working_set_bytes=backend.working_set_bytes,
-                        ieee_float32_matmul=backend.ieee_float32_matmul, threads=backend.host_threads())  # fmt: skip
+                        **backend.plan_facts(), threads=backend.host_threads())  # fmt: skip
     t0 = time.perf_counter()
     res = analyse_focus(backend, values, 0, cfg, plan, k_low, k_high)
     return res.edges, time.perf_counter() - t0

@@ -48,8 +48,7 @@ def plan_for(backend, values, n_bootstrap: int, budget: str | None, threads: int
     cfg = AnalysisConfig(n_bootstrap=n_bootstrap)
     k_low, k_high = cfg.validate(values.shape[1])
     plan = plan_batches(values.shape[0], values.shape[1], k_low, k_high, n_bootstrap, resolve_budget(backend, budget),
-                        bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=backend.working_set_bytes,
-                        ieee_float32_matmul=backend.ieee_float32_matmul, threads=threads)
+                        bootstrap_frac=cfg.bootstrap_frac, **backend.plan_facts(), threads=threads)
     return cfg, k_low, k_high, plan
 
 

@@ -64,8 +64,7 @@ def main() -> int:
     cfg = AnalysisConfig(n_bootstrap=args.B)
     k_low, k_high = cfg.validate(values.shape[1])
     plan = plan_batches(values.shape[0], values.shape[1], k_low, k_high, cfg.n_bootstrap, parse_size(args.budget, "--budget"),
-                        bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=backend.working_set_bytes,
-                        ieee_float32_matmul=backend.ieee_float32_matmul, threads=1)
+                        bootstrap_frac=cfg.bootstrap_frac, **backend.plan_facts(), threads=1)
     expr = backend.to_device(values)
     stages: dict = {}
     import bootgpu.core.bootstrap as core_bootstrap

@@ -47,8 +47,7 @@ def main() -> int:
         cfg = AnalysisConfig(n_bootstrap=b)
         k_low, k_high = cfg.validate(expr.n_samples)
         plan = plan_batches(expr.n_genes, expr.n_samples, k_low, k_high, b, resolve_budget(backend, None),
-                            bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=backend.working_set_bytes,
-                            ieee_float32_matmul=backend.ieee_float32_matmul,
+                            bootstrap_frac=cfg.bootstrap_frac, **backend.plan_facts(),
                             threads=backend.host_threads())
         t0 = time.perf_counter()
         est = calibrate(backend, expr.n_genes, expr.n_samples, cfg, plan, values=expr.values, focus=focus)

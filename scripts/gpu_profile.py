@@ -46,8 +46,7 @@ def main() -> int:
     k_low, k_high = cfg.validate(expr.n_samples)
     plan = plan_batches(expr.n_genes, expr.n_samples, k_low, k_high, cfg.n_bootstrap,
                         resolve_budget(backend, args.memory_budget), bootstrap_frac=cfg.bootstrap_frac,
-                        working_set_bytes=backend.working_set_bytes,
-                        ieee_float32_matmul=backend.ieee_float32_matmul, threads=backend.host_threads())
+                        **backend.plan_facts(), threads=backend.host_threads())
     times: dict = {}
 
     def wrap(module, name):

@@ -38,7 +38,7 @@ def main() -> None:
     cfg = AnalysisConfig(n_bootstrap=args.n_bootstrap)
     k_low, k_high = cfg.validate(args.samples)
     plan = plan_batches(args.genes, args.samples, k_low, k_high, cfg.n_bootstrap, int(args.memory_budget_gib * 2**30),
-                        working_set_bytes=backend.working_set_bytes, ieee_float32_matmul=backend.ieee_float32_matmul,
+                        **backend.plan_facts(),
                         threads=backend.host_threads())
     expr = backend.to_device(data.values)
     if args.backend != "numpy":  # first call compiles kernels; time the steady state

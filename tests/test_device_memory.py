@@ -30,8 +30,7 @@ def _run(device_bytes: int, values, focus: int):
     cfg = AnalysisConfig(n_bootstrap=B, fdr_alpha=0.2)
     k_low, k_high = cfg.validate(values.shape[1])
     budget = resolve_budget(backend, None)  # a share of the device, as a run takes it
-    plan = plan_batches(N_GENES, values.shape[1], k_low, k_high, B, budget, working_set_bytes=backend.working_set_bytes,
-                        ieee_float32_matmul=backend.ieee_float32_matmul)
+    plan = plan_batches(N_GENES, values.shape[1], k_low, k_high, B, budget, **backend.plan_facts())
     expr = backend.to_device(values)
     with backend.track_peak() as peak:
         result = analyse_focus(backend, expr, focus, cfg, plan, k_low, k_high)
@@ -73,8 +72,7 @@ def test_joint_blocks_on_a_device_hold_what_the_plan_predicts_within_1_5x(monkey
     monkeypatch.setattr(backend, "ieee_float32_matmul", ieee)
     cfg = AnalysisConfig(n_bootstrap=20)
     k_low, k_high = cfg.validate(n_samples)
-    plan = plan_batches(n_genes, n_samples, k_low, k_high, 20, 8 << 30, working_set_bytes=backend.working_set_bytes,
-                        ieee_float32_matmul=ieee)
+    plan = plan_batches(n_genes, n_samples, k_low, k_high, 20, 8 << 30, **backend.plan_facts())
     assert joint_cells(n_genes, k_low, k_high) and plan.rows_per_block == n_genes  # joint indices, one block
     expr = backend.to_device(values)
     with backend.track_peak() as peak:

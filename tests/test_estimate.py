@@ -18,8 +18,7 @@ DEMO_FOCUS_COUNT = 10  # as `bootgpu run --demo`: the 10 most variable probes
 def _plan(backend, n_genes, n_samples, cfg):
     k_low, k_high = cfg.validate(n_samples)
     return plan_batches(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, resolve_budget(backend, None),
-                        bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=backend.working_set_bytes,
-                        ieee_float32_matmul=backend.ieee_float32_matmul,
+                        bootstrap_frac=cfg.bootstrap_frac, **backend.plan_facts(),
                         threads=backend.host_threads(), store=cfg.store)
 
 

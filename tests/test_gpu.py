@@ -143,8 +143,7 @@ def test_cupy_modular_focus_gene_equals_numpy(cupy_backend):
     k_low, k_high = cfg.validate(60)
     results = []
     for backend in (get_backend("numpy"), cupy_backend):
-        plan = plan_batches(1500, 60, k_low, k_high, 100, 2 << 30, working_set_bytes=backend.working_set_bytes,
-                            ieee_float32_matmul=backend.ieee_float32_matmul)
+        plan = plan_batches(1500, 60, k_low, k_high, 100, 2 << 30, **backend.plan_facts())
         results.append(analyse_focus(backend, backend.to_device(values), 0, cfg, plan, k_low, k_high))
     want, got = results
     assert want.attrs == got.attrs and want.edges["gene_i"].shape[0] > 50_000

@@ -74,7 +74,7 @@ def _setup_study(args, plan: bool = True, scope: str = "study") -> StudySetup:
         backend.prepare()  # compiled kernels loaded first: the budget's room (ulimit -v) then counts them
         plan = plan_batches(expr.n_genes, expr.n_samples, k_low, k_high, cfg.n_bootstrap,
                             resolve_budget(backend, args.memory_budget), bootstrap_frac=cfg.bootstrap_frac,
-                            working_set_bytes=backend.working_set_bytes, ieee_float32_matmul=backend.ieee_float32_matmul,
+                            **backend.plan_facts(),
                             threads=backend.host_threads(), store=cfg.store)
     else:
         plan = None
@@ -228,7 +228,7 @@ def cmd_plan(args) -> int:
 
     n_genes, n_samples, expr, cfg, k_low, k_high, backend, budget = _shape_config_backend_budget(args)
     plan = plan_batches(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget, bootstrap_frac=cfg.bootstrap_frac,
-                        working_set_bytes=backend.working_set_bytes, ieee_float32_matmul=backend.ieee_float32_matmul,
+                        **backend.plan_facts(),
                         threads=backend.host_threads(), store=cfg.store)
     print(f"{n_genes} genes x {n_samples} samples, k_low={k_low}, k_high={k_high}, B={cfg.n_bootstrap}; "
           f"backend {backend.name} ({backend.device_name()}), budget {format_bytes(budget)}")

@@ -56,8 +56,8 @@ def cmd_warmup(args) -> int:
     backend = get_backend(args.backend, announce=log)
     small = replace(cfg, n_bootstrap=min(cfg.n_bootstrap, WARMUP_B))
     plan = plan_batches(expr.n_genes, expr.n_samples, k_low, k_high, small.n_bootstrap, resolve_budget(backend, None),
-                        bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=backend.working_set_bytes,
-                        ieee_float32_matmul=backend.ieee_float32_matmul, threads=backend.host_threads(), store=cfg.store)
+                        bootstrap_frac=cfg.bootstrap_frac, **backend.plan_facts(), threads=backend.host_threads(),
+                        store=cfg.store)
     before, t0 = cached_kernels(), time.perf_counter()
     dev = backend.to_device(expr.values)
     for gene in focus:

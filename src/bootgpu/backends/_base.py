@@ -51,6 +51,10 @@ class Backend:
     # products of fractional values (core.spearman.JointBlocks' one-product form) are then exact
 
     # --- device facts -------------------------------------------------------------------------
+    def plan_facts(self) -> dict:
+        """The facts the memory planner takes from a backend, as ``planner.plan_batches``'s keywords."""
+        return {"working_set_bytes": self.working_set_bytes, "ieee_float32_matmul": self.ieee_float32_matmul}
+
     def device_name(self) -> str:
         raise NotImplementedError
 

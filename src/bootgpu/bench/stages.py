@@ -15,8 +15,7 @@ def make_plan(backend, n_genes, n_samples, k_low, k_high, cfg, budget_bytes):
     from bootgpu.planner import plan_batches
 
     return plan_batches(n_genes, n_samples, k_low, k_high, cfg.n_bootstrap, budget_bytes,
-                        bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=backend.working_set_bytes,
-                        ieee_float32_matmul=backend.ieee_float32_matmul, threads=backend.host_threads())
+                        bootstrap_frac=cfg.bootstrap_frac, **backend.plan_facts(), threads=backend.host_threads())
 
 
 def stage_draws(backend, cfg, focus: int, k_low: int, k_high: int):

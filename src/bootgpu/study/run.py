@@ -245,8 +245,7 @@ class StudyRun:
 
         def make_plan(budget: int, threads: int) -> Plan:
             return plan_batches(self.expr.n_genes, self.expr.n_samples, k_low, k_high, self.cfg.n_bootstrap, budget,
-                                bootstrap_frac=self.cfg.bootstrap_frac, working_set_bytes=self.backend.working_set_bytes,
-                                ieee_float32_matmul=self.backend.ieee_float32_matmul,
+                                bootstrap_frac=self.cfg.bootstrap_frac, **self.backend.plan_facts(),
                                 threads=1 if device else threads, store=self.cfg.store)
 
         slots = min(self.backend.device_processes(self.processes), granted_cores()) if device else self.backend.host_threads()
