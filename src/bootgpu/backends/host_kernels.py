@@ -87,17 +87,17 @@ def _compile(cache: bool) -> dict:
     # error_model "numpy": a division is IEEE's (no zero check in the loop, which also keeps it vectorised)
     jit = numba.njit(nogil=True, cache=cache, error_model="numpy")
     # the helpers the kernels call: compiled globals by the time those compile
-    global select_tails, leaf_sums, add_row
+    global select_tails, leaf_sum, pairwise_sum
     select = jit(_select)
     select_tails = jit(_select_tails)
-    add_row = jit(_add_row)
-    leaf_sums = jit(_leaf_sums)
+    leaf_sum = jit(_leaf_sum)
+    pairwise_sum = jit(_pairwise_sum)
     return {"pair_ratio": jit(_pair_ratio), "tail_order_statistics": jit(_tail_order_statistics),
             "column_statistics": jit(_column_statistics), "count_into": jit(_count_into),
             "gathered_ratio": jit(_gathered_ratio)}
 
 
-select = select_tails = leaf_sums = add_row = None  # compiled helpers (``_compile``)
+select = select_tails = leaf_sum = pairwise_sum = None  # compiled helpers (``_compile``)
 
 
 def _pair_ratio(w, d, a, b, den, out, r0, c0, subtract):  # pragma: no cover - compiled
@@ -214,8 +214,8 @@ def _tail_order_statistics(x, lower, upper, below, above, out_lower, out_upper):
 def pairwise_program(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """NumPy's pairwise summation of ``n`` values (what ``np.add.reduce`` does along a row) as leaves
     (start, length: at most 128 values, summed with 8 accumulators) and a postfix program over
-    them (k >= 0: push leaf k's sum; -1: pop b, pop a, push a + b), so a kernel sums a column of
-    strided values in exactly NumPy's order (``_column_sums``)."""
+    them (k >= 0: push leaf k's sum; -1: pop b, pop a, push a + b), so a kernel sums a row in
+    exactly NumPy's order (``_pairwise_sum``)."""
     starts, lengths, program = [], [], []
 
     def split(start: int, count: int) -> None:
@@ -234,47 +234,72 @@ def pairwise_program(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(starts, np.int64), np.asarray(lengths, np.int64), np.asarray(program, np.int64)
 
 
-def _leaf_sums(x, col, start, count, centre, squares, out):  # pragma: no cover - compiled
-    # out[t] = NumPy's pairwise leaf sum (8 accumulators, then the rest in order) of column col + t
-    # of x[start:start + count], or with ``squares`` of (value - centre[t])^2
-    n_cols = out.shape[0]
+def _leaf_sum(r, start, count, centre, squares):  # pragma: no cover - compiled
+    # NumPy's pairwise leaf sum of r[start:start + count] (8 accumulators, then the rest in order),
+    # or with ``squares`` of (value - centre)^2; 8 scalars, so they live in registers
     if count < 8:
-        for t in range(n_cols):
-            out[t] = 0.0
-        for i in range(count):
-            add_row(x[start + i, col:col + n_cols], centre, squares, out)
-        return
-    acc = np.empty((8, n_cols))
-    for j in range(8):
-        row = x[start + j, col:col + n_cols]
-        dst = acc[j]
-        if squares:
-            for t in range(n_cols):
-                dev = row[t] - centre[t]
-                dst[t] = dev * dev
-        else:
-            for t in range(n_cols):
-                dst[t] = row[t]
+        res = 0.0
+        for i in range(start, start + count):
+            if squares:
+                d = r[i] - centre
+                res += d * d
+            else:
+                res += r[i]
+        return res
+    j = start
+    if squares:
+        d0, d1, d2, d3 = r[j] - centre, r[j + 1] - centre, r[j + 2] - centre, r[j + 3] - centre
+        d4, d5, d6, d7 = r[j + 4] - centre, r[j + 5] - centre, r[j + 6] - centre, r[j + 7] - centre
+        a0, a1, a2, a3, a4, a5, a6, a7 = d0 * d0, d1 * d1, d2 * d2, d3 * d3, d4 * d4, d5 * d5, d6 * d6, d7 * d7
+    else:
+        a0, a1, a2, a3, a4, a5, a6, a7 = r[j], r[j + 1], r[j + 2], r[j + 3], r[j + 4], r[j + 5], r[j + 6], r[j + 7]
     i = 8
     while i < count - (count % 8):
-        for j in range(8):
-            add_row(x[start + i + j, col:col + n_cols], centre, squares, acc[j])
+        j = start + i
+        if squares:
+            d0, d1, d2, d3 = r[j] - centre, r[j + 1] - centre, r[j + 2] - centre, r[j + 3] - centre
+            d4, d5, d6, d7 = r[j + 4] - centre, r[j + 5] - centre, r[j + 6] - centre, r[j + 7] - centre
+            a0 += d0 * d0
+            a1 += d1 * d1
+            a2 += d2 * d2
+            a3 += d3 * d3
+            a4 += d4 * d4
+            a5 += d5 * d5
+            a6 += d6 * d6
+            a7 += d7 * d7
+        else:
+            a0 += r[j]
+            a1 += r[j + 1]
+            a2 += r[j + 2]
+            a3 += r[j + 3]
+            a4 += r[j + 4]
+            a5 += r[j + 5]
+            a6 += r[j + 6]
+            a7 += r[j + 7]
         i += 8
-    for t in range(n_cols):
-        out[t] = ((acc[0, t] + acc[1, t]) + (acc[2, t] + acc[3, t])) + ((acc[4, t] + acc[5, t]) + (acc[6, t] + acc[7, t]))
+    res = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
     while i < count:
-        add_row(x[start + i, col:col + n_cols], centre, squares, out)
+        if squares:
+            d = r[start + i] - centre
+            res += d * d
+        else:
+            res += r[start + i]
         i += 1
+    return res
 
 
-def _add_row(row, centre, squares, dst):  # pragma: no cover - compiled
-    if squares:
-        for t in range(dst.shape[0]):
-            dev = row[t] - centre[t]
-            dst[t] += dev * dev
-    else:
-        for t in range(dst.shape[0]):
-            dst[t] += row[t]
+def _pairwise_sum(r, starts, lengths, program, centre, squares, stack):  # pragma: no cover - compiled
+    # np.add.reduce of the contiguous row r (or of (r - centre)^2) in NumPy's own order: the leaves
+    # and postfix program of ``pairwise_program``
+    depth = 0
+    for op in program:
+        if op >= 0:
+            stack[depth] = leaf_sum(r, starts[op], lengths[op], centre, squares)
+            depth += 1
+        else:
+            depth -= 1
+            stack[depth - 1] = stack[depth - 1] + stack[depth]
+    return stack[0]
 
 
 def _select_tails(lo, n_lo, hi, n_hi, n, lower, upper, out_lower, out_upper):  # pragma: no cover - compiled
@@ -293,63 +318,56 @@ def _select_tails(lo, n_lo, hi, n_hi, n, lower, upper, out_lower, out_upper):  #
 
 def _column_statistics(x, e0, e1, starts, lengths, program, lower, upper, z_lo, z_hi, mean, std, out_lower,
                        out_upper, above, below):  # pragma: no cover - compiled
-    # for columns e0:e1 of replicate-major x (B, E), in tiles of 64 columns read a row (512 bytes) at
-    # a time: the mean and standard deviation (ddof 1) by NumPy's own pairwise sums
-    # (``pairwise_program``), the sign counts, and the order statistics ``lower`` / ``upper`` from
-    # each tail's candidates beyond mean -/+ z sd (``_tail_order_statistics``); outputs from e0
+    # for columns e0:e1 of replicate-major x (B, E), in tiles of 64 columns, each tile read a row
+    # (512 bytes) at a time into a contiguous row per column (the column's B values stay in L1
+    # from then on): the mean and standard deviation (ddof 1) by NumPy's own pairwise sums
+    # (``pairwise_program``), the sign counts, and the order statistics ``lower`` / ``upper``
+    # selected among the values beyond mean -/+ z sd, gathered in one branch-free pass (the row's
+    # smallest / largest values are all among them where there are at least as many as the
+    # positions need; else among the whole row); outputs from e0
     n = x.shape[0]
     tile = 64
-    stack = np.empty((program.shape[0] + 1, tile))
-    leaf = np.empty(tile)
-    lo = np.empty((tile, n + 1), dtype=x.dtype)
-    hi = np.empty((tile, n + 1), dtype=x.dtype)
-    t_lo, t_hi = np.empty(tile), np.empty(tile)
-    n_lo, n_hi = np.empty(tile, np.int64), np.empty(tile, np.int64)
-    n_pos, n_neg = np.empty(tile, np.int64), np.empty(tile, np.int64)
+    rows = np.empty((tile, n), dtype=x.dtype)
+    stack = np.empty(program.shape[0] + 1)
+    both = np.empty(n + 1, dtype=x.dtype)
+    lo = np.empty(n + 1, dtype=x.dtype)
+    hi = np.empty(n + 1, dtype=x.dtype)
     need_lo = lower[0] + 1 if lower.shape[0] else 0
     need_hi = n - upper[0] if upper.shape[0] else 0
     for c0 in range(e0, e1, tile):
         m = min(tile, e1 - c0)
-        first = c0 - e0
-        for phase in range(2):
-            depth = 0
-            for op in program:
-                if op >= 0:
-                    leaf_sums(x, c0, starts[op], lengths[op], mean[first:first + m], phase == 1, leaf[:m])
-                    stack[depth, :m] = leaf[:m]
-                    depth += 1
-                else:
-                    depth -= 1
-                    for t in range(m):
-                        stack[depth - 1, t] = stack[depth - 1, t] + stack[depth, t]
-            for t in range(m):
-                if phase == 0:
-                    mean[first + t] = stack[0, t] / n
-                else:
-                    std[first + t] = np.sqrt(stack[0, t] / (n - 1)) if n > 1 else np.nan
-        for t in range(m):  # thresholds, then each tail's candidates and the signs, row by row of the tile
-            i = first + t
-            t_lo[t], t_hi[t] = mean[i] - z_lo * std[i], mean[i] + z_hi * std[i]
-            n_lo[t], n_hi[t], n_pos[t], n_neg[t] = 0, 0, 0, 0
         for b in range(n):
-            row = x[b, c0:c0 + m]
+            src = x[b, c0:c0 + m]
             for t in range(m):
-                v = row[t]
-                lo[t, n_lo[t]] = v
-                n_lo[t] += v < t_lo[t]
-                hi[t, n_hi[t]] = v
-                n_hi[t] += v > t_hi[t]
-                n_pos[t] += v > 0
-                n_neg[t] += v < 0
+                rows[t, b] = src[t]
         for t in range(m):
-            i = first + t
-            above[i], below[i] = n_pos[t], n_neg[t]
-            if n_lo[t] < need_lo:
-                for b in range(n):
-                    lo[t, b] = x[b, c0 + t]
-                n_lo[t] = n
-            if n_hi[t] < need_hi:
-                for b in range(n):
-                    hi[t, b] = x[b, c0 + t]
-                n_hi[t] = n
-            select_tails(lo[t], n_lo[t], hi[t], n_hi[t], n, lower, upper, out_lower[i], out_upper[i])
+            i = c0 - e0 + t
+            r = rows[t]
+            mu = pairwise_sum(r, starts, lengths, program, 0.0, False, stack) / n
+            sd = np.sqrt(pairwise_sum(r, starts, lengths, program, mu, True, stack) / (n - 1)) if n > 1 else np.nan
+            mean[i], std[i] = mu, sd
+            t_lo, t_hi = mu - z_lo * sd, mu + z_hi * sd
+            n_both, n_pos, n_neg = 0, 0, 0
+            for b in range(n):  # both tails' candidates in one buffer: one store a value
+                v = r[b]
+                both[n_both] = v
+                n_both += (v < t_lo) | (v > t_hi)
+                n_pos += v > 0
+                n_neg += v < 0
+            above[i], below[i] = n_pos, n_neg
+            n_lo, n_hi = 0, 0
+            for b in range(n_both):
+                v = both[b]
+                if v < t_lo:
+                    lo[n_lo] = v
+                    n_lo += 1
+                else:
+                    hi[n_hi] = v
+                    n_hi += 1
+            if n_lo < need_lo:
+                lo[:n] = r
+                n_lo = n
+            if n_hi < need_hi:
+                hi[:n] = r
+                n_hi = n
+            select_tails(lo, n_lo, hi, n_hi, n, lower, upper, out_lower[i], out_upper[i])
