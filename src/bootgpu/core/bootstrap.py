@@ -174,11 +174,24 @@ def _present(lookup: np.ndarray, *index: np.ndarray) -> np.ndarray:
     return present
 
 
+def _z_order(lo, hi):
+    """The position of tile pair (lo, hi) on a Z-order (Morton) curve: their bits interleaved, so
+    that pairs near each other in both coordinates are near each other on the curve."""
+    key = np.zeros(np.shape(lo), dtype=np.int64)
+    lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
+    for bit in range(max(1, int(max(np.max(lo, initial=0), np.max(hi, initial=0))).bit_length())):
+        key |= ((lo >> bit) & 1) << (2 * bit + 1) | ((hi >> bit) & 1) << (2 * bit)
+    return key
+
+
 def _dense_order(gi: np.ndarray, gj: np.ndarray, tile: int, density: float, min_edges: int, tied_gene: np.ndarray):
     """(order of edges, segments [(start, stop, kind)], row end, col end) on the host: the edges
     of dense tile pairs first, tile pair by tile pair, sorted by row; then the other edges without
-    a tied end in their order ("sparse"); then those with one ("tied", never dense).  ``tied_gene``:
-    (G,) bool, a gene with tied values in a group."""
+    a tied end ("sparse"); then those with one ("tied", never dense).  Tile pairs follow a Z-order
+    curve (``_z_order``), so that an edge chunk's edges fall on a few tiles of genes rather than
+    on every gene: each chunk ranks fewer genes and reads their rows from cache (ALL focus 111:
+    the chunks' genes 104 k -> 61 k on a host, 367 k -> 139 k on a device).  ``tied_gene``: (G,)
+    bool, a gene with tied values in a group."""
     tied_edge = tied_gene[gi] | tied_gene[gj]
     lookup = np.empty(tied_gene.shape[0], dtype=np.int64)
     genes = _present(lookup, gi, gj)
@@ -189,10 +202,13 @@ def _dense_order(gi: np.ndarray, gj: np.ndarray, tile: int, density: float, min_
     ti, tj = pos[li] // tile, pos[lj] // tile
     n_tiles = -(-genes.shape[0] // tile)
     lo, hi = np.minimum(ti, tj), np.maximum(ti, tj)
-    key = lo * n_tiles + hi
-    count = np.bincount(key[~tied_edge], minlength=n_tiles * n_tiles)
+    pair_lo, pair_hi = np.divmod(np.arange(n_tiles * n_tiles), n_tiles)
+    z = _z_order(pair_lo, pair_hi)  # of every tile pair, looked up per edge (one gather, not bit loops)
+    key = z.astype(np.uint16 if n_tiles <= 256 else np.int64)[lo * n_tiles + hi]  # uint16: stable sorts are radix sorts
+    count = np.bincount(key[~tied_edge], minlength=int(z.max(initial=0)) + 1)
     size = np.minimum(tile, genes.shape[0] - np.arange(n_tiles) * tile)
-    outputs = (size[:, None] * size[None, :]).reshape(-1)
+    outputs = np.zeros(count.shape[0], dtype=np.int64)
+    outputs[z] = size[pair_lo] * size[pair_hi]
     dense_key = (count >= density * outputs) & (count >= max(1, min_edges))
     dense = dense_key[key] & ~tied_edge
     swap = dense & (tj < ti)  # the row end is the one in the lower tile
@@ -207,7 +223,9 @@ def _dense_order(gi: np.ndarray, gj: np.ndarray, tile: int, density: float, min_
         bounds = np.concatenate([[0], cuts, [d_idx.shape[0]]])
         segments += [(int(s), int(e), "dense") for s, e in zip(bounds[:-1], bounds[1:])]
     s_idx = np.flatnonzero(~dense & ~tied_edge)
+    s_idx = s_idx[np.argsort(key[s_idx], kind="stable")]
     t_idx = np.flatnonzero(tied_edge)
+    t_idx = t_idx[np.argsort(key[t_idx], kind="stable")]
     start = d_idx.shape[0]
     for idx, kind in ((s_idx, "sparse"), (t_idx, "tied")):
         if idx.shape[0]:
