@@ -221,11 +221,11 @@ def test_edge_layout_sends_a_filled_block_to_the_matrix_product_and_keeps_every_
 
 
 def test_tile_pairs_follow_the_z_order_curve_of_their_interleaved_bits():
-    from bootgpu.core.bootstrap import _z_order
+    from bootgpu.core.bootstrap import z_order
 
     lo, hi = np.meshgrid(np.arange(70), np.arange(70), indexing="ij")
     want = [int("".join(a + b for a, b in zip(f"{i:07b}", f"{j:07b}")), 2) for i, j in zip(lo.ravel(), hi.ravel())]
-    assert _z_order(lo.ravel(), hi.ravel()).tolist() == want
+    assert z_order(lo.ravel(), hi.ravel()).tolist() == want
 
 
 def test_edge_layout_gives_each_chunk_the_edges_of_a_few_tiles_of_genes():

@@ -174,7 +174,7 @@ def _present(lookup: np.ndarray, *index: np.ndarray) -> np.ndarray:
     return present
 
 
-def _z_order(lo, hi):
+def z_order(lo, hi):
     """The position of tile pair (lo, hi) on a Z-order (Morton) curve: their bits interleaved, so
     that pairs near each other in both coordinates are near each other on the curve."""
     key = np.zeros(np.shape(lo), dtype=np.int64)
@@ -188,7 +188,7 @@ def _dense_order(gi: np.ndarray, gj: np.ndarray, tile: int, density: float, min_
     """(order of edges, segments [(start, stop, kind)], row end, col end) on the host: the edges
     of dense tile pairs first, tile pair by tile pair, sorted by row; then the other edges without
     a tied end ("sparse"); then those with one ("tied", never dense).  Tile pairs follow a Z-order
-    curve (``_z_order``), so that an edge chunk's edges fall on a few tiles of genes rather than
+    curve (``z_order``), so that an edge chunk's edges fall on a few tiles of genes rather than
     on every gene: each chunk ranks fewer genes and reads their rows from cache (ALL focus 111:
     the chunks' genes 104 k -> 61 k on a host, 367 k -> 139 k on a device).  ``tied_gene``: (G,)
     bool, a gene with tied values in a group."""
@@ -203,7 +203,7 @@ def _dense_order(gi: np.ndarray, gj: np.ndarray, tile: int, density: float, min_
     n_tiles = -(-genes.shape[0] // tile)
     lo, hi = np.minimum(ti, tj), np.maximum(ti, tj)
     pair_lo, pair_hi = np.divmod(np.arange(n_tiles * n_tiles), n_tiles)
-    z = _z_order(pair_lo, pair_hi)  # of every tile pair, looked up per edge (one gather, not bit loops)
+    z = z_order(pair_lo, pair_hi)  # of every tile pair, looked up per edge (one gather, not bit loops)
     key = z.astype(np.uint16 if n_tiles <= 256 else np.int64)[lo * n_tiles + hi]  # uint16: stable sorts are radix sorts
     count = np.bincount(key[~tied_edge], minlength=int(z.max(initial=0)) + 1)
     size = np.minimum(tile, genes.shape[0] - np.arange(n_tiles) * tile)
