@@ -23,7 +23,8 @@ two ways:
   float32 holds, so any summation order gives the same bytes), and the block's edges gathered
   from it.  ``edge_layout`` (host-side bookkeeping of edge indices) orders genes by degree, cuts
   them into tiles of ``dense_tile`` genes and sends the edges of a tile pair to the matrix product
-  when they fill at least ``dense_density`` of it.
+  when they fill at least ``dense_density`` of it; tile pairs follow a Z-order curve, so an edge
+  chunk's edges lie on a few tiles of genes (``z_order``).
 
 A chunk whose genes are barely shared (fewer than ``SHARED_DEGREE`` edges a gene, no dense
 block) keeps the *per-edge* way instead (``EdgeGroup``): each edge's two genes' ranks gathered from
