@@ -188,8 +188,6 @@ def _tail_order_statistics(x, lower, upper, below, above, out_lower, out_upper):
     # positions need (the row's smallest / largest values are then all among them), else among
     # the whole row
     n_rows, n = x.shape
-    need_lo = lower[0] + 1 if lower.shape[0] else 0
-    need_hi = n - upper[0] if upper.shape[0] else 0
     lo = np.empty(n + 1, dtype=x.dtype)
     hi = np.empty(n + 1, dtype=x.dtype)
     for i in range(n_rows):
@@ -201,13 +199,7 @@ def _tail_order_statistics(x, lower, upper, below, above, out_lower, out_upper):
             n_lo += v < t_lo
             hi[n_hi] = v
             n_hi += v > t_hi
-        if n_lo < need_lo:
-            lo[:n] = row
-            n_lo = n
-        if n_hi < need_hi:
-            hi[:n] = row
-            n_hi = n
-        select_tails(lo, n_lo, hi, n_hi, n, lower, upper, out_lower[i], out_upper[i])
+        select_tails(row, lo, n_lo, hi, n_hi, lower, upper, out_lower[i], out_upper[i])
 
 
 @functools.lru_cache(maxsize=8)
@@ -302,9 +294,18 @@ def _pairwise_sum(r, starts, lengths, program, centre, squares, stack):  # pragm
     return stack[0]
 
 
-def _select_tails(lo, n_lo, hi, n_hi, n, lower, upper, out_lower, out_upper):  # pragma: no cover - compiled
+def _select_tails(row, lo, n_lo, hi, n_hi, lower, upper, out_lower, out_upper):  # pragma: no cover - compiled
     # the positions ``lower`` (descending) among lo[:n_lo] and ``upper`` (ascending) among hi[:n_hi],
-    # the candidates below / above a row's thresholds (or the whole row of n values)
+    # the candidates below / above a row's thresholds where there are at least as many as the
+    # positions need (the row's smallest / largest values are then all among them), else among
+    # the whole row (copied into lo / hi)
+    n = row.shape[0]
+    if lower.shape[0] and n_lo < lower[0] + 1:
+        lo[:n] = row
+        n_lo = n
+    if upper.shape[0] and n_hi < n - upper[0]:
+        hi[:n] = row
+        n_hi = n
     stop = n_lo
     for j in range(lower.shape[0]):
         out_lower[j] = select(lo, 0, stop, lower[j])
@@ -332,8 +333,6 @@ def _column_statistics(x, e0, e1, starts, lengths, program, lower, upper, z_lo, 
     both = np.empty(n + 1, dtype=x.dtype)
     lo = np.empty(n + 1, dtype=x.dtype)
     hi = np.empty(n + 1, dtype=x.dtype)
-    need_lo = lower[0] + 1 if lower.shape[0] else 0
-    need_hi = n - upper[0] if upper.shape[0] else 0
     for c0 in range(e0, e1, tile):
         m = min(tile, e1 - c0)
         for b in range(n):
@@ -364,10 +363,4 @@ def _column_statistics(x, e0, e1, starts, lengths, program, lower, upper, z_lo, 
                 else:
                     hi[n_hi] = v
                     n_hi += 1
-            if n_lo < need_lo:
-                lo[:n] = r
-                n_lo = n
-            if n_hi < need_hi:
-                hi[:n] = r
-                n_hi = n
-            select_tails(lo, n_lo, hi, n_hi, n, lower, upper, out_lower[i], out_upper[i])
+            select_tails(r, lo, n_lo, hi, n_hi, lower, upper, out_lower[i], out_upper[i])
