@@ -22,15 +22,23 @@ def test_numba_is_installed_and_the_kernels_are_used(monkeypatch):
 
 @pytest.mark.parametrize("dtype", [np.int16, np.int32])
 @pytest.mark.parametrize("subtract", [False, True])
-def test_store_pair_ratio_equals_gathered_dots_divided(dtype, subtract, monkeypatch):
+@pytest.mark.parametrize("weights", ["ranks", "counts"])
+def test_store_pair_ratio_equals_gathered_dots_divided(dtype, subtract, weights, monkeypatch):
+    # weights "counts": the (k, R) counts c stand for w = c * d, and d is int8 (resample_ranks)
     rng = np.random.default_rng(7)
     n_genes, k, n_rep, n_edges = 60, 25, 37, 203  # neither a multiple of the kernel's tile of 16 edges
-    w = rng.integers(-60, 61, (n_genes, k, n_rep)).astype(dtype)  # every partial sum within int16, as dot_dtype bounds them
-    d = rng.integers(-19, 20, (n_genes, k, n_rep)).astype(dtype)
+    d = rng.integers(-19, 20, (n_genes, k, n_rep)).astype(np.int8 if weights == "counts" else dtype)
+    if weights == "counts":
+        c = rng.integers(0, 4, (k, n_rep)).astype(dtype)  # every partial sum within int16, as dot_dtype bounds them
+        w = c
+        w_full = d.astype(np.int64) * c.astype(np.int64)
+    else:
+        w = rng.integers(-60, 61, (n_genes, k, n_rep)).astype(dtype)
+        w_full = w
     a, b = np.sort(rng.integers(0, n_genes, n_edges)), rng.integers(0, n_genes, n_edges)
     den = rng.integers(1, 3000, (n_rep, 1)).astype(np.float64)
     start = rng.standard_normal((100, 260))
-    dots = np.einsum("ekr,ekr->re", w[a].astype(np.int64), d[b].astype(np.int64))  # the definition
+    dots = np.einsum("ekr,ekr->re", w_full[a].astype(np.int64), d[b].astype(np.int64))  # the definition
     want = start.copy()
     block = want[50:50 + n_rep, 40:40 + n_edges]
     block[...] = block - dots / den if subtract else dots / den
@@ -46,6 +54,41 @@ def test_store_pair_ratio_equals_gathered_dots_divided(dtype, subtract, monkeypa
     full = start.copy()
     generic.store_pair_ratio(full, slice(50, 50 + n_rep), slice(40, 40 + n_edges), w, d, a, b, den, subtract)
     assert outs["1"].tobytes() == outs["0"].tobytes() == full.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.int64])
+@pytest.mark.parametrize("n_rep", [1, 16, 37])
+def test_resample_ranks_equal_the_scan_and_gather_of_position_ranks(dtype, n_rep):
+    from bootgpu.core.bootstrap import GeneGroup
+    from bootgpu.core.draws import draw_counts, draw_positions
+    from bootgpu.core.ranks import group_order, position_ranks
+
+    rng = np.random.default_rng(5)
+    n_genes, k, m = 70, 25, 20
+    values = rng.normal(size=(n_genes, k))
+    values[::3] = np.round(values[::3])  # tie groups of every size, a constant gene, ties at both ends
+    values[1] = 4.0
+    values[4, :6], values[4, -5:] = -9.0, 9.0
+    order = group_order(np, values)
+    genes = np.arange(n_genes, dtype=np.int64)
+    chunk = type("Chunk", (), {"genes": genes, "blocks": []})()
+    grp = GeneGroup.build(np, type("Group", (), {"order": order})(), chunk, m)
+    counts = draw_counts(np, draw_positions(np, 3, 1, 0, np.arange(n_rep), k, m), k, by_position=True).astype(dtype)
+    counts[:, 0] = 0
+    counts[7, 0] = m  # one position drawn m times: every gene constant in that resample
+    want = position_ranks(np, order, counts, m, grp.rows, grp.starts, grp.ends).reshape(n_genes, k, n_rep)
+    got = NumpyBackend().resample_ranks(grp.slot_position, grp.tie_last, counts, m)
+    assert got.dtype == np.int8
+    assert np.array_equal(got, want)
+    wide = NumpyBackend().resample_ranks(grp.slot_position, grp.tie_last, counts.astype(np.int32), 200)
+    want_wide = position_ranks(np, order, counts.astype(np.int32), 200, grp.rows, grp.starts, grp.ends)
+    assert wide.dtype == np.int32 and np.array_equal(wide, want_wide.reshape(n_genes, k, n_rep))
+
+
+def test_resample_ranks_are_left_to_the_core_without_kernels(monkeypatch):
+    monkeypatch.setenv("BOOTGPU_NUMBA", "0")
+    assert NumpyBackend().resample_ranks(np.zeros((1, 2), np.int64), np.zeros((1, 2), np.int64), np.ones((2, 3), np.int16), 2) is None
+    assert Backend().resample_ranks(None, None, None, 2) is None
 
 
 def _rows(n: int) -> np.ndarray:

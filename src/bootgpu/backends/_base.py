@@ -183,6 +183,15 @@ class Backend:
         prod *= xp.astype(w, dtype)[:, None, :]
         return xp.sum(prod, axis=0)
 
+    def resample_ranks(self, slot_position: Array, tie_last: Array, counts: Array, m: int) -> Array | None:
+        """(U, k, R) resample ranks d[u, p, r], gene u's doubled centred average rank of position p
+        in the resample of (k, R) ``counts`` (integers, |d| <= m, in a dtype that holds them), from
+        each gene's slots in sort order (``slot_position`` (U, k): the position of slot s;
+        ``tie_last`` (U, k): the last slot of s's tie group, s itself outside one); or None where
+        the backend has no kernel for it (the core then takes ``ranks.position_ranks``, the same
+        integers).  The core then passes ``counts`` for the weights: ``store_pair_ratio``."""
+        return None
+
     def pair_dots(self, w: Array, d: Array, a: Array | None, b: Array | None) -> Array:
         """sum_p w[a_e, p, r] * d[b_e, p, r] -> (E, R) for edges e, in the integer dtype of ``w``
         and ``d`` (exact: core.bootstrap.dot_dtype bounds every partial sum).  w, d: (U, k, R);
@@ -227,8 +236,12 @@ class Backend:
                          den: Array, subtract: bool = False) -> None:
         """out[rows, cols] = pair_dots(w, d, a, b) transposed, divided by ``den`` (R, 1) in float64,
         or with ``subtract`` out minus that: a sparse block's correlations, made in pieces of
-        ``pair_piece`` edges (``store_ratio`` of each)."""
+        ``pair_piece`` edges (``store_ratio`` of each).  ``w``: (U, k, R) weighted ranks, or the
+        (k, R) counts c themselves, w = c * d (after ``resample_ranks``)."""
         xp = self.xp
+        if w.ndim == 2:
+            d = xp.astype(d, w.dtype)
+            w = d * w[None, :, :]
         n = int(a.shape[0])
         step = self.pair_piece(int(w.shape[1]), int(w.shape[2]), w.dtype) or n
         for p0 in range(0, n, step):

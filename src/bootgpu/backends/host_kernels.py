@@ -64,8 +64,14 @@ def prepare() -> None:
     if not enabled():
         return
     out = np.zeros((2, 4))
+    slots = np.zeros((1, 1), np.int64)
     for dtype in (np.int16, np.int32, np.int64):  # core.bootstrap.dot_dtype
         w = np.zeros((1, 1, 2), dtype=dtype)
+        for ranks in (np.zeros((1, 1, 2), np.int8), w):  # NumpyBackend.rank_dtype
+            kernel("resample_ranks")(slots, slots, np.ones((1, 2), dtype), dtype(1), ranks)
+            for dest in (out, out[:, :2]):
+                kernel("counted_ratio")(w[0], ranks, np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(2), dest, 0, 0,
+                                        False)
         for dest in (out, out[:, :2]):  # a whole chunk's deltas, or a view of the shared buffer
             kernel("pair_ratio")(w, w, np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(2), dest, 0, 0, False)
     x, ps = np.zeros((1, 4)), np.zeros(1, np.int64)
@@ -94,10 +100,79 @@ def _compile(cache: bool) -> dict:
     pairwise_sum = jit(_pairwise_sum)
     return {"pair_ratio": jit(_pair_ratio), "tail_order_statistics": jit(_tail_order_statistics),
             "column_statistics": jit(_column_statistics), "count_into": jit(_count_into),
-            "gathered_ratio": jit(_gathered_ratio)}
+            "gathered_ratio": jit(_gathered_ratio), "resample_ranks": jit(_resample_ranks),
+            "counted_ratio": jit(_counted_ratio)}
 
 
 select = select_tails = leaf_sum = pairwise_sum = None  # compiled helpers (``_compile``)
+
+
+def _resample_ranks(slot_position, tie_last, c, m, d):  # pragma: no cover - compiled
+    # d[u, p, r]: gene u's doubled centred average rank of position p in resample r, walking each
+    # gene's slots in sort order with X the counts so far (exclusive scan): a tie group of slots
+    # s0..s1 with counts G shares X[s0] + X[s1 + 1] - m = 2 X + G - m (a slot alone is a group of
+    # one).  Integers, exact: |d| <= m, X and G <= m in the dtype of c; d's dtype holds m
+    n_genes, k = slot_position.shape
+    n_rep = c.shape[1]
+    x = np.empty(n_rep, dtype=c.dtype)
+    group = np.empty(n_rep, dtype=c.dtype)
+    for u in range(n_genes):
+        x[:] = 0
+        du = d[u]
+        s = 0
+        while s < k:
+            s1 = tie_last[u, s]
+            if s1 == s:
+                cp, dp = c[slot_position[u, s]], du[slot_position[u, s]]
+                for r in range(n_rep):
+                    dp[r] = x[r] + x[r] + cp[r] - m
+                    x[r] += cp[r]
+            else:
+                group[:] = 0
+                for t in range(s, s1 + 1):
+                    cp = c[slot_position[u, t]]
+                    for r in range(n_rep):
+                        group[r] += cp[r]
+                for t in range(s, s1 + 1):
+                    dp = du[slot_position[u, t]]
+                    for r in range(n_rep):
+                        dp[r] = x[r] + x[r] + group[r] - m
+                for r in range(n_rep):
+                    x[r] += group[r]
+            s = s1 + 1
+
+
+def _counted_ratio(c, d, a, b, den, out, r0, c0, subtract):  # pragma: no cover - compiled
+    # as _pair_ratio with w = c * d formed in the loop: sum_p c[p, r] d[a_e, p, r] d[b_e, p, r], in
+    # the integer dtype of c (exact: core.bootstrap.dot_dtype bounds every partial sum, and each
+    # product's true value fits it, so a wider intermediate truncates to the same integer)
+    k, n_rep, n_edges = d.shape[1], d.shape[2], a.shape[0]
+    tile = 16
+    dots = np.empty((tile, n_rep), dtype=c.dtype)
+    turned = np.empty((n_rep, tile))
+    for e0 in range(0, n_edges, tile):
+        n = min(tile, n_edges - e0)
+        for t in range(n):
+            row = dots[t]
+            row[:] = 0
+            da, db = d[a[e0 + t]], d[b[e0 + t]]
+            for p in range(k):
+                cr, ar, br = c[p], da[p], db[p]
+                for r in range(n_rep):
+                    row[r] += cr[r] * ar[r] * br[r]
+        for t in range(n):
+            row = dots[t]
+            for r in range(n_rep):
+                turned[r, t] = row[r]
+        for r in range(n_rep):
+            num, dv = turned[r], den[r]
+            dest = out[r0 + r, c0 + e0:c0 + e0 + n]
+            if subtract:
+                for t in range(n):
+                    dest[t] -= num[t] / dv
+            else:
+                for t in range(n):
+                    dest[t] = num[t] / dv
 
 
 def _pair_ratio(w, d, a, b, den, out, r0, c0, subtract):  # pragma: no cover - compiled

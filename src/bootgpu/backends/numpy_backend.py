@@ -233,6 +233,16 @@ class NumpyBackend(Backend):
                       out=out[e0:e0 + step])
         return out
 
+    def resample_ranks(self, slot_position, tie_last, counts, m):
+        # one compiled pass a gene (host_kernels.resample_ranks) into int8 where m fits (a quarter of
+        # the bytes of int16 ranks and their weighted copy, which the sparse dots form as they go)
+        if not host_kernels.enabled():
+            return None
+        c = np.ascontiguousarray(counts)
+        d = np.empty((slot_position.shape[0], *c.shape), dtype=np.int8 if m < 2**7 else c.dtype)
+        host_kernels.kernel("resample_ranks")(slot_position, tie_last, c, c.dtype.type(m), d)
+        return d
+
     def weighted_dots(self, a, b, w, dtype):
         # one pass, no (k, E, R) float temporaries; casting="safe" refuses a lossy dtype
         return np.einsum("per,per,pr->er", a, b, w, dtype=dtype, casting="safe")
@@ -269,8 +279,9 @@ class NumpyBackend(Backend):
         # one compiled pass (host_kernels.pair_ratio): no gathered rows, dots or quotients in memory
         if not host_kernels.enabled():
             return Backend.store_pair_ratio(self, out, rows, cols, w, d, a, b, den, subtract)
-        host_kernels.kernel("pair_ratio")(w, d, a, b, np.ascontiguousarray(den).reshape(-1), out, rows.start,
-                                          cols.start, bool(subtract))
+        name = "counted_ratio" if w.ndim == 2 else "pair_ratio"  # w: the counts (resample_ranks), or w = c * d
+        host_kernels.kernel(name)(w, d, a, b, np.ascontiguousarray(den).reshape(-1), out, rows.start, cols.start,
+                                  bool(subtract))
 
     TRANSPOSE_TILE = 256  # replicates per tile: both sides of a tile stay in cache
 

@@ -46,6 +46,7 @@ class StrictBackend(NumpyBackend):
     pair_piece = Backend.pair_piece
     store_ratio = Backend.store_ratio
     store_pair_ratio = Backend.store_pair_ratio
+    resample_ranks = Backend.resample_ranks
     store_gathered_ratio = Backend.store_gathered_ratio
     prepare = Backend.prepare
     column_statistics = Backend.column_statistics

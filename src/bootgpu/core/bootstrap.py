@@ -7,7 +7,9 @@ r_b(i, j) = sum_p c_p d_ip d_jp / sqrt(S_i S_j), S_i = sum_p c_p d_ip^2.
 Work is split by what it depends on.  **Per gene**, once per replicate (however many edges a gene
 is in): its resample ranks D (doubled centred, in position order; ``ranks.position_ranks``: one
 scan in sort order plus one value per tie group) and the weighted ranks W = c * D, laid out
-gene-major, (genes, k, replicates), so an edge reads two contiguous rows.  S = sum_p c_p d_p^2 of a
+gene-major, (genes, k, replicates), so an edge reads two contiguous rows.  A backend with its own
+``Backend.resample_ranks`` (NumPy: one compiled walk of each gene's slots, into int8) gives D
+alone, and W is formed where it is used (the sparse dots weight as they go).  S = sum_p c_p d_p^2 of a
 gene without tied values is ((m^3 - m) - sum_p (c_p^3 - c_p)) / 3 in every resample (the tie
 correction of the draws' own repeats): one s per replicate, and r = dots / s, the bytes of
 dots / sqrt(s s).  Only genes with tied values (``tied_genes``) need S summed; their edges are
@@ -301,11 +303,15 @@ class GeneGroup:
     """One group's sort structure for a chunk's gene subset, and for every (gene u, position p), at
     u * k + p, the row of ``ranks.position_ranks``' source that holds its rank (gene-major output);
     the tie groups of the subset (``ranks.tie_groups``, None without), the genes that have them and,
-    per ``tied`` block, each edge end's row of S (0: s, 1 + t: tied gene t)."""
+    per ``tied`` block, each edge end's row of S (0: s, 1 + t: tied gene t).  ``slot_position`` and
+    ``tie_last`` (U, k): each gene's position at sort slot s and the last slot of s's tie group,
+    for a backend that ranks gene by gene (``Backend.resample_ranks``)."""
 
     order: GroupOrder
     m: int
     rows: Any
+    slot_position: Any
+    tie_last: Any
     starts: Any = None
     ends: Any = None
     tied_genes: Any = None
@@ -319,8 +325,12 @@ class GeneGroup:
         def gene_major(index):  # entries s * U + u  ->  u * k + s
             return xp.reshape(xp.matrix_transpose(xp.reshape(index, (k, n_genes))), (-1,))
 
+        def per_gene(index):  # (k * U,) entries at s * U + u  ->  (U, k)
+            return xp.reshape(gene_major(index), (n_genes, k))
+
         starts, ends, source = tie_groups(xp, order)
-        grp = cls(order, m, xp.take(source, gene_major(order.unsort)))
+        grp = cls(order, m, xp.take(source, gene_major(order.unsort)), per_gene(order.perm),
+                  per_gene(order.tie_last // n_genes))
         if starts is None or starts.shape[0] == 0:
             return grp
         grp.starts, grp.ends = starts, ends
@@ -339,7 +349,11 @@ class GeneGroup:
 
     def ranks(self, backend, c):
         """(U, k, R) resample ranks D in position order and W = c * D, of the dtype of ``c``
-        (k, R) counts: ``dot_dtype``, so ranks are computed in it and need no cast."""
+        (k, R) counts: ``dot_dtype``, so ranks are computed in it and need no cast; or, from a
+        backend's own ``resample_ranks``, D in its dtype and W None (formed where needed)."""
+        d = backend.resample_ranks(self.slot_position, self.tie_last, c, self.m)
+        if d is not None:
+            return d, None
         xp = backend.xp
         k, n_rep = c.shape
         d = position_ranks(xp, self.order, c, self.m, self.rows, self.starts, self.ends, backend.scans)
@@ -357,10 +371,21 @@ class GeneGroup:
         s = untied_sumsq(xp, counts, m)
         den, bad = _denominator(backend, s)
         s_src = None
+
+        def weighted(genes):  # W = c * D of some genes (``ranks`` may leave it to the blocks)
+            if w is not None:
+                return xp.take(w, genes, axis=0)
+            out = xp.astype(xp.take(d, genes, axis=0), c.dtype)
+            out *= c[None, :, :]
+            return out
+
+        if w is None and any(blk.tied for blk in chunk.blocks) and self.tied_genes is not None:
+            d = xp.astype(d, c.dtype)
+            w = d * c[None, :, :]  # the tied blocks' dots take whole arrays
         for blk in chunk.blocks:
             cols = slice(blk.start, blk.stop)
             if blk.dense:
-                out = backend.block_dots(xp.take(w, blk.a, axis=0), xp.take(d, blk.b, axis=0), exact_dtype(xp, m))
+                out = backend.block_dots(weighted(blk.a), xp.take(d, blk.b, axis=0), exact_dtype(xp, m))
                 backend.store_gathered_ratio(deltas, rows, cols, xp.reshape(out, (n_rep, -1)), blk.flat, den, subtract)
                 del out
             elif blk.tied and self.tied_genes is not None:
@@ -372,7 +397,7 @@ class GeneGroup:
                 r = correlation(xp, dots, xp.take(s_src, src_i, axis=0), xp.take(s_src, src_j, axis=0))
                 backend.store_ratio(deltas, (rows, cols), xp.matrix_transpose(r), None, subtract)
             else:  # in pieces the backend sizes (NumPy: one compiled pass, or gathered rows in cache)
-                backend.store_pair_ratio(deltas, rows, cols, w, d, blk.a, blk.b, den, subtract)
+                backend.store_pair_ratio(deltas, rows, cols, c if w is None else w, d, blk.a, blk.b, den, subtract)
         for i in bad:  # a resample with one position drawn m times: every gene constant
             deltas[r0 + i, :] = xp.nan
 
