@@ -215,6 +215,13 @@ def test_extra_kernels_equal_numpy_and_scipy(xp_backend):
     np.testing.assert_array_equal(
         xp_backend.to_host(xp_backend.take_in_range(xp_backend.to_device(table), xp_backend.to_device(ints.astype(np.int32)))),
         table[ints])
+    for n_cells in (13, 8, 1000):  # a set of cells: whole bytes of bits, a partial last byte
+        mask = rng.random(n_cells) < 0.3
+        values = rng.integers(0, n_cells, 777).astype(np.int32)
+        got = xp_backend.to_host(xp_backend.positions_in(xp_backend.cell_set(xp_backend.to_device(mask)),
+                                                         xp_backend.to_device(values)))
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, np.flatnonzero(mask[values]))
     parts = [ints[:7].astype(np.int32), ints[7:7], ints[7:].astype(np.int32)]
     np.testing.assert_array_equal(xp_backend.to_host(xp_backend.bincount_parts([xp_backend.to_device(p) for p in parts], 20)),
                                   np.bincount(ints, minlength=20))

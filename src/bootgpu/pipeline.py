@@ -37,7 +37,7 @@ from bootgpu.core.spearman import (
     GroupRanks, group_ranks, joint_cells,
 )
 from bootgpu.core.split import separated, split_samples
-from bootgpu.planner import Plan, bootstrap_peak, plan_bootstrap, replicate_bytes, replicate_chunk_for
+from bootgpu.planner import Plan, bootstrap_peak, own_ranks, plan_bootstrap, replicate_bytes, replicate_chunk_for
 from bootgpu.results_schema import EDGE_FLOAT_FIELDS, PAIR_MASK_FIELDS, PAIR_VALUE_FIELDS, FocusResult, empty_edges
 
 TESTS = ("low", "high", "diff")
@@ -756,13 +756,13 @@ def _joint_selection_pass(xp, passes: JointPasses, pairs, s_star: dict, edge_sel
     counts = {"n_sig_low": total(sig["low"], streams["low"].level_counts),
               "n_sig_high": total(sig["high"], streams["high"].level_counts),
               "n_sig_diff": total(sig["diff"], table), "n_sig_edges": total(edge_cells, table)}
-    chosen_cells = xp.reshape(edge_cells if edge_selection == "sig_edges" else sig["diff"], (-1,))
+    chosen_cells = passes.backend.cell_set(xp.reshape(edge_cells if edge_selection == "sig_edges" else sig["diff"], (-1,)))
     del edge_cells, table
 
     def per_block(block, valid, stats):
         item = stats.item
         joint, t = item["joint"], item["tied"]
-        where = xp.nonzero(passes.backend.take_in_range(chosen_cells, joint))[0]
+        where = passes.backend.positions_in(chosen_cells, joint)
         block_counts = dict.fromkeys(counts, 0)
         if t is not None:
             p, ok = t.pairs, t.valid
@@ -835,7 +835,8 @@ def bootstrap_edges(backend: Backend, groups: Groups, sel: dict[str, Array], foc
                                    dense_edges)
         gathered = 0 if plan.working_set_bytes else sparse_edges
         work.append(min(plan.threads, -(-cfg.n_bootstrap // reps)) * reps
-                    * replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties, dense_edges))
+                    * replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties, dense_edges,
+                                      own=own_ranks(plan.working_set_bytes)))
         return reps
 
     out = bootstrap_summaries(backend, low, high, sel["gene_i"], sel["gene_j"], delta, boot_cfg, replicate_chunk)

@@ -172,8 +172,14 @@ def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool, k
     return tables + max(first, (pair_cache_bytes(n_genes, k_low, k_high) if cache_pairs else 0) + later)
 
 
+def own_ranks(working_set_bytes: int) -> bool:
+    """Whether a backend of these facts ranks resamples itself (``Backend.resample_ranks``: the
+    NumPy backend with its compiled kernels, the one with a working-set cap), holding D alone."""
+    return bool(working_set_bytes) and host_kernels.wanted()
+
+
 def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: int = 0, gathered_edges: int = 0,
-                    ties: bool = True, dense_edges: int | None = None) -> int:
+                    ties: bool = True, dense_edges: int | None = None, own: bool = False) -> int:
     """One replicate of an edge chunk's bootstrap for one group (the groups take turns), at the
     larger of its two phases: ranks -- the genes' sorted counts, their doubled scan and the ranks D
     gathered from it (then W = c * D); then the dots, with D and W held: the largest dense block's
@@ -184,12 +190,18 @@ def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: i
     pieces: 0).  r goes straight into the edge chunk's deltas (``edge_bytes``), so nothing per edge
     is held across replicates -- except on the per-edge way (``core.bootstrap.EdgeGroup``, chunks
     whose genes are barely shared): both ends' ranks gathered per edge, the dots and r (with ties,
-    S of both ends too) for the whole chunk."""
+    S of both ends too) for the whole chunk.  ``own``: the backend ranks resamples itself
+    (``own_ranks``), D alone in int8 while m < 128 (W formed where used), and only a chunk with
+    tied genes makes D in the dot dtype and W beside it."""
     dot, exact, rank = dot_dtype_bytes(m), exact_dtype_bytes(m), rank_dtype_bytes(m)
     if per_edge_way(n_genes, n_edges, dense_outputs):
         return 3 * k * n_genes * rank + 2 * k * n_edges * rank + n_edges * F64 * (7 if ties else 4) + 48 * m + 40 * k
     ranks = 3 * k * n_genes * dot
     held = 2 * k * n_genes * dot
+    if own:
+        d = k * n_genes * (1 if m < 2**7 else dot)
+        ranks = d
+        held = d + (2 * k * n_genes * dot if ties else 0)
     dense = 0
     if dense_outputs:
         block_edges = dense_outputs if dense_edges is None else min(dense_edges, dense_outputs)
@@ -348,7 +360,7 @@ def plan_batches(
     edges = edge_chunk or _largest_edge_chunk(boot_room, n_genes * (n_genes - 1) // 2, n_bootstrap, threads, cached)
     genes_in_chunk = min(2 * edges, n_genes)
     gathered = 0 if working_set_bytes else edges
-    per_rep = replicate_bytes(k, m, genes_in_chunk, edges, 0, gathered)
+    per_rep = replicate_bytes(k, m, genes_in_chunk, edges, 0, gathered, own=own_ranks(working_set_bytes))
     reps = replicate_chunk or max(1, min(-(-n_bootstrap // threads),
                                          (boot_room - edges * (per_edge + SELECTED_EDGE_BYTES)) // (per_rep * threads)))
     room = 0 if replicate_chunk else reps * per_rep  # per thread, re-divided at run time by the actual gene subset
@@ -486,7 +498,8 @@ def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: i
     if not plan.replicate_room_bytes:
         return plan.replicate_chunk
     gathered = 0 if plan.working_set_bytes else sparse_edges
-    reps = plan.replicate_room_bytes // replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties, dense_edges)
+    reps = plan.replicate_room_bytes // replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties, dense_edges,
+                                                        own=own_ranks(plan.working_set_bytes))
     if plan.working_set_bytes:
         reps = min(reps, replicate_chunk_cap(plan.working_set_bytes, k, m, n_genes, n_edges, dense_outputs))
     reps = max(1, min(-(-n_bootstrap // plan.threads), reps))  # every thread gets a chunk

@@ -141,6 +141,16 @@ class Backend:
         """``take(x, indices)`` of a 1-D ``x`` for indices known to be within it."""
         return self.xp.take(x, indices)
 
+    def cell_set(self, mask: Array):
+        """A set of cells for ``positions_in`` from a 1-D boolean ``mask`` (here the mask itself)."""
+        return mask
+
+    def positions_in(self, cells, values: Array) -> Array:
+        """Positions i (ascending, int64) of a 1-D integer array whose ``values[i]`` is in ``cells``
+        (``cell_set``); every value within the mask."""
+        xp = self.xp
+        return xp.astype(xp.nonzero(self.take_in_range(cells, values))[0], xp.int64, copy=False)
+
     def bincount_parts(self, parts: list, minlength: int) -> Array:
         """``bincount`` of the values of several 1-D integer arrays together."""
         xp = self.xp

@@ -81,6 +81,7 @@ def prepare() -> None:
             kernel("gathered_ratio")(products, np.zeros(1, np.int64), np.ones(1), dest, 0, 0, False)
     for table in (np.zeros(1, np.int32), np.zeros(1, np.int64)):  # JointHistogram's tables, joint indices int32
         kernel("count_into")(table, np.zeros(1, np.int32))
+    kernel("positions_in")(np.zeros(1, np.uint8), np.zeros(1, np.int32), np.zeros(1, np.int64))
     for deltas in (out, out[:, :2]):
         kernel("column_statistics")(deltas, 0, 1, *pairwise_program(2), ps, ps + 1, 0.0, 0.0, np.zeros(1), np.zeros(1),
                                     np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(1, np.int64), np.zeros(1, np.int64))
@@ -101,7 +102,8 @@ def _compile(cache: bool) -> dict:
     return {"pair_ratio": jit(_pair_ratio), "tail_order_statistics": jit(_tail_order_statistics),
             "column_statistics": jit(_column_statistics), "count_into": jit(_count_into),
             "gathered_ratio": jit(_gathered_ratio), "resample_ranks": jit(_resample_ranks),
-            "counted_ratio": jit(_counted_ratio)}
+            "counted_ratio": jit(_counted_ratio),
+            "positions_in": jit(_positions_in)}
 
 
 select = select_tails = leaf_sum = pairwise_sum = None  # compiled helpers (``_compile``)
@@ -232,6 +234,17 @@ def _count_into(table, values):  # pragma: no cover - compiled
         else:
             table[v] += 1
     return outside
+
+
+def _positions_in(bits, values, out):  # pragma: no cover - compiled
+    # out[:n] = the positions i whose values[i] has its bit set in ``bits`` (np.packbits, little
+    # bit order), ascending: every position stored, the count advanced by the bit; returns n
+    n = 0
+    for i in range(values.shape[0]):
+        v = values[i]
+        out[n] = i
+        n += (bits[v >> 3] >> (v & 7)) & 1
+    return n
 
 
 def _select(buf, start, stop, kth):  # pragma: no cover - compiled

@@ -134,6 +134,21 @@ class NumpyBackend(Backend):
         # at 20 M random indices (the joint selection pass)
         return np.take(x, indices, mode="wrap")
 
+    def cell_set(self, mask):
+        # a bit a cell: ALL's 6.8 M cells in 850 KB, which stay in L2 (a bool table does not)
+        if not host_kernels.enabled():
+            return mask
+        return np.packbits(np.asarray(mask, dtype=bool), bitorder="little")
+
+    def positions_in(self, cells, values):
+        # one compiled pass over the values testing bits (host_kernels.positions_in): 2.4 against
+        # 7.2 ns a value for a gathered bool table and its nonzero (6.8 M cells, 2 M values)
+        if not host_kernels.enabled() or cells.dtype == np.bool_:
+            return Backend.positions_in(self, cells, values)
+        out = np.empty(values.shape[0], dtype=np.int64)  # only the pages of what is written are touched
+        n = host_kernels.kernel("positions_in")(cells, np.ascontiguousarray(values), out)
+        return out[:n].copy()
+
     def bincount_parts(self, parts, minlength: int):
         # np.bincount copies non-intp input to intp first: concatenating straight into intp saves
         # that pass (measured 17 instead of 25 ns a value into 6.8 M cells)

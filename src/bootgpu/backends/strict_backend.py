@@ -40,6 +40,8 @@ class StrictBackend(NumpyBackend):
     count_table = Backend.count_table
     count_into = Backend.count_into
     take_in_range = Backend.take_in_range
+    cell_set = Backend.cell_set
+    positions_in = Backend.positions_in
     weighted_dots = Backend.weighted_dots
     pair_dots = Backend.pair_dots
     block_dots = Backend.block_dots
