@@ -85,6 +85,22 @@ def test_resample_ranks_equal_the_scan_and_gather_of_position_ranks(dtype, n_rep
     assert wide.dtype == np.int32 and np.array_equal(wide, want_wide.reshape(n_genes, k, n_rep))
 
 
+@pytest.mark.parametrize("numba", ["1", "0"])
+def test_pair_dots_with_the_counts_for_weights_equal_the_definition(numba, monkeypatch):
+    monkeypatch.setenv("BOOTGPU_NUMBA", numba)
+    rng = np.random.default_rng(9)
+    n_genes, k, n_rep = 30, 25, 19
+    d = rng.integers(-20, 21, (n_genes, k, n_rep)).astype(np.int8)  # int8 ranks (resample_ranks)
+    c = rng.integers(0, 4, (k, n_rep)).astype(np.int16)
+    a, b = rng.integers(0, n_genes, 41), rng.integers(0, n_genes, 41)
+    w = d.astype(np.int64) * c.astype(np.int64)
+    want = np.einsum("ekr,ekr->er", w[a], d[b].astype(np.int64))
+    got = NumpyBackend().pair_dots(c, d, a, b)
+    assert got.dtype == np.int16 and np.array_equal(got, want)
+    rows = NumpyBackend().pair_dots(c, d, None, None)  # every gene with itself: S
+    assert np.array_equal(rows, np.einsum("ukr,ukr->ur", w, d.astype(np.int64)))
+
+
 def test_resample_ranks_are_left_to_the_core_without_kernels(monkeypatch):
     monkeypatch.setenv("BOOTGPU_NUMBA", "0")
     assert NumpyBackend().resample_ranks(np.zeros((1, 2), np.int64), np.zeros((1, 2), np.int64), np.ones((2, 3), np.int16), 2) is None

@@ -205,8 +205,12 @@ class Backend:
     def pair_dots(self, w: Array, d: Array, a: Array | None, b: Array | None) -> Array:
         """sum_p w[a_e, p, r] * d[b_e, p, r] -> (E, R) for edges e, in the integer dtype of ``w``
         and ``d`` (exact: core.bootstrap.dot_dtype bounds every partial sum).  w, d: (U, k, R);
-        ``a`` = ``b`` = None: row u with row u, (U, R)."""
+        ``a`` = ``b`` = None: row u with row u, (U, R).  ``w`` may be the (k, R) counts c
+        themselves, w = c * d (after ``resample_ranks``), the result then in their dtype."""
         xp = self.xp
+        if w.ndim == 2:
+            d = xp.astype(d, w.dtype)
+            w = d * w[None, :, :]
         if a is None:
             return xp.sum(w * d, axis=1, dtype=w.dtype)
         prod = xp.take(w, a, axis=0)

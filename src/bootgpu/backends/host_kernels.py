@@ -72,6 +72,7 @@ def prepare() -> None:
             for dest in (out, out[:, :2]):
                 kernel("counted_ratio")(w[0], ranks, np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(2), dest, 0, 0,
                                         False)
+            kernel("counted_dots")(w[0], ranks, np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros((1, 2), dtype))
         for dest in (out, out[:, :2]):  # a whole chunk's deltas, or a view of the shared buffer
             kernel("pair_ratio")(w, w, np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(2), dest, 0, 0, False)
     x, ps = np.zeros((1, 4)), np.zeros(1, np.int64)
@@ -103,7 +104,8 @@ def _compile(cache: bool) -> dict:
             "column_statistics": jit(_column_statistics), "count_into": jit(_count_into),
             "gathered_ratio": jit(_gathered_ratio), "resample_ranks": jit(_resample_ranks),
             "counted_ratio": jit(_counted_ratio),
-            "positions_in": jit(_positions_in)}
+            "positions_in": jit(_positions_in),
+            "counted_dots": jit(_counted_dots)}
 
 
 select = select_tails = leaf_sum = pairwise_sum = None  # compiled helpers (``_compile``)
@@ -142,6 +144,20 @@ def _resample_ranks(slot_position, tie_last, c, m, d):  # pragma: no cover - com
                 for r in range(n_rep):
                     x[r] += group[r]
             s = s1 + 1
+
+
+def _counted_dots(c, d, a, b, out):  # pragma: no cover - compiled
+    # out[e, r] = sum_p c[p, r] d[a_e, p, r] d[b_e, p, r] in the integer dtype of c (exact, as in
+    # _counted_ratio): the dots of edges whose S is summed (tied genes)
+    k, n_rep = d.shape[1], d.shape[2]
+    for e in range(a.shape[0]):
+        row = out[e]
+        row[:] = 0
+        da, db = d[a[e]], d[b[e]]
+        for p in range(k):
+            cr, ar, br = c[p], da[p], db[p]
+            for r in range(n_rep):
+                row[r] += cr[r] * ar[r] * br[r]
 
 
 def _counted_ratio(c, d, a, b, den, out, r0, c0, subtract):  # pragma: no cover - compiled

@@ -235,7 +235,17 @@ class NumpyBackend(Backend):
     PAIR_DOTS_BYTES = 2**20  # gathered rows per piece: in cache (measured 1.3-1.8x faster than whole arrays)
 
     def pair_dots(self, w, d, a, b):
-        # in cache-sized pieces of edges: gather both rows, one integer einsum pass over k
+        # in cache-sized pieces of edges: gather both rows, one integer einsum pass over k; with the
+        # counts for w (after resample_ranks), one compiled pass weighting as it goes
+        if w.ndim == 2:
+            if not host_kernels.enabled():
+                return Backend.pair_dots(self, w, d, a, b)
+            if a is None:
+                a = b = np.arange(d.shape[0], dtype=np.int64)
+            out = np.empty((a.shape[0], d.shape[2]), dtype=w.dtype)
+            host_kernels.kernel("counted_dots")(np.ascontiguousarray(w), d, np.ascontiguousarray(a, dtype=np.int64),
+                                                np.ascontiguousarray(b, dtype=np.int64), out)
+            return out
         if a is None:
             return np.einsum("ekr,ekr->er", w, d)
         n_edges, (_, k, n_rep) = a.shape[0], w.shape

@@ -379,9 +379,7 @@ class GeneGroup:
             out *= c[None, :, :]
             return out
 
-        if w is None and any(blk.tied for blk in chunk.blocks) and self.tied_genes is not None:
-            d = xp.astype(d, c.dtype)
-            w = d * c[None, :, :]  # the tied blocks' dots take whole arrays
+        weights = c if w is None else w  # the counts stand for W in the backend's dots
         for blk in chunk.blocks:
             cols = slice(blk.start, blk.stop)
             if blk.dense:
@@ -391,13 +389,13 @@ class GeneGroup:
             elif blk.tied and self.tied_genes is not None:
                 if s_src is None:  # S of the genes with ties, after s (row 0) for all others
                     tg = self.tied_genes
-                    s_src = xp.concat([s[None, :], xp.astype(backend.pair_dots(w, d, tg, tg), xp.float64)], axis=0)
+                    s_src = xp.concat([s[None, :], xp.astype(backend.pair_dots(weights, d, tg, tg), xp.float64)], axis=0)
                 src_i, src_j = self.tied_src[blk.start]
-                dots = backend.pair_dots(w, d, blk.a, blk.b)
+                dots = backend.pair_dots(weights, d, blk.a, blk.b)
                 r = correlation(xp, dots, xp.take(s_src, src_i, axis=0), xp.take(s_src, src_j, axis=0))
                 backend.store_ratio(deltas, (rows, cols), xp.matrix_transpose(r), None, subtract)
             else:  # in pieces the backend sizes (NumPy: one compiled pass, or gathered rows in cache)
-                backend.store_pair_ratio(deltas, rows, cols, c if w is None else w, d, blk.a, blk.b, den, subtract)
+                backend.store_pair_ratio(deltas, rows, cols, weights, d, blk.a, blk.b, den, subtract)
         for i in bad:  # a resample with one position drawn m times: every gene constant
             deltas[r0 + i, :] = xp.nan
 
