@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import scipy.special
 
+from bootgpu.core.spearman import joint_rect
 from bootgpu.backends import BACKEND_NAMES, REGISTRY, get_backend
 from bootgpu.backends.cupy_backend import cupy_unusable_reason
 from bootgpu.config import AnalysisConfig
@@ -215,6 +216,17 @@ def test_extra_kernels_equal_numpy_and_scipy(xp_backend):
     np.testing.assert_array_equal(
         xp_backend.to_host(xp_backend.take_in_range(xp_backend.to_device(table), xp_backend.to_device(ints.astype(np.int32)))),
         table[ints])
+    for rows, cols, offset in ((1, 1, 0.0), (5, 40, 1234.5), (7, 7, 0.25)):  # a block of joint indices
+        rect = rng.integers(-3000, 3000, (rows, cols)).astype(np.float32) - np.float32(offset % 1)
+        want = np.concatenate([np.arange(0)] + [(rect[i, i + 1:] + np.float32(offset)).astype(np.int32)
+                                                for i in range(rows)]).astype(np.int32)
+        for block in (rect.copy(), np.concatenate([rect, rect], axis=1)[:, :cols]):  # contiguous, or a view of a wider product
+            got = xp_backend.joint_triangle(xp_backend.to_device(block), offset)
+            if got is None:  # no kernel: the core's add, cast and triangle (core.spearman.joint_rect)
+                got = xp_backend.upper_triangle(joint_rect(xp_backend.xp, xp_backend.to_device(block), offset))
+            got = xp_backend.to_host(got)
+            assert got.dtype == np.int32
+            np.testing.assert_array_equal(got, want)
     for n_cells in (13, 8, 1000):  # a set of cells: whole bytes of bits, a partial last byte
         mask = rng.random(n_cells) < 0.3
         values = rng.integers(0, n_cells, 777).astype(np.int32)

@@ -101,6 +101,18 @@ def test_pair_dots_with_the_counts_for_weights_equal_the_definition(numba, monke
     assert np.array_equal(rows, np.einsum("ukr,ukr->ur", w, d.astype(np.int64)))
 
 
+def test_joint_triangle_is_one_compiled_pass_equal_to_add_cast_and_triangle(monkeypatch):
+    from bootgpu.core.spearman import joint_rect, upper_triangle
+
+    rng = np.random.default_rng(4)
+    rect = rng.integers(0, 2**22, (9, 300)).astype(np.float32) - np.float32(0.75)
+    want = upper_triangle(np, joint_rect(np, rect.copy(), 1000.75))
+    got = NumpyBackend().joint_triangle(rect[:, :], 1000.75)
+    assert got is not None and got.dtype == np.int32 and np.array_equal(got, want)
+    monkeypatch.setenv("BOOTGPU_NUMBA", "0")
+    assert NumpyBackend().joint_triangle(rect, 1000.75) is None
+
+
 def test_resample_ranks_are_left_to_the_core_without_kernels(monkeypatch):
     monkeypatch.setenv("BOOTGPU_NUMBA", "0")
     assert NumpyBackend().resample_ranks(np.zeros((1, 2), np.int64), np.zeros((1, 2), np.int64), np.ones((2, 3), np.int16), 2) is None

@@ -275,7 +275,7 @@ class JointPasses:
         self.backend, self.xp = backend, backend.xp
         self.pairs, self.tests = pairs, tests
         self.threads = max(1, int(threads))
-        self.blocks = JointBlocks(self.xp, pairs, backend.ieee_float32_matmul)
+        self.blocks = JointBlocks(self.xp, pairs, backend.ieee_float32_matmul, backend.joint_triangle)
         self.levels = {name: spearman_levels(backend, grp.k) for name, grp in (("low", pairs.low), ("high", pairs.high))}
         self._starts = pairs.starts()
         # the plan allows JOINT_PAIR_BYTES + JOINT_CACHE_ALLOWANCE a pair: with more pairs with a

@@ -172,6 +172,12 @@ class Backend:
         in condensed order, ``core.spearman.upper_triangle``): a constant number of operations."""
         return upper_triangle(self.xp, rect)
 
+    def joint_triangle(self, rect: Array, offset: float) -> Array | None:
+        """``upper_triangle`` of int32(rect + offset), a float32 block of joint indices less
+        ``offset`` (``core.spearman.JointBlocks``), in one pass; or None where the backend has no
+        such kernel (the core then adds, casts and takes the triangle: ``spearman.joint_rect``)."""
+        return None
+
     def cummin(self, x: Array) -> Array:
         """Running minimum along a 1-D array."""
         raise NotImplementedError

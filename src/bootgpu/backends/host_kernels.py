@@ -83,6 +83,9 @@ def prepare() -> None:
     for table in (np.zeros(1, np.int32), np.zeros(1, np.int64)):  # JointHistogram's tables, joint indices int32
         kernel("count_into")(table, np.zeros(1, np.int32))
     kernel("positions_in")(np.zeros(1, np.uint8), np.zeros(1, np.int32), np.zeros(1, np.int64))
+    rect = np.zeros((2, 3), np.float32)
+    for block in (rect, rect[:, 1:]):  # a whole product, or a view of one
+        kernel("joint_triangle")(block, np.float32(0), np.zeros(3, np.int32))
     for deltas in (out, out[:, :2]):
         kernel("column_statistics")(deltas, 0, 1, *pairwise_program(2), ps, ps + 1, 0.0, 0.0, np.zeros(1), np.zeros(1),
                                     np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(1, np.int64), np.zeros(1, np.int64))
@@ -105,7 +108,8 @@ def _compile(cache: bool) -> dict:
             "gathered_ratio": jit(_gathered_ratio), "resample_ranks": jit(_resample_ranks),
             "counted_ratio": jit(_counted_ratio),
             "positions_in": jit(_positions_in),
-            "counted_dots": jit(_counted_dots)}
+            "counted_dots": jit(_counted_dots),
+            "joint_triangle": jit(_joint_triangle)}
 
 
 select = select_tails = leaf_sum = pairwise_sum = None  # compiled helpers (``_compile``)
@@ -250,6 +254,17 @@ def _count_into(table, values):  # pragma: no cover - compiled
         else:
             table[v] += 1
     return outside
+
+
+def _joint_triangle(rect, offset, out):  # pragma: no cover - compiled
+    # out = rect[i, i + 1:] + offset as int32, row after row (condensed order), the float32 sum
+    # and the truncating cast NumPy's add and astype make (exact integers here)
+    o = 0
+    for i in range(rect.shape[0]):
+        row = rect[i]
+        for j in range(i + 1, rect.shape[1]):
+            out[o] = np.int32(row[j] + offset)
+            o += 1
 
 
 def _positions_in(bits, values, out):  # pragma: no cover - compiled

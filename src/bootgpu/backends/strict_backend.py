@@ -58,6 +58,7 @@ class StrictBackend(NumpyBackend):
     sign_counts = Backend.sign_counts
     scans = Backend.scans
     upper_triangle = Backend.upper_triangle
+    joint_triangle = Backend.joint_triangle
 
     def host_threads(self) -> int:
         return 1

@@ -103,6 +103,15 @@ def upper_triangle(xp, rect):
     return rect[above]
 
 
+def joint_rect(xp, rect, offset: float):
+    """int32(rect + offset) of a float32 block of joint indices less ``offset`` (exact: every
+    value an integer below 2**24 once the offset is added); ``rect`` is consumed (added to in
+    place)."""
+    if offset:
+        rect += offset
+    return xp.astype(rect, xp.int32)
+
+
 def correlation(xp, dots, sumsq_i, sumsq_j):
     """r = dots / sqrt(sumsq_i * sumsq_j) in float64; NaN where a gene is constant."""
     den = xp.sqrt(xp.astype(sumsq_i, xp.float64, copy=False) * xp.astype(sumsq_j, xp.float64, copy=False))
@@ -326,8 +335,10 @@ class JointBlocks:
     dot products (``TiedPairs``).
     """
 
-    def __init__(self, xp, pairs: PairBlocks, ieee_float32: bool = False):
+    def __init__(self, xp, pairs: PairBlocks, ieee_float32: bool = False, joint_triangle=None):
         self.xp, self.pairs = xp, pairs
+        # (rect, offset) -> the triangle of int32(rect + offset), or None (``Backend.joint_triangle``)
+        self.joint_triangle = joint_triangle or (lambda rect, offset: None)
         low, high = pairs.low, pairs.high
         self.n_low, self.n_high = n_signed_levels(low.k), n_signed_levels(high.k)
         self.d_low, self.d_high = rank_sumsq(low.k), rank_sumsq(high.k)
@@ -361,9 +372,10 @@ class JointBlocks:
         tied = self._tied(start, stop)
         if tied_only:
             return JointBlock(start, stop, None, tied)
+        offset = 0.0
         if self.single:
             rect = xp.matmul(self._left[start:stop, :], xp.matrix_transpose(self._right[start:, :]))
-            rect += self._offset
+            offset = self._offset
         else:
             rect = xp.matmul(pairs.low.d[start:stop, :], xp.matrix_transpose(pairs.low.d[start:, :]))
             rect += float(self.d_low)
@@ -372,8 +384,11 @@ class JointBlocks:
             high += float(self.d_high)
             high *= 0.25
             rect += high
-        rect = xp.astype(rect, xp.int32)
-        return JointBlock(start, stop, pairs.triangle(rect), tied)
+        joint = self.joint_triangle(rect, offset)
+        if joint is None:  # the int32 copy replaces the product before the triangle is taken
+            rect = joint_rect(xp, rect, offset)
+            joint = pairs.triangle(rect)
+        return JointBlock(start, stop, joint, tied)
 
     def _tied(self, start: int, stop: int) -> TiedPairs | None:
         """The block's pairs with a tied gene in either group (None: none), in condensed order.
