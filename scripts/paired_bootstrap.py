@@ -2,7 +2,9 @@
 the machine in the same state); seconds per round and whether the two give the same summaries.
 ``old`` is another tree's ``column_statistics`` kernel (a worktree of 913dd78) with row-major
 tile pairs, ``new`` this tree's; with ``BOOTGPU_PAIRED=ranks``, ``old`` is this tree without the
-fused resample ranks (``Backend.resample_ranks`` off: ``ranks.position_ranks``), OLD_TREE unused.
+fused resample ranks (``Backend.resample_ranks`` off: ``ranks.position_ranks``); with
+``BOOTGPU_PAIRED=deltas`` this tree without one-pass deltas (``Backend.fused_deltas`` off: r_high
+stored, then r_low taken from it); OLD_TREE unused in both.
 
     python3 scripts/bootstrap_stage.py extract --data all --focus 111 --out /tmp/sel111.npz
     python3 scripts/paired_bootstrap.py OLD_TREE THREADS /tmp/sel111.npz [more.npz ...]
@@ -20,7 +22,7 @@ from bootgpu.core import bootstrap as bs
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from bootstrap_stage import plan_for
 
-spec = importlib.util.spec_from_file_location("old_hk", str(pathlib.Path(__file__).resolve().parents[1] / "src/bootgpu/backends/host_kernels.py") if os.environ.get("BOOTGPU_PAIRED") == "ranks" else str(pathlib.Path(sys.argv[1]) / "src/bootgpu/backends/host_kernels.py"))
+spec = importlib.util.spec_from_file_location("old_hk", str(pathlib.Path(__file__).resolve().parents[1] / "src/bootgpu/backends/host_kernels.py") if os.environ.get("BOOTGPU_PAIRED") in ("ranks", "deltas") else str(pathlib.Path(sys.argv[1]) / "src/bootgpu/backends/host_kernels.py"))
 old_hk = importlib.util.module_from_spec(spec); spec.loader.exec_module(old_hk)
 old_hk._load()
 new_kernel, new_z = host_kernels.kernel, bs.z_order
@@ -31,10 +33,15 @@ def old_z(lo, hi):
     return lo * 4096 + hi  # row-major, as before (tiles < 4096)
 backend = get_backend("numpy")
 RANKS = os.environ.get("BOOTGPU_PAIRED") == "ranks"
+DELTAS = os.environ.get("BOOTGPU_PAIRED") == "deltas"
 new_ranks = type(backend).resample_ranks
+new_fused = type(backend).fused_deltas
 def use(variant):
     if RANKS:
         type(backend).resample_ranks = (lambda self, *a: None) if variant == "old" else new_ranks
+        return
+    if DELTAS:
+        type(backend).fused_deltas = False if variant == "old" else new_fused
         return
     host_kernels.kernel = old_kernel if variant == "old" else new_kernel
     bs.z_order = old_z if variant == "old" else new_z

@@ -119,6 +119,31 @@ def test_resample_ranks_are_left_to_the_core_without_kernels(monkeypatch):
     assert Backend().resample_ranks(None, None, None, 2) is None
 
 
+@pytest.mark.parametrize("numba", ["1", "0"])
+def test_store_pair_delta_equals_storing_r_high_then_subtracting_r_low(numba, monkeypatch):
+    monkeypatch.setenv("BOOTGPU_NUMBA", numba)
+    rng = np.random.default_rng(8)
+    n_genes, n_rep, n_edges = 50, 37, 203  # neither a multiple of the kernel's tile of 16 edges
+    groups = []
+    for k in (25, 19):  # groups of different sizes
+        d = rng.integers(-19, 20, (n_genes, k, n_rep)).astype(np.int8)
+        c = rng.integers(0, 4, (k, n_rep)).astype(np.int16)
+        den = rng.integers(1, 3000, (n_rep, 1)).astype(np.float64)
+        groups.append((c, d, den))
+    a, b = np.sort(rng.integers(0, n_genes, n_edges)), rng.integers(0, n_genes, n_edges)
+    start = rng.standard_normal((100, 260))
+    want = start.copy()
+    generic = Backend()
+    generic.xp = np
+    (c_h, d_h, den_h), (c_l, d_l, den_l) = groups
+    generic.store_pair_ratio(want, slice(50, 50 + n_rep), slice(40, 40 + n_edges), c_h, d_h, a, b, den_h, False)
+    generic.store_pair_ratio(want, slice(50, 50 + n_rep), slice(40, 40 + n_edges), c_l, d_l, a, b, den_l, True)
+    full = start.copy()
+    NumpyBackend().store_pair_delta(full[:, :250], slice(50, 50 + n_rep), slice(40, 40 + n_edges), groups[0], groups[1], a, b)
+    assert full.tobytes() == want.tobytes()
+    assert NumpyBackend().fused_deltas == (numba == "1")
+
+
 def _rows(n: int) -> np.ndarray:
     rng = np.random.default_rng(11)
     rows = [rng.normal(0.3, 0.1, n), np.round(rng.normal(0.3, 0.1, n), 2), rng.gamma(1.5, 0.2, n), -rng.gamma(1.5, 0.2, n),

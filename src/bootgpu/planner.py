@@ -191,16 +191,17 @@ def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: i
     is held across replicates -- except on the per-edge way (``core.bootstrap.EdgeGroup``, chunks
     whose genes are barely shared): both ends' ranks gathered per edge, the dots and r (with ties,
     S of both ends too) for the whole chunk.  ``own``: the backend ranks resamples itself
-    (``own_ranks``), D alone in int8 while m < 128 (W formed where used); a chunk with tied genes
-    keeps the room of the core's D and W beside it for its tied blocks' dots and r (a bound the
-    model does not refine)."""
+    (``own_ranks``), D alone in int8 while m < 128 (W formed where used), both groups' at once
+    (``Backend.fused_deltas``: a sparse block's deltas in one pass); a chunk with tied genes keeps
+    the room of the core's D and W beside them for its tied blocks' dots and r (a bound the model
+    does not refine)."""
     dot, exact, rank = dot_dtype_bytes(m), exact_dtype_bytes(m), rank_dtype_bytes(m)
     if per_edge_way(n_genes, n_edges, dense_outputs):
         return 3 * k * n_genes * rank + 2 * k * n_edges * rank + n_edges * F64 * (7 if ties else 4) + 48 * m + 40 * k
     ranks = 3 * k * n_genes * dot
     held = 2 * k * n_genes * dot
     if own:
-        d = k * n_genes * (1 if m < 2**7 else dot)
+        d = 2 * k * n_genes * (1 if m < 2**7 else dot)
         ranks = d
         held = d + (2 * k * n_genes * dot if ties else 0)
     dense = 0

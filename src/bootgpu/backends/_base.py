@@ -270,6 +270,14 @@ class Backend:
             self.store_ratio(out, (rows, slice(cols.start + p0, cols.start + p1)), xp.matrix_transpose(dots), den,
                              subtract)
 
+    fused_deltas = False  # store_pair_delta makes a sparse block's deltas in one pass (the core then calls it)
+
+    def store_pair_delta(self, out: Array, rows: slice, cols: slice, high: tuple, low: tuple, a: Array, b: Array) -> None:
+        """out[rows, cols] = r_high - r_low of a sparse block, ``high`` and ``low`` each (w, d, den)
+        as ``store_pair_ratio`` takes them: the bytes of storing r_high, then subtracting r_low."""
+        self.store_pair_ratio(out, rows, cols, high[0], high[1], a, b, high[2], False)
+        self.store_pair_ratio(out, rows, cols, low[0], low[1], a, b, low[2], True)
+
     def edge_rows(self, deltas: Array, start: int, stop: int) -> Array:
         """Edges ``start:stop`` of (B, E) replicate-major deltas as (stop - start, B) rows."""
         return self.xp.matrix_transpose(deltas[:, start:stop])

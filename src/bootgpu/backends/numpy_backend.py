@@ -318,6 +318,18 @@ class NumpyBackend(Backend):
         host_kernels.kernel(name)(w, d, a, b, np.ascontiguousarray(den).reshape(-1), out, rows.start, cols.start,
                                   bool(subtract))
 
+    @property
+    def fused_deltas(self) -> bool:
+        return host_kernels.enabled()
+
+    def store_pair_delta(self, out, rows, cols, high, low, a, b) -> None:
+        # both groups' dots and the difference in one compiled pass (host_kernels.counted_delta): the
+        # deltas written once instead of stored, read back and written again
+        if not host_kernels.enabled() or high[0].ndim != 2 or low[0].ndim != 2:
+            return Backend.store_pair_delta(self, out, rows, cols, high, low, a, b)
+        host_kernels.kernel("counted_delta")(high[0], high[1], np.ascontiguousarray(high[2]).reshape(-1), low[0], low[1],
+                                             np.ascontiguousarray(low[2]).reshape(-1), a, b, out, rows.start, cols.start)
+
     TRANSPOSE_TILE = 256  # replicates per tile: both sides of a tile stay in cache
 
     def edge_rows(self, deltas, start: int, stop: int):

@@ -48,6 +48,8 @@ class StrictBackend(NumpyBackend):
     pair_piece = Backend.pair_piece
     store_ratio = Backend.store_ratio
     store_pair_ratio = Backend.store_pair_ratio
+    store_pair_delta = Backend.store_pair_delta
+    fused_deltas = False
     resample_ranks = Backend.resample_ranks
     store_gathered_ratio = Backend.store_gathered_ratio
     prepare = Backend.prepare

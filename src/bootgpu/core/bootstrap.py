@@ -360,44 +360,80 @@ class GeneGroup:
         d = xp.reshape(d, (self.order.n_genes, k, n_rep))
         return d, d * c[None, :, :]
 
-    def store(self, backend, chunk: EdgeChunk, counts, deltas, r0: int, subtract: bool) -> None:
-        """The chunk's correlations in the resamples of (k, R) counts, r (R, E_c) float64, into
-        rows r0 : r0 + R of ``deltas`` (B, E_c): stored, or with ``subtract`` taken from them."""
+    def resample(self, backend, counts) -> "Resample":
+        """This group's ranks and denominators in the resamples of (k, R) ``counts``."""
         xp, m = backend.xp, self.m
-        k, n_rep = counts.shape
-        rows = slice(r0, r0 + n_rep)
         c = xp.astype(counts, dot_dtype(xp, m))  # holds 3 m too: dot_dtype_bytes >= rank_dtype_bytes
         d, w = self.ranks(backend, c)
         s = untied_sumsq(xp, counts, m)
         den, bad = _denominator(backend, s)
-        s_src = None
+        return Resample(c, d, w, s, den, bad)
 
-        def weighted(genes):  # W = c * D of some genes (``ranks`` may leave it to the blocks)
-            if w is not None:
-                return xp.take(w, genes, axis=0)
-            out = xp.astype(xp.take(d, genes, axis=0), c.dtype)
-            out *= c[None, :, :]
-            return out
+    def sparse(self, blk: Block) -> bool:
+        """Whether a block's dots are this group's sparse ones over s (``store_pair_ratio``)."""
+        return not blk.dense and not (blk.tied and self.tied_genes is not None)
 
-        weights = c if w is None else w  # the counts stand for W in the backend's dots
+    def store_block(self, backend, rs: "Resample", blk: Block, deltas, rows: slice, subtract: bool) -> None:
+        """One block's correlations in resample ``rs``, into ``deltas[rows, blk's columns]``:
+        stored, or with ``subtract`` taken from them."""
+        xp, m = backend.xp, self.m
+        c, d, w, den = rs.c, rs.d, rs.w, rs.den
+        n_rep = c.shape[1]
+        cols = slice(blk.start, blk.stop)
+        if blk.dense:
+            out = backend.block_dots(rs.weighted(xp, blk.a), xp.take(d, blk.b, axis=0), exact_dtype(xp, m))
+            backend.store_gathered_ratio(deltas, rows, cols, xp.reshape(out, (n_rep, -1)), blk.flat, den, subtract)
+            del out
+        elif not self.sparse(blk):
+            if rs.s_src is None:  # S of the genes with ties, after s (row 0) for all others
+                tg = self.tied_genes
+                rs.s_src = xp.concat([rs.s[None, :], xp.astype(backend.pair_dots(rs.weights, d, tg, tg), xp.float64)],
+                                     axis=0)
+            src_i, src_j = self.tied_src[blk.start]
+            dots = backend.pair_dots(rs.weights, d, blk.a, blk.b)
+            r = correlation(xp, dots, xp.take(rs.s_src, src_i, axis=0), xp.take(rs.s_src, src_j, axis=0))
+            backend.store_ratio(deltas, (rows, cols), xp.matrix_transpose(r), None, subtract)
+        else:  # in pieces the backend sizes (NumPy: one compiled pass, or gathered rows in cache)
+            backend.store_pair_ratio(deltas, rows, cols, rs.weights, d, blk.a, blk.b, den, subtract)
+
+    def store(self, backend, chunk: EdgeChunk, counts, deltas, r0: int, subtract: bool) -> None:
+        """The chunk's correlations in the resamples of (k, R) counts, r (R, E_c) float64, into
+        rows r0 : r0 + R of ``deltas`` (B, E_c): stored, or with ``subtract`` taken from them."""
+        rs = self.resample(backend, counts)
+        rows = slice(r0, r0 + counts.shape[1])
         for blk in chunk.blocks:
-            cols = slice(blk.start, blk.stop)
-            if blk.dense:
-                out = backend.block_dots(weighted(blk.a), xp.take(d, blk.b, axis=0), exact_dtype(xp, m))
-                backend.store_gathered_ratio(deltas, rows, cols, xp.reshape(out, (n_rep, -1)), blk.flat, den, subtract)
-                del out
-            elif blk.tied and self.tied_genes is not None:
-                if s_src is None:  # S of the genes with ties, after s (row 0) for all others
-                    tg = self.tied_genes
-                    s_src = xp.concat([s[None, :], xp.astype(backend.pair_dots(weights, d, tg, tg), xp.float64)], axis=0)
-                src_i, src_j = self.tied_src[blk.start]
-                dots = backend.pair_dots(weights, d, blk.a, blk.b)
-                r = correlation(xp, dots, xp.take(s_src, src_i, axis=0), xp.take(s_src, src_j, axis=0))
-                backend.store_ratio(deltas, (rows, cols), xp.matrix_transpose(r), None, subtract)
-            else:  # in pieces the backend sizes (NumPy: one compiled pass, or gathered rows in cache)
-                backend.store_pair_ratio(deltas, rows, cols, weights, d, blk.a, blk.b, den, subtract)
-        for i in bad:  # a resample with one position drawn m times: every gene constant
-            deltas[r0 + i, :] = xp.nan
+            self.store_block(backend, rs, blk, deltas, rows, subtract)
+        for i in rs.bad:  # a resample with one position drawn m times: every gene constant
+            deltas[r0 + i, :] = backend.xp.nan
+
+
+@dataclass
+class Resample:
+    """One group's resample of a replicate chunk (``GeneGroup.resample``): the counts c in the dot
+    dtype, the ranks D and W = c * D (None where the backend ranked and W is formed where used),
+    s, the denominators, the host indices of replicates with every gene constant, and S of the
+    tied genes once a tied block asked for it."""
+
+    c: Any
+    d: Any
+    w: Any
+    s: Any
+    den: Any
+    bad: list
+    s_src: Any = None
+
+    @property
+    def weights(self):
+        """What the backend's dots take for W: W, or the counts standing for it."""
+        return self.c if self.w is None else self.w
+
+    def weighted(self, xp, genes):
+        """W = c * D of some genes."""
+        if self.w is not None:
+            return xp.take(self.w, genes, axis=0)
+        out = xp.astype(xp.take(self.d, genes, axis=0), self.c.dtype)
+        out *= self.c[None, :, :]
+        return out
 
 
 @dataclass
@@ -470,12 +506,30 @@ def chunk_deltas(backend, low: GroupRanks, high: GroupRanks, chunk: EdgeChunk, c
     step = _replicate_step(cfg, chunk, groups, replicate_chunk)
     deltas = xp.empty((cfg.n_bootstrap, chunk.n_edges), dtype=xp.float64) if out is None else out
 
+    def counts_of(code: int, grp, reps):
+        pos = draw_positions(xp, cfg.seed, cfg.focus, code, reps, grp.order.k, grp.m)
+        return draw_counts(xp, pos, grp.order.k, by_position=True)  # (k, R)
+
     def replicates(r0: int) -> None:
         reps = xp.arange(r0, min(r0 + step, cfg.n_bootstrap), dtype=xp.int64)
-        for code, grp in groups:
-            pos = draw_positions(xp, cfg.seed, cfg.focus, code, reps, grp.order.k, grp.m)
-            counts = draw_counts(xp, pos, grp.order.k, by_position=True)  # (k, R)
-            grp.store(backend, chunk, counts, deltas, r0, subtract=code == LOW)
+        if per_edge or not backend.fused_deltas:
+            for code, grp in groups:
+                grp.store(backend, chunk, counts_of(code, grp, reps), deltas, r0, subtract=code == LOW)
+            return
+        # both groups at once: a sparse block's deltas r_high - r_low made in one pass, the others
+        # stored and subtracted block by block (the same bytes as group after group)
+        (_, high_grp), (_, low_grp) = groups
+        hi, lo = (grp.resample(backend, counts_of(code, grp, reps)) for code, grp in groups)
+        rows = slice(r0, r0 + int(reps.shape[0]))
+        for blk in chunk.blocks:
+            if high_grp.sparse(blk) and low_grp.sparse(blk):
+                backend.store_pair_delta(deltas, rows, slice(blk.start, blk.stop), (hi.weights, hi.d, hi.den),
+                                         (lo.weights, lo.d, lo.den), blk.a, blk.b)
+                continue
+            high_grp.store_block(backend, hi, blk, deltas, rows, False)
+            low_grp.store_block(backend, lo, blk, deltas, rows, True)
+        for i in hi.bad + lo.bad:  # a resample with one position drawn m times: every gene constant
+            deltas[r0 + i, :] = xp.nan
 
     backend.map_chunks(replicates, range(0, cfg.n_bootstrap, max(1, int(step))), cfg.threads)
     return deltas
