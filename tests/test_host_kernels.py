@@ -82,7 +82,7 @@ def test_resample_ranks_equal_the_scan_and_gather_of_position_ranks(dtype, n_rep
     assert np.array_equal(got, want)
     wide = NumpyBackend().resample_ranks(grp.slot_position, grp.tie_last, counts.astype(np.int32), 200)
     want_wide = position_ranks(np, order, counts.astype(np.int32), 200, grp.rows, grp.starts, grp.ends)
-    assert wide.dtype == np.int32 and np.array_equal(wide, want_wide.reshape(n_genes, k, n_rep))
+    assert wide.dtype == np.int16 and np.array_equal(wide, want_wide.reshape(n_genes, k, n_rep))
 
 
 @pytest.mark.parametrize("numba", ["1", "0"])

@@ -201,7 +201,7 @@ def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: i
     ranks = 3 * k * n_genes * dot
     held = 2 * k * n_genes * dot
     if own:
-        d = 2 * k * n_genes * (1 if m < 2**7 else dot)
+        d = 2 * k * n_genes * (1 if m < 2**7 else min(2, dot))
         ranks = d
         held = d + (2 * k * n_genes * dot if ties else 0)
     dense = 0

@@ -64,20 +64,16 @@ def prepare() -> None:
     if not enabled():
         return
     out = np.zeros((2, 4))
-    slots = np.zeros((1, 1), np.int64)
-    for dtype in (np.int16, np.int32, np.int64):  # core.bootstrap.dot_dtype
-        w = np.zeros((1, 1, 2), dtype=dtype)
-        for ranks in (np.zeros((1, 1, 2), np.int8), w):  # NumpyBackend.rank_dtype
-            kernel("resample_ranks")(slots, slots, np.ones((1, 2), dtype), dtype(1), ranks)
-            for dest in (out, out[:, :2]):
-                kernel("counted_ratio")(w[0], ranks, np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(2), dest, 0, 0,
-                                        False)
-            kernel("counted_dots")(w[0], ranks, np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros((1, 2), dtype))
-            for dest in (out, out[:, :2]):
-                kernel("counted_delta")(w[0], ranks, np.ones(2), w[0], ranks, np.ones(2), np.zeros(1, np.int64),
-                                        np.zeros(1, np.int64), dest, 0, 0)
+    slots, edge = np.zeros((1, 1), np.int64), np.zeros(1, np.int64)
+    # (counts, ranks) dtypes a run passes: core.bootstrap.dot_dtype and NumpyBackend.resample_ranks'
+    # rank dtype; the per-group sparse kernels (pair_ratio, counted_ratio) serve only a run that
+    # switches the one-pass deltas off, and compile when first called
+    for dtype, rank in ((np.int16, np.int8), (np.int32, np.int8), (np.int32, np.int16), (np.int64, np.int16)):
+        c, ranks = np.ones((1, 2), dtype), np.zeros((1, 1, 2), rank)
+        kernel("resample_ranks")(slots, slots, c, dtype(1), ranks)
+        kernel("counted_dots")(c, ranks, edge, edge, np.zeros((1, 2), dtype))
         for dest in (out, out[:, :2]):  # a whole chunk's deltas, or a view of the shared buffer
-            kernel("pair_ratio")(w, w, np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(2), dest, 0, 0, False)
+            kernel("counted_delta")(c, ranks, np.ones(2), c, ranks, np.ones(2), edge, edge, dest, 0, 0)
     x, ps = np.zeros((1, 4)), np.zeros(1, np.int64)
     kernel("tail_order_statistics")(x, ps, ps + 3, np.zeros(1), np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1)))
     for products in (np.zeros((1, 2), np.float32), np.zeros((1, 2))):  # core.bootstrap.exact_dtype

@@ -270,11 +270,12 @@ class NumpyBackend(Backend):
 
     def resample_ranks(self, slot_position, tie_last, counts, m):
         # one compiled pass a gene (host_kernels.resample_ranks) into int8 where m fits (a quarter of
-        # the bytes of int16 ranks and their weighted copy, which the sparse dots form as they go)
+        # the bytes of int16 ranks and their weighted copy, which the sparse dots form as they go),
+        # else int16 (|d| <= m)
         if not host_kernels.enabled():
             return None
         c = np.ascontiguousarray(counts)
-        d = np.empty((slot_position.shape[0], *c.shape), dtype=np.int8 if m < 2**7 else c.dtype)
+        d = np.empty((slot_position.shape[0], *c.shape), dtype=np.int8 if m < 2**7 else np.int16 if m < 2**15 else c.dtype)
         host_kernels.kernel("resample_ranks")(slot_position, tie_last, c, c.dtype.type(m), d)
         return d
 

@@ -38,7 +38,9 @@ All ways give the same integer, so an edge's deltas are the same bytes whichever
 chunk and with whichever other edges it is computed.  Edges are processed in edge chunks whose B
 deltas are held replicate-major, (B, E) float64: a replicate chunk (in threads on a host backend)
 writes whole rows, r_high stored and r_low taken from it in pieces as the dots are made
-(``Backend.store_ratio``), so no per-edge array outlives a piece.  Each chunk is then summarised in
+(``Backend.store_ratio``), so no per-edge array outlives a piece; a backend with
+``Backend.fused_deltas`` (NumPy's compiled kernels) makes a sparse block's r_high - r_low in one
+pass over both groups instead (``store_pair_delta``: the same bytes, the deltas written once).  Each chunk is then summarised in
 row pieces of (edges, B) (``Backend.edge_rows``), in threads too: every edge's B deltas are reduced
 together, so the result does not depend on chunk sizes or threads.  An edge with a NaN replicate
 (a gene constant in a resample) gets NaN statistics.
