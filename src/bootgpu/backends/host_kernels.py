@@ -66,8 +66,8 @@ def prepare() -> None:
     out = np.zeros((2, 4))
     slots, edge = np.zeros((1, 1), np.int64), np.zeros(1, np.int64)
     # (counts, ranks) dtypes a run passes: core.bootstrap.dot_dtype and NumpyBackend.resample_ranks'
-    # rank dtype; the per-group sparse kernels (pair_ratio, counted_ratio) serve only a run that
-    # switches the one-pass deltas off, and compile when first called
+    # rank dtype; the per-group sparse kernel (sparse_ratio) serves only a run that switches the
+    # one-pass deltas off, and compiles when first called
     for dtype, rank in ((np.int16, np.int8), (np.int32, np.int8), (np.int32, np.int16), (np.int64, np.int16)):
         c, ranks = np.ones((1, 2), dtype), np.zeros((1, 1, 2), rank)
         kernel("resample_ranks")(slots, slots, c, dtype(1), ranks)
@@ -97,15 +97,18 @@ def _compile(cache: bool) -> dict:
     # error_model "numpy": a division is IEEE's (no zero check in the loop, which also keeps it vectorised)
     jit = numba.njit(nogil=True, cache=cache, error_model="numpy")
     # the helpers the kernels call: compiled globals by the time those compile
-    global select_tails, leaf_sum, pairwise_sum
+    global select_tails, leaf_sum, pairwise_sum, counted_row, turn, store_tile
     select = jit(_select)
+    inline = numba.njit(nogil=True, cache=cache, error_model="numpy", inline="always")  # into the kernels' own loops
+    counted_row = inline(_counted_row)
+    turn = inline(_turn)
+    store_tile = inline(_store_tile)
     select_tails = jit(_select_tails)
     leaf_sum = jit(_leaf_sum)
     pairwise_sum = jit(_pairwise_sum)
-    return {"pair_ratio": jit(_pair_ratio), "tail_order_statistics": jit(_tail_order_statistics),
+    return {"sparse_ratio": jit(_sparse_ratio), "tail_order_statistics": jit(_tail_order_statistics),
             "column_statistics": jit(_column_statistics), "count_into": jit(_count_into),
             "gathered_ratio": jit(_gathered_ratio), "resample_ranks": jit(_resample_ranks),
-            "counted_ratio": jit(_counted_ratio),
             "positions_in": jit(_positions_in),
             "counted_dots": jit(_counted_dots),
             "joint_triangle": jit(_joint_triangle),
@@ -113,6 +116,7 @@ def _compile(cache: bool) -> dict:
 
 
 select = select_tails = leaf_sum = pairwise_sum = None  # compiled helpers (``_compile``)
+counted_row = turn = store_tile = None
 
 
 def _resample_ranks(slot_position, tie_last, c, m, d):  # pragma: no cover - compiled
@@ -150,32 +154,57 @@ def _resample_ranks(slot_position, tie_last, c, m, d):  # pragma: no cover - com
             s = s1 + 1
 
 
+def _counted_row(c, da, db, row):  # pragma: no cover - compiled
+    # row[r] = sum_p c[p, r] da[p, r] db[p, r]: one edge's weighted dots along the replicates, in
+    # the integer dtype of ``row`` (exact: core.bootstrap.dot_dtype bounds every partial sum, and
+    # each product's true value fits it, so a wider intermediate truncates to the same integer)
+    row[:] = 0
+    for p in range(da.shape[0]):
+        cr, ar, br = c[p], da[p], db[p]
+        for r in range(row.shape[0]):
+            row[r] += cr[r] * ar[r] * br[r]
+
+
+def _turn(dots, n, turned):  # pragma: no cover - compiled
+    # turned[r, t] = dots[t, r] for the first n edges of a tile: replicate-major, as stored
+    for t in range(n):
+        row = dots[t]
+        for r in range(row.shape[0]):
+            turned[r, t] = row[r]
+
+
+def _store_tile(turned, den, out, r0, c0, n, subtract):  # pragma: no cover - compiled
+    # out[r0 + r, c0 + t] (-)= turned[r, t] / den[r] for the n edges of a tile
+    for r in range(turned.shape[0]):
+        num, dv = turned[r], den[r]
+        dest = out[r0 + r, c0:c0 + n]
+        if subtract:
+            for t in range(n):
+                dest[t] -= num[t] / dv
+        else:
+            for t in range(n):
+                dest[t] = num[t] / dv
+
+
+EDGE_TILE = 16  # edges whose dots are turned replicate-major together: 16 adjacent values a row stored
+
+
 def _counted_delta(c_high, d_high, den_high, c_low, d_low, den_low, a, b, out, r0, c0):  # pragma: no cover - compiled
-    # out[r0 + r, c0 + e] = r_high - r_low of edge e in resample r, both groups' dots made as in
-    # _counted_ratio and the difference stored once: the bytes of storing r_high, then taking r_low
+    # out[r0 + r, c0 + e] = r_high - r_low of edge e in resample r, both groups' weighted dots
+    # (_counted_row) and the difference stored once: the bytes of storing r_high, then taking r_low
     # from it (each quotient the same IEEE division, then one IEEE subtraction)
     n_rep, n_edges = d_high.shape[2], a.shape[0]
-    tile = 16
-    dots_high = np.empty((tile, n_rep), dtype=c_high.dtype)
-    dots_low = np.empty((tile, n_rep), dtype=c_low.dtype)
-    turned_high = np.empty((n_rep, tile))
-    turned_low = np.empty((n_rep, tile))
-    for e0 in range(0, n_edges, tile):
-        n = min(tile, n_edges - e0)
-        for c, d, dots, turned in ((c_high, d_high, dots_high, turned_high), (c_low, d_low, dots_low, turned_low)):
-            k = d.shape[1]
-            for t in range(n):
-                row = dots[t]
-                row[:] = 0
-                da, db = d[a[e0 + t]], d[b[e0 + t]]
-                for p in range(k):
-                    cr, ar, br = c[p], da[p], db[p]
-                    for r in range(n_rep):
-                        row[r] += cr[r] * ar[r] * br[r]
-            for t in range(n):
-                row = dots[t]
-                for r in range(n_rep):
-                    turned[r, t] = row[r]
+    dots_high = np.empty((EDGE_TILE, n_rep), dtype=c_high.dtype)
+    dots_low = np.empty((EDGE_TILE, n_rep), dtype=c_low.dtype)
+    turned_high = np.empty((n_rep, EDGE_TILE))
+    turned_low = np.empty((n_rep, EDGE_TILE))
+    for e0 in range(0, n_edges, EDGE_TILE):
+        n = min(EDGE_TILE, n_edges - e0)
+        for t in range(n):
+            counted_row(c_high, d_high[a[e0 + t]], d_high[b[e0 + t]], dots_high[t])
+            counted_row(c_low, d_low[a[e0 + t]], d_low[b[e0 + t]], dots_low[t])
+        turn(dots_high, n, turned_high)
+        turn(dots_low, n, turned_low)
         for r in range(n_rep):
             high, low, dv_high, dv_low = turned_high[r], turned_low[r], den_high[r], den_low[r]
             dest = out[r0 + r, c0 + e0:c0 + e0 + n]
@@ -184,83 +213,26 @@ def _counted_delta(c_high, d_high, den_high, c_low, d_low, den_low, a, b, out, r
 
 
 def _counted_dots(c, d, a, b, out):  # pragma: no cover - compiled
-    # out[e, r] = sum_p c[p, r] d[a_e, p, r] d[b_e, p, r] in the integer dtype of c (exact, as in
-    # _counted_ratio): the dots of edges whose S is summed (tied genes)
-    k, n_rep = d.shape[1], d.shape[2]
+    # out[e] = the weighted dots of edge e (_counted_row): the dots of edges whose S is summed
     for e in range(a.shape[0]):
-        row = out[e]
-        row[:] = 0
-        da, db = d[a[e]], d[b[e]]
-        for p in range(k):
-            cr, ar, br = c[p], da[p], db[p]
-            for r in range(n_rep):
-                row[r] += cr[r] * ar[r] * br[r]
+        counted_row(c, d[a[e]], d[b[e]], out[e])
 
 
-def _counted_ratio(c, d, a, b, den, out, r0, c0, subtract):  # pragma: no cover - compiled
-    # as _pair_ratio with w = c * d formed in the loop: sum_p c[p, r] d[a_e, p, r] d[b_e, p, r], in
-    # the integer dtype of c (exact: core.bootstrap.dot_dtype bounds every partial sum, and each
-    # product's true value fits it, so a wider intermediate truncates to the same integer)
-    k, n_rep, n_edges = d.shape[1], d.shape[2], a.shape[0]
-    tile = 16
-    dots = np.empty((tile, n_rep), dtype=c.dtype)
-    turned = np.empty((n_rep, tile))
-    for e0 in range(0, n_edges, tile):
-        n = min(tile, n_edges - e0)
+def _sparse_ratio(c, left, right, a, b, den, out, r0, c0, subtract):  # pragma: no cover - compiled
+    # out[r0 + r, c0 + e] (-)= (sum_p c[p, r] left[a_e, p, r] right[b_e, p, r]) / den[r], edges in
+    # tiles of EDGE_TILE: their dots first (integers in the dtype of c: exact, _counted_row), edge
+    # by edge along the replicates, then turned replicate-major and divided, a tile's adjacent
+    # values of a row at a time.  With the counts and left = right = D: W = c * D formed as it
+    # goes; with ones and left = W: the dots of W and D
+    n_rep, n_edges = left.shape[2], a.shape[0]
+    dots = np.empty((EDGE_TILE, n_rep), dtype=c.dtype)
+    turned = np.empty((n_rep, EDGE_TILE))
+    for e0 in range(0, n_edges, EDGE_TILE):
+        n = min(EDGE_TILE, n_edges - e0)
         for t in range(n):
-            row = dots[t]
-            row[:] = 0
-            da, db = d[a[e0 + t]], d[b[e0 + t]]
-            for p in range(k):
-                cr, ar, br = c[p], da[p], db[p]
-                for r in range(n_rep):
-                    row[r] += cr[r] * ar[r] * br[r]
-        for t in range(n):
-            row = dots[t]
-            for r in range(n_rep):
-                turned[r, t] = row[r]
-        for r in range(n_rep):
-            num, dv = turned[r], den[r]
-            dest = out[r0 + r, c0 + e0:c0 + e0 + n]
-            if subtract:
-                for t in range(n):
-                    dest[t] -= num[t] / dv
-            else:
-                for t in range(n):
-                    dest[t] = num[t] / dv
-
-
-def _pair_ratio(w, d, a, b, den, out, r0, c0, subtract):  # pragma: no cover - compiled
-    # out[r0 + r, c0 + e] (-)= (sum_p w[a_e, p, r] d[b_e, p, r]) / den[r], edges in tiles of T:
-    # their dots first (integers in the dtype of w: exact, core.bootstrap.dot_dtype), edge by edge
-    # along the replicates, then turned replicate-major and divided, T adjacent values of a row
-    k, n_rep, n_edges = w.shape[1], w.shape[2], a.shape[0]
-    tile = 16
-    dots = np.empty((tile, n_rep), dtype=w.dtype)
-    turned = np.empty((n_rep, tile))
-    for e0 in range(0, n_edges, tile):
-        n = min(tile, n_edges - e0)
-        for t in range(n):
-            row = dots[t]
-            row[:] = 0
-            wa, db = w[a[e0 + t]], d[b[e0 + t]]
-            for p in range(k):
-                wr, dr = wa[p], db[p]
-                for r in range(n_rep):
-                    row[r] += wr[r] * dr[r]
-        for t in range(n):
-            row = dots[t]
-            for r in range(n_rep):
-                turned[r, t] = row[r]
-        for r in range(n_rep):
-            num, dv = turned[r], den[r]
-            dest = out[r0 + r, c0 + e0:c0 + e0 + n]
-            if subtract:
-                for t in range(n):
-                    dest[t] -= num[t] / dv
-            else:
-                for t in range(n):
-                    dest[t] = num[t] / dv
+            counted_row(c, left[a[e0 + t]], right[b[e0 + t]], dots[t])
+        turn(dots, n, turned)
+        store_tile(turned, den, out, r0, c0 + e0, n, subtract)
 
 
 def _gathered_ratio(products, flat, den, out, r0, c0, subtract):  # pragma: no cover - compiled

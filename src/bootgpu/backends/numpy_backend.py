@@ -312,12 +312,15 @@ class NumpyBackend(Backend):
                                               bool(subtract))
 
     def store_pair_ratio(self, out, rows, cols, w, d, a, b, den, subtract: bool = False) -> None:
-        # one compiled pass (host_kernels.pair_ratio): no gathered rows, dots or quotients in memory
+        # one compiled pass (host_kernels.sparse_ratio): no gathered rows, dots or quotients in memory
         if not host_kernels.enabled():
             return Backend.store_pair_ratio(self, out, rows, cols, w, d, a, b, den, subtract)
-        name = "counted_ratio" if w.ndim == 2 else "pair_ratio"  # w: the counts (resample_ranks), or w = c * d
-        host_kernels.kernel(name)(w, d, a, b, np.ascontiguousarray(den).reshape(-1), out, rows.start, cols.start,
-                                  bool(subtract))
+        if w.ndim == 2:  # the counts (after resample_ranks): W = c * D formed as the dots go
+            c, left = w, d
+        else:  # W itself: weights of one
+            c, left = np.ones(w.shape[1:], dtype=w.dtype), w
+        host_kernels.kernel("sparse_ratio")(c, left, d, a, b, np.ascontiguousarray(den).reshape(-1), out, rows.start,
+                                            cols.start, bool(subtract))
 
     @property
     def fused_deltas(self) -> bool:
