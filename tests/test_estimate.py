@@ -51,7 +51,10 @@ def test_data_estimate_samples_focus_genes_and_gives_ranges():
     assert s_lo <= est.study_seconds(40) * 1.5 and s_hi >= est.study_seconds(40) / 1.5 and s_lo <= s_hi
     lines = est.lines(n_focus=40, tasks=4)
     assert "80% between" in lines[0] and "from 4 focus genes of your data" in lines[0]
-    assert "selected edges:" in lines[1] and "40 focus genes:" in lines[2] and "(80%:" in lines[2]
+    assert "selected edges:" in lines[1] and "40 focus genes:" in lines[2]
+    # the study's 80% range is shown where it is wider than 5% (how wide depends on the sampled
+    # focus genes' times, so the test follows the range rather than expecting one)
+    assert ("(80%:" in lines[2]) == (s_hi > s_lo * 1.05)
     assert "on 4 Grid Engine tasks" in lines[3] and "(the longest task)" in lines[3]
 
 
