@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 import numpy as np
 
 from bootgpu.core.arrays import Array
+from bootgpu.core.ranks import weighted_ranks
 from bootgpu.core.spearman import upper_triangle
 
 if TYPE_CHECKING:
@@ -215,8 +216,7 @@ class Backend:
         themselves, w = c * d (after ``resample_ranks``), the result then in their dtype."""
         xp = self.xp
         if w.ndim == 2:
-            d = xp.astype(d, w.dtype)
-            w = d * w[None, :, :]
+            d, w = weighted_ranks(xp, w, d)
         if a is None:
             return xp.sum(w * d, axis=1, dtype=w.dtype)
         prod = xp.take(w, a, axis=0)
@@ -260,8 +260,7 @@ class Backend:
         (k, R) counts c themselves, w = c * d (after ``resample_ranks``)."""
         xp = self.xp
         if w.ndim == 2:
-            d = xp.astype(d, w.dtype)
-            w = d * w[None, :, :]
+            d, w = weighted_ranks(xp, w, d)
         n = int(a.shape[0])
         step = self.pair_piece(int(w.shape[1]), int(w.shape[2]), w.dtype) or n
         for p0 in range(0, n, step):

@@ -434,7 +434,7 @@ class Resample:
         if self.w is not None:
             return xp.take(self.w, genes, axis=0)
         out = xp.astype(xp.take(self.d, genes, axis=0), self.c.dtype)
-        out *= self.c[None, :, :]
+        out *= self.c[None, :, :]  # in place: one array of the dot dtype (ranks.weighted_ranks keeps D beside W)
         return out
 
 

@@ -187,3 +187,12 @@ def doubled_centred_ranks(xp, order: GroupOrder, counts, m: int, dtype=None):
         counts = xp.astype(counts, dtype)
     d_sorted = sorted_doubled_ranks(xp, order, counts, m)
     return xp.reshape(xp.take(d_sorted, order.unsort, axis=0), (k, order.n_genes, n_rep))
+
+
+def weighted_ranks(xp, counts, d):
+    """(D, W): resample ranks ``d`` (genes, k, R) in the dtype of ``counts`` (k, R) and W = c * D,
+    the weighted ranks the dots take, for ranks a backend made narrower
+    (``Backend.resample_ranks``)."""
+    d = xp.astype(d, counts.dtype)
+    w = d * counts[None, :, :]
+    return d, w
