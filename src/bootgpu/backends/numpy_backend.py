@@ -141,8 +141,9 @@ class NumpyBackend(Backend):
         return np.packbits(np.asarray(mask, dtype=bool), bitorder="little")
 
     def positions_in(self, cells, values):
-        # one compiled pass over the values testing bits (host_kernels.positions_in): 2.4 against
-        # 7.2 ns a value for a gathered bool table and its nonzero (6.8 M cells, 2 M values)
+        # one compiled pass over the values testing bits (host_kernels.positions_in): 1.9-2.1 against
+        # 6.0-6.3 ns a value for a gathered bool table and its nonzero (6.8 M cells, 2 M values;
+        # scripts/host_kernel_times.py)
         if not host_kernels.enabled() or cells.dtype == np.bool_:
             return Backend.positions_in(self, cells, values)
         out = np.empty(values.shape[0], dtype=np.int64)  # only the pages of what is written are touched
