@@ -396,6 +396,24 @@ def test_numpy_host_threads_follow_bootgpu_threads_then_omp_then_cores(monkeypat
     assert get_backend("numpy").host_threads() == (want or len(os.sched_getaffinity(0)))
 
 
+def test_numpy_scopes_run_blas_in_one_thread_and_restore_the_threads_set_before():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return {lib["filepath"]: lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    backend = get_backend("numpy")
+    with threadpool_limits(3, user_api="blas"):  # as a worker process sets its share of the cores
+        assert set(blas_threads().values()) == {3}
+        for _ in range(2):  # the second time through the process's cached controller
+            with backend.pair_scope():
+                assert set(blas_threads().values()) == {1}
+            assert set(blas_threads().values()) == {3}
+            with backend.bootstrap_scope():
+                assert set(blas_threads().values()) == {1}
+            assert set(blas_threads().values()) == {3}
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not CUPY_USABLE, reason=f"cupy backend not usable: {cupy_unusable_reason()}")
 def test_cupy_focus_result_equals_numpy(demo_values):
