@@ -132,3 +132,23 @@ def test_draws_follow_the_documented_splitmix64_stream(seed, focus, group, k):
     pos = draw_positions(np, seed, focus, group, reps, k, 9)
     want = [[documented_position(seed, focus, group, int(r), s, k) for s in range(9)] for r in reps]
     np.testing.assert_array_equal(pos, np.array(want, dtype=np.int64))
+
+
+@pytest.mark.parametrize("name", ["numpy", "strict"])
+def test_replicate_counts_hand_out_the_counts_each_replicate_chunk_would_draw(name):
+    from bootgpu.core.bootstrap import BootstrapSettings, ReplicateCounts
+
+    backend = get_backend(name)
+    xp = backend.xp
+    cfg = BootstrapSettings(seed=SEED, focus=FOCUS, n_bootstrap=97, bootstrap_frac=0.8, ci_alpha=0.05,
+                            replicate_chunk=10, edge_chunk=100)
+    draws = ReplicateCounts(xp, cfg)
+    for code, k, m in ((1, K, M), (0, 7, 5)):
+        draws.prepare(code, k, m)
+        draws.prepare(code, k, m)  # a second edge chunk: drawn once
+        for r0, r1 in ((0, 10), (10, 33), (90, 97), (5, 6)):
+            got = backend.to_host(draws.counts(code, r0, r1))
+            pos = draw_positions(xp, SEED, FOCUS, code, xp.arange(r0, r1, dtype=xp.int64), k, m)
+            want = backend.to_host(draw_counts(xp, pos, k, by_position=True))
+            assert got.shape == (k, r1 - r0) and got.flags.c_contiguous
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes()

@@ -492,37 +492,60 @@ def per_edge_way(n_genes: int, n_edges: int, dense_outputs: int) -> bool:
     return dense_outputs == 0 and 2 * n_edges < SHARED_DEGREE * n_genes
 
 
+class ReplicateCounts:
+    """Each group's draw counts for every replicate of one focus gene, (k, B) position-major, drawn
+    once and handed out by replicate chunk.  The draws are a pure function of (seed, focus gene,
+    group, replicate, slot), so these are the counts a replicate chunk would draw itself; every
+    edge chunk of the focus gene reuses them (on a device the draws were ~30 operations for each
+    edge chunk, replicate chunk and group)."""
+
+    def __init__(self, xp, cfg: BootstrapSettings):
+        self.xp, self.cfg = xp, cfg
+        self._full: dict = {}
+
+    def prepare(self, code: int, k: int, m: int) -> None:
+        """Draw group ``code``'s counts (group size ``k``, ``m`` draws a replicate) once; in one
+        thread, before replicate chunks run in several."""
+        xp, cfg = self.xp, self.cfg
+        if code not in self._full:
+            pos = draw_positions(xp, cfg.seed, cfg.focus, code, xp.arange(cfg.n_bootstrap, dtype=xp.int64), k, m)
+            self._full[code] = (k, m, draw_counts(xp, pos, k, by_position=True))
+        assert self._full[code][:2] == (k, m), (code, k, m)
+
+    def counts(self, code: int, r0: int, r1: int):
+        """(k, r1 - r0) int64 counts of replicates r0..r1-1, a fresh contiguous array."""
+        return self.xp.asarray(self._full[code][2][:, r0:r1], copy=True)
+
+
 def chunk_deltas(backend, low: GroupRanks, high: GroupRanks, chunk: EdgeChunk, cfg: BootstrapSettings, replicate_chunk=None,
-                 out=None):
+                 out=None, draws: ReplicateCounts | None = None):
     """(B, E_c) float64 bootstrap deltas of one edge chunk, replicate-major (a replicate chunk
     writes whole rows), in replicate chunks sized by ``replicate_chunk(n_genes, n_edges,
     dense_outputs, sparse_edges, ties, dense_edges)`` (default: ``cfg.replicate_chunk``); into
-    ``out`` (B, E_c) if given."""
+    ``out`` (B, E_c) if given; with the focus gene's ``draws`` if given (else drawn here)."""
     xp = backend.xp
     n_genes = int(chunk.genes.shape[0])
     per_edge = per_edge_way(n_genes, chunk.n_edges, chunk.dense_outputs)
     groups = []
+    draws = ReplicateCounts(xp, cfg) if draws is None else draws
     for code, group in ((HIGH, high), (LOW, low)):  # r_high stored, then r_low taken from it
         m = resample_size(group.k, cfg.bootstrap_frac)
         groups.append((code, (EdgeGroup if per_edge else GeneGroup).build(xp, group, chunk, m)))
+        draws.prepare(code, group.k, m)
     step = _replicate_step(cfg, chunk, groups, replicate_chunk)
     deltas = xp.empty((cfg.n_bootstrap, chunk.n_edges), dtype=xp.float64) if out is None else out
 
-    def counts_of(code: int, grp, reps):
-        pos = draw_positions(xp, cfg.seed, cfg.focus, code, reps, grp.order.k, grp.m)
-        return draw_counts(xp, pos, grp.order.k, by_position=True)  # (k, R)
-
     def replicates(r0: int) -> None:
-        reps = xp.arange(r0, min(r0 + step, cfg.n_bootstrap), dtype=xp.int64)
+        r1 = min(r0 + step, cfg.n_bootstrap)
         if per_edge or not backend.fused_deltas:
             for code, grp in groups:
-                grp.store(backend, chunk, counts_of(code, grp, reps), deltas, r0, subtract=code == LOW)
+                grp.store(backend, chunk, draws.counts(code, r0, r1), deltas, r0, subtract=code == LOW)
             return
         # both groups at once: a sparse block's deltas r_high - r_low made in one pass, the others
         # stored and subtracted block by block (the same bytes as group after group)
         (_, high_grp), (_, low_grp) = groups
-        hi, lo = (grp.resample(backend, counts_of(code, grp, reps)) for code, grp in groups)
-        rows = slice(r0, r0 + int(reps.shape[0]))
+        hi, lo = (grp.resample(backend, draws.counts(code, r0, r1)) for code, grp in groups)
+        rows = slice(r0, r1)
         for blk in chunk.blocks:
             if high_grp.sparse(blk) and low_grp.sparse(blk):
                 backend.store_pair_delta(deltas, rows, slice(blk.start, blk.stop), (hi.weights, hi.d, hi.den),
@@ -593,9 +616,10 @@ def _summaries(backend, low, high, gene_i, gene_j, base_delta, cfg, replicate_ch
     chunks = edge_layout(backend, gene_i, gene_j, cfg.edge_chunk, cfg, tied_genes(backend, low, high))
     # one buffer for every chunk's deltas: its pages are faulted in (zeroed) once, not per chunk
     buf = xp.empty((cfg.n_bootstrap, max(c.n_edges for c in chunks)), dtype=xp.float64) if len(chunks) > 1 else None
+    draws = ReplicateCounts(xp, cfg)  # drawn once, for every chunk
     for chunk in chunks:
         deltas = chunk_deltas(backend, low, high, chunk, cfg, replicate_chunk,
-                              None if buf is None else buf[:, :chunk.n_edges])
+                              None if buf is None else buf[:, :chunk.n_edges], draws)
         base = xp.take(base_delta, backend.to_device(chunk.edges), axis=0)
         rows = cfg.summary_rows or chunk.n_edges
         if rows >= chunk.n_edges:  # the whole chunk in one go (a device)

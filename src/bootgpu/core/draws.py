@@ -28,20 +28,33 @@ def _u64(xp, value):
     return xp.asarray(value, dtype=xp.uint64)
 
 
+_CONSTANTS: dict = {}
+
+
+def _const(xp, value: int):
+    """The algorithm's fixed uint64 constants, made once per namespace and reused: on a device each
+    fresh one is a host-to-device copy (the draws of one focus gene made 396 of them)."""
+    key = (xp, value)
+    got = _CONSTANTS.get(key)
+    if got is None:
+        got = _CONSTANTS[key] = _u64(xp, value)
+    return got
+
+
 def _mix(xp, z):
     """SplitMix64 finaliser on a uint64 array (wrapping multiplication), in place: ``z`` must be a
     fresh array.  In-place updates avoid a new 8-byte temporary per step (6x faster in NumPy)."""
     for shift, mult in ((30, _M1), (27, _M2)):
-        z ^= z >> _u64(xp, shift)
-        z *= _u64(xp, mult)
-    z ^= z >> _u64(xp, 31)
+        z ^= z >> _const(xp, shift)
+        z *= _const(xp, mult)
+    z ^= z >> _const(xp, 31)
     return z
 
 
 def stream_keys(xp, seed: int, focus, group: int):
     """uint64 keys of the (seed, focus gene, group) streams for an array of focus genes."""
     focus = xp.astype(focus, xp.uint64) if hasattr(focus, "dtype") else xp.asarray(focus, dtype=xp.uint64)
-    one = _u64(xp, 1)
+    one = _const(xp, 1)
     key = _mix(xp, _u64(xp, (seed + _GAMMA) & _MASK))
     key = _mix(xp, key ^ (focus + one))
     return _mix(xp, key ^ _u64(xp, group + 1))
@@ -50,15 +63,15 @@ def stream_keys(xp, seed: int, focus, group: int):
 def draw_positions_genes(xp, seed: int, focus, group: int, replicates, k: int, m: int):
     """Positions for several focus genes at once: (len(focus), len(replicates), m), int64."""
     reps = xp.astype(replicates, xp.uint64) if hasattr(replicates, "dtype") else xp.asarray(replicates, dtype=xp.uint64)
-    gamma = _u64(xp, _GAMMA)
+    gamma = _const(xp, _GAMMA)
     keys = stream_keys(xp, seed, focus, group)  # (G,)
-    rkey = _mix(xp, keys[:, None] + (reps[None, :] + _u64(xp, 1)) * gamma)  # (G, R)
+    rkey = _mix(xp, keys[:, None] + (reps[None, :] + _const(xp, 1)) * gamma)  # (G, R)
     n_words = (m + 1) // 2
     counters = xp.arange(1, n_words + 1, dtype=xp.uint64) * gamma
     words = _mix(xp, rkey[:, :, None] + counters[None, None, :])  # (G, R, n_words)
-    s32, kk = _u64(xp, 32), _u64(xp, k)
+    s32, kk = _const(xp, 32), _u64(xp, k)
     out = xp.empty((words.shape[0], words.shape[1], 2 * n_words), dtype=xp.int64)
-    out[:, :, 1::2] = xp.astype(((words & _u64(xp, 0xFFFFFFFF)) * kk) >> s32, xp.int64)  # odd slots: low half
+    out[:, :, 1::2] = xp.astype(((words & _const(xp, 0xFFFFFFFF)) * kk) >> s32, xp.int64)  # odd slots: low half
     words >>= s32
     words *= kk
     words >>= s32
@@ -107,7 +120,7 @@ def null_split(xp, seed: int, replicate: int, n: int, k_low: int, k_high: int):
     first k_low are LOW and next k_high HIGH.  A pure function of (seed, replicate): any replicate
     is drawn alone, on any backend, the same."""
     key = stream_keys(xp, seed, xp.asarray([replicate], dtype=xp.int64), NULL_SPLIT_GROUP)
-    counters = xp.arange(1, n + 1, dtype=xp.uint64) * _u64(xp, _GAMMA)
+    counters = xp.arange(1, n + 1, dtype=xp.uint64) * _const(xp, _GAMMA)
     words = _mix(xp, key + counters)
     order = xp.argsort(words, stable=True)
     return xp.sort(order[:k_low]), xp.sort(order[k_low : k_low + k_high])
