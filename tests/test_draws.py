@@ -135,20 +135,32 @@ def test_draws_follow_the_documented_splitmix64_stream(seed, focus, group, k):
 
 
 @pytest.mark.parametrize("name", ["numpy", "strict"])
-def test_replicate_counts_hand_out_the_counts_each_replicate_chunk_would_draw(name):
+def test_replicate_counts_hand_out_what_each_replicate_chunk_would_draw(name):
     from bootgpu.core.bootstrap import BootstrapSettings, ReplicateCounts
 
     backend = get_backend(name)
     xp = backend.xp
-    cfg = BootstrapSettings(seed=SEED, focus=FOCUS, n_bootstrap=97, bootstrap_frac=0.8, ci_alpha=0.05,
+    n_boot = 4000
+    cfg = BootstrapSettings(seed=SEED, focus=FOCUS, n_bootstrap=n_boot, bootstrap_frac=0.8, ci_alpha=0.05,
                             replicate_chunk=10, edge_chunk=100)
-    draws = ReplicateCounts(xp, cfg)
-    for code, k, m in ((1, K, M), (0, 7, 5)):
+    draws = ReplicateCounts(backend, cfg)
+    for code, k, m in ((1, K, M), (0, 3, 2)):  # k = 3, m = 2: some replicates draw one position twice
         draws.prepare(code, k, m)
         draws.prepare(code, k, m)  # a second edge chunk: drawn once
-        for r0, r1 in ((0, 10), (10, 33), (90, 97), (5, 6)):
-            got = backend.to_host(draws.counts(code, r0, r1))
+        bad_seen = 0
+        for r0, r1 in ((0, 10), (10, 33), (90, 97), (5, 6), (0, n_boot)):
+            got = draws.chunk(code, r0, r1)
+            counts = backend.to_host(got.counts)
             pos = draw_positions(xp, SEED, FOCUS, code, xp.arange(r0, r1, dtype=xp.int64), k, m)
             want = backend.to_host(draw_counts(xp, pos, k, by_position=True))
-            assert got.shape == (k, r1 - r0) and got.flags.c_contiguous
-            assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+            assert counts.shape == (k, r1 - r0) and counts.flags.c_contiguous
+            assert counts.dtype == want.dtype and counts.tobytes() == want.tobytes()
+            # S of an untied gene: ((m^3 - m) - sum_p (c_p^3 - c_p)) / 3, and 0 exactly where one
+            # position was drawn m times (every gene constant): those replicates are the bad ones
+            c = want.astype(np.int64)
+            s_want = ((m**3 - m) - (c**3 - c).sum(axis=0)) / 3.0
+            np.testing.assert_array_equal(backend.to_host(got.s), s_want)
+            np.testing.assert_array_equal(got.bad, np.flatnonzero(s_want == 0))
+            np.testing.assert_array_equal(backend.to_host(got.den)[:, 0], np.where(s_want > 0, s_want, 1.0))
+            bad_seen += len(got.bad)
+        assert code == 1 or bad_seen > 0  # k = 3, m = 2: one replicate in three draws a position twice

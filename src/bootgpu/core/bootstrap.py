@@ -362,14 +362,12 @@ class GeneGroup:
         d = xp.reshape(d, (self.order.n_genes, k, n_rep))
         return d, d * c[None, :, :]
 
-    def resample(self, backend, counts) -> "Resample":
-        """This group's ranks and denominators in the resamples of (k, R) ``counts``."""
+    def resample(self, backend, drawn: "Drawn") -> "Resample":
+        """This group's ranks and denominators in the resamples ``drawn``."""
         xp, m = backend.xp, self.m
-        c = xp.astype(counts, dot_dtype(xp, m))  # holds 3 m too: dot_dtype_bytes >= rank_dtype_bytes
+        c = xp.astype(drawn.counts, dot_dtype(xp, m))  # holds 3 m too: dot_dtype_bytes >= rank_dtype_bytes
         d, w = self.ranks(backend, c)
-        s = untied_sumsq(xp, counts, m)
-        den, bad = _denominator(backend, s)
-        return Resample(c, d, w, s, den, bad)
+        return Resample(c, d, w, drawn.s, drawn.den, drawn.bad)
 
     def sparse(self, blk: Block) -> bool:
         """Whether a block's dots are this group's sparse ones over s (``store_pair_ratio``)."""
@@ -398,11 +396,11 @@ class GeneGroup:
         else:  # in pieces the backend sizes (NumPy: one compiled pass, or gathered rows in cache)
             backend.store_pair_ratio(deltas, rows, cols, rs.weights, d, blk.a, blk.b, den, subtract)
 
-    def store(self, backend, chunk: EdgeChunk, counts, deltas, r0: int, subtract: bool) -> None:
-        """The chunk's correlations in the resamples of (k, R) counts, r (R, E_c) float64, into
+    def store(self, backend, chunk: EdgeChunk, drawn: "Drawn", deltas, r0: int, subtract: bool) -> None:
+        """The chunk's correlations in the resamples ``drawn`` (R of them), r (R, E_c) float64, into
         rows r0 : r0 + R of ``deltas`` (B, E_c): stored, or with ``subtract`` taken from them."""
-        rs = self.resample(backend, counts)
-        rows = slice(r0, r0 + counts.shape[1])
+        rs = self.resample(backend, drawn)
+        rows = slice(r0, r0 + drawn.counts.shape[1])
         for blk in chunk.blocks:
             self.store_block(backend, rs, blk, deltas, rows, subtract)
         for i in rs.bad:  # a resample with one position drawn m times: every gene constant
@@ -459,9 +457,10 @@ class EdgeGroup:
         return cls(order, m, xp.reshape(xp.take(unsort, chunk.iu, axis=1), (-1,)),
                    xp.reshape(xp.take(unsort, chunk.ju, axis=1), (-1,)))
 
-    def correlations(self, backend, chunk: EdgeChunk, counts):
-        """(E_c, R) float64 correlations of the chunk's edges in the resamples of (k, R) counts."""
+    def correlations(self, backend, chunk: EdgeChunk, drawn: "Drawn"):
+        """(E_c, R) float64 correlations of the chunk's edges in the resamples ``drawn``."""
         xp, order, m = backend.xp, self.order, self.m
+        counts = drawn.counts
         k, n_rep = counts.shape
         exact = exact_dtype(xp, m)
         c = xp.astype(counts, rank_dtype(xp, m))
@@ -474,11 +473,11 @@ class EdgeGroup:
             d_pos = xp.reshape(xp.take(d, order.unsort, axis=0), (k, order.n_genes, n_rep))
             sumsq = backend.weighted_dots(d_pos, d_pos, c, exact)  # (U, R)
             return correlation(xp, dots, xp.take(sumsq, chunk.iu, axis=0), xp.take(sumsq, chunk.ju, axis=0))
-        s = untied_sumsq(xp, counts, m)  # (R,), the same for every gene
+        s = drawn.s  # (R,), the same for every gene
         return correlation(xp, dots, s[None, :], s[None, :])
 
-    def store(self, backend, chunk: EdgeChunk, counts, deltas, r0: int, subtract: bool) -> None:
-        r = self.correlations(backend, chunk, counts)
+    def store(self, backend, chunk: EdgeChunk, drawn: "Drawn", deltas, r0: int, subtract: bool) -> None:
+        r = self.correlations(backend, chunk, drawn)
         backend.store_ratio(deltas, (slice(r0, r0 + r.shape[1]), slice(0, chunk.n_edges)), backend.xp.matrix_transpose(r),
                             None, subtract)
 
@@ -492,29 +491,49 @@ def per_edge_way(n_genes: int, n_edges: int, dense_outputs: int) -> bool:
     return dense_outputs == 0 and 2 * n_edges < SHARED_DEGREE * n_genes
 
 
-class ReplicateCounts:
-    """Each group's draw counts for every replicate of one focus gene, (k, B) position-major, drawn
-    once and handed out by replicate chunk.  The draws are a pure function of (seed, focus gene,
-    group, replicate, slot), so these are the counts a replicate chunk would draw itself; every
-    edge chunk of the focus gene reuses them (on a device the draws were ~30 operations for each
-    edge chunk, replicate chunk and group)."""
+@dataclass
+class Drawn:
+    """One group's draws in a replicate chunk of R replicates: the (k, R) int64 counts, S of a gene
+    without ties (R,) float64 (``untied_sumsq``), its denominators (R, 1) (``_denominator``; None
+    where not asked for) and the chunk's indices of replicates with every gene constant."""
 
-    def __init__(self, xp, cfg: BootstrapSettings):
-        self.xp, self.cfg = xp, cfg
+    counts: Any
+    s: Any
+    den: Any
+    bad: list
+
+
+class ReplicateCounts:
+    """Each group's draws for every replicate of one focus gene, drawn once and handed out by
+    replicate chunk (``Drawn``).  The draws are a pure function of (seed, focus gene, group,
+    replicate, slot), and S and the denominators are column by column in exact integers, so a
+    chunk gets the bytes it would compute itself; every edge chunk of the focus gene reuses them
+    (on a device ~40 operations and a wait for the host for each edge chunk, replicate chunk and
+    group before)."""
+
+    def __init__(self, backend, cfg: BootstrapSettings):
+        self.backend, self.cfg = backend, cfg
         self._full: dict = {}
 
-    def prepare(self, code: int, k: int, m: int) -> None:
-        """Draw group ``code``'s counts (group size ``k``, ``m`` draws a replicate) once; in one
-        thread, before replicate chunks run in several."""
-        xp, cfg = self.xp, self.cfg
+    def prepare(self, code: int, k: int, m: int, denominators: bool = True) -> None:
+        """Draw group ``code``'s counts (group size ``k``, ``m`` draws a replicate) and S once, and
+        the denominators once asked for (they wait for the device: the per-edge way needs none);
+        in one thread, before replicate chunks run in several."""
+        xp, cfg = self.backend.xp, self.cfg
         if code not in self._full:
             pos = draw_positions(xp, cfg.seed, cfg.focus, code, xp.arange(cfg.n_bootstrap, dtype=xp.int64), k, m)
-            self._full[code] = (k, m, draw_counts(xp, pos, k, by_position=True))
+            counts = draw_counts(xp, pos, k, by_position=True)
+            self._full[code] = (k, m, Drawn(counts, untied_sumsq(xp, counts, m), None, []))
         assert self._full[code][:2] == (k, m), (code, k, m)
+        full = self._full[code][2]
+        if denominators and full.den is None:
+            full.den, full.bad = _denominator(self.backend, full.s)
 
-    def counts(self, code: int, r0: int, r1: int):
-        """(k, r1 - r0) int64 counts of replicates r0..r1-1, a fresh contiguous array."""
-        return self.xp.asarray(self._full[code][2][:, r0:r1], copy=True)
+    def chunk(self, code: int, r0: int, r1: int) -> Drawn:
+        """Group ``code``'s draws of replicates r0..r1-1 (the counts a fresh contiguous array)."""
+        full = self._full[code][2]
+        return Drawn(self.backend.xp.asarray(full.counts[:, r0:r1], copy=True), full.s[r0:r1],
+                     None if full.den is None else full.den[r0:r1, :], [i - r0 for i in full.bad if r0 <= i < r1])
 
 
 def chunk_deltas(backend, low: GroupRanks, high: GroupRanks, chunk: EdgeChunk, cfg: BootstrapSettings, replicate_chunk=None,
@@ -527,11 +546,11 @@ def chunk_deltas(backend, low: GroupRanks, high: GroupRanks, chunk: EdgeChunk, c
     n_genes = int(chunk.genes.shape[0])
     per_edge = per_edge_way(n_genes, chunk.n_edges, chunk.dense_outputs)
     groups = []
-    draws = ReplicateCounts(xp, cfg) if draws is None else draws
+    draws = ReplicateCounts(backend, cfg) if draws is None else draws
     for code, group in ((HIGH, high), (LOW, low)):  # r_high stored, then r_low taken from it
         m = resample_size(group.k, cfg.bootstrap_frac)
         groups.append((code, (EdgeGroup if per_edge else GeneGroup).build(xp, group, chunk, m)))
-        draws.prepare(code, group.k, m)
+        draws.prepare(code, group.k, m, denominators=not per_edge)
     step = _replicate_step(cfg, chunk, groups, replicate_chunk)
     deltas = xp.empty((cfg.n_bootstrap, chunk.n_edges), dtype=xp.float64) if out is None else out
 
@@ -539,12 +558,12 @@ def chunk_deltas(backend, low: GroupRanks, high: GroupRanks, chunk: EdgeChunk, c
         r1 = min(r0 + step, cfg.n_bootstrap)
         if per_edge or not backend.fused_deltas:
             for code, grp in groups:
-                grp.store(backend, chunk, draws.counts(code, r0, r1), deltas, r0, subtract=code == LOW)
+                grp.store(backend, chunk, draws.chunk(code, r0, r1), deltas, r0, subtract=code == LOW)
             return
         # both groups at once: a sparse block's deltas r_high - r_low made in one pass, the others
         # stored and subtracted block by block (the same bytes as group after group)
         (_, high_grp), (_, low_grp) = groups
-        hi, lo = (grp.resample(backend, draws.counts(code, r0, r1)) for code, grp in groups)
+        hi, lo = (grp.resample(backend, draws.chunk(code, r0, r1)) for code, grp in groups)
         rows = slice(r0, r1)
         for blk in chunk.blocks:
             if high_grp.sparse(blk) and low_grp.sparse(blk):
@@ -616,7 +635,7 @@ def _summaries(backend, low, high, gene_i, gene_j, base_delta, cfg, replicate_ch
     chunks = edge_layout(backend, gene_i, gene_j, cfg.edge_chunk, cfg, tied_genes(backend, low, high))
     # one buffer for every chunk's deltas: its pages are faulted in (zeroed) once, not per chunk
     buf = xp.empty((cfg.n_bootstrap, max(c.n_edges for c in chunks)), dtype=xp.float64) if len(chunks) > 1 else None
-    draws = ReplicateCounts(xp, cfg)  # drawn once, for every chunk
+    draws = ReplicateCounts(backend, cfg)  # drawn once, for every chunk
     for chunk in chunks:
         deltas = chunk_deltas(backend, low, high, chunk, cfg, replicate_chunk,
                               None if buf is None else buf[:, :chunk.n_edges], draws)
