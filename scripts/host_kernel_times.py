@@ -43,7 +43,7 @@ def main() -> None:
     values[::2] = rng.integers(0, 40, size=(n_genes // 2, k))  # ties
     order = group_order(np, values)
     chunk = type("Chunk", (), {"genes": np.arange(n_genes), "blocks": []})()
-    grp = GeneGroup.build(np, type("Group", (), {"order": order})(), chunk, m)
+    grp = GeneGroup.build(np, type("Group", (), {"order": order})(), chunk, m, by_gene=True)
     counts = draw_counts(np, draw_positions(np, 1, 2, 0, np.arange(n_rep), k, m), k, by_position=True).astype(np.int16)
 
     def core():

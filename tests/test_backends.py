@@ -396,6 +396,27 @@ def test_numpy_host_threads_follow_bootgpu_threads_then_omp_then_cores(monkeypat
     assert get_backend("numpy").host_threads() == (want or len(os.sched_getaffinity(0)))
 
 
+def test_ranks_by_gene_is_a_backend_fact_the_plan_carries():
+    """The planner models D alone only for a backend that ranks resamples itself (the NumPy
+    backend's compiled kernel), told by the backend, not guessed from its working-set cap: the
+    strict backend has NumPy's cap but the core's ranks."""
+    from bootgpu.backends import host_kernels
+    from bootgpu.backends.counting import CountingBackend
+    from bootgpu.planner import replicate_bytes
+
+    numpy, strict = get_backend("numpy"), get_backend("strict")
+    assert numpy.ranks_by_gene is host_kernels.wanted() is True  # numba is a dependency
+    assert strict.working_set_bytes == numpy.working_set_bytes and not strict.ranks_by_gene
+    from bootgpu.backends.cupy_backend import CupyBackend  # importable without CuPy: its class facts
+
+    assert not CountingBackend().ranks_by_gene and not CupyBackend.ranks_by_gene
+    plans = {b.name: plan_batches(2000, 128, 25, 25, 1000, 8 << 30, **b.plan_facts()) for b in (numpy, strict)}
+    assert plans["numpy"].ranks_by_gene and not plans["strict"].ranks_by_gene
+    assert replicate_bytes(25, 20, 2000, 5000, ties=False, own=True) < replicate_bytes(25, 20, 2000, 5000, ties=False)
+    # a plan made from sizes alone (a job's memory request) still infers NumPy's
+    assert plan_batches(2000, 128, 25, 25, 1000, 8 << 30, working_set_bytes=numpy.working_set_bytes).ranks_by_gene
+
+
 def test_numpy_scopes_run_blas_in_one_thread_and_restore_the_threads_set_before():
     from threadpoolctl import threadpool_info, threadpool_limits
 

@@ -72,7 +72,7 @@ def test_resample_ranks_equal_the_scan_and_gather_of_position_ranks(dtype, n_rep
     order = group_order(np, values)
     genes = np.arange(n_genes, dtype=np.int64)
     chunk = type("Chunk", (), {"genes": genes, "blocks": []})()
-    grp = GeneGroup.build(np, type("Group", (), {"order": order})(), chunk, m)
+    grp = GeneGroup.build(np, type("Group", (), {"order": order})(), chunk, m, by_gene=True)
     counts = draw_counts(np, draw_positions(np, 3, 1, 0, np.arange(n_rep), k, m), k, by_position=True).astype(dtype)
     counts[:, 0] = 0
     counts[7, 0] = m  # one position drawn m times: every gene constant in that resample

@@ -217,7 +217,8 @@ def _sub_plan(plan: Plan, n_genes: int, size: int, n_samples: int, k_low: int, k
     def planned(rows=None):
         return plan_batches(size, n_samples, k_low, k_high, cfg.n_bootstrap, plan.budget_bytes,
                             bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=plan.working_set_bytes,
-                            ieee_float32_matmul=plan.ieee_float32_matmul, threads=plan.threads, store=cfg.store,
+                            ieee_float32_matmul=plan.ieee_float32_matmul, ranks_by_gene=plan.ranks_by_gene,
+                            threads=plan.threads, store=cfg.store,
                             rows_per_block=rows)
 
     sub = planned()

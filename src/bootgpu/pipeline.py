@@ -37,7 +37,7 @@ from bootgpu.core.spearman import (
     GroupRanks, group_ranks, joint_cells,
 )
 from bootgpu.core.split import separated, split_samples
-from bootgpu.planner import Plan, bootstrap_peak, own_ranks, plan_bootstrap, replicate_bytes, replicate_chunk_for
+from bootgpu.planner import Plan, bootstrap_peak, plan_bootstrap, replicate_bytes, replicate_chunk_for
 from bootgpu.results_schema import EDGE_FLOAT_FIELDS, PAIR_MASK_FIELDS, PAIR_VALUE_FIELDS, FocusResult, empty_edges
 
 TESTS = ("low", "high", "diff")
@@ -836,7 +836,7 @@ def bootstrap_edges(backend: Backend, groups: Groups, sel: dict[str, Array], foc
         gathered = 0 if plan.working_set_bytes else sparse_edges
         work.append(min(plan.threads, -(-cfg.n_bootstrap // reps)) * reps
                     * replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties, dense_edges,
-                                      own=own_ranks(plan.working_set_bytes)))
+                                      own=plan.ranks_by_gene))
         return reps
 
     out = bootstrap_summaries(backend, low, high, sel["gene_i"], sel["gene_j"], delta, boot_cfg, replicate_chunk)

@@ -88,6 +88,7 @@ class Plan:
     m: int = 0
     n_edges: int | None = None  # set by plan_bootstrap: the selected edges this plan is for
     ieee_float32_matmul: bool = False  # the device's float32 products are IEEE (joint blocks from one product)
+    ranks_by_gene: bool = False  # the backend ranks resamples itself (own_ranks): D alone, in int8 while m < 128
 
 def resident_bytes(n_genes: int, n_samples: int, k_low: int, k_high: int, threads: int = 1) -> int:
     """Both groups' rank structures (measured: 72 bytes a gene and group sample held; the sort
@@ -172,9 +173,13 @@ def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool, k
     return tables + max(first, (pair_cache_bytes(n_genes, k_low, k_high) if cache_pairs else 0) + later)
 
 
-def own_ranks(working_set_bytes: int) -> bool:
-    """Whether a backend of these facts ranks resamples itself (``Backend.resample_ranks``: the
-    NumPy backend with its compiled kernels, the one with a working-set cap), holding D alone."""
+def own_ranks(working_set_bytes: int, ranks_by_gene: bool | None = None) -> bool:
+    """Whether a backend ranks resamples itself (``Backend.resample_ranks``), holding D alone: its
+    fact ``ranks_by_gene`` where given (``Backend.plan_facts``); where not (a plan made from sizes
+    alone, as a job script's memory request), the NumPy backend's, the one with a working-set cap:
+    its compiled kernels when they will be used."""
+    if ranks_by_gene is not None:
+        return bool(ranks_by_gene)
     return bool(working_set_bytes) and host_kernels.wanted()
 
 
@@ -326,6 +331,7 @@ def plan_batches(
     index_genes_per_block: int | None = None,
     working_set_bytes: int = 0,
     ieee_float32_matmul: bool = False,
+    ranks_by_gene: bool | None = None,
     threads: int = 1,
     store: str = "minimal",
     fit: bool = True,
@@ -337,8 +343,10 @@ def plan_batches(
     ``working_set_bytes`` (a backend fact: ``Backend.working_set_bytes``) caps the largest array of
     a pair block or replicate chunk; on a CPU, blocks that stay in cache run 2-3x faster than
     blocks that fill the budget.  0 means no cap (GPUs prefer big batches).  ``ieee_float32_matmul``
-    (``Backend.ieee_float32_matmul``) says how a device makes joint blocks (``pair_stage_bytes``).
+    (``Backend.ieee_float32_matmul``) says how a device makes joint blocks (``pair_stage_bytes``),
+    ``ranks_by_gene`` (``Backend.ranks_by_gene``; None: ``own_ranks`` infers it) how it ranks resamples.
     """
+    ranks_by_gene = own_ranks(working_set_bytes, ranks_by_gene)
     k = max(k_low, k_high)
     m = resample_size(k, bootstrap_frac)
     usable = int(budget_bytes / MODEL_MARGIN)
@@ -362,7 +370,7 @@ def plan_batches(
     edges = edge_chunk or _largest_edge_chunk(boot_room, n_genes * (n_genes - 1) // 2, n_bootstrap, threads, cached)
     genes_in_chunk = min(2 * edges, n_genes)
     gathered = 0 if working_set_bytes else edges
-    per_rep = replicate_bytes(k, m, genes_in_chunk, edges, 0, gathered, own=own_ranks(working_set_bytes))
+    per_rep = replicate_bytes(k, m, genes_in_chunk, edges, 0, gathered, own=ranks_by_gene)
     reps = replicate_chunk or max(1, min(-(-n_bootstrap // threads),
                                          (boot_room - edges * (per_edge + SELECTED_EDGE_BYTES)) // (per_rep * threads)))
     room = 0 if replicate_chunk else reps * per_rep  # per thread, re-divided at run time by the actual gene subset
@@ -381,7 +389,7 @@ def plan_batches(
     return Plan(budget_bytes, rows, cache_pairs, reps, edges, index_genes, peak, room, stages, working_set_bytes, threads,
                 resident_bytes=fixed, pair_stage_bytes=pair_work, ieee_float32_matmul=ieee_float32_matmul,
                 bootstrap_room_bytes=0 if (edge_chunk or replicate_chunk) else boot_room,
-                n_bootstrap=n_bootstrap, k=k, m=m)
+                n_bootstrap=n_bootstrap, k=k, m=m, ranks_by_gene=ranks_by_gene)
 
 
 def _stages(fixed, rows, threads, cache_pairs, pair_work, edges, reps, boot_work, index_genes, index_peak) -> dict:
@@ -411,7 +419,7 @@ def _within_budget(plan_args: dict) -> Plan:
     keys = ("n_genes", "n_samples", "k_low", "k_high", "n_bootstrap")
     args = [plan_args[k] for k in keys]
     kwargs = {k: plan_args[k] for k in ("bootstrap_frac", "index_genes_per_block", "working_set_bytes",
-                                        "ieee_float32_matmul", "store")}
+                                        "ieee_float32_matmul", "ranks_by_gene", "store")}
 
     def fitting(budget: int, threads: int) -> Plan | None:
         for t in range(threads, 0, -1):
@@ -501,7 +509,7 @@ def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: i
         return plan.replicate_chunk
     gathered = 0 if plan.working_set_bytes else sparse_edges
     reps = plan.replicate_room_bytes // replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties, dense_edges,
-                                                        own=own_ranks(plan.working_set_bytes))
+                                                        own=plan.ranks_by_gene)
     if plan.working_set_bytes:
         reps = min(reps, replicate_chunk_cap(plan.working_set_bytes, k, m, n_genes, n_edges, dense_outputs))
     reps = max(1, min(-(-n_bootstrap // plan.threads), reps))  # every thread gets a chunk

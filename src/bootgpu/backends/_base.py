@@ -50,11 +50,15 @@ class Backend:
     # a device gathers every edge in one kernel (``pair_dots``) instead, whatever the density
     ieee_float32_matmul: bool = False  # float32 matrix products round as IEEE float32 (no TF32 inputs):
     # products of fractional values (core.spearman.JointBlocks' one-product form) are then exact
+    ranks_by_gene: bool = False  # resample_ranks ranks each gene itself (a host kernel); the core
+    # then builds its inputs (core.bootstrap.GeneGroup: slot_position, tie_last) and the planner
+    # models D alone (planner.own_ranks)
 
     # --- device facts -------------------------------------------------------------------------
     def plan_facts(self) -> dict:
         """The facts the memory planner takes from a backend, as ``planner.plan_batches``'s keywords."""
-        return {"working_set_bytes": self.working_set_bytes, "ieee_float32_matmul": self.ieee_float32_matmul}
+        return {"working_set_bytes": self.working_set_bytes, "ieee_float32_matmul": self.ieee_float32_matmul,
+                "ranks_by_gene": self.ranks_by_gene}
 
     def device_name(self) -> str:
         raise NotImplementedError

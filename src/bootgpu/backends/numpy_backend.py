@@ -260,6 +260,10 @@ class NumpyBackend(Backend):
                       out=out[e0:e0 + step])
         return out
 
+    @property
+    def ranks_by_gene(self) -> bool:
+        return host_kernels.wanted()  # resample_ranks below: with the compiled kernels
+
     def resample_ranks(self, slot_position, tie_last, counts, m):
         # one compiled pass a gene (host_kernels.resample_ranks) into int8 where m fits (a quarter of
         # the bytes of int16 ranks and their weighted copy, which the sparse dots form as they go),

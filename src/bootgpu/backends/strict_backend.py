@@ -51,6 +51,7 @@ class StrictBackend(NumpyBackend):
     store_pair_delta = Backend.store_pair_delta
     fused_deltas = False
     resample_ranks = Backend.resample_ranks
+    ranks_by_gene = False
     store_gathered_ratio = Backend.store_gathered_ratio
     prepare = Backend.prepare
     column_statistics = Backend.column_statistics

@@ -307,7 +307,8 @@ class GeneGroup:
     the tie groups of the subset (``ranks.tie_groups``, None without), the genes that have them and,
     per ``tied`` block, each edge end's row of S (0: s, 1 + t: tied gene t).  ``slot_position`` and
     ``tie_last`` (U, k): each gene's position at sort slot s and the last slot of s's tie group,
-    for a backend that ranks gene by gene (``Backend.resample_ranks``)."""
+    made only for a backend that ranks gene by gene (``Backend.ranks_by_gene``, its
+    ``resample_ranks``; None otherwise)."""
 
     order: GroupOrder
     m: int
@@ -320,7 +321,7 @@ class GeneGroup:
     tied_src: dict = field(default_factory=dict)
 
     @classmethod
-    def build(cls, xp, group: GroupRanks, chunk: EdgeChunk, m: int) -> "GeneGroup":
+    def build(cls, xp, group: GroupRanks, chunk: EdgeChunk, m: int, by_gene: bool = False) -> "GeneGroup":
         order = subset_order(xp, group.order, chunk.genes)
         k, n_genes = order.k, order.n_genes
 
@@ -331,8 +332,8 @@ class GeneGroup:
             return xp.reshape(gene_major(index), (n_genes, k))
 
         starts, ends, source = tie_groups(xp, order)
-        grp = cls(order, m, xp.take(source, gene_major(order.unsort)), per_gene(order.perm),
-                  per_gene(order.tie_last // n_genes))
+        grp = cls(order, m, xp.take(source, gene_major(order.unsort)), per_gene(order.perm) if by_gene else None,
+                  per_gene(order.tie_last // n_genes) if by_gene else None)
         if starts is None or starts.shape[0] == 0:
             return grp
         grp.starts, grp.ends = starts, ends
@@ -353,7 +354,7 @@ class GeneGroup:
         """(U, k, R) resample ranks D in position order and W = c * D, of the dtype of ``c``
         (k, R) counts: ``dot_dtype``, so ranks are computed in it and need no cast; or, from a
         backend's own ``resample_ranks``, D in its dtype and W None (formed where needed)."""
-        d = backend.resample_ranks(self.slot_position, self.tie_last, c, self.m)
+        d = None if self.slot_position is None else backend.resample_ranks(self.slot_position, self.tie_last, c, self.m)
         if d is not None:
             return d, None
         xp = backend.xp
@@ -549,7 +550,8 @@ def chunk_deltas(backend, low: GroupRanks, high: GroupRanks, chunk: EdgeChunk, c
     draws = ReplicateCounts(backend, cfg) if draws is None else draws
     for code, group in ((HIGH, high), (LOW, low)):  # r_high stored, then r_low taken from it
         m = resample_size(group.k, cfg.bootstrap_frac)
-        groups.append((code, (EdgeGroup if per_edge else GeneGroup).build(xp, group, chunk, m)))
+        groups.append((code, EdgeGroup.build(xp, group, chunk, m) if per_edge
+                       else GeneGroup.build(xp, group, chunk, m, by_gene=backend.ranks_by_gene)))
         draws.prepare(code, group.k, m, denominators=not per_edge)
     step = _replicate_step(cfg, chunk, groups, replicate_chunk)
     deltas = xp.empty((cfg.n_bootstrap, chunk.n_edges), dtype=xp.float64) if out is None else out
