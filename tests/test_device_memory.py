@@ -81,3 +81,31 @@ def test_joint_blocks_on_a_device_hold_what_the_plan_predicts_within_1_5x(monkey
         pipeline.select_edges(backend, pipeline.pair_passes(backend, groups, plan), cfg.fdr_alpha, cfg.edge_selection)
     predicted = plan.resident_bytes + plan.pair_stage_bytes
     assert peak.peak_bytes <= predicted <= 1.5 * peak.peak_bytes, (peak.peak_bytes, predicted)
+
+
+def test_a_device_bootstrap_takes_its_share_of_the_budget_in_fewer_edge_chunks():
+    """Each edge chunk is a fixed number of launches on a device, so its bootstrap may take a share
+    of the free budget (``Backend.bootstrap_share``) instead of only what the pair stage used: ALL's
+    357,492-edge focus gene in 2 chunks instead of 26 on 100 GiB, never past the budget, and a
+    smaller device still gets smaller chunks.  A host backend and a job's memory request keep the
+    pair stage's room."""
+    from bootgpu.backends import get_backend
+    from bootgpu.planner import PROCESS_OVERHEAD_BYTES, job_memory_request, plan_bootstrap
+
+    facts = CountingBackend().plan_facts()
+    assert facts["bootstrap_share"] > 0 and get_backend("numpy").plan_facts()["bootstrap_share"] == 0
+
+    def chunks(budget: int, share: float) -> tuple[int, int]:
+        plan = plan_batches(12625, 128, 25, 25, 1000, budget, **{**facts, "bootstrap_share": share})
+        re = plan_bootstrap(plan, 357_492)
+        assert re.predicted_peak_bytes <= budget
+        return -(-357_492 // re.edge_chunk), re.predicted_peak_bytes
+
+    (shared, peak_shared), (alone, peak_alone) = chunks(100 << 30, facts["bootstrap_share"]), chunks(100 << 30, 0.0)
+    assert shared <= 2 < 20 <= alone and peak_shared > peak_alone
+    assert chunks(100 << 30, facts["bootstrap_share"])[0] < chunks(12 << 30, facts["bootstrap_share"])[0]
+    # a GPU queue's host memory request: the pair stage's room, not the device's share
+    host_ask = job_memory_request(12625, 128, 25, 25, 1000, 100 << 30, working_set_bytes=0)
+    assert host_ask == plan_batches(12625, 128, 25, 25, 1000, 100 << 30).predicted_peak_bytes \
+        + 12625 * 128 * 8 + PROCESS_OVERHEAD_BYTES
+    assert host_ask < plan_batches(12625, 128, 25, 25, 1000, 100 << 30, **facts).predicted_peak_bytes

@@ -53,6 +53,9 @@ PROCESS_OVERHEAD_BYTES = 768 * 2**20  # interpreter, NumPy/SciPy/h5py/igraph, Nu
 # Numba and LLVM add 190 MiB (VmPeak 410 -> 600 MB once loaded), and a second thread's glibc arena (64 MiB,
 # MALLOC_ARENA_MAX=2) and stack must fit too; 400 MiB once left a task 0.4 MiB and it failed under load
 BOOTSTRAP_MIN_ROOM = 2**30  # the bootstrap may use what the pair stage used, and at least this much
+# (and on a device its share of the free budget, ``Backend.bootstrap_share``: each edge chunk is a
+# fixed number of launches, so ALL focus 108's 357,492 edges in 26 chunks of 13,767 were 7,675
+# operations on the counting backend, in one chunk 2,316; a job's host memory request never takes it)
 DEVICE_PAIR_TEMP_BYTES = 64  # per pair of a block of levels or r on CuPy: the int64 index and scan temporaries
 # inside its take, nonzero and bincount (measured on an H200: 8,763 x 938, one block of 38 M pairs, pair
 # passes 3.88 GiB against 1.49 GiB of arrays; docs/benchmarks.md); joint blocks showed none
@@ -89,6 +92,7 @@ class Plan:
     n_edges: int | None = None  # set by plan_bootstrap: the selected edges this plan is for
     ieee_float32_matmul: bool = False  # the device's float32 products are IEEE (joint blocks from one product)
     ranks_by_gene: bool = False  # the backend ranks resamples itself (own_ranks): D alone, in int8 while m < 128
+    bootstrap_share: float = 0.0  # of the free budget the bootstrap may take (Backend.bootstrap_share)
 
 def resident_bytes(n_genes: int, n_samples: int, k_low: int, k_high: int, threads: int = 1) -> int:
     """Both groups' rank structures (measured: 72 bytes a gene and group sample held; the sort
@@ -332,6 +336,7 @@ def plan_batches(
     working_set_bytes: int = 0,
     ieee_float32_matmul: bool = False,
     ranks_by_gene: bool | None = None,
+    bootstrap_share: float = 0.0,
     threads: int = 1,
     store: str = "minimal",
     fit: bool = True,
@@ -344,7 +349,9 @@ def plan_batches(
     a pair block or replicate chunk; on a CPU, blocks that stay in cache run 2-3x faster than
     blocks that fill the budget.  0 means no cap (GPUs prefer big batches).  ``ieee_float32_matmul``
     (``Backend.ieee_float32_matmul``) says how a device makes joint blocks (``pair_stage_bytes``),
-    ``ranks_by_gene`` (``Backend.ranks_by_gene``; None: ``own_ranks`` infers it) how it ranks resamples.
+    ``ranks_by_gene`` (``Backend.ranks_by_gene``; None: ``own_ranks`` infers it) how it ranks resamples,
+    ``bootstrap_share`` (``Backend.bootstrap_share``) how much of the free budget the bootstrap may
+    take beyond what the pair stage used.
     """
     ranks_by_gene = own_ranks(working_set_bytes, ranks_by_gene)
     k = max(k_low, k_high)
@@ -365,7 +372,7 @@ def plan_batches(
     # bootstrap (before the edges are known): the largest edge chunk a re-plan would choose
     pair_work = pair_stage_bytes(n_genes, rows, threads, cache_pairs, k_low, k_high, device=not working_set_bytes,
                                  ieee_float32=ieee_float32_matmul)
-    boot_room = min(free, max(pair_work, BOOTSTRAP_MIN_ROOM))
+    boot_room = min(free, max(pair_work, BOOTSTRAP_MIN_ROOM, int(free * bootstrap_share)))
     cached = bool(working_set_bytes)  # summaries in cache-sized pieces (host), else whole chunks (device)
     edges = edge_chunk or _largest_edge_chunk(boot_room, n_genes * (n_genes - 1) // 2, n_bootstrap, threads, cached)
     genes_in_chunk = min(2 * edges, n_genes)
@@ -389,7 +396,7 @@ def plan_batches(
     return Plan(budget_bytes, rows, cache_pairs, reps, edges, index_genes, peak, room, stages, working_set_bytes, threads,
                 resident_bytes=fixed, pair_stage_bytes=pair_work, ieee_float32_matmul=ieee_float32_matmul,
                 bootstrap_room_bytes=0 if (edge_chunk or replicate_chunk) else boot_room,
-                n_bootstrap=n_bootstrap, k=k, m=m, ranks_by_gene=ranks_by_gene)
+                n_bootstrap=n_bootstrap, k=k, m=m, ranks_by_gene=ranks_by_gene, bootstrap_share=bootstrap_share)
 
 
 def _stages(fixed, rows, threads, cache_pairs, pair_work, edges, reps, boot_work, index_genes, index_peak) -> dict:
@@ -419,7 +426,7 @@ def _within_budget(plan_args: dict) -> Plan:
     keys = ("n_genes", "n_samples", "k_low", "k_high", "n_bootstrap")
     args = [plan_args[k] for k in keys]
     kwargs = {k: plan_args[k] for k in ("bootstrap_frac", "index_genes_per_block", "working_set_bytes",
-                                        "ieee_float32_matmul", "ranks_by_gene", "store")}
+                                        "ieee_float32_matmul", "ranks_by_gene", "bootstrap_share", "store")}
 
     def fitting(budget: int, threads: int) -> Plan | None:
         for t in range(threads, 0, -1):

@@ -150,6 +150,7 @@ class CountingBackend(StrictBackend):
     name = "counting"
     working_set_bytes = 0
     dense_tiles = False
+    bootstrap_share = 0.25  # as CupyBackend's
 
     def device_name(self) -> str:
         return "cpu (array_api_strict, operations counted)"

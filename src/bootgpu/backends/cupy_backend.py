@@ -138,6 +138,7 @@ class CupyScans:
 class CupyBackend(Backend):
     name = "cupy"
     on_device = True
+    bootstrap_share = 0.25  # of the free budget (see planner.BOOTSTRAP_MIN_ROOM): few edge chunks, few launches
 
     def __init__(self):
         import array_api_compat.cupy as xp  # cupy_unusable_reason() says when this is missing

@@ -16,6 +16,8 @@ Nothing is carried between calls, so any replicate range of any focus gene can b
 
 from __future__ import annotations
 
+import os
+
 RNG_ALGORITHM = "splitmix64-pairs-v1"
 
 _GAMMA = 0x9E3779B97F4A7C15
@@ -32,9 +34,10 @@ _CONSTANTS: dict = {}
 
 
 def _const(xp, value: int):
-    """The algorithm's fixed uint64 constants, made once per namespace and reused: on a device each
-    fresh one is a host-to-device copy (the draws of one focus gene made 396 of them)."""
-    key = (xp, value)
+    """The algorithm's fixed uint64 constants, made once per namespace and process and reused: on a
+    device each fresh one is a host-to-device copy (the draws of one focus gene made 396 of them);
+    a forked process makes its own (a parent's device arrays are not its to use)."""
+    key = (xp, value, os.getpid())
     got = _CONSTANTS.get(key)
     if got is None:
         got = _CONSTANTS[key] = _u64(xp, value)
