@@ -330,12 +330,18 @@ def test_submit_status_and_resubmission_after_a_cancelled_task(expr_tsv, tmp_pat
     assert [(s["array_job"], s["merge_job"]) for s in record["submissions"]] == [(101, 102)]
     assert "--dependency=afterok:101" in record["submissions"][0]["commands"][1]
     # task 2 was cancelled (its log says so); the merge pends for ever
-    (out / "slurm" / "logs" / "bootgpu_study_x.o101.2").write_text("bootgpu task 2/3: job 101_2\nslurmstepd: CANCELLED\n")
+    # (a long log: status shows its header line, how many lines it leaves out, and the last lines)
+    progress = [f"progress: {i} of 2 focus genes ({i} min)" for i in range(12)]
+    (out / "slurm" / "logs" / "bootgpu_study_x.o101.2").write_text(
+        "\n".join(["bootgpu task 2/3: job 101_2", *progress, "slurmstepd: CANCELLED"]) + "\n")
     _fake_slurm(tmp_path / "bin", calls, monkeypatch, squeue=SQUEUE)
     code, stdout, _ = _main(["status", str(out)], capsys)
     assert code == 0
     assert "task    2/3:     2 genes  not started  [cancelled]" in stdout
     assert "failed: task 2 (cancelled); last lines of" in stdout and "    slurmstepd: CANCELLED" in stdout
+    shown = stdout.split("last lines of", 1)[1].splitlines()[1:11]
+    assert shown == ["    bootgpu task 2/3: job 101_2", "    ... (5 lines)", *[f"    {line}" for line in progress[5:]],
+                     "    slurmstepd: CANCELLED"], stdout
     assert "job 102 (merge): pending forever (DependencyNeverSatisfied" in stdout
     assert "the merge waits for a job that failed and can never run" in stdout
     assert "  bootgpu slurm submit --expr" in stdout

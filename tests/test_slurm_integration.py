@@ -209,10 +209,11 @@ def test_cancelled_task_resubmitted_completes_the_study(cluster, workdir, expr_t
     assert not (out / "results.h5").exists()
     main(["status", str(out)])
     status = capsys.readouterr().out
-    assert "2 of 3 shards written" in status and f"{10 + n_done} of 15 focus genes done" in status
-    assert "failed: task 2 (cancelled" in status and f"bootgpu task 2/3: job {ids['array']}_2" in status
-    assert "the merge waits for a job that failed and can never run" in status
-    assert "bootgpu slurm submit --expr" in status and "--tasks 3" in status
+    assert "2 of 3 shards written" in status and f"{10 + n_done} of 15 focus genes done" in status, status
+    assert "failed: task 2 (cancelled" in status, status
+    assert f"    bootgpu task 2/3: job {ids['array']}_2" in status, status  # the log's header, however long the log
+    assert "the merge waits for a job that failed and can never run" in status, status
+    assert "bootgpu slurm submit --expr" in status and "--tasks 3" in status, status
 
     # the same command again: the stuck merge is cancelled, only task 2 runs and resumes, a new merge
     (out / "resume").touch()

@@ -16,7 +16,7 @@ from bootgpu.errors import BootgpuError
 from bootgpu.study.layout import StudyLayout
 
 STATUS_TASK_LINES = 40  # `bootgpu status` lists every task up to this many, else a summary
-LOG_TAIL_LINES = 5  # of a failed task's log
+LOG_TAIL_LINES = 8  # of a failed task's log, after its first line (where and when the task ran)
 
 
 def scheduler_named(name: str) -> Scheduler:
@@ -168,9 +168,19 @@ def print_failed(logs_dir: Path, p: dict, last: dict, live: dict[int, list[JobSt
     """Each failed task of the last submission, with the last lines of its log."""
     for label, task, words, log in failed_tasks(logs_dir, p, last, live):
         print(f"failed: {label} {task} ({words or 'ended without its result'})" + (f"; last lines of {log}:" if log else ""))
-        lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:] if log else []
-        for line in lines:
+        for line in log_excerpt(log.read_text(errors="replace").splitlines()) if log else []:
             print(f"    {line}")
+
+
+def log_excerpt(lines: list[str]) -> list[str]:
+    """A failed task's log as status shows it: the first line (the task's header: job, host, pid,
+    start) and the last LOG_TAIL_LINES, with '...' where lines are left out; however many lines the
+    task printed before it failed (progress, warnings, the scheduler's own), its header stays."""
+    if len(lines) <= LOG_TAIL_LINES + 1:
+        return lines
+    tail = lines[-LOG_TAIL_LINES:]
+    skipped = len(lines) - LOG_TAIL_LINES - 1
+    return [lines[0], f"... ({skipped} line{'s' if skipped != 1 else ''})", *tail]
 
 
 def print_jobs(study: dict, merged: bool, scheduler: Scheduler, live: dict[int, list[JobState]] | None,
