@@ -3,9 +3,11 @@
 
 On a GPU (``--backend cupy``) the peak is CuPy's pool (the backend's tracker); on a CPU
 ``--backend counting`` measures what a device would hold -- the bytes of the arrays each
-operation made, while they live (``backends.counting``) -- with a device plan (no cache cap).
+operation made, while they live (``backends.counting``) -- with a device plan (no cache cap);
+``counting-cupy`` with CuPy's gather-and-dot kernel for the sparse dots (``pair_gathers`` False).
 
     python3 scripts/device_peaks.py --data all --focus 0 --budget 100G --backend counting
+    python3 scripts/device_peaks.py --data all --focus 0 --budget 100G --backend counting-cupy
     python3 scripts/device_peaks.py --data random --budget 100G --backend cupy
 
 ``all`` is ../shared/data/all_leukemia.tsv.gz (or .gpudata/ beside the checkout), ``demo`` the
@@ -52,10 +54,10 @@ def main() -> int:
     ap.add_argument("--backend", default="counting")
     ap.add_argument("--B", type=int, default=1000)
     args = ap.parse_args()
-    if args.backend == "counting":
+    if args.backend in ("counting", "counting-cupy"):
         from bootgpu.backends.counting import CountingBackend
 
-        backend = CountingBackend()
+        backend = CountingBackend(pair_gathers=args.backend == "counting")
     else:
         from bootgpu.backends import get_backend
 

@@ -25,8 +25,8 @@ def values():
     return read_expression(demo_expression_path()).values[:N_GENES]
 
 
-def _run(device_bytes: int, values, focus: int):
-    backend = CountingBackend(device_bytes=device_bytes)
+def _run(device_bytes: int, values, focus: int, pair_gathers: bool = True):
+    backend = CountingBackend(device_bytes=device_bytes, pair_gathers=pair_gathers)
     cfg = AnalysisConfig(n_bootstrap=B, fdr_alpha=0.2)
     k_low, k_high = cfg.validate(values.shape[1])
     budget = resolve_budget(backend, None)  # a share of the device, as a run takes it
@@ -44,6 +44,24 @@ def test_device_peak_stays_under_the_prediction_and_the_budget(values, device_mi
     predicted = result.plan.predicted_peak_bytes
     assert result.edges["gene_i"].shape[0] > 1000  # the bootstrap has work
     assert peak <= predicted <= plan.budget_bytes, (peak, predicted, plan.budget_bytes)
+
+
+@pytest.mark.parametrize("device_mib", [2048, 64])  # (at 24 MiB chunks of 100 edges go the per-edge way)
+def test_a_gather_free_pair_kernel_is_planned_smaller_and_still_held_under(values, device_mib):
+    """A device whose sparse dots gather as they sum (``Backend.pair_gathers`` False, CuPy's
+    kernel; emulated here as one counted operation holding only its output) is planned without the
+    (E, k, R) gathers: more replicates a chunk and a smaller predicted bootstrap per replicate,
+    the measured peak still under the prediction, and the same results."""
+    gathers, gathers_result, gathers_peak = _run(device_mib << 20, values, 4)
+    plan, result, peak = _run(device_mib << 20, values, 4, pair_gathers=False)
+    assert not plan.pair_gathers and gathers.pair_gathers
+    assert peak <= result.plan.predicted_peak_bytes <= plan.budget_bytes, (peak, result.plan.predicted_peak_bytes)
+    assert peak < gathers_peak
+    assert result.plan.replicate_chunk >= gathers_result.plan.replicate_chunk
+    assert (result.plan.predicted_peak_bytes - result.plan.resident_bytes) / result.plan.replicate_chunk \
+        < (gathers_result.plan.predicted_peak_bytes - gathers_result.plan.resident_bytes) / gathers_result.plan.replicate_chunk
+    for key, value in gathers_result.edges.items():
+        assert value.tobytes() == result.edges[key].tobytes(), key
 
 
 def test_a_smaller_device_gets_a_smaller_plan_not_a_larger_peak(values):

@@ -218,7 +218,7 @@ def _sub_plan(plan: Plan, n_genes: int, size: int, n_samples: int, k_low: int, k
         return plan_batches(size, n_samples, k_low, k_high, cfg.n_bootstrap, plan.budget_bytes,
                             bootstrap_frac=cfg.bootstrap_frac, working_set_bytes=plan.working_set_bytes,
                             ieee_float32_matmul=plan.ieee_float32_matmul, ranks_by_gene=plan.ranks_by_gene,
-                            bootstrap_share=plan.bootstrap_share,
+                            bootstrap_share=plan.bootstrap_share, pair_gathers=plan.pair_gathers,
                             threads=plan.threads, store=cfg.store,
                             rows_per_block=rows)
 

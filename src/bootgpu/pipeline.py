@@ -836,7 +836,7 @@ def bootstrap_edges(backend: Backend, groups: Groups, sel: dict[str, Array], foc
         gathered = 0 if plan.working_set_bytes else sparse_edges
         work.append(min(plan.threads, -(-cfg.n_bootstrap // reps)) * reps
                     * replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties, dense_edges,
-                                      own=plan.ranks_by_gene))
+                                      own=plan.ranks_by_gene, gathers=plan.pair_gathers))
         return reps
 
     out = bootstrap_summaries(backend, low, high, sel["gene_i"], sel["gene_j"], delta, boot_cfg, replicate_chunk)

@@ -93,6 +93,7 @@ class Plan:
     ieee_float32_matmul: bool = False  # the device's float32 products are IEEE (joint blocks from one product)
     ranks_by_gene: bool = False  # the backend ranks resamples itself (own_ranks): D alone, in int8 while m < 128
     bootstrap_share: float = 0.0  # of the free budget the bootstrap may take (Backend.bootstrap_share)
+    pair_gathers: bool = True  # a device's sparse dots hold their gathered rows (Backend.pair_gathers)
 
 def resident_bytes(n_genes: int, n_samples: int, k_low: int, k_high: int, threads: int = 1) -> int:
     """Both groups' rank structures (measured: 72 bytes a gene and group sample held; the sort
@@ -188,16 +189,17 @@ def own_ranks(working_set_bytes: int, ranks_by_gene: bool | None = None) -> bool
 
 
 def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: int = 0, gathered_edges: int = 0,
-                    ties: bool = True, dense_edges: int | None = None, own: bool = False) -> int:
+                    ties: bool = True, dense_edges: int | None = None, own: bool = False, gathers: bool = True) -> int:
     """One replicate of an edge chunk's bootstrap for one group (the groups take turns), at the
     larger of its two phases: ranks -- the genes' sorted counts, their doubled scan and the ranks D
     gathered from it (then W = c * D); then the dots, with D and W held: the largest dense block's
     product output (``dense_outputs`` = rows x columns) with its gathered rows and their float
     copies, then with its edges' values (``dense_edges``, at most the outputs), then those with a
     float64 temporary; ``gathered_edges`` rows gathered at once for the sparse dots (a device
-    gathers a whole block, with its dots and a float64 temporary; NumPy works in cache-sized
-    pieces: 0).  r goes straight into the edge chunk's deltas (``edge_bytes``), so nothing per edge
-    is held across replicates -- except on the per-edge way (``core.bootstrap.EdgeGroup``, chunks
+    gathers a whole block, with its dots and a float64 temporary -- without ``gathers``, a kernel
+    that gathers as it sums, the dots and the temporary alone; NumPy works in cache-sized pieces:
+    0).  r goes straight into the edge chunk's deltas (``edge_bytes``), so nothing per edge is held
+    across replicates -- except on the per-edge way (``core.bootstrap.EdgeGroup``, chunks
     whose genes are barely shared): both ends' ranks gathered per edge, the dots and r (with ties,
     S of both ends too) for the whole chunk.  ``own``: the backend ranks resamples itself
     (``own_ranks``), D alone in int8 while m < 128 (W formed where used), both groups' at once
@@ -218,7 +220,7 @@ def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: i
         block_edges = dense_outputs if dense_edges is None else min(dense_edges, dense_outputs)
         rows = 2 * k * min(n_genes, 512) * (dot + exact)
         dense = max(dense_outputs * exact + max(rows, block_edges * exact), block_edges * (exact + F64))
-    gathered = gathered_edges * (2 * k * dot + dot + F64)
+    gathered = gathered_edges * ((2 * k * dot if gathers else 0) + dot + F64)
     return max(ranks, held + max(dense, gathered)) + 48 * m + 40 * k
 
 
@@ -337,6 +339,7 @@ def plan_batches(
     ieee_float32_matmul: bool = False,
     ranks_by_gene: bool | None = None,
     bootstrap_share: float = 0.0,
+    pair_gathers: bool = True,
     threads: int = 1,
     store: str = "minimal",
     fit: bool = True,
@@ -351,7 +354,8 @@ def plan_batches(
     (``Backend.ieee_float32_matmul``) says how a device makes joint blocks (``pair_stage_bytes``),
     ``ranks_by_gene`` (``Backend.ranks_by_gene``; None: ``own_ranks`` infers it) how it ranks resamples,
     ``bootstrap_share`` (``Backend.bootstrap_share``) how much of the free budget the bootstrap may
-    take beyond what the pair stage used.
+    take beyond what the pair stage used, ``pair_gathers`` (``Backend.pair_gathers``) whether a
+    device's sparse dots hold their gathered rows.
     """
     ranks_by_gene = own_ranks(working_set_bytes, ranks_by_gene)
     k = max(k_low, k_high)
@@ -377,7 +381,7 @@ def plan_batches(
     edges = edge_chunk or _largest_edge_chunk(boot_room, n_genes * (n_genes - 1) // 2, n_bootstrap, threads, cached)
     genes_in_chunk = min(2 * edges, n_genes)
     gathered = 0 if working_set_bytes else edges
-    per_rep = replicate_bytes(k, m, genes_in_chunk, edges, 0, gathered, own=ranks_by_gene)
+    per_rep = replicate_bytes(k, m, genes_in_chunk, edges, 0, gathered, own=ranks_by_gene, gathers=pair_gathers)
     reps = replicate_chunk or max(1, min(-(-n_bootstrap // threads),
                                          (boot_room - edges * (per_edge + SELECTED_EDGE_BYTES)) // (per_rep * threads)))
     room = 0 if replicate_chunk else reps * per_rep  # per thread, re-divided at run time by the actual gene subset
@@ -396,7 +400,8 @@ def plan_batches(
     return Plan(budget_bytes, rows, cache_pairs, reps, edges, index_genes, peak, room, stages, working_set_bytes, threads,
                 resident_bytes=fixed, pair_stage_bytes=pair_work, ieee_float32_matmul=ieee_float32_matmul,
                 bootstrap_room_bytes=0 if (edge_chunk or replicate_chunk) else boot_room,
-                n_bootstrap=n_bootstrap, k=k, m=m, ranks_by_gene=ranks_by_gene, bootstrap_share=bootstrap_share)
+                n_bootstrap=n_bootstrap, k=k, m=m, ranks_by_gene=ranks_by_gene, bootstrap_share=bootstrap_share,
+                pair_gathers=pair_gathers)
 
 
 def _stages(fixed, rows, threads, cache_pairs, pair_work, edges, reps, boot_work, index_genes, index_peak) -> dict:
@@ -426,7 +431,8 @@ def _within_budget(plan_args: dict) -> Plan:
     keys = ("n_genes", "n_samples", "k_low", "k_high", "n_bootstrap")
     args = [plan_args[k] for k in keys]
     kwargs = {k: plan_args[k] for k in ("bootstrap_frac", "index_genes_per_block", "working_set_bytes",
-                                        "ieee_float32_matmul", "ranks_by_gene", "bootstrap_share", "store")}
+                                        "ieee_float32_matmul", "ranks_by_gene", "bootstrap_share", "pair_gathers",
+                                        "store")}
 
     def fitting(budget: int, threads: int) -> Plan | None:
         for t in range(threads, 0, -1):
@@ -516,7 +522,7 @@ def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: i
         return plan.replicate_chunk
     gathered = 0 if plan.working_set_bytes else sparse_edges
     reps = plan.replicate_room_bytes // replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties, dense_edges,
-                                                        own=plan.ranks_by_gene)
+                                                        own=plan.ranks_by_gene, gathers=plan.pair_gathers)
     if plan.working_set_bytes:
         reps = min(reps, replicate_chunk_cap(plan.working_set_bytes, k, m, n_genes, n_edges, dense_outputs))
     reps = max(1, min(-(-n_bootstrap // plan.threads), reps))  # every thread gets a chunk

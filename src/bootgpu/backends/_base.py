@@ -52,6 +52,8 @@ class Backend:
     # products of fractional values (core.spearman.JointBlocks' one-product form) are then exact
     bootstrap_share: float = 0.0  # of the free budget the bootstrap may take (edge chunks): on a
     # device a launch-bound focus gene wants few chunks; 0: what the pair stage used (planner)
+    pair_gathers: bool = True  # a device's sparse dots gather both ends' (E, k, R) rows (the generic
+    # pair_dots); False: a kernel gathers as it sums and holds only the dots (the planner's model)
     ranks_by_gene: bool = False  # resample_ranks ranks each gene itself (a host kernel); the core
     # then builds its inputs (core.bootstrap.GeneGroup: slot_position, tie_last) and the planner
     # models D alone (planner.own_ranks)
@@ -60,7 +62,8 @@ class Backend:
     def plan_facts(self) -> dict:
         """The facts the memory planner takes from a backend, as ``planner.plan_batches``'s keywords."""
         return {"working_set_bytes": self.working_set_bytes, "ieee_float32_matmul": self.ieee_float32_matmul,
-                "ranks_by_gene": self.ranks_by_gene, "bootstrap_share": self.bootstrap_share}
+                "ranks_by_gene": self.ranks_by_gene, "bootstrap_share": self.bootstrap_share,
+                "pair_gathers": self.pair_gathers}
 
     def device_name(self) -> str:
         raise NotImplementedError

@@ -155,11 +155,18 @@ class CountingBackend(StrictBackend):
     def device_name(self) -> str:
         return "cpu (array_api_strict, operations counted)"
 
-    def __init__(self, device_bytes: int | None = None):
+    def __init__(self, device_bytes: int | None = None, pair_gathers: bool = True):
         super().__init__()
         self._strict = self.xp
         self.xp = _namespace(self._strict)
         self.device_bytes = device_bytes  # a device of this many bytes (None: the host's memory)
+        self.pair_gathers = pair_gathers  # False: pair_dots as CuPy's one gather-and-dot kernel
+
+    def pair_dots(self, w, d, a, b):
+        if self.pair_gathers:
+            return super().pair_dots(w, d, a, b)
+        # as one kernel (CupyBackend.pair_dots): one operation, and only its output held
+        return _counted("pair_dots", super().pair_dots)(w, d, a, b)
 
     @contextlib.contextmanager
     def _operators_counted(self):

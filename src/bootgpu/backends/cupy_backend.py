@@ -138,6 +138,7 @@ class CupyScans:
 class CupyBackend(Backend):
     name = "cupy"
     on_device = True
+    pair_gathers = False  # pair_dots below: one gather-and-dot kernel, no (E, k, R) gathers
     bootstrap_share = 0.25  # of the free budget (see planner.BOOTSTRAP_MIN_ROOM): few edge chunks, few launches
 
     def __init__(self):
