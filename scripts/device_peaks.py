@@ -93,7 +93,7 @@ def main() -> int:
         with backend.track_peak() as peak:
             result = pipeline.analyse_focus(backend, expr, focus, cfg, plan, k_low, k_high)
         predicted = result.plan.predicted_peak_bytes if result.plan is not None else plan.predicted_peak_bytes
-        rows.append({"data": Path(args.data).name if Path(args.data).exists() else args.data, "focus": focus, "backend": backend.name, "edges": int(result.edges["gene_i"].shape[0]),
+        rows.append({"data": Path(args.data).name if Path(args.data).exists() else args.data, "focus": focus, "backend": args.backend, "edges": int(result.edges["gene_i"].shape[0]),
                      "seconds": round(time.perf_counter() - t0, 2), "peak_gib": round(peak.peak_bytes / 2**30, 3),
                      "predicted_gib": round(predicted / 2**30, 3), "ratio": round(predicted / max(peak.peak_bytes, 1), 3),
                      "stage_peak_gib": {k: round(v / 2**30, 3) for k, v in stages.items()},
