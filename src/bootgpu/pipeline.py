@@ -37,7 +37,7 @@ from bootgpu.core.spearman import (
     GroupRanks, group_ranks, joint_cells,
 )
 from bootgpu.core.split import separated, split_samples
-from bootgpu.planner import Plan, bootstrap_peak, plan_bootstrap, replicate_bytes, replicate_chunk_for
+from bootgpu.planner import Plan, bootstrap_peak, plan_bootstrap, planned_replicate_bytes, replicate_chunk_for
 from bootgpu.results_schema import EDGE_FLOAT_FIELDS, PAIR_MASK_FIELDS, PAIR_VALUE_FIELDS, FocusResult, empty_edges
 
 TESTS = ("low", "high", "diff")
@@ -833,10 +833,8 @@ def bootstrap_edges(backend: Backend, groups: Groups, sel: dict[str, Array], foc
                         dense_edges: int | None = None) -> int:
         reps = replicate_chunk_for(plan, cfg.n_bootstrap, k, m, n_genes, n_edges, dense_outputs, sparse_edges, ties,
                                    dense_edges)
-        gathered = 0 if plan.working_set_bytes else sparse_edges
         work.append(min(plan.threads, -(-cfg.n_bootstrap // reps)) * reps
-                    * replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties, dense_edges,
-                                      own=plan.ranks_by_gene, gathers=plan.pair_gathers))
+                    * planned_replicate_bytes(plan, k, m, n_genes, n_edges, dense_outputs, sparse_edges, ties, dense_edges))
         return reps
 
     out = bootstrap_summaries(backend, low, high, sel["gene_i"], sel["gene_j"], delta, boot_cfg, replicate_chunk)

@@ -512,6 +512,16 @@ def bootstrap_peak(plan: Plan, replicate_work: list) -> Plan:
     return replace(plan, predicted_peak_bytes=peak, stages=stages)
 
 
+def planned_replicate_bytes(plan: Plan, k: int, m: int, n_genes: int, n_edges: int, dense_outputs: int = 0,
+                            sparse_edges: int = 0, ties: bool = True, dense_edges: int | None = None) -> int:
+    """``replicate_bytes`` of an edge chunk with the plan's backend facts: its sparse edges
+    gathered at once on a device (a host works in cache-sized pieces), the backend's own ranks,
+    and the gathers only where its sparse dots hold them (``Plan.pair_gathers``)."""
+    gathered = 0 if plan.working_set_bytes else sparse_edges
+    return replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties, dense_edges, own=plan.ranks_by_gene,
+                           gathers=plan.pair_gathers)
+
+
 def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: int, n_edges: int,
                         dense_outputs: int = 0, sparse_edges: int = 0, ties: bool = True,
                         dense_edges: int | None = None) -> int:
@@ -520,9 +530,8 @@ def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: i
     fewer genes), and within the working-set cap."""
     if not plan.replicate_room_bytes:
         return plan.replicate_chunk
-    gathered = 0 if plan.working_set_bytes else sparse_edges
-    reps = plan.replicate_room_bytes // replicate_bytes(k, m, n_genes, n_edges, dense_outputs, gathered, ties, dense_edges,
-                                                        own=plan.ranks_by_gene, gathers=plan.pair_gathers)
+    reps = plan.replicate_room_bytes // planned_replicate_bytes(plan, k, m, n_genes, n_edges, dense_outputs, sparse_edges,
+                                                                ties, dense_edges)
     if plan.working_set_bytes:
         reps = min(reps, replicate_chunk_cap(plan.working_set_bytes, k, m, n_genes, n_edges, dense_outputs))
     reps = max(1, min(-(-n_bootstrap // plan.threads), reps))  # every thread gets a chunk
