@@ -407,10 +407,19 @@ def test_exact_joint_bins_from_one_order_equal_binning_every_cell(n_bins):
     table = stream.exact
     rng = np.random.default_rng(5)
     counts = rng.integers(0, 4, table.n) * (rng.random(table.n) < 0.6)
+    counts[rng.integers(0, table.n, 5)] = 3 << 40  # sums far beyond int32, exact in int64
     stream.set_level_counts(counts)
     s = table.values(np).reshape(-1)
     cell_bins = stream.bins(s)
-    np.testing.assert_array_equal(table.bin_totals(stream), np.bincount(cell_bins, weights=counts, minlength=n_bins).astype(np.int64))
+    # per bin, in int64: the counts of each bin's range of the sorted cells, by their running sum
+    assert np.all(np.diff(cell_bins[table.order]) >= 0)
+    ends = np.concatenate([[0], np.cumsum(counts[table.order], dtype=np.int64)])
+    want_totals = ends[table.bin_starts[1:]] - ends[table.bin_starts[:-1]]
+    totals = table.bin_totals(stream)
+    assert totals.dtype == np.int64 and int(totals.max()) >= 3 << 40
+    np.testing.assert_array_equal(totals, want_totals)
+    occupied = np.unique(cell_bins[counts > 0])
+    assert [int(totals[t]) for t in occupied] == [sum(int(c) for c in counts[cell_bins == t]) for t in occupied]
     chosen = np.zeros(n_bins, dtype=bool)
     chosen[np.unique(cell_bins)[::3]] = True
     values, mult = table.picked(stream, chosen)

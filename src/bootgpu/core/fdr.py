@@ -248,7 +248,8 @@ class ExactJoint:
     (two table gathers, a subtraction, abs: the same bits).  ``order`` holds the cells by
     descending s, which is by ascending BH bin whatever the number of bins (a bin is a range of s),
     so it is made once per pair of group sizes; ``bin_starts`` says where each of the stream's bins
-    starts in it."""
+    starts in it (``picked`` reads the chosen bins' cells from it; ``bin_totals`` bins the cells
+    in table order instead, which reads the counts in sequence)."""
 
     n_low: int
     n_high: int
@@ -256,6 +257,8 @@ class ExactJoint:
     z_high: Any
     order: Any  # (n_low * n_high,) int32: the cells by descending s
     bin_starts: Any  # (n_bins + 1,) int64: where each bin's cells start in ``order``
+
+    BIN_TOTAL_PARTS = 4  # row ranges ``bin_totals`` sums in (its temporaries: a part's)
 
     @property
     def n(self) -> int:
@@ -271,10 +274,22 @@ class ExactJoint:
         return xp.abs(self.z_high[None, :self.n_high] - self.z_low[:self.n_low, None])
 
     def bin_totals(self, stream):
-        """Pairs counted by cell, per bin: the counts in ``order`` summed by ranges (int64, exact)."""
-        xp = stream.xp
-        ends = xp.concat([xp.zeros((1,), dtype=xp.int64), xp.cumulative_sum(xp.take(stream.level_counts, self.order))])
-        return xp.take(ends, self.bin_starts[1:]) - xp.take(ends, self.bin_starts[:-1])
+        """Pairs counted by cell, per bin (int64): each cell's bin from its s (``stream.bins`` of
+        ``value_at``'s float64, so the bin ``bin_starts`` puts it in), the counts summed by bin
+        in ``BIN_TOTAL_PARTS`` row ranges of the table.  The float64 sums are exact integers (a
+        study has far fewer than 2**53 pairs).  Reading the counts in cell order, not in ``order``:
+        ALL's 6.8 M cells 0.14 -> 0.03 s a focus gene; the temporaries stay a quarter of the
+        table's (about 20 bytes a cell of a part)."""
+        xp, backend = stream.xp, stream.backend
+        counts = xp.reshape(stream.level_counts, (self.n_low, self.n_high))
+        totals = None
+        step = -(-self.n_low // self.BIN_TOTAL_PARTS)
+        for a0 in range(0, self.n_low, step):
+            rows = slice(a0, min(a0 + step, self.n_low))
+            bins = stream.bins(xp.reshape(xp.abs(self.z_high[None, :self.n_high] - self.z_low[rows, None]), (-1,)))
+            part = backend.bincount(bins, stream.n_bins, weights=xp.astype(xp.reshape(counts[rows, :], (-1,)), xp.float64))
+            totals = part if totals is None else totals + part
+        return xp.astype(totals, xp.int64)
 
     def picked(self, stream, bin_mask):
         """(values, multiplicities) of the cells with pairs that fall in chosen bins (repeated
