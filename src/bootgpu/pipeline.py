@@ -746,18 +746,25 @@ def _joint_selection_pass(xp, passes: JointPasses, pairs, s_star: dict, edge_sel
     for name, n in (("low", n_low), ("high", n_high)):
         a, cut = xp.arange(n, dtype=xp.int64), passes.level_cut(name, s_star[name])
         sig[name] = (a < cut) | (a > (n - 1) - cut)  # |r| >= s*  <=>  min(a, D/2 - a) < cut
-    sig["diff"] = streams["diff"].exact.values(xp) >= s_star["diff"]
-    edge_cells = (sig["low"][:, None] | sig["high"][None, :]) & sig["diff"]
-    table = xp.reshape(streams["diff"].level_counts, (n_low, n_high))
+    exact, table = streams["diff"].exact, xp.reshape(streams["diff"].level_counts, (n_low, n_high))
+    chosen = xp.zeros((n_low, n_high), dtype=xp.bool)  # the cells whose pairs are edges
+    n_diff = n_edges = 0  # device scalars, read once
+    for rows in exact.row_parts():  # a part of the table at a time: no temporary of every cell
+        diff = exact.values(xp, rows) >= s_star["diff"]
+        edges = (sig["low"][rows, None] | sig["high"][None, :]) & diff
+        chosen[rows, :] = edges if edge_selection == "sig_edges" else diff
+        n_diff = n_diff + xp.sum(table[rows, :][diff])
+        n_edges = n_edges + xp.sum(table[rows, :][edges])
+        del diff, edges
 
     def total(mask, counts):
         return int(xp.sum(counts[mask]))
 
     counts = {"n_sig_low": total(sig["low"], streams["low"].level_counts),
               "n_sig_high": total(sig["high"], streams["high"].level_counts),
-              "n_sig_diff": total(sig["diff"], table), "n_sig_edges": total(edge_cells, table)}
-    chosen_cells = passes.backend.cell_set(xp.reshape(edge_cells if edge_selection == "sig_edges" else sig["diff"], (-1,)))
-    del edge_cells, table
+              "n_sig_diff": int(n_diff), "n_sig_edges": int(n_edges)}
+    chosen_cells = passes.backend.cell_set(xp.reshape(chosen, (-1,)))
+    del chosen, table
 
     def per_block(block, valid, stats):
         item = stats.item

@@ -258,7 +258,7 @@ class ExactJoint:
     order: Any  # (n_low * n_high,) int32: the cells by descending s
     bin_starts: Any  # (n_bins + 1,) int64: where each bin's cells start in ``order``
 
-    BIN_TOTAL_PARTS = 4  # row ranges ``bin_totals`` sums in (its temporaries: a part's)
+    PARTS = 4  # row ranges that work on every cell runs in (``row_parts``: its temporaries are a part's)
 
     @property
     def n(self) -> int:
@@ -269,24 +269,29 @@ class ExactJoint:
         a, b = xp.floor_divide(cells, self.n_high), xp.remainder(cells, self.n_high)
         return xp.abs(xp.take(self.z_high, b) - xp.take(self.z_low, a))
 
-    def values(self, xp):
-        """s of every cell, (n_low, n_high) float64 (a temporary: 8 bytes a cell)."""
-        return xp.abs(self.z_high[None, :self.n_high] - self.z_low[:self.n_low, None])
+    def values(self, xp, rows: slice = slice(None)):
+        """s of every cell of table rows ``rows`` (default all), (rows, n_high) float64: the same
+        bits as ``value_at`` (a temporary: 8 bytes a cell)."""
+        return xp.abs(self.z_high[None, :self.n_high] - self.z_low[:self.n_low][rows, None])
+
+    def row_parts(self) -> list[slice]:
+        """``PARTS`` ranges of the table's rows, for work on every cell a part at a time: a part of
+        ALL's 6.8 M cells is 13.5 MB of float64, which glibc serves from its heap (below its 32 MiB
+        mmap threshold) instead of fresh zeroed pages (54 MB each: several a focus gene)."""
+        step = -(-self.n_low // self.PARTS)
+        return [slice(a0, min(a0 + step, self.n_low)) for a0 in range(0, self.n_low, step)]
 
     def bin_totals(self, stream):
         """Pairs counted by cell, per bin (int64): each cell's bin from its s (``stream.bins`` of
-        ``value_at``'s float64, so the bin ``bin_starts`` puts it in), the counts summed by bin
-        in ``BIN_TOTAL_PARTS`` row ranges of the table.  The float64 sums are exact integers (a
-        study has far fewer than 2**53 pairs).  Reading the counts in cell order, not in ``order``:
-        ALL's 6.8 M cells 0.14 -> 0.03 s a focus gene; the temporaries stay a quarter of the
-        table's (about 20 bytes a cell of a part)."""
+        the same float64 as ``value_at``, so the bin ``bin_starts`` puts it in), the counts summed
+        by bin, a row part at a time.  The float64 sums are exact integers (a study has far fewer
+        than 2**53 pairs).  Reading the counts in cell order, not through ``order``: ALL's 6.8 M
+        cells 0.14 -> 0.03 s a focus gene."""
         xp, backend = stream.xp, stream.backend
         counts = xp.reshape(stream.level_counts, (self.n_low, self.n_high))
         totals = None
-        step = -(-self.n_low // self.BIN_TOTAL_PARTS)
-        for a0 in range(0, self.n_low, step):
-            rows = slice(a0, min(a0 + step, self.n_low))
-            bins = stream.bins(xp.reshape(xp.abs(self.z_high[None, :self.n_high] - self.z_low[rows, None]), (-1,)))
+        for rows in self.row_parts():
+            bins = stream.bins(xp.reshape(self.values(xp, rows), (-1,)))
             part = backend.bincount(bins, stream.n_bins, weights=xp.astype(xp.reshape(counts[rows, :], (-1,)), xp.float64))
             totals = part if totals is None else totals + part
         return xp.astype(totals, xp.int64)
