@@ -11,7 +11,7 @@ import pytest
 
 from bootgpu.backends import host_kernels
 from bootgpu.backends._base import Backend
-from bootgpu.backends.numpy_backend import NumpyBackend
+from bootgpu.backends.numpy_backend import NumpyBackend, WrappedCounts
 
 
 def test_numba_is_installed_and_the_kernels_are_used(monkeypatch):
@@ -244,17 +244,25 @@ def test_column_statistics_leave_short_rows_to_numpy():
 @pytest.mark.parametrize("numba", ["1", "0"])
 def test_joint_histogram_counts_every_index_whatever_the_batching(numba, monkeypatch):
     """The count pass's histogram (core.fdr.JointHistogram) equals one np.bincount of every joint
-    index, with the compiled kernel (int32 tables) and without it, over batches, threads and a
-    table spilled into the total before it could overflow."""
+    index, with the compiled kernel (a byte a cell, wrapping into an int32 count of wraps) and
+    without it (int64), over batches, threads and a table spilled into the total before it could
+    overflow; cells counted 255, 256, 257 and 70,000 times, and none."""
     from bootgpu.core.fdr import JointHistogram
 
     monkeypatch.setenv("BOOTGPU_NUMBA", numba)
     rng = np.random.default_rng(11)
     n_cells = 5000
-    blocks = [rng.integers(0, n_cells, int(size)).astype(np.int32) for size in rng.integers(0, 900, 40)]
+    blocks = [rng.integers(0, n_cells - 1, int(size)).astype(np.int32) for size in rng.integers(0, 900, 40)]
+    busy = np.repeat(np.array([3, 4, 5, 6], dtype=np.int32), [255, 256, 257, 70_000])
+    blocks += [busy[i::7] for i in range(7)]  # their counts spread over blocks and threads
     want = np.bincount(np.concatenate(blocks), minlength=n_cells)
+    assert want[6] >= 70_000 and want[n_cells - 1] == 0
     backend = NumpyBackend()
-    assert backend.count_table(n_cells).dtype == (np.int32 if numba == "1" else np.int64)
+    table = backend.count_table(n_cells)
+    assert isinstance(table, WrappedCounts) if numba == "1" else table.dtype == np.int64
+    backend.count_into(table, [busy])
+    assert backend.table_counts(table, 3, 7).tolist() == [255, 256, 257, 70_000]
+    assert backend.table_counts(table, 0, 3).tolist() == [0, 0, 0]
     for threads, batch, spill in ((1, 1 << 23, None), (2, 700, None), (3, 500, 1200)):
         monkeypatch.setattr(JointHistogram, "BATCH_PAIRS", batch)
         monkeypatch.setattr(JointHistogram, "SPILL_AT", spill)
@@ -269,6 +277,7 @@ def test_joint_histogram_counts_every_index_whatever_the_batching(numba, monkeyp
 def test_count_into_refuses_indices_outside_the_table():
     backend = NumpyBackend()
     table = backend.count_table(10)
+    assert isinstance(table, WrappedCounts)
     with pytest.raises(ValueError, match="outside a table of 10"):
         backend.count_into(table, [np.array([3, 10], dtype=np.int32)])
     with pytest.raises(ValueError, match="outside"):

@@ -166,16 +166,25 @@ class Backend:
         xp = self.xp
         return self.bincount(parts[0] if len(parts) == 1 else xp.concat(parts), minlength)
 
-    def count_table(self, n: int) -> Array:
-        """A zeroed table of ``n`` counts for ``count_into``, in the narrowest integer type the
-        backend counts in (int64 here; a table is spilled into an int64 total by its caller before
-        it could overflow)."""
+    def count_table(self, n: int):
+        """A zeroed table of ``n`` counts for ``count_into``, in the narrowest form the backend
+        counts in (an int64 array here; its caller reads it with ``table_counts`` and spills it
+        into an int64 total before it could overflow: ``table_capacity``)."""
         return self.xp.zeros(n, dtype=self.xp.int64)
 
-    def count_into(self, table: Array, parts: list) -> None:
+    def count_into(self, table, parts: list) -> None:
         """Add the counts of the values of several 1-D integer arrays (each in 0 .. n - 1) into
         ``table`` (``count_table(n)``), in place."""
         table += self.xp.astype(self.bincount_parts(parts, table.shape[0]), table.dtype, copy=False)
+
+    def table_counts(self, table, start: int, stop: int) -> Array:
+        """The counts of cells ``start:stop`` of a ``count_table``, int64 (the table's own
+        array where it holds int64)."""
+        return self.xp.astype(table[start:stop], self.xp.int64, copy=False)
+
+    def table_capacity(self, table) -> int:
+        """Values a ``count_table`` can count, all into one cell, without overflowing."""
+        return int(self.xp.iinfo(table.dtype).max)
 
     def upper_triangle(self, rect: Array) -> Array:
         """``rect[i, i + 1:]`` of every row i of a 2-D array, concatenated (a pair block's pairs j > i

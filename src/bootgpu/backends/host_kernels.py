@@ -79,8 +79,8 @@ def prepare() -> None:
     for products in (np.zeros((1, 2), np.float32), np.zeros((1, 2))):  # core.bootstrap.exact_dtype
         for dest in (out, out[:, :2]):
             kernel("gathered_ratio")(products, np.zeros(1, np.int64), np.ones(1), dest, 0, 0, False)
-    for table in (np.zeros(1, np.int32), np.zeros(1, np.int64)):  # JointHistogram's tables, joint indices int32
-        kernel("count_into")(table, np.zeros(1, np.int32))
+    # JointHistogram's tables (numpy_backend.WrappedCounts), joint indices int32
+    kernel("count_into")(np.zeros(1, np.uint8), np.zeros(1, np.int32), np.zeros(1, np.int64), np.zeros(1, np.int32))
     kernel("positions_in")(np.zeros(1, np.uint8), np.zeros(1, np.int32), np.zeros(1, np.int64))
     rect = np.zeros((2, 3), np.float32)
     for block in (rect, rect[:, 1:]):  # a whole product, or a view of one
@@ -249,15 +249,22 @@ def _gathered_ratio(products, flat, den, out, r0, c0, subtract):  # pragma: no c
                 dest[e] = np.float64(src[flat[e]]) / dv
 
 
-def _count_into(table, values):  # pragma: no cover - compiled
-    # table[v] += 1 for every v of values (one read of the values, no copy, no fresh table); returns
-    # how many fell outside the table, which are not counted
-    n, outside = table.shape[0], 0
+def _count_into(low, wraps, n_wraps, values):  # pragma: no cover - compiled
+    # count v for every v of values into low (uint8) + 256 wraps (numpy_backend.WrappedCounts):
+    # one read of the values, no copy, no fresh table; a byte that wraps adds one to wraps[v]
+    # and n_wraps[0]; returns how many fell outside the table, which are not counted
+    n, outside = low.shape[0], 0
     for v in values:
         if v < 0 or v >= n:
             outside += 1
         else:
-            table[v] += 1
+            c = low[v] + 1
+            if c > 255:
+                low[v] = 0
+                wraps[v] += 1
+                n_wraps[0] += 1
+            else:
+                low[v] = c
     return outside
 
 

@@ -343,13 +343,13 @@ class JointHistogram:
     """Counts of joint indices (``spearman.JointBlocks``) streamed in blocks.  Blocks are counted
     in batches of about ``BATCH_PAIRS`` pairs a thread, ``threads`` batches at once, each thread
     into its own table (``Backend.count_table``, kept for the focus gene; the NumPy backend's
-    compiled kernel counts int32 values straight into it, other backends ``bincount`` a batch and
-    add it), and the tables added into an int64 total at the end, by ranges of cells in the same
-    threads -- or earlier, where a narrow table could otherwise overflow.  Integer counts: the
-    same for any batching."""
+    compiled kernel counts int32 values straight into a byte a cell, other backends ``bincount``
+    a batch and add it), and the tables read (``Backend.table_counts``) into an int64 total at the
+    end, by ranges of cells in the same threads -- or earlier, where a narrow table could
+    otherwise overflow (``Backend.table_capacity``).  Integer counts: the same for any batching."""
 
     BATCH_PAIRS = 1 << 23  # ALL focus 0, one thread: count pass 4.8 s CPU with 2 M, 4.2 s with 4 M, 3.7 s with 8 M (bincount)
-    SPILL_AT = None  # pairs a table counts before it is added to the total (None: its dtype's maximum)
+    SPILL_AT = None  # pairs a table counts before it is added to the total (None: its capacity)
 
     def __init__(self, backend, n_cells: int, threads: int = 1):
         self.backend, self.xp = backend, backend.xp
@@ -382,14 +382,14 @@ class JointHistogram:
         for i, size in enumerate(sizes):
             if self._tables[i] is None:
                 self._tables[i] = backend.count_table(self.n_cells)
-            elif self._counted[i] + size > (self.SPILL_AT or xp.iinfo(self._tables[i].dtype).max):  # a cell could overflow
+            elif self._counted[i] + size > (self.SPILL_AT or backend.table_capacity(self._tables[i])):  # a cell could overflow
                 self._spill(i)
             self._counted[i] += size
         backend.map_chunks(lambda i: backend.count_into(self._tables[i], groups[i]), range(len(groups)), self.threads)
 
     def _spill(self, i: int) -> None:
-        xp, table = self.xp, self._tables[i]
-        counts = xp.astype(table, xp.int64)
+        table = self._tables[i]
+        counts = self.backend.table_counts(table, 0, self.n_cells)
         self.total = counts if self.total is None else self.total + counts
         self._tables[i], self._counted[i] = self.backend.count_table(self.n_cells), 0
 
@@ -403,7 +403,7 @@ class JointHistogram:
             if not tables:
                 return xp.zeros(self.n_cells, dtype=xp.int64)
             first, tables = tables[0], tables[1:]
-            self.total = xp.astype(first, xp.int64, copy=False)  # an int64 table is the total
+            self.total = backend.table_counts(first, 0, self.n_cells)  # an int64 table is the total
             del first
         if tables:
             step = -(-self.n_cells // self.threads)
@@ -411,7 +411,7 @@ class JointHistogram:
             def add(lo: int) -> None:
                 hi = min(lo + step, self.n_cells)
                 for table in tables:
-                    self.total[lo:hi] += xp.astype(table[lo:hi], xp.int64, copy=False)
+                    self.total[lo:hi] += backend.table_counts(table, lo, hi)
 
             backend.map_chunks(add, range(0, self.n_cells, step), self.threads)
         return self.total
@@ -423,8 +423,9 @@ def joint_table_bytes(n_cells: int, threads: int = 1, compiled: bool = False) ->
     pass at their peak -- the count pass's histogram (``JointHistogram``) or the selection's tables
     (the counts, every cell's statistic and the chosen cells' counts, up to 8 bytes a cell each)).
     Without the ``compiled`` kernel a thread holds an int64 table, its batch's fresh ``bincount``
-    table and the batch concatenated as int64.  The kernel's int32 tables and the int64 total take
-    less, but the allowance stays what it was before the kernel (the total, a table per thread and
+    table and the batch concatenated as int64.  The kernel's tables (a byte a cell, and 4 bytes of
+    wraps a cell that stay unmapped zeros unless a byte wraps) and the int64 total take less, but
+    the allowance stays what it was before the kernel (the total, a table per thread and
     a batch): with the smaller figure the smallest plan for ALL under ``ulimit -v`` measured 2%
     above its prediction (tests/test_faults.py, the budget it names as the smallest)."""
     batches = threads * JointHistogram.BATCH_PAIRS * 8
