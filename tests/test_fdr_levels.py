@@ -391,12 +391,13 @@ def test_joint_and_level_passes_give_the_same_bytes_on_all_leukemia(monkeypatch)
         assert got.edges[key].tobytes() == want.edges[key].tobytes(), key
 
 
-@pytest.mark.parametrize("n_bins", [1 << 12, 1 << 13, 1 << 20])
-def test_exact_joint_bins_from_one_order_equal_binning_every_cell(n_bins):
+@pytest.mark.parametrize("n_bins, part_rows", [(1 << 12, 0), (1 << 13, 31), (1 << 20, 1), (1 << 12, 120)])
+def test_exact_joint_bins_from_one_order_equal_binning_every_cell(n_bins, part_rows, monkeypatch):
     """The Fisher test's exact source sorts the cells once by s and finds each stream's bins in
     that order: its per-bin totals and the cells it picks for chosen bins equal binning every cell
     directly (np.bincount weighted by the counts; the cells of the chosen bins), for any number of
-    bins, with the order made for another number of bins."""
+    bins, with the order made for another number of bins, the totals made in parts of
+    ``part_rows`` rows of the table (0: in one) as well."""
     from bootgpu.core.fdr import BHStream, N_BINS, exact_joint
 
     k_low, k_high = 9, 11
@@ -405,6 +406,8 @@ def test_exact_joint_bins_from_one_order_equal_binning_every_cell(n_bins):
     exact_joint(NUMPY, BHStream(NUMPY, test, "diff", N_BINS // 2, joint=(low, high)), low, high)  # another n_bins first
     stream = BHStream(NUMPY, test, "diff", n_bins, joint=(low, high))
     table = stream.exact
+    monkeypatch.setattr(NUMPY, "working_set_bytes", part_rows * 8 * table.n_high)
+    assert len(table.row_parts(NUMPY.working_set_bytes)) == (-(-table.n_low // part_rows) if part_rows else 1) > 0
     rng = np.random.default_rng(5)
     counts = rng.integers(0, 4, table.n) * (rng.random(table.n) < 0.6)
     counts[rng.integers(0, table.n, 5)] = 3 << 40  # sums far beyond int32, exact in int64

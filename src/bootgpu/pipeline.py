@@ -749,7 +749,7 @@ def _joint_selection_pass(xp, passes: JointPasses, pairs, s_star: dict, edge_sel
     exact, table = streams["diff"].exact, xp.reshape(streams["diff"].level_counts, (n_low, n_high))
     chosen = xp.zeros((n_low, n_high), dtype=xp.bool)  # the cells whose pairs are edges
     n_diff = n_edges = 0  # device scalars, read once
-    for rows in exact.row_parts():  # a part of the table at a time: no temporary of every cell
+    for rows in exact.row_parts(passes.backend.working_set_bytes):  # on a host no temporary of every cell
         diff = exact.values(xp, rows) >= s_star["diff"]
         edges = (sig["low"][rows, None] | sig["high"][None, :]) & diff
         chosen[rows, :] = edges if edge_selection == "sig_edges" else diff

@@ -258,8 +258,6 @@ class ExactJoint:
     order: Any  # (n_low * n_high,) int32: the cells by descending s
     bin_starts: Any  # (n_bins + 1,) int64: where each bin's cells start in ``order``
 
-    PARTS = 4  # row ranges that work on every cell runs in (``row_parts``: its temporaries are a part's)
-
     @property
     def n(self) -> int:
         return self.n_low * self.n_high
@@ -274,23 +272,25 @@ class ExactJoint:
         bits as ``value_at`` (a temporary: 8 bytes a cell)."""
         return xp.abs(self.z_high[None, :self.n_high] - self.z_low[:self.n_low][rows, None])
 
-    def row_parts(self) -> list[slice]:
-        """``PARTS`` ranges of the table's rows, for work on every cell a part at a time: a part of
-        ALL's 6.8 M cells is 13.5 MB of float64, which glibc serves from its heap (below its 32 MiB
-        mmap threshold) instead of fresh zeroed pages (54 MB each: several a focus gene)."""
-        step = -(-self.n_low // self.PARTS)
+    def row_parts(self, part_bytes: int) -> list[slice]:
+        """Ranges of the table's rows whose float64 values take at most ``part_bytes`` (the
+        backend's ``working_set_bytes``; 0: the whole table in one), for work on every cell a part
+        at a time.  On the host a part of ALL's 6.8 M cells is 13 MB, which glibc serves from its
+        heap (below its 32 MiB mmap threshold) instead of fresh zeroed pages (54 MB each, several
+        a focus gene); a device makes the whole table in one go, in fewer operations."""
+        step = max(1, part_bytes // (8 * self.n_high)) if part_bytes else self.n_low
         return [slice(a0, min(a0 + step, self.n_low)) for a0 in range(0, self.n_low, step)]
 
     def bin_totals(self, stream):
         """Pairs counted by cell, per bin (int64): each cell's bin from its s (``stream.bins`` of
         the same float64 as ``value_at``, so the bin ``bin_starts`` puts it in), the counts summed
-        by bin, a row part at a time.  The float64 sums are exact integers (a study has far fewer
-        than 2**53 pairs).  Reading the counts in cell order, not through ``order``: ALL's 6.8 M
-        cells 0.14 -> 0.03 s a focus gene."""
+        by bin, a row part (``row_parts``) at a time.  The float64 sums are exact integers (a
+        study has far fewer than 2**53 pairs).  Reading the counts in cell order, not through
+        ``order``: ALL's 6.8 M cells 0.14 -> 0.03 s a focus gene."""
         xp, backend = stream.xp, stream.backend
         counts = xp.reshape(stream.level_counts, (self.n_low, self.n_high))
         totals = None
-        for rows in self.row_parts():
+        for rows in self.row_parts(backend.working_set_bytes):
             bins = stream.bins(xp.reshape(self.values(xp, rows), (-1,)))
             part = backend.bincount(bins, stream.n_bins, weights=xp.astype(xp.reshape(counts[rows, :], (-1,)), xp.float64))
             totals = part if totals is None else totals + part
