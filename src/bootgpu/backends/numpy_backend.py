@@ -31,7 +31,7 @@ class WrappedCounts:
     """A count table of the compiled ``count_into``: a cell's count is low + 256 wraps, ``low`` a
     byte a cell (the cache lines the counting touches), ``wraps`` (int32) written only when a
     byte wraps -- never at ALL's scale, where the busiest of 6.8 M cells counts ~130 of 80 M
-    pairs --, so its pages stay unmapped zeros; ``n_wraps`` counts the wraps."""
+    pairs -- and read only where ``n_wraps`` (the wraps so far) says one did."""
 
     low: np.ndarray  # (n,) uint8
     wraps: np.ndarray  # (n,) int32

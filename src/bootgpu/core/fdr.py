@@ -370,7 +370,7 @@ class JointHistogram:
     def flush(self) -> None:
         if not self._pending:
             return
-        xp, backend = self.xp, self.backend
+        backend = self.backend
         groups, sizes, share = [[]], [0], -(-self._n_pending // self.threads)
         for joint in self._pending:  # consecutive blocks, about ``share`` pairs a group
             if sizes[-1] >= share and len(groups) < self.threads:
@@ -424,7 +424,7 @@ def joint_table_bytes(n_cells: int, threads: int = 1, compiled: bool = False) ->
     (the counts, every cell's statistic and the chosen cells' counts, up to 8 bytes a cell each)).
     Without the ``compiled`` kernel a thread holds an int64 table, its batch's fresh ``bincount``
     table and the batch concatenated as int64.  The kernel's tables (a byte a cell, and 4 bytes of
-    wraps a cell that stay unmapped zeros unless a byte wraps) and the int64 total take less, but
+    wraps a cell, written only where a byte wraps) and the int64 total take less, but
     the allowance stays what it was before the kernel (the total, a table per thread and
     a batch): with the smaller figure the smallest plan for ALL under ``ulimit -v`` measured 2%
     above its prediction (tests/test_faults.py, the budget it names as the smallest)."""
