@@ -12,6 +12,7 @@ import numpy as np
 from bootgpu.core.arrays import Array
 from bootgpu.core.ranks import weighted_ranks
 from bootgpu.core.spearman import upper_triangle
+from bootgpu.core.tails import TAIL_MIN_COLUMNS, candidate_order_statistics
 
 if TYPE_CHECKING:
     from bootgpu.core.ranks import Scans
@@ -316,7 +317,14 @@ class Backend:
     def order_statistics(self, x: Array, positions, centre: Array | None = None, spread: Array | None = None) -> list[Array]:
         """[column p of each row of (E, B) ``x`` sorted, for p in ``positions``] (ascending).
         ``centre``, ``spread``: each row's mean and standard deviation, which a backend may use to
-        look at the tails only (NumPy); the result is the same."""
+        look at the tails only; the result is the same.  Here, with them and rows of at least
+        ``TAIL_MIN_COLUMNS`` values, the tails' candidates sorted as one flat array
+        (``core.tails``: on CuPy radix sorts of ~13% of the values instead of a merge sort of
+        (row, value) pairs over all of them), unless the candidates are too many."""
+        if centre is not None and spread is not None and x.shape[1] >= TAIL_MIN_COLUMNS and x.shape[0]:
+            found = candidate_order_statistics(self.xp, x, positions, centre, spread)
+            if found is not None:
+                return found
         srt = self.xp.sort(x, axis=1)
         return [srt[:, p] for p in positions]
 

@@ -19,6 +19,7 @@ from bootgpu.backends import host_kernels
 from bootgpu.backends._base import Backend, PeakMemory, granted_cores
 from bootgpu.backends.host_memory import tightest_host_limit
 from bootgpu.core.ranks import Scans
+from bootgpu.core.tails import TAIL_MIN_COLUMNS, tail_needs, tail_z
 
 
 def current_rss_bytes() -> int:
@@ -390,7 +391,6 @@ class NumpyBackend(Backend):
         dtype = np.int32 if x.shape[1] < 2**31 else np.int64
         return tuple(np.add.reduce(mask.view(np.uint8), axis=1, dtype=dtype) for mask in (x > 0, x < 0))
 
-    TAIL_CANDIDATES_MIN_COLUMNS = 200  # rows this long take the tail candidates (shorter: not worth it)
     TAIL_CANDIDATES_ROOM = 4  # a tail keeps at most this many times the values its positions need
 
     def order_statistics(self, x, positions, centre=None, spread=None):
@@ -402,7 +402,7 @@ class NumpyBackend(Backend):
         2.3x faster than partitions of whole rows, docs/benchmarks.md); any other row (a skewed or
         constant row, NaN) from whole-row partitions.  Either way the exact order statistics."""
         n = x.shape[1]
-        if centre is None or spread is None or n < self.TAIL_CANDIDATES_MIN_COLUMNS or x.shape[0] == 0:
+        if centre is None or spread is None or n < TAIL_MIN_COLUMNS or x.shape[0] == 0:
             return self._row_order_statistics(x, positions)
         if host_kernels.enabled():  # one compiled pass a row: both tails' candidates, a sort of each
             return self._compiled_order_statistics(x, positions, centre, spread)
@@ -417,17 +417,11 @@ class NumpyBackend(Backend):
                 found[int(p)][rows] = value
         return [found[int(p)] for p in positions]
 
-    def _tail_z(self, n: int, need: int) -> float:
-        """z such that a normal row of ``n`` values has ~2.5x the ``need`` values beyond centre -/+ z spread."""
-        import statistics
-
-        return statistics.NormalDist().inv_cdf(max(0.5, 1 - 2.5 * need / n))
-
     def column_statistics(self, deltas, start: int, stop: int, positions):
         # one compiled kernel over the columns (host_kernels.column_statistics): no transposed copy,
         # NumPy's pairwise sums for the moments, the tail candidates for the order statistics
         n = deltas.shape[0]
-        if not host_kernels.enabled() or n < self.TAIL_CANDIDATES_MIN_COLUMNS or stop <= start:
+        if not host_kernels.enabled() or n < TAIL_MIN_COLUMNS or stop <= start:
             return None
         lower, upper, z_lo, z_hi = self._tails(n, positions)
         count = stop - start
@@ -443,12 +437,10 @@ class NumpyBackend(Backend):
 
     def _tails(self, n: int, positions):
         """Each tail's positions (lower descending, upper ascending) and its z."""
-        ps = sorted({int(p) for p in positions})
-        lower = np.asarray([p for p in ps if p < n / 2][::-1], dtype=np.int64)
-        upper = np.asarray([p for p in ps if p >= n / 2], dtype=np.int64)
-        z_lo = self._tail_z(n, int(lower[0]) + 1) if lower.shape[0] else 0.0
-        z_hi = self._tail_z(n, n - int(upper[0])) if upper.shape[0] else 0.0
-        return lower, upper, z_lo, z_hi
+        lower, upper, need_lo, need_hi = tail_needs(n, positions)
+        z_lo = tail_z(n, need_lo) if lower else 0.0
+        z_hi = tail_z(n, need_hi) if upper else 0.0
+        return np.asarray(lower, dtype=np.int64), np.asarray(upper, dtype=np.int64), z_lo, z_hi
 
     def _compiled_order_statistics(self, x, positions, centre, spread):
         lower, upper, z_lo, z_hi = self._tails(x.shape[1], positions)
@@ -467,7 +459,7 @@ class NumpyBackend(Backend):
         n_rows, n = x.shape
         need = max(tail) + 1 if lower else n - min(tail)
         room = max(need * self.TAIL_CANDIDATES_ROOM, 64)
-        z = self._tail_z(n, need)
+        z = tail_z(n, need)
         mask = x < (centre - z * spread)[:, None] if lower else x > (centre + z * spread)[:, None]
         counts = np.add.reduce(mask.view(np.uint8), axis=1, dtype=np.int64)
         ok = (counts >= need) & (counts <= room)
