@@ -31,6 +31,10 @@ def rows(figures: list[dict], log: str) -> list[tuple[str, str]]:
             out.append((f"{fig['label']} study on {fig['backend']}{procs}",
                         f"{fig['s_per_gene']:.3f} s per focus gene ({fig['genes']} in {fig['compute_s']:.1f} s; "
                         f"{fig['wall_s_per_gene']:.3f} s with process start and input)"))
+        elif "sort_over_candidates" in fig:
+            out.append((f"{fig['label']} on {fig['backend']}",
+                        f"sort {fig['sort_s']:.3f} s, tail candidates {fig['candidates_s']:.3f} s "
+                        f"({fig['sort_over_candidates']:.2f}x; {'identical' if fig['identical'] else 'DIFFERENT'})"))
         elif "peak_gib" in fig:
             out.append((f"device peak, {fig['data']} focus {fig['focus']} ({fig['edges']:,} edges)",
                         f"{fig['peak_gib']:.2f} GiB measured, {fig['predicted_gib']:.2f} GiB predicted "
