@@ -20,9 +20,23 @@ def matrices():
     ties[5, ::2] = 1.0  # half the samples tied
     yield "constant_and_half_tied", ties
     yield "negative_and_huge", rng.choice([-1e300, -2.5, 0.0, 7.0, 1e300], size=(9, 23))
+    yield "signed_zeros", rng.choice([-0.0, 0.0, 1.5, -1.5], size=(9, 23))  # -0.0 == 0.0: one tie group
 
 
 MATRICES = dict(matrices())
+
+
+@pytest.mark.parametrize("name", list(MATRICES))
+def test_flat_sorts_give_the_same_sort_structure(xp_backend, name):
+    """``group_order`` sorting rows as flat arrays (a device's radix sorts) and along the axis."""
+    xp = xp_backend.xp
+    values = xp_backend.to_device(MATRICES[name])
+    along, flat = group_order(xp, values, flat=False), group_order(xp, values, flat=True)
+    assert along.has_ties == flat.has_ties and (along.k, along.n_genes) == (flat.k, flat.n_genes)
+    for field in ("perm", "unsort", "tie_first", "tie_last"):
+        np.testing.assert_array_equal(xp_backend.to_host(getattr(flat, field)), xp_backend.to_host(getattr(along, field)))
+    perm = xp_backend.to_host(flat.perm).reshape(MATRICES[name].shape[1], -1).T  # (G, k): position of each slot
+    np.testing.assert_array_equal(perm, np.argsort(MATRICES[name], axis=1, kind="stable"))
 
 
 def ranks_by_replicate(backend, order, counts_rk, m, dtype=None):
@@ -45,7 +59,7 @@ def test_doubled_centred_ranks_equal_scipy_rankdata_of_each_resample(xp_backend,
     values = MATRICES[name]
     k = values.shape[1]
     xp = xp_backend.xp
-    order = group_order(xp, xp_backend.to_device(values))
+    order = group_order(xp, xp_backend.to_device(values), xp_backend.flat_sorts)
     assert order.has_ties == (name != "continuous")  # continuous data takes the no-ties path
     for m in (k, 18, 3):
         pos = draw_positions(np, 99, 0, 1, np.arange(40), k, m)
@@ -61,7 +75,7 @@ def test_base_ranks_with_unit_counts_equal_scipy_rankdata(xp_backend, name):
     values = MATRICES[name]
     k = values.shape[1]
     xp = xp_backend.xp
-    order = group_order(xp, xp_backend.to_device(values))
+    order = group_order(xp, xp_backend.to_device(values), xp_backend.flat_sorts)
     d = ranks_by_replicate(xp_backend, order, np.ones((1, k), dtype=np.int64), k)
     np.testing.assert_array_equal(d[0], expected_doubled_ranks(values))
 
@@ -72,7 +86,7 @@ def test_subset_order_ranks_equal_ranks_of_the_subset_rows(xp_backend, name):
     k = values.shape[1]
     xp = xp_backend.xp
     genes = np.array([1, 2, 5, 8])
-    sub = subset_order(xp, group_order(xp, xp_backend.to_device(values)), xp_backend.to_device(genes))
+    sub = subset_order(xp, group_order(xp, xp_backend.to_device(values), xp_backend.flat_sorts), xp_backend.to_device(genes))
     assert sub.n_genes == genes.size
     pos = draw_positions(np, 3, 4, 0, np.arange(10), k, 15)
     counts = xp_backend.to_host(draw_counts(xp, xp_backend.to_device(pos), k))
@@ -87,7 +101,7 @@ def test_subset_of_tie_free_genes_takes_the_tie_free_path_with_the_same_ranks(xp
     values = MATRICES["continuous"].copy()
     values[3, :5] = 0.25  # gene 3 holds five tied values
     k = values.shape[1]
-    order = group_order(xp, xp_backend.to_device(values))
+    order = group_order(xp, xp_backend.to_device(values), xp_backend.flat_sorts)
     assert order.has_ties
     pos = draw_positions(np, 8, 2, 1, np.arange(12), k, 19)
     counts = xp_backend.to_host(draw_counts(xp, xp_backend.to_device(pos), k))
@@ -105,7 +119,7 @@ def test_int16_counts_give_int16_ranks_on_every_backend(xp_backend, name):
     planner counts rank arrays at 2 bytes an entry."""
     xp = xp_backend.xp
     values = MATRICES[name]
-    order = group_order(xp, xp_backend.to_device(values))
+    order = group_order(xp, xp_backend.to_device(values), xp_backend.flat_sorts)
     counts = xp.ones((values.shape[1], 3), dtype=xp.int16)
     for scans in (None, xp_backend.scans):  # the array-API scans and the backend's own
         assert sorted_doubled_ranks(xp, order, counts, values.shape[1], scans).dtype == xp.int16
@@ -121,7 +135,7 @@ def test_position_ranks_with_one_row_per_tie_group_equal_scipy(xp_backend, name)
     m = 19
     pos = draw_positions(np, 4, 1, 0, np.arange(9), k, m)
     counts = xp.astype(xp.matrix_transpose(draw_counts(xp, xp_backend.to_device(pos), k)), xp.int16)  # (k, R)
-    full = group_order(xp, xp_backend.to_device(values))
+    full = group_order(xp, xp_backend.to_device(values), xp_backend.flat_sorts)
     for genes in (np.arange(n_genes), np.array([0, 2, 5, 8])):
         order = subset_order(xp, full, xp_backend.to_device(genes))
         starts, ends, source = tie_groups(xp, order)

@@ -438,8 +438,8 @@ def rank_split(backend: Backend, expr: Array, low_idx: Array, high_idx: Array, t
     in the backend's threads.  ``rank_groups`` splits by a focus gene; the permutation null
     (``bootgpu.null``) passes random splits."""
     xp = backend.xp
-    low, high = backend.map_chunks(lambda idx: group_ranks(xp, xp.take(expr, idx, axis=1)), (low_idx, high_idx),
-                                   threads)
+    low, high = backend.map_chunks(lambda idx: group_ranks(xp, xp.take(expr, idx, axis=1), backend.flat_sorts),
+                                   (low_idx, high_idx), threads)
     return Groups(low_idx, high_idx, low, high)
 
 

@@ -55,6 +55,8 @@ class Backend:
     # device a launch-bound focus gene wants few chunks; 0: what the pair stage used (planner)
     pair_gathers: bool = True  # a device's sparse dots gather both ends' (E, k, R) rows (the generic
     # pair_dots); False: a kernel gathers as it sums and holds only the dots (the planner's model)
+    flat_sorts: bool = True  # sorting each row of a 2-D array is faster as flat 1-D sorts (CuPy: radix
+    # sorts, where a sort along an axis is a merge sort of (row, value) pairs); NumPy sorts rows in place
     ranks_by_gene: bool = False  # resample_ranks ranks each gene itself (a host kernel); the core
     # then builds its inputs (core.bootstrap.GeneGroup: slot_position, tie_last) and the planner
     # models D alone (planner.own_ranks)

@@ -49,6 +49,7 @@ class NumpyBackend(Backend):
     working_set_bytes = 16 * 2**20  # batches that stay in cache: measured 2-3x faster (docs/benchmarks.md)
     ieee_float32_matmul = True  # OpenBLAS/MKL sgemm
     dense_tiles = True  # BLAS products of dense tile pairs beat gathers (docs/benchmarks.md)
+    flat_sorts = False  # NumPy sorts each row of a 2-D array in place, in cache
 
     def __init__(self):
         limit_malloc_arenas()

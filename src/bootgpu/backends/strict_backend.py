@@ -52,6 +52,7 @@ class StrictBackend(NumpyBackend):
     fused_deltas = False
     resample_ranks = Backend.resample_ranks
     ranks_by_gene = False
+    flat_sorts = True
     store_gathered_ratio = Backend.store_gathered_ratio
     prepare = Backend.prepare
     column_statistics = Backend.column_statistics

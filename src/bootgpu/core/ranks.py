@@ -38,13 +38,34 @@ class GroupOrder:
     has_ties: bool = True  # False lets resample ranks skip the tie-group gathers
 
 
-def group_order(xp, values) -> GroupOrder:
-    """Sort structure of ``values`` (G, k): each gene's own order and its groups of tied values."""
+def row_major_order(xp, values, rows):
+    """The permutation that sorts 1-D ``values`` by ``rows`` (ascending), and within a row by value,
+    ties in their order: two stable sorts of the flat arrays, by value and then by row (on CuPy
+    1-D sorts are radix sorts, where a sort along an axis of a 2-D array is a merge sort of (row,
+    value) pairs)."""
+    order = xp.argsort(values, stable=True)
+    return xp.take(order, xp.argsort(xp.take(rows, order), stable=True))
+
+
+def _row_argsorts(xp, values, genes, flat: bool):
+    """(G, k) ``values`` -> (each row's stable argsort, its inverse: the slot of each position)."""
     n_genes, k = values.shape
-    perm = xp.argsort(values, axis=1, stable=True)  # (G, k)
-    svals = xp.take_along_axis(values, perm, axis=1)
+    if not flat:
+        perm = xp.argsort(values, axis=1, stable=True)
+        return perm, xp.argsort(perm, axis=1)
+    rows = xp.reshape(xp.broadcast_to(genes, (n_genes, k)), (-1,))
+    order = row_major_order(xp, xp.reshape(values, (-1,)), rows)  # g * k + perm[g, s] at g * k + s
+    base = genes * k
+    return xp.reshape(order, (n_genes, k)) - base, xp.reshape(xp.argsort(order), (n_genes, k)) - base
+
+
+def group_order(xp, values, flat: bool = False) -> GroupOrder:
+    """Sort structure of ``values`` (G, k): each gene's own order and its groups of tied values.
+    ``flat``: sort the rows as flat arrays (``Backend.flat_sorts``; the same arrays)."""
+    n_genes, k = values.shape
     genes = xp.arange(n_genes, dtype=xp.int64)[:, None]
-    slot_of_pos = xp.argsort(perm, axis=1)  # (G, k): slot of each position
+    perm, slot_of_pos = _row_argsorts(xp, values, genes, flat)  # (G, k): position of each slot, slot of each position
+    svals = xp.take_along_axis(values, perm, axis=1)
     # tie groups along each gene's sorted row, located with a scan over the flattened (G, k) rows
     new_group = xp.ones((n_genes, k), dtype=xp.bool)
     if k > 1:

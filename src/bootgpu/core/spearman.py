@@ -83,10 +83,11 @@ class GroupRanks:
         return self.order.k
 
 
-def group_ranks(xp, values) -> GroupRanks:
-    """Base ranks of ``values`` (G, k): each gene ranked across the group's samples."""
+def group_ranks(xp, values, flat: bool = False) -> GroupRanks:
+    """Base ranks of ``values`` (G, k): each gene ranked across the group's samples (``flat``:
+    ``group_order``'s)."""
     k = values.shape[1]
-    order = group_order(xp, values)
+    order = group_order(xp, values, flat)
     d = xp.matrix_transpose(doubled_centred_ranks(xp, order, xp.ones((k, 1), dtype=xp.int64), k)[..., 0])
     d = xp.astype(d, xp.float32 if exact_float32_limit(k) else xp.float64)
     sumsq = xp.sum(xp.astype(d, xp.float64) ** 2, axis=1)

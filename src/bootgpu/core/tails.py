@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import statistics
 
+from bootgpu.core.ranks import row_major_order
+
 TAIL_MIN_COLUMNS = 200  # rows this long take the tail candidates (shorter: a sort of whole rows)
 TAIL_SHARE_MAX = 0.25  # more candidates than this share of all values: the caller sorts whole rows
 
@@ -54,8 +56,7 @@ def candidate_order_statistics(xp, x, positions, centre, spread, share_max: floa
     values = x[candidate]  # row by row, each row's in column order
     rows = xp.nonzero(candidate)[0]
     del candidate
-    order = xp.argsort(values, stable=True)  # by value (a radix sort of floats on a device)
-    order = xp.take(order, xp.argsort(xp.take(rows, order), stable=True))  # then by row, stably
+    order = row_major_order(xp, values, rows)  # by row, within a row by value (flat radix sorts on a device)
     del rows
     ordered = xp.take(values, order)
     del values, order
