@@ -237,6 +237,11 @@ def test_extra_kernels_equal_numpy_and_scipy(xp_backend):
     parts = [ints[:7].astype(np.int32), ints[7:7], ints[7:].astype(np.int32)]
     np.testing.assert_array_equal(xp_backend.to_host(xp_backend.bincount_parts([xp_backend.to_device(p) for p in parts], 20)),
                                   np.bincount(ints, minlength=20))
+    counts = rng.integers(50, 99, 20).astype(np.int64)  # less the indices, repeats counted each time
+    want = counts - np.bincount(ints, minlength=20)
+    got = xp_backend.to_host(xp_backend.subtract_counts(xp_backend.to_device(counts), [xp_backend.to_device(p) for p in parts]))
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, want)
     table = xp_backend.count_table(20)
     xp_backend.count_into(table, [xp_backend.to_device(p) for p in parts])
     xp_backend.count_into(table, [xp_backend.to_device(parts[0])])

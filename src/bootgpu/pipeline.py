@@ -724,7 +724,7 @@ def _joint_count_pass(xp, passes: JointPasses, streams) -> int:
                 streams[name].add(out[name])
     cells = counter.finish()
     if parts["placeholders"]:
-        cells -= xp.astype(backend.bincount(xp.concat(parts["placeholders"]), blocks.n_cells), xp.int64, copy=False)
+        cells = backend.subtract_counts(cells, parts["placeholders"])
     table = xp.reshape(cells, (blocks.n_low, blocks.n_high))
     for name, axis, n in (("low", 1, blocks.n_low), ("high", 0, blocks.n_high)):
         counts = xp.sum(table, axis=axis, dtype=xp.int64)

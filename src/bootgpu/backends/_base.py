@@ -169,6 +169,12 @@ class Backend:
         xp = self.xp
         return self.bincount(parts[0] if len(parts) == 1 else xp.concat(parts), minlength)
 
+    def subtract_counts(self, counts: Array, parts: list) -> Array:
+        """``counts`` (int64) less how often each index occurs in the 1-D integer arrays ``parts``
+        (non-negative, below ``counts.shape[0]``), in place where the backend can; returns it."""
+        counts -= self.xp.astype(self.bincount_parts(parts, counts.shape[0]), counts.dtype, copy=False)
+        return counts
+
     def count_table(self, n: int):
         """A zeroed table of ``n`` counts for ``count_into``, in the narrowest form the backend
         counts in (an int64 array here; its caller reads it with ``table_counts`` and spills it

@@ -37,6 +37,7 @@ class StrictBackend(NumpyBackend):
     map_chunks = Backend.map_chunks
     imap_chunks = Backend.imap_chunks
     bincount_parts = Backend.bincount_parts
+    subtract_counts = Backend.subtract_counts
     count_table = Backend.count_table
     count_into = Backend.count_into
     take_in_range = Backend.take_in_range
