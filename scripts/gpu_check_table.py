@@ -23,6 +23,13 @@ def rows(figures: list[dict], log: str) -> list[tuple[str, str]]:
             worst = max((max(f.get("max_abs_diff", {}).values(), default=0.0) for f in foci), default=0.0)
             out.append((fig.get("label", "backends"), ("equal" if fig.get("ok") else "DIFFERENT")
                         + (", every float identical" if identical else f", floats within {worst:.1e}")))
+        elif "mps" in fig:  # scripts/with_mps.py, around the study row after it
+            if fig["mps"] != "on":
+                out.append(("CUDA MPS (private daemon)", fig["mps"]))
+            else:
+                out.append(("CUDA MPS (private daemon) around the row above",
+                            f"{fig.get('clients', 0)} client(s) connected, servers: {fig.get('servers') or 'none'}"
+                            + ("" if fig.get("stopped") else "; the daemon did not stop")))
         elif "s_per_gene" in fig or "rc" in fig and "label" in fig:
             if fig.get("rc"):
                 out.append((f"{fig['label']} on {fig['backend']}", f"FAILED (rc {fig['rc']})"))

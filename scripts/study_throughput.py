@@ -64,9 +64,9 @@ def main() -> int:
     if done:
         genes, seconds = int(done[1].replace(",", "")), float(done[2])
         row.update(genes=genes, compute_s=seconds, s_per_gene=round(seconds / genes, 4), wall_s_per_gene=round(wall / genes, 4))
-    workers = re.search(r"^(\d+) processes of (\d+) threads?", proc.stderr, re.M)
-    if workers:
-        row["processes"], row["threads"] = int(workers[1]), int(workers[2])
+    workers = re.search(r"^(\d+) processes (?:of (\d+) threads?|sharing)", proc.stderr, re.M)
+    if workers:  # a host's worker processes, or a device's (each one host thread driving it)
+        row["processes"], row["threads"] = int(workers[1]), int(workers[2] or 1)
     memory = re.search(r"^memory: .*$", proc.stderr, re.M)
     if memory:
         row["memory"] = memory[0]
