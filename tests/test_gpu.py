@@ -129,11 +129,13 @@ def test_cupy_run_under_a_pool_limit_below_the_unbatched_need(cupy_backend):
         assert np.array_equal(got.edges[key], want.edges[key], equal_nan=True), key
 
 
-def test_cupy_modular_focus_gene_equals_numpy(cupy_backend):
+def test_cupy_modular_focus_gene_equals_numpy(cupy_backend, monkeypatch):
     """~100,000 edges in modules: every edge gathered by CuPy's pair_dots kernel, summaries of whole
-    edge chunks, against NumPy's dense tiles and cache-sized pieces."""
+    edge chunks, against NumPy's dense tiles (forced: with int16 dots it would not take them) and
+    cache-sized pieces."""
     from bootgpu.backends import get_backend
     from bootgpu.config import AnalysisConfig
+    from bootgpu.core.bootstrap import DENSE_DENSITY
     from bootgpu.pipeline import analyse_focus
     from bootgpu.planner import plan_batches
     from bootgpu.synthetic import modular_matrix
@@ -142,7 +144,9 @@ def test_cupy_modular_focus_gene_equals_numpy(cupy_backend):
     cfg = AnalysisConfig(n_bootstrap=100)
     k_low, k_high = cfg.validate(60)
     results = []
-    for backend in (get_backend("numpy"), cupy_backend):
+    numpy = get_backend("numpy")
+    monkeypatch.setattr(numpy, "dense_density", lambda m: DENSE_DENSITY)
+    for backend in (numpy, cupy_backend):
         plan = plan_batches(1500, 60, k_low, k_high, 100, 2 << 30, **backend.plan_facts())
         results.append(analyse_focus(backend, backend.to_device(values), 0, cfg, plan, k_low, k_high))
     want, got = results

@@ -16,6 +16,7 @@ import pytest
 from bootgpu.backends import get_backend
 from bootgpu.backends.counting import CountingBackend
 from bootgpu.config import AnalysisConfig
+from bootgpu.core.bootstrap import DENSE_DENSITY
 from bootgpu.pipeline import analyse_focus
 from bootgpu.planner import plan_batches
 from bootgpu.synthetic import modular_matrix
@@ -54,16 +55,24 @@ def test_operations_do_not_grow_with_edges(counted):
     assert few.ops > 100  # the counter sees the core's operations at all
 
 
-def test_counting_path_equals_numpy(counted):
+@pytest.mark.parametrize("dense", [False, True])
+def test_counting_path_equals_numpy(counted, monkeypatch, dense):
     """The device path (whole-chunk summaries, every edge gathered, no dense tiles) gives the NumPy
-    backend's bytes, which takes the host path (cache-sized pieces, dense tile products)."""
+    backend's bytes, which takes the host path (cache-sized pieces; its own choice of ways, with
+    int16 dots no dense tiles, and with dense tile products forced)."""
     values, _, result, plan = counted["many"]
     numpy = get_backend("numpy")
+    products = []
+    if dense:
+        monkeypatch.setattr(numpy, "dense_density", lambda m: DENSE_DENSITY)
+        block_dots = numpy.block_dots
+        monkeypatch.setattr(numpy, "block_dots", lambda *a: products.append(1) or block_dots(*a))
     cfg = AnalysisConfig(n_bootstrap=B)
     k_low, k_high = cfg.validate(N_SAMPLES)
     host_plan = plan_batches(values.shape[0], N_SAMPLES, k_low, k_high, B, 2 << 30,
                              working_set_bytes=numpy.working_set_bytes, threads=2)
     expected = analyse_focus(numpy, numpy.to_device(values), 0, cfg, host_plan, k_low, k_high)
+    assert bool(products) == dense  # the dense tiles' products ran where forced, only there
     assert expected.attrs == result.attrs
     for key, value in expected.edges.items():
         np.testing.assert_array_equal(np.asarray(result.edges[key]), value, err_msg=key)

@@ -27,7 +27,7 @@ from bootgpu.backends._base import Backend
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.arrays import Array, Namespace
 from bootgpu.core.bootstrap import (
-    DENSE_DENSITY, NEVER_DENSE, BootstrapSettings, bootstrap_summaries, resample_size, summary_rows,
+    BootstrapSettings, bootstrap_summaries, resample_size, summary_rows,
 )
 from bootgpu.core.change import classify_change
 from bootgpu.core.fdr import LEVEL_TEST_BINS, N_BINS, BHStream, JointHistogram, bins_for_pairs, spearman_levels
@@ -826,14 +826,14 @@ def bootstrap_edges(backend: Backend, groups: Groups, sel: dict[str, Array], foc
     plan = plan_bootstrap(plan, int(sel["gene_i"].shape[0]))
     low, high, k_low, k_high = groups.low, groups.high, groups.k_low, groups.k_high
     delta = sel["r_high"] - sel["r_low"]
+    k = max(k_low, k_high)
+    m = resample_size(k, cfg.bootstrap_frac)
     boot_cfg = BootstrapSettings(
         cfg.seed, focus, cfg.n_bootstrap, cfg.bootstrap_frac, cfg.ci_alpha, plan.replicate_chunk, plan.edge_chunk,
-        plan.threads, dense_density=DENSE_DENSITY if backend.dense_tiles else NEVER_DENSE,
+        plan.threads, dense_density=backend.dense_density(m),
         summary_rows=summary_rows(cfg.n_bootstrap, cached=bool(plan.working_set_bytes)),
         memory=(plan.predicted_peak_bytes, plan.budget_bytes),
     )
-    k = max(k_low, k_high)
-    m = resample_size(k, cfg.bootstrap_frac)
     work = []  # per edge chunk: its replicate chunks' bytes in flight
 
     def replicate_chunk(n_genes: int, n_edges: int, dense_outputs: int, sparse_edges: int, ties: bool,

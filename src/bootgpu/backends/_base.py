@@ -47,8 +47,6 @@ class Backend:
     xp: Any = None
     on_device: bool = False  # arrays live on an accelerator (the host's cores are free for other work)
     working_set_bytes: int = 0  # largest array a batch should make (0: no cap); see planner
-    dense_tiles: bool = False  # the bootstrap computes dense tile pairs as matrix products (host BLAS);
-    # a device gathers every edge in one kernel (``pair_dots``) instead, whatever the density
     ieee_float32_matmul: bool = False  # float32 matrix products round as IEEE float32 (no TF32 inputs):
     # products of fractional values (core.spearman.JointBlocks' one-product form) are then exact
     bootstrap_share: float = 0.0  # of the free budget the bootstrap may take (edge chunks): on a
@@ -62,6 +60,15 @@ class Backend:
     # models D alone (planner.own_ranks)
 
     # --- device facts -------------------------------------------------------------------------
+    def dense_density(self, m: int) -> float:
+        """``BootstrapSettings.dense_density`` for resamples of ``m`` draws: the share of a tile pair
+        that selected edges must fill for the bootstrap to compute it as a matrix product.  Here
+        never (``NEVER_DENSE``): a device gathers every edge in one kernel (``pair_dots``) whatever
+        the density; a host with BLAS says when (``core.bootstrap.host_dense_density``)."""
+        from bootgpu.core.bootstrap import NEVER_DENSE
+
+        return NEVER_DENSE
+
     def plan_facts(self) -> dict:
         """The facts the memory planner takes from a backend, as ``planner.plan_batches``'s keywords."""
         return {"working_set_bytes": self.working_set_bytes, "ieee_float32_matmul": self.ieee_float32_matmul,

@@ -23,7 +23,7 @@ from types import ModuleType
 
 import numpy as np
 
-from bootgpu.backends._base import PeakMemory
+from bootgpu.backends._base import Backend, PeakMemory
 from bootgpu.backends.strict_backend import StrictBackend
 
 SYNC_METHODS = ("__bool__", "__int__", "__float__", "__index__", "__complex__", "__iter__")
@@ -149,7 +149,6 @@ class CountingBackend(StrictBackend):
 
     name = "counting"
     working_set_bytes = 0
-    dense_tiles = False
     bootstrap_share = 0.25  # as CupyBackend's
 
     def device_name(self) -> str:
@@ -161,6 +160,9 @@ class CountingBackend(StrictBackend):
         self.xp = _namespace(self._strict)
         self.device_bytes = device_bytes  # a device of this many bytes (None: the host's memory)
         self.pair_gathers = pair_gathers  # False: pair_dots as CuPy's one gather-and-dot kernel
+
+    def dense_density(self, m: int) -> float:
+        return Backend.dense_density(self, m)  # as a device: every edge gathered
 
     def pair_dots(self, w, d, a, b):
         if self.pair_gathers:

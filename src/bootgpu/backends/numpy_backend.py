@@ -18,6 +18,7 @@ import scipy.special
 from bootgpu.backends import host_kernels
 from bootgpu.backends._base import Backend, PeakMemory, granted_cores
 from bootgpu.backends.host_memory import tightest_host_limit
+from bootgpu.core.bootstrap import host_dense_density
 from bootgpu.core.ranks import Scans
 from bootgpu.core.tails import TAIL_MIN_COLUMNS, tail_needs, tail_z
 
@@ -48,11 +49,14 @@ class NumpyBackend(Backend):
     xp = np
     working_set_bytes = 16 * 2**20  # batches that stay in cache: measured 2-3x faster (docs/benchmarks.md)
     ieee_float32_matmul = True  # OpenBLAS/MKL sgemm
-    dense_tiles = True  # BLAS products of dense tile pairs beat gathers (docs/benchmarks.md)
     flat_sorts = False  # NumPy sorts each row of a 2-D array in place, in cache
 
     def __init__(self):
         limit_malloc_arenas()
+
+    def dense_density(self, m: int) -> float:
+        # BLAS products of dense tile pairs, where they beat the compiled sparse dots (docs/benchmarks.md)
+        return host_dense_density(m)
 
     def device_name(self) -> str:
         return "cpu"

@@ -115,6 +115,16 @@ def dot_dtype(xp, m: int):
     return {2: xp.int16, 4: xp.int32, 8: xp.int64}[dot_dtype_bytes(m)]
 
 
+def host_dense_density(m: int) -> float:
+    """``BootstrapSettings.dense_density`` for a host backend with dense tiles (BLAS), resamples of
+    ``m`` draws: ``DENSE_DENSITY``, or ``NEVER_DENSE`` where the sparse dots are int16
+    (``dot_dtype_bytes``), whose compiled kernel (both groups' deltas in one pass, 16 lanes a
+    vector) beats a tile pair's matrix product at any density measured (docs/benchmarks.md, ALL
+    k = 25 and modular k = 12: 5-21% of the bootstrap's CPU without dense tiles; k = 60 and 100,
+    int32 dots: even; k = 187: the tiles 15% faster)."""
+    return NEVER_DENSE if dot_dtype_bytes(m) <= 2 else DENSE_DENSITY
+
+
 # --- edge layout (host bookkeeping of edge indices) ------------------------------------------------
 
 @dataclass
