@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -82,31 +83,33 @@ def main(argv: list[str] | None = None) -> int:
         row["mps"] = f"unavailable: {control} not found"
         report()
         return 0 if args.unavailable_ok else UNAVAILABLE
+    # stopped (a check's time limit: SIGTERM to the process group), the daemon, which leaves the
+    # group, is stopped all the same, and the folder removed
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     work = Path(tempfile.mkdtemp(prefix="bootgpu-mps-"))
     pipe, logs = work / "pipe", work / "log"
-    pipe.mkdir()
-    logs.mkdir()
     env = dict(os.environ, CUDA_MPS_PIPE_DIRECTORY=str(pipe), CUDA_MPS_LOG_DIRECTORY=str(logs))
-    started = subprocess.run([control, "-d"], env=env, capture_output=True, text=True, timeout=30)
-    answers = started.returncode == 0 and _wait(lambda: _control(env, "get_server_list", control)[0] == 0, 10)
-    if not answers:
-        why = (started.stderr or started.stdout).strip().splitlines()[-1:] or [f"rc {started.returncode}, no answer"]
-        row["mps"] = f"unavailable: {control} -d: {why[0]}"
-        report()
-        shutil.rmtree(work, ignore_errors=True)
-        return 0 if args.unavailable_ok else UNAVAILABLE
-    rc = 1
+    rc, started = UNAVAILABLE, None
     try:
-        rc = subprocess.run(command, env=env).returncode
+        pipe.mkdir()
+        logs.mkdir()
+        started = subprocess.run([control, "-d"], env=env, capture_output=True, text=True, timeout=30)
+        if not (started.returncode == 0 and _wait(lambda: _control(env, "get_server_list", control)[0] == 0, 10)):
+            why = (started.stderr or started.stdout).strip().splitlines()[-1:] or [f"rc {started.returncode}, no answer"]
+            row["mps"] = f"unavailable: {control} -d: {why[0]}"
+            return 0 if args.unavailable_ok else UNAVAILABLE
         row["mps"] = "on"
+        rc = 1
+        rc = subprocess.run(command, env=env).returncode
         row["servers"] = _control(env, "get_server_list", control)[1]
     finally:
-        _control(env, "quit", control)
-        row["stopped"] = _wait(lambda: _control(env, "get_server_list", control)[0] != 0, 20)
-        row["clients"] = _clients(logs)
-        row["rc"] = rc
-        if args.logs:
-            shutil.copytree(logs, args.logs, dirs_exist_ok=True)
+        if started is not None and started.returncode == 0:
+            _control(env, "quit", control)
+            row["stopped"] = _wait(lambda: _control(env, "get_server_list", control)[0] != 0, 20)
+            row["clients"] = _clients(logs)
+            row["rc"] = rc
+            if args.logs and logs.exists():
+                shutil.copytree(logs, args.logs, dirs_exist_ok=True)
         shutil.rmtree(work, ignore_errors=True)
         report()
     return rc

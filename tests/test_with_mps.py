@@ -5,8 +5,11 @@ status comes back, the daemon is stopped after it, and an MPS that cannot start 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,20 @@ def test_unavailable_mps_is_reported_and_the_command_not_run(tmp_path, case):
     assert not list(tmp_path.glob("bootgpu-mps-*"))
     proc, rows = run(tmp_path, "--unavailable-ok", "--", sys.executable, "-c", "pass", env_extra=extra)
     assert proc.returncode == 0 and rows[0]["mps"].startswith("unavailable: ")  # a check goes on without MPS
+
+
+def test_a_stopped_run_stops_its_daemon(tmp_path):
+    """SIGTERM to the process group (gpu-check's time limit) ends the command and the daemon too."""
+    env = {"PATH": "/usr/bin:/bin", "BOOTGPU_MPS_CONTROL": str(STANDIN), "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--", sys.executable, "-c", "import time; time.sleep(60)"],
+                            env=env, start_new_session=True, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not list(tmp_path.glob("bootgpu-mps-*/pipe/control.sock")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.glob("bootgpu-mps-*/pipe/control.sock")), "the daemon did not start"
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    row = json.loads(out.splitlines()[-1])
+    assert row["stopped"] is True
+    assert not list(tmp_path.glob("bootgpu-mps-*"))  # the daemon quit and its folder is gone
