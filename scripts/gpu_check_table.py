@@ -23,7 +23,7 @@ def rows(figures: list[dict], log: str) -> list[tuple[str, str]]:
             worst = max((max(f.get("max_abs_diff", {}).values(), default=0.0) for f in foci), default=0.0)
             out.append((fig.get("label", "backends"), ("equal" if fig.get("ok") else "DIFFERENT")
                         + (", every float identical" if identical else f", floats within {worst:.1e}")))
-        elif "mps" in fig:  # scripts/with_mps.py, around the study row after it
+        elif "mps" in fig:  # scripts/with_mps.py, after the study row it ran
             if fig["mps"] != "on":
                 out.append(("CUDA MPS (private daemon)", fig["mps"]))
             else:

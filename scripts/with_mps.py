@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bootgpu-mps-"))
     pipe, logs = work / "pipe", work / "log"
     env = dict(os.environ, CUDA_MPS_PIPE_DIRECTORY=str(pipe), CUDA_MPS_LOG_DIRECTORY=str(logs))
-    rc, started = UNAVAILABLE, None
+    rc, started = 1, None  # 1: the command never finished (stopped, or it could not start)
     try:
         pipe.mkdir()
         logs.mkdir()
@@ -99,7 +99,6 @@ def main(argv: list[str] | None = None) -> int:
             row["mps"] = f"unavailable: {control} -d: {why[0]}"
             return 0 if args.unavailable_ok else UNAVAILABLE
         row["mps"] = "on"
-        rc = 1
         rc = subprocess.run(command, env=env).returncode
         row["servers"] = _control(env, "get_server_list", control)[1]
     finally:

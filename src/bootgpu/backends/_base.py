@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 import numpy as np
 
 from bootgpu.core.arrays import Array
+from bootgpu.core.bootstrap import NEVER_DENSE
 from bootgpu.core.ranks import weighted_ranks
 from bootgpu.core.spearman import upper_triangle
 from bootgpu.core.tails import TAIL_MIN_COLUMNS, candidate_order_statistics
@@ -65,8 +66,6 @@ class Backend:
         that selected edges must fill for the bootstrap to compute it as a matrix product.  Here
         never (``NEVER_DENSE``): a device gathers every edge in one kernel (``pair_dots``) whatever
         the density; a host with BLAS says when (``core.bootstrap.host_dense_density``)."""
-        from bootgpu.core.bootstrap import NEVER_DENSE
-
         return NEVER_DENSE
 
     def plan_facts(self) -> dict:

@@ -150,6 +150,7 @@ class CountingBackend(StrictBackend):
     name = "counting"
     working_set_bytes = 0
     bootstrap_share = 0.25  # as CupyBackend's
+    dense_density = Backend.dense_density  # as a device: every edge gathered, no dense tiles
 
     def device_name(self) -> str:
         return "cpu (array_api_strict, operations counted)"
@@ -160,9 +161,6 @@ class CountingBackend(StrictBackend):
         self.xp = _namespace(self._strict)
         self.device_bytes = device_bytes  # a device of this many bytes (None: the host's memory)
         self.pair_gathers = pair_gathers  # False: pair_dots as CuPy's one gather-and-dot kernel
-
-    def dense_density(self, m: int) -> float:
-        return Backend.dense_density(self, m)  # as a device: every edge gathered
 
     def pair_dots(self, w, d, a, b):
         if self.pair_gathers:
