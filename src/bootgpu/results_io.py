@@ -206,11 +206,15 @@ def study_meta(identity, backend_name: str, device: str) -> dict:
     return {"bootgpu_version": __version__, "backend": backend_name, "device": device, **identity_attrs(identity)}
 
 
-def read_meta(path: os.PathLike) -> dict:
-    """The /meta attributes of a results, shard or part file (nothing else is read)."""
+def read_meta(path: os.PathLike, keys: tuple[str, ...] | None = None) -> dict:
+    """The /meta attributes of a results, shard or part file (nothing else is read); with
+    ``keys``, only those of them that the file has (one attribute reads in ~0.1 ms, all 26 of a
+    study's in ~3 ms: a finish checks thousands of parts)."""
     try:
         with h5py.File(path, "r") as h5:
-            return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in h5["meta"].attrs.items()}
+            attrs = h5["meta"].attrs
+            names = list(attrs) if keys is None else [k for k in keys if k in attrs]
+            return {k: (v.decode() if isinstance(v := attrs[k], bytes) else v) for k in names}
     except (OSError, KeyError) as exc:
         raise BootgpuError(f"{path}: not a readable bootgpu results file ({exc})") from None
 

@@ -194,9 +194,9 @@ def grows(recorded: tuple[StudyIdentity, list[int]], identity: StudyIdentity, fo
 def file_identity_difference(path: Path, identity: StudyIdentity) -> str | None:
     """None if the part, shard or results file ``path`` belongs to the study ``identity``, else
     its first difference (as ``StudyIdentity.difference`` words it)."""
-    meta = read_meta(path)
-    if meta.get("study_id") == identity.study_id:
+    if read_meta(path, ("study_id",)).get("study_id") == identity.study_id:  # the one attribute, where it matches
         return None
+    meta = read_meta(path)
     try:
         theirs = StudyIdentity.from_mapping(meta, str(path))
     except BootgpuError:

@@ -20,6 +20,7 @@ import socket
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from bootgpu.atomic import atomic_write_text, temporary_owner
 from bootgpu.checksums import TEXT_DIGEST, text_digest
@@ -97,26 +98,40 @@ def digest_matches(path: Path) -> bool | None:
 def verify_h5(path: Path) -> list[str]:
     """Every chunk of every dataset of ``path`` read (HDF5 checks each chunk's checksum), and text
     datasets against their digest: the datasets that fail, as 'focus/12/boot_p: ...' ([] if none)."""
-    problems: list[str] = []
-
-    def visit(name, obj):
-        if not isinstance(obj, h5py.Dataset):
-            return
-        try:
-            data = obj[()]
-            if TEXT_DIGEST in obj.attrs:
-                values = [v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else str(v) for v in data.tolist()]
-                if text_digest(values) != obj.attrs[TEXT_DIGEST]:
-                    problems.append(f"{name}: its text does not match its digest")
-        except (OSError, RuntimeError, ValueError) as exc:
-            problems.append(f"{name}: {str(exc).splitlines()[0][:160]}")
-
     try:
         with h5py.File(path, "r") as h5:
-            h5.visititems(visit)
+            names: list[bytes] = []
+            h5py.h5o.visit(h5.id, lambda name, info: names.append(name) if info.type == h5py.h5o.TYPE_DATASET else None,
+                           info=True)
+            return [problem for name in names if (problem := _dataset_problem(h5, name)) is not None]
     except (OSError, RuntimeError) as exc:
         return [f"cannot open: {str(exc).splitlines()[0][:160]}"]
-    return problems
+
+
+def _dataset_problem(h5: h5py.File, raw: bytes) -> str | None:
+    """What is wrong with dataset ``raw`` (its path in ``h5``), None if nothing.  Numbers are read
+    as stored (the file's type as the memory type): HDF5 checks every chunk's checksum all the
+    same, without converting a 162-field network row to NumPy (~1.5 ms a read) or making h5py
+    objects (a resumed study checks every part: 20 -> 2 ms a part of the embedded study)."""
+    name = raw.decode("utf-8", "surrogateescape")
+    try:
+        dsid = h5py.h5d.open(h5.id, raw)
+        tid = dsid.get_type()
+        if h5py.h5a.exists(dsid, TEXT_DIGEST.encode()) or tid.detect_class(h5py.h5t.VLEN) or (
+                tid.get_class() == h5py.h5t.STRING and tid.is_variable_str()):
+            ds = h5[name]
+            data = ds[()]
+            if TEXT_DIGEST in ds.attrs:
+                values = [v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else str(v) for v in data.tolist()]
+                if text_digest(values) != ds.attrs[TEXT_DIGEST]:
+                    return f"{name}: its text does not match its digest"
+            return None
+        n = dsid.get_space().get_simple_extent_npoints()
+        if n:
+            dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, np.empty(n * tid.get_size(), dtype=np.uint8), mtype=tid)
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+        return f"{name}: {str(exc).splitlines()[0][:160]}"
+    return None
 
 
 def damaged_focus_genes(problems: list[str]) -> list[str]:
