@@ -122,8 +122,8 @@ def cmd_run(args) -> int:
         log(f"{out}: {scope} is already complete: nothing to compute (--overwrite discards it and computes it again)")
     else:
         reused = f", {summary.reused} reused from an earlier run" if summary.reused else ""
-        log(f"done: {plural(summary.computed, 'focus gene')} computed in {elapsed:.1f} s "
-             f"({elapsed / max(summary.computed, 1):.2f} s per gene){reused} -> {out}")
+        rate = f" ({elapsed / summary.computed:.2f} s per gene)" if summary.computed else ""  # not for a finish alone
+        log(f"done: {plural(summary.computed, 'focus gene')} computed in {elapsed:.1f} s{rate}{reused} -> {out}")
     rows = summary.hub_rows
     if args.permutations:
         _run_null(s, args.permutations, None, args.rank_by)
