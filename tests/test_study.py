@@ -190,6 +190,20 @@ def test_a_part_of_another_study_is_refused(expr_tsv, tmp_path, capsys, monkeypa
     assert code == 2 and "focus-000001.h5: this part belongs to another study (seed 9, not 42)" in err
     assert engine.calls == 0
 
+    # the finish checks each part open, as it reads it: the same verdict and words as by its path
+    from bootgpu.errors import BootgpuError
+    from bootgpu.study.directory import check_file_identity, recorded_identity
+    from bootgpu.study.layout import StudyLayout
+
+    identity = recorded_identity(StudyLayout(tmp_path / "a"))[0]
+    part = tmp_path / "a" / "parts" / foreign.name
+    for opened in (False, True):
+        with h5py.File(part, "r") as h5, pytest.raises(BootgpuError) as refused:
+            check_file_identity(h5 if opened else part, identity, "part")
+        assert str(refused.value).startswith(f"{part}: this part belongs to another study (seed 9, not 42)")
+    with h5py.File(tmp_path / "a" / "parts" / "focus-000000.h5", "r") as h5:
+        check_file_identity(h5, identity, "part")  # its own part passes
+
 
 # --- gene ids ----------------------------------------------------------------------------------
 

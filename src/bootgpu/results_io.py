@@ -6,6 +6,7 @@ either a whole file or none.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -206,17 +207,17 @@ def study_meta(identity, backend_name: str, device: str) -> dict:
     return {"bootgpu_version": __version__, "backend": backend_name, "device": device, **identity_attrs(identity)}
 
 
-def read_meta(path: os.PathLike, keys: tuple[str, ...] | None = None) -> dict:
-    """The /meta attributes of a results, shard or part file (nothing else is read); with
-    ``keys``, only those of them that the file has (one attribute reads in ~0.1 ms, all 26 of a
-    study's in ~3 ms: a finish checks thousands of parts)."""
+def read_meta(path: os.PathLike | h5py.File, keys: tuple[str, ...] | None = None) -> dict:
+    """The /meta attributes of a results, shard or part file (nothing else is read), given by its
+    path or open; with ``keys``, only those of them that the file has (one attribute reads in
+    ~0.1 ms, all 26 of a study's in ~3 ms: a finish checks thousands of parts)."""
     try:
-        with h5py.File(path, "r") as h5:
+        with contextlib.nullcontext(path) if isinstance(path, h5py.File) else h5py.File(path, "r") as h5:
             attrs = h5["meta"].attrs
             names = list(attrs) if keys is None else [k for k in keys if k in attrs]
             return {k: (v.decode() if isinstance(v := attrs[k], bytes) else v) for k in names}
     except (OSError, KeyError) as exc:
-        raise BootgpuError(f"{path}: not a readable bootgpu results file ({exc})") from None
+        raise BootgpuError(f"{getattr(path, 'filename', path)}: not a readable bootgpu results file ({exc})") from None
 
 
 def write_results(path: os.PathLike, meta: dict, gene_names, sample_names, results, study_focus=None) -> None:
@@ -238,7 +239,7 @@ def assemble_results(path: os.PathLike, meta: dict, gene_names, sample_names, so
     ``on_copied(group)``, if given, sees each focus gene's group as it is copied, so a caller
     builds its tables in the same pass from the stored rows (``read_hubs_row``,
     ``read_network_metrics``) without reading any edges.  ``check(file)``, if given, runs on each
-    source file just before it is read (its identity: a file replaced during the run is caught).
+    source file, open, just before it is read (its identity: a file replaced during the run is caught).
     An error of the filesystem (a full disk) is one line, and no file is left under ``path``.
     """
     opened: dict = {}  # the source files open now, the most recently read last (a few at a time)
@@ -271,12 +272,12 @@ def _open_source(source, opened: dict, checked: set, check) -> h5py.File:
     if source in opened:
         opened[source] = opened.pop(source)  # most recent last
         return opened[source]
-    if check is not None and source not in checked:
-        check(source)
-        checked.add(source)
     if len(opened) >= OPEN_SOURCES:
         opened.pop(next(iter(opened))).close()
     opened[source] = h5py.File(source, "r")
+    if check is not None and source not in checked:
+        check(opened[source])
+        checked.add(source)
     return opened[source]
 
 

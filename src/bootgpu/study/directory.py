@@ -191,23 +191,23 @@ def grows(recorded: tuple[StudyIdentity, list[int]], identity: StudyIdentity, fo
     return recorded[0].same_analysis(identity) and set(recorded[1]) <= set(focus)
 
 
-def file_identity_difference(path: Path, identity: StudyIdentity) -> str | None:
-    """None if the part, shard or results file ``path`` belongs to the study ``identity``, else
-    its first difference (as ``StudyIdentity.difference`` words it)."""
+def file_identity_difference(path: Path | h5py.File, identity: StudyIdentity) -> str | None:
+    """None if the part, shard or results file ``path`` (or the file, open) belongs to the study
+    ``identity``, else its first difference (as ``StudyIdentity.difference`` words it)."""
     if read_meta(path, ("study_id",)).get("study_id") == identity.study_id:  # the one attribute, where it matches
         return None
     meta = read_meta(path)
     try:
-        theirs = StudyIdentity.from_mapping(meta, str(path))
+        theirs = StudyIdentity.from_mapping(meta, str(getattr(path, "filename", path)))
     except BootgpuError:
         return "no study identity: written by an older bootgpu, or not by bootgpu"
     return theirs.difference(identity) or f"study id {meta.get('study_id')}, not {identity.study_id}"
 
 
-def check_file_identity(path: Path, identity: StudyIdentity, what: str) -> None:
-    """A part, shard or results file must belong to the study ``identity``."""
+def check_file_identity(path: Path | h5py.File, identity: StudyIdentity, what: str) -> None:
+    """A part, shard or results file (its path, or the file open) must belong to the study ``identity``."""
     if diff := file_identity_difference(path, identity):
-        raise BootgpuError(f"{path}: this {what} belongs to another study ({diff}): remove it, or rerun with --overwrite")
+        raise BootgpuError(f"{getattr(path, 'filename', path)}: this {what} belongs to another study ({diff}): remove it, or rerun with --overwrite")
 
 
 def finish_study(layout: StudyLayout, meta, gene_names, sample_names, sources, focus,
