@@ -88,3 +88,33 @@ def test_read_meta_reads_all_or_only_the_keys_asked(checked_file):
     assert read_meta(checked_file, ("study_id",)) == {"study_id": "abc"}
     assert read_meta(checked_file, ("scope_id", "seed")) == {"seed": 7}  # a key the file lacks is left out
     assert TEXT_DIGEST not in read_meta(checked_file)
+
+
+def test_verify_files_in_processes_gives_each_file_its_own_problems_in_order(checked_file, tmp_path, monkeypatch):
+    from bootgpu.study import integrity
+
+    files = []
+    for k in range(6):
+        path = tmp_path / f"copy-{k}.h5"
+        shutil.copy(checked_file, path)
+        files.append(path)
+    _flip(files[1], "focus/3/gene_i")
+    _flip(files[4], "focus/3/network/metrics")
+    serial = integrity.verify_files(files, processes=1)
+    assert [bool(p) for p in serial] == [False, True, False, False, True, False]
+    assert serial[1][0].startswith("focus/3/gene_i: ") and serial[4][0].startswith("focus/3/network/metrics: ")
+    import concurrent.futures
+
+    started = []
+
+    class Pool(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, processes, **kwargs):
+            started.append(processes)
+            super().__init__(processes, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(integrity, "PARALLEL_VERIFY_MIN", 2)
+    monkeypatch.setattr(integrity, "FILES_A_PROCESS", 1)
+    assert integrity.verify_files(files, processes=2) == serial and started == [2]
+    monkeypatch.setattr(integrity, "FILES_A_PROCESS", 64)  # 6 files: not worth a second process
+    assert integrity.verify_files(files, processes=2) == serial and started == [2]

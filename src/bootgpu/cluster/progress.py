@@ -83,13 +83,13 @@ def running_locks(layout: StudyLayout) -> list[dict]:
 def verify_study(layout: StudyLayout) -> list[tuple[Path, list[str]]]:
     """Every chunk of the study's results, shards, parts and null files read (checksums): the
     damaged files with what is wrong in each."""
-    from bootgpu.study.integrity import verify_h5
+    from bootgpu.study.integrity import verify_files
 
     files = [layout.results] if layout.results.is_file() else []
     files += list(layout.shards().values()) + list(layout.parts().values())
     files += [layout.null_results] if layout.null_results.is_file() else []
     files += list(layout.null_replicates().values())
-    return [(path, problems) for path in files if (problems := verify_h5(path))]
+    return [(path, problems) for path, problems in zip(files, verify_files(files)) if problems]
 
 
 def _null_meta(path: Path) -> dict:

@@ -108,6 +108,28 @@ def verify_h5(path: Path) -> list[str]:
         return [f"cannot open: {str(exc).splitlines()[0][:160]}"]
 
 
+PARALLEL_VERIFY_MIN = 512  # files from which verify_files starts processes (~0.3 s each) to read them
+FILES_A_PROCESS = 64  # at least, so that each process started reads for longer than it took to start
+
+
+def verify_files(paths: list[Path], processes: int | None = None) -> list[list[str]]:
+    """``verify_h5`` of each of ``paths``, in their order: in worker processes (``processes``,
+    default the cores granted) where there are enough files to pay for starting them -- a resumed
+    study reads every part it reuses, ~5 ms each, which for 30,000 focus genes is minutes on one
+    core.  Processes, not threads: h5py serialises its calls within a process."""
+    from bootgpu.backends._base import granted_cores
+
+    processes = min(processes or granted_cores(), max(1, len(paths) // FILES_A_PROCESS))
+    if processes <= 1 or len(paths) < PARALLEL_VERIFY_MIN:
+        return [verify_h5(path) for path in paths]
+    from concurrent.futures import ProcessPoolExecutor
+
+    from bootgpu.study.workers import _context
+
+    with ProcessPoolExecutor(processes, mp_context=_context(share_memory=False)) as pool:  # no CUDA state in them
+        return list(pool.map(verify_h5, paths, chunksize=max(1, len(paths) // (8 * processes))))
+
+
 def _dataset_problem(h5: h5py.File, raw: bytes) -> str | None:
     """What is wrong with dataset ``raw`` (its path in ``h5``), None if nothing.  Numbers are read
     as stored (the file's type as the memory type): HDF5 checks every chunk's checksum all the

@@ -33,7 +33,7 @@ from bootgpu.study.directory import (
     check_file_identity, finish_study, move_aside, rebuild_tables, remove_if_empty, salvage_parts, shard_slice,
 )
 from bootgpu.study.integrity import (
-    damaged_focus_genes, finished_problems, record_digest, record_finished, sweep_temporaries, verify_h5,
+    damaged_focus_genes, finished_problems, record_digest, record_finished, sweep_temporaries, verify_files, verify_h5,
 )
 from bootgpu.study.progress import Progress, note_run
 from bootgpu.study.workers import GeneReport, GeneWorkers, PartWriters, finish_focus
@@ -170,12 +170,11 @@ class StudyRun:
         """This scope's parts that are this study's and read whole; a damaged part is moved to
         parts/damaged/ (with a warning) and recomputed."""
         parts = self.layout.parts()
-        sound = {}
-        for g in genes:
-            if g not in parts:
-                continue
+        found = [g for g in genes if g in parts]
+        for g in found:
             check_file_identity(parts[g], self.identity, "part")
-            damaged = verify_h5(parts[g])
+        sound = {}
+        for g, damaged in zip(found, verify_files([parts[g] for g in found])):
             if damaged:
                 aside = move_aside(parts[g], self.layout.damaged_dir)
                 log(f"bootgpu: warning: {parts[g]} is damaged ({damaged[0]}): moved to {aside}; recomputing it")
