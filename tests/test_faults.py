@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 import pytest
 
+from damage import flip_chunk
 from snapshots import study_files
 
 FOCUS = "#0,#3,#7,#11,#20,#31"
@@ -309,21 +310,10 @@ def test_a_real_full_filesystem_never_crashes(expr_tsv, tmp_path):
 
 # -- flipped bytes ----------------------------------------------------------------------------------
 
-def _flip_chunk(path: Path, dataset: str) -> None:
-    """Flip bytes in the middle of the first chunk of ``dataset`` in the file itself."""
-    with h5py.File(path, "r") as h5:
-        info = h5[dataset].id.get_chunk_info(0)
-    with open(path, "r+b") as fh:
-        fh.seek(info.byte_offset + info.size // 2)
-        byte = fh.read(1)
-        fh.seek(-1, 1)
-        fh.write(bytes([byte[0] ^ 0xFF]))
-
-
 def test_a_damaged_part_is_moved_aside_and_recomputed(expr_tsv, tmp_path, reference):
     out = tmp_path / "study"
     _run(_args(expr_tsv, out), env={"BOOTGPU_TEST_FAULT": "kill:part:4"}, check_clean=False)
-    _flip_chunk(out / "parts" / "focus-000003.h5", "focus/3/boot_p")
+    flip_chunk(out / "parts" / "focus-000003.h5", "focus/3/boot_p")
     status = _run(["status", str(out), "--verify"])
     assert status.returncode == 1 and "damaged: " in status.stdout and "focus-000003.h5" in status.stdout
     again = _run(_args(expr_tsv, out))
@@ -336,7 +326,7 @@ def test_a_damaged_results_file_is_reported_in_one_line_and_repaired_by_the_same
                                                                                          reference):
     out = tmp_path / "study"
     assert _run(_args(expr_tsv, out)).returncode == 0
-    _flip_chunk(out / "results.h5", "focus/7/ci_low")
+    flip_chunk(out / "results.h5", "focus/7/ci_low")
     status = _run(["status", str(out), "--verify"])
     assert status.returncode == 1 and "focus/7/ci_low" in status.stdout
     assert "merged: not finished (results.h5 changed" in status.stdout
@@ -353,7 +343,7 @@ def test_a_damaged_shard_is_named_by_merge(expr_tsv, tmp_path):
     out = tmp_path / "study"
     for k in (1, 2):
         assert _run(_args(expr_tsv, out, "--shard", f"{k}/2")).returncode == 0
-    _flip_chunk(out / "shards" / "shard-0002-of-0002.h5", "focus/11/delta")  # shard 2 of 2: #3, #11, #31
+    flip_chunk(out / "shards" / "shard-0002-of-0002.h5", "focus/11/delta")  # shard 2 of 2: #3, #11, #31
     merge = _run(["merge", str(out)])
     assert merge.returncode == 2
     assert "shard-0002-of-0002.h5: damaged in focus gene 11" in merge.stderr and "--shard 2/2" in merge.stderr

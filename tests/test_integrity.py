@@ -13,6 +13,7 @@ import pytest
 from bootgpu.checksums import TEXT_DIGEST, create_checked
 from bootgpu.results_io import read_meta
 from bootgpu.study.integrity import verify_h5
+from damage import flip_chunk
 
 ROW = np.dtype([(f"m{i}", np.int64 if i % 3 == 0 else np.float64) for i in range(162)])  # a network metrics row
 PARTNER = np.dtype([("gene", np.int32), ("delta", np.float32), ("kind", np.int8)])
@@ -44,17 +45,6 @@ def checked_file(tmp_path):
 NUMERIC = ("focus/3/boot_p", "focus/3/gene_i", "focus/3/network/metrics", "focus/3/network/partners")
 
 
-def _flip(path, dataset: str) -> None:
-    """One byte of ``dataset``'s first chunk inverted in the file itself."""
-    with h5py.File(path, "r") as h5:
-        info = h5[dataset].id.get_chunk_info(0)
-    with open(path, "r+b") as fh:
-        fh.seek(info.byte_offset + info.size // 3)
-        byte = fh.read(1)
-        fh.seek(-1, 1)
-        fh.write(bytes([byte[0] ^ 0x5A]))
-
-
 def test_a_sound_file_has_no_problems(checked_file):
     assert verify_h5(checked_file) == []
 
@@ -63,7 +53,7 @@ def test_a_sound_file_has_no_problems(checked_file):
 def test_a_flipped_byte_names_its_dataset_alone(checked_file, tmp_path, dataset):
     damaged = tmp_path / "damaged.h5"
     shutil.copy(checked_file, damaged)
-    _flip(damaged, dataset)
+    flip_chunk(damaged, dataset)
     with h5py.File(damaged, "r") as h5, pytest.raises(OSError):  # the independent check: h5py's own read fails
         h5[dataset][()]
     problems = verify_h5(damaged)
@@ -98,8 +88,8 @@ def test_verify_files_in_processes_gives_each_file_its_own_problems_in_order(che
         path = tmp_path / f"copy-{k}.h5"
         shutil.copy(checked_file, path)
         files.append(path)
-    _flip(files[1], "focus/3/gene_i")
-    _flip(files[4], "focus/3/network/metrics")
+    flip_chunk(files[1], "focus/3/gene_i")
+    flip_chunk(files[4], "focus/3/network/metrics")
     serial = integrity.verify_files(files, processes=1)
     assert [bool(p) for p in serial] == [False, True, False, False, True, False]
     assert serial[1][0].startswith("focus/3/gene_i: ") and serial[4][0].startswith("focus/3/network/metrics: ")
