@@ -124,9 +124,9 @@ def verify_files(paths: list[Path], processes: int | None = None) -> list[list[s
         return [verify_h5(path) for path in paths]
     from concurrent.futures import ProcessPoolExecutor
 
-    from bootgpu.study.workers import _context
+    from bootgpu.study.workers import process_context
 
-    with ProcessPoolExecutor(processes, mp_context=_context(share_memory=False)) as pool:  # no CUDA state in them
+    with ProcessPoolExecutor(processes, mp_context=process_context(share_memory=False)) as pool:  # no CUDA state in them
         return list(pool.map(verify_h5, paths, chunksize=max(1, len(paths) // (8 * processes))))
 
 

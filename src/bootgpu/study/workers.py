@@ -53,7 +53,7 @@ def finish_focus(path: Path, result, cfg: AnalysisConfig, meta: dict, gene_names
     write_part(path, meta, result, gene_names)
 
 
-def _context(share_memory: bool):
+def process_context(share_memory: bool):
     """Forked processes share the parent's pages (the expression matrix); a device run's writers
     start from a fork server instead, which never held a CUDA context."""
     if not sys.platform.startswith("linux"):
@@ -82,7 +82,7 @@ class _Pool:
 
     def __init__(self, processes: int, initializer, initargs: tuple, on_done: Callable, in_flight: int,
                  share_memory: bool = True):
-        self.executor = ProcessPoolExecutor(processes, mp_context=_context(share_memory), initializer=initializer,
+        self.executor = ProcessPoolExecutor(processes, mp_context=process_context(share_memory), initializer=initializer,
                                             initargs=initargs)
         self.pending: set = set()
         self.on_done, self.in_flight = on_done, max(1, in_flight)
@@ -218,7 +218,7 @@ class GeneWorkers(_Pool):
                  meta: dict, gene_names, on_done: Callable, share_memory: bool = True, busy_threads: int = 0):
         # ``busy_threads``: each process's threads while all are busy (default ``plan.threads``); a
         # plan for more lets a process take the cores of idle ones, e.g. the last, largest focus gene
-        active = _context(share_memory).Value("i", 0)  # processes analysing a focus gene now
+        active = process_context(share_memory).Value("i", 0)  # processes analysing a focus gene now
         cores = (active, busy_threads or plan.threads, max(plan.threads, (busy_threads or plan.threads) * processes))
         super().__init__(processes, _init_analyser,
                          (backend_name, values, cfg, plan, k_low, k_high, meta, list(gene_names), cores), on_done,
