@@ -20,6 +20,7 @@ from bootgpu.networks import (
     EdgeFilter,
     filter_edges,
     focus_network,
+    line_fit,
     metrics_dtype,
 )
 from bootgpu.results_schema import CHANGE_LABELS
@@ -509,3 +510,31 @@ def test_classes_from_presence_equal_the_pipeline_classes(planted):
     _, res, net = planted[0]
     robust = res.edges["robust"]
     np.testing.assert_array_equal(net.kept.change, res.edges["change"][robust])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_line_fit_is_scipy_linregress_bit_for_bit(seed):
+    """The power-law fit's line (``line_fit``) against scipy.stats.linregress: slope and r equal to
+    the last bit, on log-degree data as the networks give it and on plain random points."""
+    from scipy import stats
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 60))
+    if seed % 2:
+        degrees = np.unique(rng.integers(1, 400, size=n))
+        x, y = np.log10(degrees), np.log10(rng.integers(2, 900, size=degrees.size)) - 0.7 * np.log10(degrees)
+    else:
+        x, y = np.sort(rng.standard_normal(n)) * 10 ** rng.uniform(-3, 3), rng.standard_normal(n)
+    want = stats.linregress(x, y)
+    slope, r = line_fit(x, y)
+    assert (slope, r) == (want.slope, want.rvalue) and math.isfinite(slope)
+
+
+def test_line_fit_of_a_perfect_line_and_of_a_flat_one():
+    from scipy import stats
+
+    x = np.log10(np.array([1.0, 2, 3, 5, 8, 13]))
+    for y in (3 - 2.5 * x, np.full(6, 0.3)):
+        want = stats.linregress(x, y)
+        assert line_fit(x, y) == (want.slope, want.rvalue) or (
+            line_fit(x, y)[0] == want.slope and math.isnan(line_fit(x, y)[1]) and math.isnan(want.rvalue))

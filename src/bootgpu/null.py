@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
-import scipy.stats  # noqa: F401  (before a run measures its memory; see study_run)
 import numpy as np
 
 from bootgpu.atomic import atomic_path, atomic_write_bytes

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
-import scipy.stats  # noqa: F401  (networks.powerlaw_fit imports it lazily: loaded here, before a run
-#                             measures its memory, so the report counts the analysis and not this import)
 
 from bootgpu.config import AnalysisConfig
 from bootgpu.core.draws import RNG_ALGORITHM
