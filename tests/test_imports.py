@@ -141,7 +141,7 @@ def test_no_function_of_the_package_is_longer_than_the_limit():
 
 
 def test_a_run_does_not_import_scipy_stats():
-    """scipy.stats is ~1 s of import at the start of every run and every array task; what a study
+    """scipy.stats is ~0.6 s of import at the start of every run and every array task; what a study
     computes (pipeline, networks, parts, the finish, the workers) must not load it."""
     probe = ("import sys, bootgpu.cli, bootgpu.study.run, bootgpu.pipeline, bootgpu.networks, bootgpu.null, "
              "bootgpu.backends.numpy_backend; print('scipy.stats' in sys.modules)")

@@ -207,7 +207,8 @@ def file_identity_difference(path: Path | h5py.File, identity: StudyIdentity) ->
 def check_file_identity(path: Path | h5py.File, identity: StudyIdentity, what: str) -> None:
     """A part, shard or results file (its path, or the file open) must belong to the study ``identity``."""
     if diff := file_identity_difference(path, identity):
-        raise BootgpuError(f"{getattr(path, 'filename', path)}: this {what} belongs to another study ({diff}): remove it, or rerun with --overwrite")
+        raise BootgpuError(f"{getattr(path, 'filename', path)}: this {what} belongs to another study ({diff}): "
+                           f"remove it, or rerun with --overwrite")
 
 
 def finish_study(layout: StudyLayout, meta, gene_names, sample_names, sources, focus,
