@@ -350,3 +350,90 @@ def test_store_gathered_ratio_equals_taking_and_dividing(dtype, subtract, monkey
         NumpyBackend().store_gathered_ratio(got, slice(10, 10 + n_rep), slice(50, 50 + flat.shape[0]), products, flat, den,
                                             subtract)
         assert got.tobytes() == want.tobytes(), numba
+
+
+def _generic() -> Backend:
+    generic = Backend()
+    generic.xp = np
+    return generic
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32])
+@pytest.mark.parametrize("ties", ["none", "low", "both"])
+def test_gathered_abs_diff_equals_two_gathers_filled_and_subtracted(dtype, ties, monkeypatch):
+    # a pair block's Fisher statistic |z_high[levels_high] - z_low[levels_low]|, the tied pairs'
+    # z (at the sentinel) filled in order, as PairPasses._derive computed it before the kernel
+    rng = np.random.default_rng(11)
+    n, n_levels = 5_003, 2_601
+    sides = []
+    for name in ("high", "low"):
+        table = np.concatenate([np.arctanh(np.clip(rng.uniform(-1, 1, n_levels), -0.9999, 0.9999)), [0.0]])
+        idx = rng.integers(0, n_levels, n).astype(dtype)
+        fill = np.zeros(0)
+        if ties == "both" or ties == name:
+            at = rng.random(n) < 0.07
+            idx[at] = n_levels
+            fill = rng.standard_normal(int(at.sum()))
+        sides.append((table, idx, n_levels, fill))
+    want = []
+    for table, idx, sentinel, fill in sides:  # the definition, written out
+        v = table[idx.astype(np.int64)]
+        if fill.size:
+            v[idx == sentinel] = fill
+        want.append(v)
+    want = np.abs(want[0] - want[1])
+    got = {}
+    for numba in ("1", "0"):
+        monkeypatch.setenv("BOOTGPU_NUMBA", numba)
+        got[numba] = NumpyBackend().gathered_abs_diff(*sides)
+    assert got["1"].tobytes() == got["0"].tobytes() == _generic().gathered_abs_diff(*sides).tobytes() == want.tobytes()
+
+
+def test_gathered_abs_diff_with_fills_that_do_not_match_does_as_numpy_does():
+    # fills not one a sentinel go NumPy's way: its assignment broadcasts one value, refuses three
+    table, idx = np.arange(5.0), np.array([4, 0, 4, 1], np.int16)
+    side = (table, idx, 4, np.zeros(0))
+    got = NumpyBackend().gathered_abs_diff((table, idx, 4, np.full(1, 9.5)), side)
+    assert got.tobytes() == np.array([5.5, 0.0, 5.5, 0.0]).tobytes()
+    with pytest.raises(ValueError):
+        NumpyBackend().gathered_abs_diff((table, idx, 4, np.ones(3)), side)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.int64])
+def test_bincount_of_narrow_integers_equals_numpy(dtype):
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3_000, 100_001).astype(dtype)
+    got = NumpyBackend().bincount(x, 3_001)
+    assert got.dtype == np.int64 and got.tobytes() == np.bincount(x, minlength=3_001).tobytes()
+    x[17] = 5_000  # beyond minlength: NumPy's longer table, as np.bincount gives it
+    assert NumpyBackend().bincount(x, 3_001).tobytes() == np.bincount(x, minlength=3_001).tobytes()
+    if dtype != np.int64:
+        assert NumpyBackend().bincount(x[::2], 3_001).tobytes() == np.bincount(x[::2], minlength=3_001).tobytes()
+    x[18] = -1
+    with pytest.raises(ValueError):
+        NumpyBackend().bincount(x, 3_001)
+
+
+@pytest.mark.parametrize("n_bins", [4_096, 1 << 20])
+def test_bin_counts_equal_the_stream_bins_counted(n_bins, monkeypatch):
+    from bootgpu.core.fdr import BHStream
+    from bootgpu.core.significance import FisherTest
+
+    rng = np.random.default_rng(4)
+    test = FisherTest(25, 25)
+    s = np.abs(rng.standard_normal(200_003)) * 2.5
+    s[:5] = [0.0, test.s_max, np.nextafter(test.s_max, 0), test.s_max / n_bins, test.s_max / n_bins * 7]
+    s = np.minimum(s, test.s_max)
+    streams = {}
+    for numba in ("1", "0"):
+        monkeypatch.setenv("BOOTGPU_NUMBA", numba)
+        streams[numba] = BHStream(NumpyBackend(), test, "diff", n_bins=n_bins)
+    want = np.bincount(streams["0"].bins(s), minlength=n_bins)
+    monkeypatch.setenv("BOOTGPU_NUMBA", "1")
+    assert NumpyBackend().bin_counts(s, n_bins / test.s_max, n_bins) is not None  # the kernel's way
+    assert streams["1"].histogram(s).tobytes() == want.tobytes()
+    monkeypatch.setenv("BOOTGPU_NUMBA", "0")
+    assert streams["0"].histogram(s).tobytes() == want.tobytes()
+    monkeypatch.setenv("BOOTGPU_NUMBA", "1")
+    assert NumpyBackend().bin_counts(np.array([0.5, np.nan]), 1.0, n_bins) is None  # NaN: left to NumPy's way
+    assert NumpyBackend().bin_counts(np.array([-0.5]), 1.0, n_bins) is None

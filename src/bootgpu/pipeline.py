@@ -164,9 +164,14 @@ class PairPasses:
     def _derive(self, item: dict) -> None:
         """The Fisher statistic of a block (kept with it)."""
         xp = self.xp
+        high, low = item["high"], item["low"]
+        if high.r is None and low.r is None:  # z gathered from the level tables, ties filled in
+            item["s_diff"] = self.backend.gathered_abs_diff(
+                *((self.levels[name].z, g.levels, g.sentinel, z_transform(xp, g.tied_r))
+                  for name, g in (("high", high), ("low", low))))
+            return
         z = {}
-        for name in ("low", "high"):
-            g = item[name]
+        for name, g in (("low", low), ("high", high)):
             if g.r is not None:
                 z[name] = z_transform(xp, g.r)
                 continue

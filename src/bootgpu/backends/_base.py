@@ -156,6 +156,24 @@ class Backend:
         ``weights`` (float64, one per element) their sums instead, float64."""
         raise NotImplementedError
 
+    def bin_counts(self, s: Array, scale: float, n_bins: int) -> Array | None:
+        """The counts (int64) of ``core.fdr.BHStream.bins(s)``, bins of ``scale`` each from the
+        top, in one pass where the backend has a kernel for it; None: none (the caller bins)."""
+        return None
+
+    def gathered_abs_diff(self, a: tuple, b: tuple) -> Array:
+        """|A - B| of two gathers, each side (table, indices, sentinel, fill): table[indices], where
+        ``fill`` is not empty its values taking the places of indices == sentinel, in order."""
+        xp = self.xp
+
+        def side(table, indices, sentinel, fill):
+            values = xp.take(table, indices)
+            if fill.shape[0]:
+                values[indices == sentinel] = fill
+            return values
+
+        return xp.abs(side(*a) - side(*b))
+
     def take_in_range(self, x: Array, indices: Array) -> Array:
         """``take(x, indices)`` of a 1-D ``x`` for indices known to be within it."""
         return self.xp.take(x, indices)

@@ -82,6 +82,13 @@ def prepare() -> None:
     # JointHistogram's tables (numpy_backend.WrappedCounts), joint indices int32
     kernel("count_into")(np.zeros(1, np.uint8), np.zeros(1, np.int32), np.zeros(1, np.int64), np.zeros(1, np.int32))
     kernel("positions_in")(np.zeros(1, np.uint8), np.zeros(1, np.int32), np.zeros(1, np.int64))
+    # the pair passes' levels (core.fdr.spearman_levels: int16, int32) and Fisher bins (int32)
+    table, f64 = np.zeros(2), np.zeros(1)
+    for dtype in (np.int16, np.int32):
+        idx = np.zeros(1, dtype)
+        kernel("count_values")(idx, np.zeros(2, np.int64))
+        kernel("gathered_abs_diff")(table, idx, f64, 1, table, idx, f64, 1, np.zeros(1))  # sentinel: int
+    kernel("bin_counts")(f64, 1.0, np.zeros(2, np.int64))
     rect = np.zeros((2, 3), np.float32)
     for block in (rect, rect[:, 1:]):  # a whole product, or a view of one
         kernel("joint_triangle")(block, np.float32(0), np.zeros(3, np.int32))
@@ -112,7 +119,9 @@ def _compile(cache: bool) -> dict:
             "positions_in": jit(_positions_in),
             "counted_dots": jit(_counted_dots),
             "joint_triangle": jit(_joint_triangle),
-            "counted_delta": jit(_counted_delta)}
+            "counted_delta": jit(_counted_delta),
+            "count_values": jit(_count_values), "bin_counts": jit(_bin_counts),
+            "gathered_abs_diff": jit(_gathered_abs_diff)}
 
 
 select = select_tails = leaf_sum = pairwise_sum = None  # compiled helpers (``_compile``)
@@ -266,6 +275,62 @@ def _count_into(low, wraps, n_wraps, values):  # pragma: no cover - compiled
             else:
                 low[v] = c
     return outside
+
+
+def _count_values(values, counts):  # pragma: no cover - compiled
+    # counts[v] += 1 for every v of values, read as they are (no copy to intp, as np.bincount
+    # makes of narrower integers); returns how many fell outside the table, which are not counted
+    n, outside = counts.shape[0], 0
+    for v in values:
+        if v < 0 or v >= n:
+            outside += 1
+        else:
+            counts[v] += 1
+    return outside
+
+
+def _bin_counts(s, scale, counts):  # pragma: no cover - compiled
+    # counts[n - 1 - min(int32(v * scale), n - 1)] += 1 for every v of s: core.fdr.BHStream.bins
+    # (the same float64 product, truncated as NumPy's astype truncates) and its bincount in one
+    # pass; returns how many were NaN, negative or beyond int32, which are not counted
+    n, bad = counts.shape[0], 0
+    for v in s:
+        x = v * scale
+        if not (x >= 0.0 and x < 2147483648.0):
+            bad += 1
+            continue
+        b = np.int32(x)
+        if b > n - 1:
+            b = n - 1
+        counts[n - 1 - b] += 1
+    return bad
+
+
+def _gathered_abs_diff(table_a, idx_a, fill_a, sentinel_a, table_b, idx_b, fill_b, sentinel_b, out):  # pragma: no cover - compiled
+    # out[i] = |A[i] - B[i]|, A[i] = table_a[idx_a[i]] except where idx_a[i] == sentinel_a and
+    # fill_a is not empty, which take fill_a's values in order (and B the same): the IEEE
+    # subtraction and absolute value of NumPy's take, assignment, subtract and abs.  Returns
+    # False where a fill does not match its sentinels one for one (nothing read beyond it)
+    ia = ib = 0
+    n_a, n_b = fill_a.shape[0], fill_b.shape[0]
+    for i in range(out.shape[0]):
+        u, w = idx_a[i], idx_b[i]
+        if n_a and u == sentinel_a:
+            if ia == n_a:
+                return False
+            a = fill_a[ia]
+            ia += 1
+        else:
+            a = table_a[u]
+        if n_b and w == sentinel_b:
+            if ib == n_b:
+                return False
+            b = fill_b[ib]
+            ib += 1
+        else:
+            b = table_b[w]
+        out[i] = abs(a - b)
+    return ia == n_a and ib == n_b
 
 
 def _joint_triangle(rect, offset, out):  # pragma: no cover - compiled

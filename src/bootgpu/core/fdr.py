@@ -477,6 +477,9 @@ class BHStream:
 
     def histogram(self, s):
         """Pass 1, per block (any thread): the bin counts of a block of statistics (valid pairs)."""
+        counts = self.backend.bin_counts(s, self.n_bins / self.test.s_max, self.n_bins)
+        if counts is not None:
+            return counts
         return self.xp.astype(self.backend.bincount(self.bins(s), self.n_bins), self.xp.int64, copy=False)
 
     def level_histogram(self, levels):
