@@ -437,3 +437,36 @@ def test_bin_counts_equal_the_stream_bins_counted(n_bins, monkeypatch):
     monkeypatch.setenv("BOOTGPU_NUMBA", "1")
     assert NumpyBackend().bin_counts(np.array([0.5, np.nan]), 1.0, n_bins) is None  # NaN: left to NumPy's way
     assert NumpyBackend().bin_counts(np.array([-0.5]), 1.0, n_bins) is None
+
+
+@pytest.mark.parametrize("k", [25, 60])  # levels int16 (float32 products) and int32 (k = 60: D/2 + 1 >= 2**15)
+@pytest.mark.parametrize("ties", ["none", "few", "most"])
+def test_level_triangle_gives_the_blocks_of_the_core(k, ties):
+    # PairBlocks' blocks with the compiled levels equal the core's triangle, cast, add and shift:
+    # tie-free blocks, blocks with a few tied pairs (levels with the sentinel and tied r) and blocks
+    # mostly tied (every pair's r)
+    from bootgpu.core.spearman import PairBlocks, group_ranks
+
+    rng = np.random.default_rng(k)
+    n_genes = 83
+    groups = []
+    for _ in range(2):
+        values = rng.normal(size=(n_genes, k))
+        if ties == "few":
+            values[[5, 40, 77]] = np.round(values[[5, 40, 77]])
+        elif ties == "most":
+            values[::2] = np.round(values[::2])
+        groups.append(group_ranks(np, values))
+    backend = NumpyBackend()
+    fast = PairBlocks(np, *groups, 17, backend.upper_triangle, backend.level_triangle)
+    core = PairBlocks(np, *groups, 17, backend.upper_triangle)
+    assert backend.level_triangle(np.zeros((2, 3)), 0, np.int16) is not None
+    for start in core.starts():
+        got, want = fast.compact_block(start), core.compact_block(start)
+        assert got[:2] == want[:2]
+        for g, w in zip(got[2:], want[2:]):
+            for field in ("levels", "tied_r", "r"):
+                a, b = getattr(g, field), getattr(w, field)
+                assert (a is None) == (b is None), field
+                assert a is None or (a.dtype == b.dtype and a.tobytes() == b.tobytes()), (start, field)
+            assert g.sentinel == w.sentinel

@@ -451,7 +451,8 @@ def rank_split(backend: Backend, expr: Array, low_idx: Array, high_idx: Array, t
 def pair_passes(backend: Backend, groups: Groups, plan: Plan) -> PairPasses | JointPasses:
     """Stage 2: passes over pair space in the plan's row blocks (``PairPasses`` or ``JointPasses``);
     iterating them once computes (and, with ``plan.cache_pairs``, keeps) every block."""
-    pairs = PairBlocks(backend.xp, groups.low, groups.high, plan.rows_per_block, backend.upper_triangle)
+    pairs = PairBlocks(backend.xp, groups.low, groups.high, plan.rows_per_block, backend.upper_triangle,
+                       backend.level_triangle)
     return make_pair_passes(backend, pairs, pair_tests(groups.k_low, groups.k_high), plan.cache_pairs, plan.threads)
 
 

@@ -230,6 +230,12 @@ class Backend:
         such kernel (the core then adds, casts and takes the triangle: ``spearman.joint_rect``)."""
         return None
 
+    def level_triangle(self, rect: Array, offset: int, dtype) -> Array | None:
+        """``upper_triangle`` of (int32(rect) + offset) >> 2 as ``dtype``, a block of a group's exact
+        dot products made levels (``core.spearman.PairBlocks``), in one pass; or None where the
+        backend has no such kernel (the core then takes the triangle, casts, adds and shifts)."""
+        return None
+
     def cummin(self, x: Array) -> Array:
         """Running minimum along a 1-D array."""
         raise NotImplementedError

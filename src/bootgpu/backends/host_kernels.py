@@ -92,6 +92,9 @@ def prepare() -> None:
     rect = np.zeros((2, 3), np.float32)
     for block in (rect, rect[:, 1:]):  # a whole product, or a view of one
         kernel("joint_triangle")(block, np.float32(0), np.zeros(3, np.int32))
+    for products in (rect, rect.astype(np.float64)):  # a group's exact products (GroupRanks.d)
+        for dtype in (np.int16, np.int32):
+            kernel("level_triangle")(products, np.int32(0), np.zeros(3, dtype))
     for deltas in (out, out[:, :2]):
         kernel("column_statistics")(deltas, 0, 1, *pairwise_program(2), ps, ps + 1, 0.0, 0.0, np.zeros(1), np.zeros(1),
                                     np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(1, np.int64), np.zeros(1, np.int64))
@@ -118,7 +121,7 @@ def _compile(cache: bool) -> dict:
             "gathered_ratio": jit(_gathered_ratio), "resample_ranks": jit(_resample_ranks),
             "positions_in": jit(_positions_in),
             "counted_dots": jit(_counted_dots),
-            "joint_triangle": jit(_joint_triangle),
+            "joint_triangle": jit(_joint_triangle), "level_triangle": jit(_level_triangle),
             "counted_delta": jit(_counted_delta),
             "count_values": jit(_count_values), "bin_counts": jit(_bin_counts),
             "gathered_abs_diff": jit(_gathered_abs_diff)}
@@ -341,6 +344,18 @@ def _joint_triangle(rect, offset, out):  # pragma: no cover - compiled
         row = rect[i]
         for j in range(i + 1, rect.shape[1]):
             out[o] = np.int32(row[j] + offset)
+            o += 1
+
+
+def _level_triangle(rect, offset, out):  # pragma: no cover - compiled
+    # out = (int32(rect[i, i + 1:]) + offset) >> 2 in the integer dtype of out, row after row
+    # (condensed order): the triangle, int32 copy, addition, shift and narrowing NumPy makes of a
+    # block of exact dot products (core.spearman.PairBlocks), levels within out's dtype
+    o = 0
+    for i in range(rect.shape[0]):
+        row = rect[i]
+        for j in range(i + 1, rect.shape[1]):
+            out[o] = (np.int32(row[j]) + offset) >> 2
             o += 1
 
 

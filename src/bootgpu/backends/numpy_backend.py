@@ -255,6 +255,17 @@ class NumpyBackend(Backend):
         host_kernels.kernel("joint_triangle")(rect, np.float32(offset), out)
         return out
 
+    def level_triangle(self, rect, offset, dtype):
+        # one compiled pass (host_kernels.level_triangle) instead of the row slices' copy, the int32
+        # copy, the addition, the shift and the narrowing copy (a 1,048-row block of the embedded
+        # matrix: 0.8 against 2.6 ms, scripts/host_kernel_times.py)
+        if not host_kernels.enabled() or rect.dtype not in (np.float32, np.float64) or np.dtype(dtype) not in _NARROW:
+            return None
+        n_rows, n_cols = rect.shape
+        out = np.empty(n_rows * n_cols - n_rows * (n_rows + 1) // 2, dtype=dtype)
+        host_kernels.kernel("level_triangle")(rect, np.int32(offset), out)
+        return out
+
     def cummin(self, x):
         return np.minimum.accumulate(x)
 

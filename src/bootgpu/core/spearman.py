@@ -144,10 +144,13 @@ class PairBlocks:
     tied (or constant) gene, located from per-gene flags, get their own (``correlation``, as before).
     """
 
-    def __init__(self, xp, low: GroupRanks, high: GroupRanks, rows_per_block: int, triangle=None):
+    def __init__(self, xp, low: GroupRanks, high: GroupRanks, rows_per_block: int, triangle=None,
+                 level_triangle=None):
         self.xp, self.low, self.high = xp, low, high
         # rect -> rect[i, i + 1:] of every row, concatenated (``Backend.upper_triangle``)
         self.triangle = triangle or (lambda rect: upper_triangle(xp, rect))
+        # (rect, offset, dtype) -> that triangle's levels in one pass, or None (``Backend.level_triangle``)
+        self.level_triangle = level_triangle or (lambda rect, offset, dtype: None)
         self.n_genes = low.d.shape[0]
         self.rows = max(1, int(rows_per_block))
         self.n_pairs = self.n_genes * (self.n_genes - 1) // 2
@@ -172,7 +175,7 @@ class PairBlocks:
         where = xp.nonzero(tied)[0]
         if where.shape[0] == 0:
             return r, None
-        r[tied] = self._tied_r(grp, start, stop, dots, where)
+        r[tied] = self._tied_r(grp, xp.take(dots, where), *self._genes(start, stop, where))
         return r, tied
 
     def _block_pairs(self, name: str, start: int, stop: int) -> GroupPairs:
@@ -184,28 +187,37 @@ class PairBlocks:
         n = n_signed_levels(grp.k)
         if not n:
             return GroupPairs(r=self._block_r(name, start, stop)[0])
-        dots = self.triangle(xp.matmul(grp.d[start:stop, :], xp.matrix_transpose(grp.d[start:, :])))
-        levels = xp.astype(dots, xp.int32)
-        levels += rank_sumsq(grp.k)
-        levels >>= 2
+        rect = xp.matmul(grp.d[start:stop, :], xp.matrix_transpose(grp.d[start:, :]))
         dtype = xp.int16 if n < 2**15 else xp.int32  # the sentinel n must fit too
-        if self._last_tied[name] < start:
-            return GroupPairs(levels=xp.astype(levels, dtype), tied_r=xp.zeros((0,), dtype=xp.float64), sentinel=n)
-        tied = self.pair_mask(self.tied[name], start, stop)
-        where = xp.nonzero(tied)[0]
-        if 2 * where.shape[0] >= dots.shape[0]:
-            r = xp.astype(dots, xp.float64) / self._den[name]
-            if where.shape[0]:
-                r[tied] = self._tied_r(grp, start, stop, dots, where)
-            return GroupPairs(r=r)
-        tied_r = self._tied_r(grp, start, stop, dots, where) if where.shape[0] else xp.zeros((0,), dtype=xp.float64)
-        levels[tied] = n
-        return GroupPairs(levels=xp.astype(levels, dtype), tied_r=tied_r, sentinel=n)
-
-    def _tied_r(self, grp: GroupRanks, start: int, stop: int, dots, where):
-        xp = self.xp
+        where = xp.zeros((0,), dtype=xp.int64)
+        if self._last_tied[name] >= start:
+            tied = self.pair_mask(self.tied[name], start, stop)
+            where = xp.nonzero(tied)[0]
+            if 2 * where.shape[0] >= tied.shape[0]:
+                dots = self.triangle(rect)
+                r = xp.astype(dots, xp.float64) / self._den[name]
+                if where.shape[0]:
+                    r[tied] = self._tied_r(grp, xp.take(dots, where), *self._genes(start, stop, where))
+                return GroupPairs(r=r)
+        levels = self.level_triangle(rect, rank_sumsq(grp.k), dtype)
+        if levels is None:
+            levels = xp.astype(self.triangle(rect), xp.int32)
+            levels += rank_sumsq(grp.k)
+            levels >>= 2
+            levels = xp.astype(levels, dtype)
+        if where.shape[0] == 0:
+            return GroupPairs(levels=levels, tied_r=xp.zeros((0,), dtype=xp.float64), sentinel=n)
+        # the tied pairs' dots straight from the product: (i, j) sits at rect[i - start, j - start]
         gene_i, gene_j = self._genes(start, stop, where)
-        return correlation(xp, xp.take(dots, where), xp.take(grp.sumsq, gene_i), xp.take(grp.sumsq, gene_j))
+        dots = xp.take(xp.reshape(rect, (-1,)), (gene_i - start) * rect.shape[1] + (gene_j - start))
+        tied_r = self._tied_r(grp, dots, gene_i, gene_j)
+        levels[tied] = n
+        return GroupPairs(levels=levels, tied_r=tied_r, sentinel=n)
+
+    def _tied_r(self, grp: GroupRanks, dots, gene_i, gene_j):
+        """r of pairs (gene_i, gene_j) with a tied gene from their dot products ``dots``."""
+        xp = self.xp
+        return correlation(xp, dots, xp.take(grp.sumsq, gene_i), xp.take(grp.sumsq, gene_j))
 
     def compact_block(self, start: int):
         """(start, stop, low GroupPairs, high GroupPairs) of the block whose first row is ``start``."""
