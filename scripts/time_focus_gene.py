@@ -35,6 +35,7 @@ def main() -> None:
 
     data = planted_matrix(args.genes, args.samples, args.planted, strength=0.6)
     backend = get_backend(args.backend)
+    backend.prepare()  # compiled host kernels loaded first, as a run has them
     cfg = AnalysisConfig(n_bootstrap=args.n_bootstrap)
     k_low, k_high = cfg.validate(args.samples)
     plan = plan_batches(args.genes, args.samples, k_low, k_high, cfg.n_bootstrap, int(args.memory_budget_gib * 2**30),
