@@ -41,6 +41,14 @@ PAIR_ROW_BYTES = 112  # per pair-space cell of a block, when sizing blocks (an u
 PAIR_CELL_BYTES = 16  # per cell of a block's (rows, columns) products: dots and r of the group being computed
 PAIR_BYTES = 72  # per pair (j > i) of a block in any pass: r of both groups, valid mask, statistics, bins, picks
 PAIR_BYTES_LEVELS = 24  # the same with level tables (pair_value_bytes)
+PAIR_CELL_BYTES_COMPILED = 8  # per cell with the NumPy backend's compiled kernels: one group's products (float32
+# or float64; NumpyBackend.level_triangle makes the levels from them in one pass, with no float triangle or int32
+# copy beside them)
+PAIR_BYTES_COMPILED_LEVELS = 12  # per pair of a block with level tables and those kernels: no gathered z of each
+# group, no intp copies for the counts (NumpyBackend.gathered_abs_diff, bincount, bin_counts).  Measured pair-pass
+# peaks (scripts/pair_peaks.py, 2 threads): demo 44, planted 2,000 x 400 43, 4,000 x 200 132, 3,000 x 938 142 MB
+# against 58, 58, 148 and 115 predicted (the last under by the groups' level histograms, k = 187: its resident
+# allowance covers the whole focus gene, 280 MB measured against 421 MB predicted)
 PAIR_BYTES_JOINT = 8  # the same with joint indices (core.spearman.JointBlocks): the block's int32
 # indices and the selection's flags
 PAIR_CACHE_BYTES = 25  # per cached pair at most: per group its level (2-4 bytes; with r of the pairs
@@ -164,6 +172,9 @@ def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool, k
     if device and not n_cells:
         pair_bytes += DEVICE_PAIR_TEMP_BYTES
     compiled = not device and host_kernels.wanted()  # the NumPy backend counts in place (JointHistogram)
+    cell_bytes = PAIR_CELL_BYTES
+    if compiled and not n_cells and k_low and k_high and level_pairs(k_low, k_high):
+        cell_bytes, pair_bytes = PAIR_CELL_BYTES_COMPILED, PAIR_BYTES_COMPILED_LEVELS
     tables = joint_table_bytes(n_cells, threads, compiled)[1] if n_cells else 0  # the histogram or the selection's tables
     first = later = 0
     for start in range(0, max(n_genes - 1, 1), rows * threads):
@@ -172,7 +183,7 @@ def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool, k
         pairs = pairs_above(start + threads * rows) - pairs_above(start)
         cached = int(pairs_above(start) * cache_bytes) if cache_pairs else 0
         block = (max(cells * products, cells * 4 + pairs * pair_bytes) if products
-                 else cells * PAIR_CELL_BYTES + pairs * pair_bytes)
+                 else cells * cell_bytes + pairs * pair_bytes)
         first = max(first, cached + block)
         later = max(later, pairs * pair_bytes)
     return tables + max(first, (pair_cache_bytes(n_genes, k_low, k_high) if cache_pairs else 0) + later)

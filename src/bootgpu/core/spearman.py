@@ -189,28 +189,40 @@ class PairBlocks:
             return GroupPairs(r=self._block_r(name, start, stop)[0])
         rect = xp.matmul(grp.d[start:stop, :], xp.matrix_transpose(grp.d[start:, :]))
         dtype = xp.int16 if n < 2**15 else xp.int32  # the sentinel n must fit too
-        where = xp.zeros((0,), dtype=xp.int64)
-        if self._last_tied[name] >= start:
-            tied = self.pair_mask(self.tied[name], start, stop)
-            where = xp.nonzero(tied)[0]
-            if 2 * where.shape[0] >= tied.shape[0]:
-                dots = self.triangle(rect)
-                r = xp.astype(dots, xp.float64) / self._den[name]
-                if where.shape[0]:
-                    r[tied] = self._tied_r(grp, xp.take(dots, where), *self._genes(start, stop, where))
-                return GroupPairs(r=r)
-        levels = self.level_triangle(rect, rank_sumsq(grp.k), dtype)
-        if levels is None:
-            levels = xp.astype(self.triangle(rect), xp.int32)
+        levels = self.level_triangle(rect, rank_sumsq(grp.k), dtype)  # a backend's one pass (host)
+        if levels is None:  # the triangle, then its levels: the product is freed first (device memory)
+            dots = self.triangle(rect)
+            del rect
+            levels = xp.astype(dots, xp.int32)
             levels += rank_sumsq(grp.k)
             levels >>= 2
-            levels = xp.astype(levels, dtype)
+            return self._with_tied(name, grp, start, stop, xp.astype(levels, dtype), n, lambda: dots,
+                                   lambda where: xp.take(dots, where))
+
+        def tied_dots(where):  # (i, j) sits at rect[i - start, j - start]
+            gene_i, gene_j = self._genes(start, stop, where)
+            return xp.take(xp.reshape(rect, (-1,)), (gene_i - start) * rect.shape[1] + (gene_j - start))
+
+        return self._with_tied(name, grp, start, stop, levels, n, lambda: self.triangle(rect), tied_dots)
+
+    def _with_tied(self, name: str, grp: GroupRanks, start: int, stop: int, levels, n: int, every_dot, tied_dots):
+        """A block's ``GroupPairs`` from its tie-free ``levels``: the pairs with a tied gene get the
+        sentinel and their r (``tied_dots(where)``: their dot products), or, where they are at least
+        half of the block, every pair its r (``every_dot()``: the block's dot products)."""
+        xp = self.xp
+        if self._last_tied[name] < start:
+            return GroupPairs(levels=levels, tied_r=xp.zeros((0,), dtype=xp.float64), sentinel=n)
+        tied = self.pair_mask(self.tied[name], start, stop)
+        where = xp.nonzero(tied)[0]
+        if 2 * where.shape[0] >= levels.shape[0]:
+            dots = every_dot()
+            r = xp.astype(dots, xp.float64) / self._den[name]
+            if where.shape[0]:
+                r[tied] = self._tied_r(grp, xp.take(dots, where), *self._genes(start, stop, where))
+            return GroupPairs(r=r)
         if where.shape[0] == 0:
             return GroupPairs(levels=levels, tied_r=xp.zeros((0,), dtype=xp.float64), sentinel=n)
-        # the tied pairs' dots straight from the product: (i, j) sits at rect[i - start, j - start]
-        gene_i, gene_j = self._genes(start, stop, where)
-        dots = xp.take(xp.reshape(rect, (-1,)), (gene_i - start) * rect.shape[1] + (gene_j - start))
-        tied_r = self._tied_r(grp, dots, gene_i, gene_j)
+        tied_r = self._tied_r(grp, tied_dots(where), *self._genes(start, stop, where))
         levels[tied] = n
         return GroupPairs(levels=levels, tied_r=tied_r, sentinel=n)
 
