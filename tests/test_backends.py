@@ -524,3 +524,23 @@ def test_imap_chunks_yields_in_order_with_at_most_threads_ahead(threads):
     got = list(backend.imap_chunks(work, range(20), threads))
     assert got == [(i, sum(range(i * 1000))) for i in range(20)]
     assert most[0] <= threads
+
+
+# host facts the strict backend keeps from NumPy (memory, scopes, the byte-a-cell tables it never makes)
+_STRICT_KEEPS_NUMPY = {"dense_density", "memory_info", "available_memory", "track_peak", "table_counts", "table_capacity",
+                       "release_memory", "bootstrap_scope", "pair_scope"}
+
+
+def test_the_strict_backend_runs_the_generic_kernels_a_device_runs():
+    # every kernel the NumPy backend replaces with its own (compiled) one is the generic Backend's
+    # on the strict backend, so the CPU tests cover the code a GPU runs: a new NumPy kernel left
+    # out here would silently take the device path's place in them
+    from bootgpu.backends._base import Backend
+    from bootgpu.backends.numpy_backend import NumpyBackend
+    from bootgpu.backends.strict_backend import StrictBackend
+
+    overridden = {name for name, value in vars(NumpyBackend).items()
+                  if callable(value) and hasattr(Backend, name) and not name.startswith("__")}
+    kept = {name for name in overridden if getattr(StrictBackend, name) is getattr(NumpyBackend, name)}
+    assert {"level_triangle", "bin_counts", "gathered_abs_diff", "joint_triangle"} <= overridden
+    assert kept == _STRICT_KEEPS_NUMPY

@@ -64,6 +64,9 @@ class StrictBackend(NumpyBackend):
     scans = Backend.scans
     upper_triangle = Backend.upper_triangle
     joint_triangle = Backend.joint_triangle
+    level_triangle = Backend.level_triangle
+    bin_counts = Backend.bin_counts
+    gathered_abs_diff = Backend.gathered_abs_diff
 
     def host_threads(self) -> int:
         return 1
