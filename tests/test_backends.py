@@ -542,5 +542,5 @@ def test_the_strict_backend_runs_the_generic_kernels_a_device_runs():
     overridden = {name for name, value in vars(NumpyBackend).items()
                   if callable(value) and hasattr(Backend, name) and not name.startswith("__")}
     kept = {name for name in overridden if getattr(StrictBackend, name) is getattr(NumpyBackend, name)}
-    assert {"level_triangle", "bin_counts", "gathered_abs_diff", "joint_triangle"} <= overridden
+    assert {"level_triangle", "bin_counts", "gathered_abs_diff", "values_in_range", "joint_triangle"} <= overridden
     assert kept == _STRICT_KEEPS_NUMPY

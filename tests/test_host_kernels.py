@@ -470,3 +470,17 @@ def test_level_triangle_gives_the_blocks_of_the_core(k, ties):
                 assert (a is None) == (b is None), field
                 assert a is None or (a.dtype == b.dtype and a.tobytes() == b.tobytes()), (start, field)
             assert g.sentinel == w.sentinel
+
+
+@pytest.mark.parametrize("high", [2.5, np.inf])
+def test_values_in_range_equal_the_compared_and_compressed_values(high, monkeypatch):
+    rng = np.random.default_rng(9)
+    s = rng.uniform(0, 4, 100_003)
+    s[:6] = [np.nan, np.inf, 1.0, 2.5, np.nextafter(1.0, 0), -0.0]
+    want = s[(s >= 1.0) & (s < high)] if high < np.inf else s[s >= 1.0]  # the threshold pass's screen
+    got = {}
+    for numba in ("1", "0"):
+        monkeypatch.setenv("BOOTGPU_NUMBA", numba)
+        got[numba] = NumpyBackend().values_in_range(s, 1.0, high)
+    assert got["1"].tobytes() == got["0"].tobytes() == _generic().values_in_range(s, 1.0, high).tobytes() == want.tobytes()
+    assert (np.inf in got["1"]) == (high == np.inf)

@@ -683,7 +683,11 @@ def _selection_pass(xp, passes, pairs, s_star: dict, edge_selection: str):
         if int(xp.count_nonzero(chosen)) == 0:
             return counts, None
         where = xp.nonzero(chosen)[0]
-        gene_i, gene_j = pairs.genes_of(block, xp.take(xp.nonzero(valid)[0], where))
+        if int(xp.count_nonzero(valid)) < valid.shape[0]:  # positions among the valid pairs -> in the block
+            where_in_block = xp.take(xp.nonzero(valid)[0], where)
+        else:  # every pair valid (the rule): no (pairs,) index array to make
+            where_in_block = where
+        gene_i, gene_j = pairs.genes_of(block, where_in_block)
         r = {name: stats.r_at(name, where) for name in ("low", "high")}
         part = {"gene_i": gene_i, "gene_j": gene_j, "r_low": r["low"], "r_high": r["high"]}
         part.update({"s_low": xp.abs(r["low"]), "s_high": xp.abs(r["high"]), "s_diff": xp.take(stats["diff"], where)})

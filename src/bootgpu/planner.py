@@ -44,11 +44,11 @@ PAIR_BYTES_LEVELS = 24  # the same with level tables (pair_value_bytes)
 PAIR_CELL_BYTES_COMPILED = 8  # per cell with the NumPy backend's compiled kernels: one group's products (float32
 # or float64; NumpyBackend.level_triangle makes the levels from them in one pass, with no float triangle or int32
 # copy beside them)
-PAIR_BYTES_COMPILED_LEVELS = 12  # per pair of a block with level tables and those kernels: no gathered z of each
-# group, no intp copies for the counts (NumpyBackend.gathered_abs_diff, bincount, bin_counts).  Measured pair-pass
-# peaks (scripts/pair_peaks.py, 2 threads): demo 44, planted 2,000 x 400 43, 4,000 x 200 132, 3,000 x 938 142 MB
-# against 58, 58, 148 and 115 predicted (the last under by the groups' level histograms, k = 187: its resident
-# allowance covers the whole focus gene, 280 MB measured against 421 MB predicted)
+PAIR_BYTES_COMPILED_LEVELS = 7  # per pair of a block with level tables and those kernels: no gathered z of each
+# group, no intp copies for the counts, no boolean masks to screen or compress (NumpyBackend.gathered_abs_diff,
+# bincount, bin_counts, values_in_range), beside the cache (pair_value_bytes) and each block's level counts.
+# Measured pair-pass peaks (scripts/pair_peaks.py, 2 threads, two runs each): demo 40.2-40.8, planted 2,000 x 400
+# 39.5-39.6, 4,000 x 200 126-130, 3,000 x 938 113-138 MB against 40.1, 50.7, 129.8 and 133.9 predicted
 PAIR_BYTES_JOINT = 8  # the same with joint indices (core.spearman.JointBlocks): the block's int32
 # indices and the selection's flags
 PAIR_CACHE_BYTES = 25  # per cached pair at most: per group its level (2-4 bytes; with r of the pairs
@@ -172,9 +172,11 @@ def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool, k
     if device and not n_cells:
         pair_bytes += DEVICE_PAIR_TEMP_BYTES
     compiled = not device and host_kernels.wanted()  # the NumPy backend counts in place (JointHistogram)
-    cell_bytes = PAIR_CELL_BYTES
+    cell_bytes, level_counts = PAIR_CELL_BYTES, 0
     if compiled and not n_cells and k_low and k_high and level_pairs(k_low, k_high):
         cell_bytes, pair_bytes = PAIR_CELL_BYTES_COMPILED, PAIR_BYTES_COMPILED_LEVELS
+        # each block's level counts, a table of every level (int64) a group, in every thread
+        level_counts = threads * 8 * sum(n_signed_levels(k) + 1 for k in (k_low, k_high))
     tables = joint_table_bytes(n_cells, threads, compiled)[1] if n_cells else 0  # the histogram or the selection's tables
     first = later = 0
     for start in range(0, max(n_genes - 1, 1), rows * threads):
@@ -186,7 +188,7 @@ def pair_stage_bytes(n_genes: int, rows: int, threads: int, cache_pairs: bool, k
                  else cells * cell_bytes + pairs * pair_bytes)
         first = max(first, cached + block)
         later = max(later, pairs * pair_bytes)
-    return tables + max(first, (pair_cache_bytes(n_genes, k_low, k_high) if cache_pairs else 0) + later)
+    return tables + level_counts + max(first, (pair_cache_bytes(n_genes, k_low, k_high) if cache_pairs else 0) + later)
 
 
 def own_ranks(working_set_bytes: int, ranks_by_gene: bool | None = None) -> bool:

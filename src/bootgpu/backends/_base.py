@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
@@ -160,6 +161,13 @@ class Backend:
         """The counts (int64) of ``core.fdr.BHStream.bins(s)``, bins of ``scale`` each from the
         top, in one pass where the backend has a kernel for it; None: none (the caller bins)."""
         return None
+
+    def values_in_range(self, s: Array, low: float, high: float) -> Array:
+        """The values of 1-D ``s`` with low <= s < high (``high`` may be inf), in their order."""
+        near = s >= low
+        if high < math.inf:
+            near = near & (s < high)
+        return s[near]
 
     def gathered_abs_diff(self, a: tuple, b: tuple) -> Array:
         """|A - B| of two gathers, each side (table, indices, sentinel, fill): table[indices], where

@@ -89,6 +89,7 @@ def prepare() -> None:
         kernel("count_values")(idx, np.zeros(2, np.int64))
         kernel("gathered_abs_diff")(table, idx, f64, 1, table, idx, f64, 1, np.zeros(1))  # sentinel: int
     kernel("bin_counts")(f64, 1.0, np.zeros(2, np.int64))
+    kernel("in_range")(f64, 0.0, 1.0, np.zeros(1))
     rect = np.zeros((2, 3), np.float32)
     for block in (rect, rect[:, 1:]):  # a whole product, or a view of one
         kernel("joint_triangle")(block, np.float32(0), np.zeros(3, np.int32))
@@ -123,7 +124,7 @@ def _compile(cache: bool) -> dict:
             "counted_dots": jit(_counted_dots),
             "joint_triangle": jit(_joint_triangle), "level_triangle": jit(_level_triangle),
             "counted_delta": jit(_counted_delta),
-            "count_values": jit(_count_values), "bin_counts": jit(_bin_counts),
+            "count_values": jit(_count_values), "bin_counts": jit(_bin_counts), "in_range": jit(_in_range),
             "gathered_abs_diff": jit(_gathered_abs_diff)}
 
 
@@ -307,6 +308,23 @@ def _bin_counts(s, scale, counts):  # pragma: no cover - compiled
             b = n - 1
         counts[n - 1 - b] += 1
     return bad
+
+
+def _in_range(s, low, high, out):  # pragma: no cover - compiled
+    # out[:n] = the values v of s with low <= v < high (high = inf: no upper bound, inf kept), in
+    # order (every value stored, the count advanced by the test: no branch); returns n
+    n = 0
+    if high == np.inf:
+        for i in range(s.shape[0]):
+            v = s[i]
+            out[n] = v
+            n += v >= low
+        return n
+    for i in range(s.shape[0]):
+        v = s[i]
+        out[n] = v
+        n += (v >= low) & (v < high)
+    return n
 
 
 def _gathered_abs_diff(table_a, idx_a, fill_a, sentinel_a, table_b, idx_b, fill_b, sentinel_b, out):  # pragma: no cover - compiled

@@ -67,6 +67,7 @@ class StrictBackend(NumpyBackend):
     level_triangle = Backend.level_triangle
     bin_counts = Backend.bin_counts
     gathered_abs_diff = Backend.gathered_abs_diff
+    values_in_range = Backend.values_in_range
 
     def host_threads(self) -> int:
         return 1

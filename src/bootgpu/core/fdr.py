@@ -615,10 +615,7 @@ class Refinement:
         xp = self.xp
         if self._empty:
             return _distinct_desc(xp, s[:0], None)
-        near = s >= self._s_low
-        if self._s_high < math.inf:
-            near = near & (s < self._s_high)
-        s = s[near]
+        s = self.stream.backend.values_in_range(s, self._s_low, self._s_high)
         keep = xp.take(self.bin_mask, self.stream.bins(s))
         return _distinct_desc(xp, s[keep], None)
 
