@@ -153,7 +153,7 @@ class NumpyBackend(Backend):
 
     def bincount(self, x, minlength: int, weights=None):
         # integers narrower than intp counted as they are: np.bincount first copies them to intp
-        # (a pair block's int16 levels: 0.6 against 1.3 ms a million, scripts/host_kernel_times.py)
+        # (a pair block's int16 levels: 0.7 against 1.4 ms a million, scripts/host_kernel_times.py)
         if weights is None and x.dtype in _NARROW and x.ndim == 1 and x.flags.c_contiguous and host_kernels.enabled():
             counts = np.zeros(minlength, dtype=np.int64)
             if not host_kernels.kernel("count_values")(x, counts):
@@ -161,7 +161,7 @@ class NumpyBackend(Backend):
         return np.bincount(x, weights=weights, minlength=minlength)
 
     def bin_counts(self, s, scale: float, n_bins: int):
-        # BHStream.bins and its bincount in one compiled pass (0.8 against 8.8 ms a million values)
+        # BHStream.bins and its bincount in one compiled pass (1.3 against 3.2 ms a million values)
         if not host_kernels.enabled() or s.dtype != np.float64 or s.ndim != 1:
             return None
         counts = np.zeros(n_bins, dtype=np.int64)
@@ -169,7 +169,8 @@ class NumpyBackend(Backend):
 
     def values_in_range(self, s, low: float, high: float):
         # one compiled pass (host_kernels.in_range) instead of one or two comparisons, their "and"
-        # and the boolean compress (the threshold pass's screen of a block's Fisher statistics)
+        # and the boolean compress (the threshold pass's screen of a block's Fisher statistics: 0.7
+        # against 2.4 ms a million)
         if not host_kernels.enabled() or s.dtype != np.float64 or s.ndim != 1:
             return Backend.values_in_range(self, s, low, high)
         out = np.empty(s.shape[0])  # only the pages of what is written are touched
@@ -178,7 +179,7 @@ class NumpyBackend(Backend):
 
     def gathered_abs_diff(self, a: tuple, b: tuple):
         # one compiled pass instead of two gathers, the fills, a subtraction and an abs (a pair
-        # block's Fisher statistic from its levels: 1.0 against 6.9 ms a million pairs)
+        # block's Fisher statistic from its levels: 0.9 against 5.0 ms a million pairs)
         (table_a, idx_a, sentinel_a, fill_a), (table_b, idx_b, sentinel_b, fill_b) = a, b
         arrays = (table_a, fill_a, table_b, fill_b)
         if (not host_kernels.enabled() or any(v.dtype != np.float64 for v in arrays) or idx_a.dtype not in _NARROW
@@ -267,7 +268,7 @@ class NumpyBackend(Backend):
     def level_triangle(self, rect, offset, dtype):
         # one compiled pass (host_kernels.level_triangle) instead of the row slices' copy, the int32
         # copy, the addition, the shift and the narrowing copy (a 1,048-row block of the embedded
-        # matrix: 0.8 against 2.6 ms, scripts/host_kernel_times.py)
+        # matrix, 1.55 M pairs: 1.5 against 3.0 ms, scripts/host_kernel_times.py)
         if not host_kernels.enabled() or rect.dtype not in (np.float32, np.float64) or np.dtype(dtype) not in _NARROW:
             return None
         n_rows, n_cols = rect.shape
