@@ -55,6 +55,7 @@ class BlockStats:
     def __init__(self, passes: "PairPasses", item: dict):
         self._passes, self._item = passes, item
         self.xp = passes.xp
+        self.n_valid = item["n_valid"]  # how many of the block's pairs are valid (a host int)
 
     def _group(self, name: str) -> GroupPairs:
         return self._item[name]
@@ -155,11 +156,13 @@ class PairPasses:
                 continue
             valid = ~bad if valid is None else valid & ~bad
         n = (low.r if low.r is not None else low.levels).shape[0]
+        n_valid = n if valid is None else int(xp.count_nonzero(valid))  # counted once, read by every pass
         if valid is None:
             valid = xp.ones((n,), dtype=xp.bool)
-        elif int(xp.count_nonzero(valid)) < n:
+        elif n_valid < n:
             low, high = low.select(valid), high.select(valid)
-        return {"block": PairBlock(start, stop, None, None), "valid": valid, "low": low, "high": high, "s_diff": None}
+        return {"block": PairBlock(start, stop, None, None), "valid": valid, "n_valid": n_valid,
+                "low": low, "high": high, "s_diff": None}
 
     def _derive(self, item: dict) -> None:
         """The Fisher statistic of a block (kept with it)."""
@@ -617,7 +620,7 @@ def _count_pass(xp, passes, streams) -> int:
         return _joint_count_pass(xp, passes, streams)
 
     def per_block(block, valid, stats):
-        n_bad = int(valid.shape[0]) - int(xp.count_nonzero(valid))
+        n_bad = int(valid.shape[0]) - stats.n_valid
         out = {}
         for name in TESTS:
             stream = streams[name]
@@ -683,7 +686,7 @@ def _selection_pass(xp, passes, pairs, s_star: dict, edge_selection: str):
         if int(xp.count_nonzero(chosen)) == 0:
             return counts, None
         where = xp.nonzero(chosen)[0]
-        if int(xp.count_nonzero(valid)) < valid.shape[0]:  # positions among the valid pairs -> in the block
+        if stats.n_valid < valid.shape[0]:  # positions among the valid pairs -> in the block
             where_in_block = xp.take(xp.nonzero(valid)[0], where)
         else:  # every pair valid (the rule): no (pairs,) index array to make
             where_in_block = where
