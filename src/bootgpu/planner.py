@@ -44,13 +44,16 @@ PAIR_BYTES_LEVELS = 24  # the same with level tables (pair_value_bytes)
 PAIR_CELL_BYTES_COMPILED = 8  # per cell with the NumPy backend's compiled kernels: one group's products (float32
 # or float64; NumpyBackend.level_triangle makes the levels from them in one pass, with no float triangle or int32
 # copy beside them)
-PAIR_BYTES_COMPILED_LEVELS = 9  # per pair of a block with level tables and those kernels: no gathered z of each
+PAIR_BYTES_COMPILED_LEVELS = 7  # per pair of a block with level tables and those kernels: no gathered z of each
 # group, no intp copies for the counts, no boolean masks to screen or compress (NumpyBackend.gathered_abs_diff,
 # bincount, bin_counts, values_in_range), beside the cache (pair_value_bytes) and each block's level counts.
 # Measured pair-pass peaks (RSS rise, scripts/pair_peaks.py, 2 threads, 2-5 runs each): demo 40.4-45.7, planted
-# 2,000 x 400 39.4-39.6, 4,000 x 200 125.9-134.4, 3,000 x 938 113.7-138.0 MB against 44.1, 54.7, 137.1 and
-# 140.3 predicted (with 7 bytes 40.1, 50.7, 129.8 and 133.9: under the larger runs); the same run's spread is
-# ~5 MB, and the whole focus gene's prediction (resident + this stage) stays 1.2-1.5x above its measured peak
+# 2,000 x 400 39.4-39.6, 4,000 x 200 125.9-134.4, 3,000 x 938 113.7-138.0 MB against 40.1, 50.7, 129.8 and
+# 133.9 predicted: the same run's spread is ~5 MB (two blocks' temporaries meeting or not), which the model's
+# margin on the whole focus gene covers (resident + this stage, x MODEL_MARGIN: 73.9, 113.5, 254.2 and 444.4 MB
+# against 53.9-59.2, 79.4-79.6, 166.0-174.5 and 252.4-276.6 measured).  9 bytes covered every run's stage but
+# put 2,000 x 400's whole prediction at 1.51x its peak (tests/test_memory.py holds 1.5x), where the stage
+# over-predicts: its cache of int32 levels is most of it and the temporaries few
 PAIR_BYTES_JOINT = 8  # the same with joint indices (core.spearman.JointBlocks): the block's int32
 # indices and the selection's flags
 PAIR_CACHE_BYTES = 25  # per cached pair at most: per group its level (2-4 bytes; with r of the pairs
