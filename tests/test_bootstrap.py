@@ -74,6 +74,29 @@ def test_bootstrap_deltas_equal_scipy_spearman_of_resampled_values(xp_backend, t
 
 
 @pytest.mark.parametrize("ties", [False, True])
+def test_compiled_host_ranks_gene_by_gene_where_a_device_takes_the_per_edge_way(monkeypatch, ties):
+    """EDGES (7 edges on 10 genes) are a per-edge chunk (``EdgeGroup``) for a backend that does not
+    rank gene by gene (strict, as a device); the NumPy backend with its compiled ranks takes the
+    gene way there, with the same bytes (and scipy's Spearman of the resampled values)."""
+    import bootgpu.core.bootstrap as core_bootstrap
+
+    assert core_bootstrap.per_edge_way(10, 7, 0) and not core_bootstrap.per_edge_way(10, 7, 0, by_gene=True)
+    calls = []
+    original = core_bootstrap.EdgeGroup.correlations
+    monkeypatch.setattr(core_bootstrap.EdgeGroup, "correlations",
+                        lambda self, *a: calls.append(1) or original(self, *a))
+    low, high = groups(ties)
+    strict = engine_deltas(get_backend("strict"), low, high, *EDGES, settings())
+    assert calls, "the strict backend took the per-edge way"
+    calls.clear()
+    numpy_backend = get_backend("numpy")
+    host = engine_deltas(numpy_backend, low, high, *EDGES, settings())
+    assert not calls and numpy_backend.ranks_by_gene  # numba is a dependency: the compiled ranks
+    assert host.tobytes() == strict.tobytes()
+    np.testing.assert_allclose(host, scipy_deltas(low, high, *EDGES, settings()), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("replicate_chunk,threads", [(1, 1), (4, 1), (7, 1), (B, 1), (1, 2), (4, 3), (7, 2)])
 def test_bootstrap_deltas_identical_for_any_replicate_chunk_and_threads(replicate_chunk, threads, ties):
     low, high = groups(ties)

@@ -37,7 +37,8 @@ from bootgpu.core.spearman import (
     GroupRanks, group_ranks, joint_cells,
 )
 from bootgpu.core.split import separated, split_samples
-from bootgpu.planner import Plan, bootstrap_peak, plan_bootstrap, planned_replicate_bytes, replicate_chunk_for
+from bootgpu.planner import (Plan, bootstrap_peak, gene_structure_bytes, plan_bootstrap, planned_replicate_bytes,
+                             replicate_chunk_for)
 from bootgpu.results_schema import EDGE_FLOAT_FIELDS, PAIR_MASK_FIELDS, PAIR_VALUE_FIELDS, FocusResult, empty_edges
 
 TESTS = ("low", "high", "diff")
@@ -854,7 +855,8 @@ def bootstrap_edges(backend: Backend, groups: Groups, sel: dict[str, Array], foc
         reps = replicate_chunk_for(plan, cfg.n_bootstrap, k, m, n_genes, n_edges, dense_outputs, sparse_edges, ties,
                                    dense_edges)
         work.append(min(plan.threads, -(-cfg.n_bootstrap // reps)) * reps
-                    * planned_replicate_bytes(plan, k, m, n_genes, n_edges, dense_outputs, sparse_edges, ties, dense_edges))
+                    * planned_replicate_bytes(plan, k, m, n_genes, n_edges, dense_outputs, sparse_edges, ties, dense_edges)
+                    + gene_structure_bytes(k, n_genes))
         return reps
 
     out = bootstrap_summaries(backend, low, high, sel["gene_i"], sel["gene_j"], delta, boot_cfg, replicate_chunk)

@@ -74,6 +74,9 @@ DEVICE_PAIR_TEMP_BYTES = 64  # per pair of a block of levels or r on CuPy: the i
 # passes 3.88 GiB against 1.49 GiB of arrays; docs/benchmarks.md); joint blocks showed none
 SUMMARY_COPIES = 5  # (rows, B) float64 arrays summarising rows of deltas holds at once
 SELECTED_EDGE_BYTES = 360  # per selected edge, all of them, held through the bootstrap (see selected_edge_bytes)
+GENE_STRUCTURE_ARRAYS = 7  # int64 (k, genes) arrays an edge chunk's group holds through its replicates: the subset's
+# sort structure (perm, unsort, tie_first, tie_last), the rank rows and, ranked gene by gene, slot positions and
+# tie ends (core.bootstrap.GeneGroup; EdgeGroup holds fewer)
 
 
 def format_bytes(n: float) -> str:
@@ -225,7 +228,7 @@ def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: i
     the room of the core's D and W beside them for its tied blocks' dots and r (a bound the model
     does not refine)."""
     dot, exact, rank = dot_dtype_bytes(m), exact_dtype_bytes(m), rank_dtype_bytes(m)
-    if per_edge_way(n_genes, n_edges, dense_outputs):
+    if per_edge_way(n_genes, n_edges, dense_outputs, own):
         return 3 * k * n_genes * rank + 2 * k * n_edges * rank + n_edges * F64 * (7 if ties else 4) + 48 * m + 40 * k
     ranks = 3 * k * n_genes * dot
     held = 2 * k * n_genes * dot
@@ -246,12 +249,12 @@ PER_EDGE_WORKING_SET = 4  # the per-edge way's cap, in working sets (see replica
 
 
 def replicate_chunk_cap(working_set_bytes: int, k: int, m: int, n_genes: int, n_edges: int = 0,
-                        dense_outputs: int = 0) -> int:
+                        dense_outputs: int = 0, by_gene: bool = False) -> int:
     """Replicates whose largest arrays -- (genes, k, R) ranks (counted at the rank dtype: measured
     as fast as the dot dtype's halved chunks) and the (R, rows, columns) matrix product of a dense
     block -- stay within the cap (per-edge values are stored as they are made, in pieces)."""
     largest = max(k * max(n_genes, 1) * rank_dtype_bytes(m), dense_outputs * exact_dtype_bytes(m))
-    if per_edge_way(n_genes, n_edges, dense_outputs):  # core.bootstrap.EdgeGroup
+    if per_edge_way(n_genes, n_edges, dense_outputs, by_gene):  # core.bootstrap.EdgeGroup
         # its gathers move a row of R ranks per gene and position: per-row overhead, not cache size,
         # sets their speed, so R is larger and a power of two (NumPy copies 2^j-byte rows fastest).
         # Measured on 8,763 x 938 (923 edges, 1,846 genes): R = 24 (the cap) 1.25 s, 16 1.15 s,
@@ -259,6 +262,13 @@ def replicate_chunk_cap(working_set_bytes: int, k: int, m: int, n_genes: int, n_
         reps = max(1, PER_EDGE_WORKING_SET * working_set_bytes // largest)
         return 1 << (reps.bit_length() - 1)
     return max(1, working_set_bytes // largest)
+
+
+def gene_structure_bytes(k: int, n_genes: int) -> int:
+    """Both groups' sort structures of an edge chunk's genes, held while its replicates run
+    (``GENE_STRUCTURE_ARRAYS``); 8,763 x 938 (k = 187), 923 edges on 1,822 genes: 38 MB, where
+    the replicates in flight hold 44 MB."""
+    return 2 * GENE_STRUCTURE_ARRAYS * F64 * k * n_genes
 
 
 def edge_bytes(n_bootstrap: int, k: int = 0) -> int:
@@ -400,12 +410,14 @@ def plan_batches(
     genes_in_chunk = min(2 * edges, n_genes)
     gathered = 0 if working_set_bytes else edges
     per_rep = replicate_bytes(k, m, genes_in_chunk, edges, 0, gathered, own=ranks_by_gene, gathers=pair_gathers)
+    structure = gene_structure_bytes(k, genes_in_chunk)
     reps = replicate_chunk or max(1, min(-(-n_bootstrap // threads),
-                                         (boot_room - edges * (per_edge + SELECTED_EDGE_BYTES)) // (per_rep * threads)))
+                                         (boot_room - edges * (per_edge + SELECTED_EDGE_BYTES) - structure)
+                                         // (per_rep * threads)))
     room = 0 if replicate_chunk else reps * per_rep  # per thread, re-divided at run time by the actual gene subset
     if working_set_bytes and not replicate_chunk:  # as replicate_chunk_for does at run time
-        reps = min(reps, replicate_chunk_cap(working_set_bytes, k, m, genes_in_chunk, edges))
-    boot_work = bootstrap_stage_bytes(edges, edges, n_bootstrap, threads * reps * per_rep, threads, cached)
+        reps = min(reps, replicate_chunk_cap(working_set_bytes, k, m, genes_in_chunk, edges, by_gene=ranks_by_gene))
+    boot_work = bootstrap_stage_bytes(edges, edges, n_bootstrap, threads * reps * per_rep + structure, threads, cached)
     try:  # `bootgpu indices` is a separate command: a budget too small for it still plans a run
         index_genes, index_peak = plan_indices(n_genes, n_samples, k_low, k_high, n_bootstrap, budget_bytes,
                                                bootstrap_frac=bootstrap_frac, genes_per_block=index_genes_per_block)
@@ -548,10 +560,11 @@ def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: i
     fewer genes), and within the working-set cap."""
     if not plan.replicate_room_bytes:
         return plan.replicate_chunk
-    reps = plan.replicate_room_bytes // planned_replicate_bytes(plan, k, m, n_genes, n_edges, dense_outputs, sparse_edges,
-                                                                ties, dense_edges)
+    room = plan.replicate_room_bytes - -(-gene_structure_bytes(k, n_genes) // plan.threads)  # a thread's share
+    reps = room // planned_replicate_bytes(plan, k, m, n_genes, n_edges, dense_outputs, sparse_edges, ties, dense_edges)
     if plan.working_set_bytes:
-        reps = min(reps, replicate_chunk_cap(plan.working_set_bytes, k, m, n_genes, n_edges, dense_outputs))
+        reps = min(reps, replicate_chunk_cap(plan.working_set_bytes, k, m, n_genes, n_edges, dense_outputs,
+                                             plan.ranks_by_gene))
     reps = max(1, min(-(-n_bootstrap // plan.threads), reps))  # every thread gets a chunk
     if plan.working_set_bytes and reps > HOST_VECTOR_REPLICATES:  # whole vectors of int16 replicates on a host
         reps -= reps % HOST_VECTOR_REPLICATES
