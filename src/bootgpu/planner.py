@@ -405,19 +405,8 @@ def plan_batches(
     pair_work = pair_stage_bytes(n_genes, rows, threads, cache_pairs, k_low, k_high, device=not working_set_bytes,
                                  ieee_float32=ieee_float32_matmul)
     boot_room = min(free, max(pair_work, BOOTSTRAP_MIN_ROOM, int(free * bootstrap_share)))
-    cached = bool(working_set_bytes)  # summaries in cache-sized pieces (host), else whole chunks (device)
-    edges = edge_chunk or _largest_edge_chunk(boot_room, n_genes * (n_genes - 1) // 2, n_bootstrap, threads, cached)
-    genes_in_chunk = min(2 * edges, n_genes)
-    gathered = 0 if working_set_bytes else edges
-    per_rep = replicate_bytes(k, m, genes_in_chunk, edges, 0, gathered, own=ranks_by_gene, gathers=pair_gathers)
-    structure = gene_structure_bytes(k, genes_in_chunk)
-    reps = replicate_chunk or max(1, min(-(-n_bootstrap // threads),
-                                         (boot_room - edges * (per_edge + SELECTED_EDGE_BYTES) - structure)
-                                         // (per_rep * threads)))
-    room = 0 if replicate_chunk else reps * per_rep  # per thread, re-divided at run time by the actual gene subset
-    if working_set_bytes and not replicate_chunk:  # as replicate_chunk_for does at run time
-        reps = min(reps, replicate_chunk_cap(working_set_bytes, k, m, genes_in_chunk, edges, by_gene=ranks_by_gene))
-    boot_work = bootstrap_stage_bytes(edges, edges, n_bootstrap, threads * reps * per_rep + structure, threads, cached)
+    edges, reps, room, boot_work = _bootstrap_batches(n_genes, n_bootstrap, k, m, boot_room, edge_chunk, replicate_chunk,
+                                                      working_set_bytes, ranks_by_gene, pair_gathers, threads)
     try:  # `bootgpu indices` is a separate command: a budget too small for it still plans a run
         index_genes, index_peak = plan_indices(n_genes, n_samples, k_low, k_high, n_bootstrap, budget_bytes,
                                                bootstrap_frac=bootstrap_frac, genes_per_block=index_genes_per_block)
@@ -432,6 +421,26 @@ def plan_batches(
                 bootstrap_room_bytes=0 if (edge_chunk or replicate_chunk) else boot_room,
                 n_bootstrap=n_bootstrap, k=k, m=m, ranks_by_gene=ranks_by_gene, bootstrap_share=bootstrap_share,
                 pair_gathers=pair_gathers)
+
+
+def _bootstrap_batches(n_genes: int, n_bootstrap: int, k: int, m: int, boot_room: int, edge_chunk, replicate_chunk,
+                       working_set_bytes: int, ranks_by_gene: bool, pair_gathers: bool, threads: int) -> tuple:
+    """(edge chunk, replicate chunk, replicate room a thread, the stage's bytes) in ``boot_room``,
+    before the edges are known: the largest edge chunk a re-plan would choose."""
+    cached = bool(working_set_bytes)  # summaries in cache-sized pieces (host), else whole chunks (device)
+    edges = edge_chunk or _largest_edge_chunk(boot_room, n_genes * (n_genes - 1) // 2, n_bootstrap, threads, cached)
+    genes_in_chunk = min(2 * edges, n_genes)
+    gathered = 0 if working_set_bytes else edges
+    per_rep = replicate_bytes(k, m, genes_in_chunk, edges, 0, gathered, own=ranks_by_gene, gathers=pair_gathers)
+    structure = gene_structure_bytes(k, genes_in_chunk)
+    reps = replicate_chunk or max(1, min(-(-n_bootstrap // threads),
+                                         (boot_room - edges * (edge_bytes(n_bootstrap, k) + SELECTED_EDGE_BYTES)
+                                          - structure) // (per_rep * threads)))
+    room = 0 if replicate_chunk else reps * per_rep  # per thread, re-divided at run time by the actual gene subset
+    if working_set_bytes and not replicate_chunk:  # as replicate_chunk_for does at run time
+        reps = min(reps, replicate_chunk_cap(working_set_bytes, k, m, genes_in_chunk, edges, by_gene=ranks_by_gene))
+    boot_work = bootstrap_stage_bytes(edges, edges, n_bootstrap, threads * reps * per_rep + structure, threads, cached)
+    return edges, reps, room, boot_work
 
 
 def _stages(fixed, rows, threads, cache_pairs, pair_work, edges, reps, boot_work, index_genes, index_peak) -> dict:
