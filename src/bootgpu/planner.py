@@ -209,6 +209,12 @@ def own_ranks(working_set_bytes: int, ranks_by_gene: bool | None = None) -> bool
     return bool(working_set_bytes) and host_kernels.wanted()
 
 
+def own_rank_bytes(m: int) -> int:
+    """Bytes of one resample rank a backend that ranks gene by gene makes (``NumpyBackend.resample_ranks``:
+    int8 while m < 128, else int16)."""
+    return 1 if m < 2**7 else 2
+
+
 def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: int = 0, gathered_edges: int = 0,
                     ties: bool = True, dense_edges: int | None = None, own: bool = False, gathers: bool = True) -> int:
     """One replicate of an edge chunk's bootstrap for one group (the groups take turns), at the
@@ -233,7 +239,7 @@ def replicate_bytes(k: int, m: int, n_genes: int, n_edges: int, dense_outputs: i
     ranks = 3 * k * n_genes * dot
     held = 2 * k * n_genes * dot
     if own:
-        d = 2 * k * n_genes * (1 if m < 2**7 else min(2, dot))
+        d = 2 * k * n_genes * min(own_rank_bytes(m), dot)
         ranks = d
         held = d + (2 * k * n_genes * dot if ties else 0)
     dense = 0
@@ -251,9 +257,11 @@ PER_EDGE_WORKING_SET = 4  # the per-edge way's cap, in working sets (see replica
 def replicate_chunk_cap(working_set_bytes: int, k: int, m: int, n_genes: int, n_edges: int = 0,
                         dense_outputs: int = 0, by_gene: bool = False) -> int:
     """Replicates whose largest arrays -- (genes, k, R) ranks (counted at the rank dtype: measured
-    as fast as the dot dtype's halved chunks) and the (R, rows, columns) matrix product of a dense
-    block -- stay within the cap (per-edge values are stored as they are made, in pieces)."""
-    largest = max(k * max(n_genes, 1) * rank_dtype_bytes(m), dense_outputs * exact_dtype_bytes(m))
+    as fast as the dot dtype's halved chunks; ranked gene by gene (``by_gene``), at the int8 or
+    int16 the backend makes them) and the (R, rows, columns) matrix product of a dense block --
+    stay within the cap (per-edge values are stored as they are made, in pieces)."""
+    rank = own_rank_bytes(m) if by_gene else rank_dtype_bytes(m)
+    largest = max(k * max(n_genes, 1) * rank, dense_outputs * exact_dtype_bytes(m))
     if per_edge_way(n_genes, n_edges, dense_outputs, by_gene):  # core.bootstrap.EdgeGroup
         # its gathers move a row of R ranks per gene and position: per-row overhead, not cache size,
         # sets their speed, so R is larger and a power of two (NumPy copies 2^j-byte rows fastest).
