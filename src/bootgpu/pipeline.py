@@ -37,8 +37,7 @@ from bootgpu.core.spearman import (
     GroupRanks, group_ranks, joint_cells,
 )
 from bootgpu.core.split import separated, split_samples
-from bootgpu.planner import (Plan, bootstrap_peak, gene_structure_bytes, plan_bootstrap, planned_replicate_bytes,
-                             replicate_chunk_for)
+from bootgpu.planner import Plan, bootstrap_peak, plan_bootstrap, replicate_chunk_for, replicate_work_bytes
 from bootgpu.results_schema import EDGE_FLOAT_FIELDS, PAIR_MASK_FIELDS, PAIR_VALUE_FIELDS, FocusResult, empty_edges
 
 TESTS = ("low", "high", "diff")
@@ -848,15 +847,14 @@ def bootstrap_edges(backend: Backend, groups: Groups, sel: dict[str, Array], foc
         summary_rows=summary_rows(cfg.n_bootstrap, cached=bool(plan.working_set_bytes)),
         memory=(plan.predicted_peak_bytes, plan.budget_bytes),
     )
-    work = []  # per edge chunk: its replicate chunks' bytes in flight
+    work = []  # per edge chunk: what it holds while its replicate chunks run (replicate_work_bytes)
 
     def replicate_chunk(n_genes: int, n_edges: int, dense_outputs: int, sparse_edges: int, ties: bool,
                         dense_edges: int | None = None) -> int:
         reps = replicate_chunk_for(plan, cfg.n_bootstrap, k, m, n_genes, n_edges, dense_outputs, sparse_edges, ties,
                                    dense_edges)
-        work.append(min(plan.threads, -(-cfg.n_bootstrap // reps)) * reps
-                    * planned_replicate_bytes(plan, k, m, n_genes, n_edges, dense_outputs, sparse_edges, ties, dense_edges)
-                    + gene_structure_bytes(k, n_genes))
+        work.append(replicate_work_bytes(plan, cfg.n_bootstrap, reps, k, m, n_genes, n_edges, dense_outputs, sparse_edges,
+                                         ties, dense_edges))
         return reps
 
     out = bootstrap_summaries(backend, low, high, sel["gene_i"], sel["gene_j"], delta, boot_cfg, replicate_chunk)

@@ -591,6 +591,18 @@ def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: i
 HOST_VECTOR_REPLICATES = 16  # replicate chunks on a host in multiples of this: no scalar remainders in the kernels
 
 
+def replicate_work_bytes(plan: Plan, n_bootstrap: int, reps: int, k: int, m: int, n_genes: int, n_edges: int,
+                         dense_outputs: int = 0, sparse_edges: int = 0, ties: bool = True,
+                         dense_edges: int | None = None) -> int:
+    """What an edge chunk holds while its replicate chunks of ``reps`` run: those in flight at once
+    (``planned_replicate_bytes`` each, at most the plan's threads) and both groups' sort structures
+    of its genes (``gene_structure_bytes``); ``bootstrap_peak`` takes the largest over the chunks."""
+    in_flight = min(plan.threads, -(-n_bootstrap // reps)) * reps
+    return (in_flight * planned_replicate_bytes(plan, k, m, n_genes, n_edges, dense_outputs, sparse_edges, ties,
+                                                dense_edges)
+            + gene_structure_bytes(k, n_genes))
+
+
 def stored_pair_bytes(n_genes: int, store: str) -> int:
     """Host bytes of what ``--store`` keeps of every pair for the results (``pipeline.pair_values``):
     common, three significance masks at a bit a pair; full, also r_low and r_high at 4 bytes each."""
