@@ -583,8 +583,10 @@ def _stop_line(signum: int) -> str:
 def main(argv=None) -> int:
     import signal
 
+    from bootgpu.backends.host_memory import use_small_pages
     from bootgpu.study.lock import release_all
 
+    use_small_pages()  # no huge-page compaction stalls in a study's allocations (its docstring)
     parser = build_parser()
     args = parser.parse_args(argv)
     previous = {}
