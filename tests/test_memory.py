@@ -70,6 +70,23 @@ def test_planner_batches_grow_with_the_budget():
     assert all(p.predicted_peak_bytes <= p.budget_bytes for p in plans)
 
 
+@pytest.mark.parametrize("genes, edges", [(3000, 50_000), (12625, 400_000), (500, 2_000), (20, 30)])
+def test_host_replicate_chunks_are_whole_vector_loops_within_the_cache_cap(genes, edges):
+    """A host's replicate chunk (ALL's k = 25, m = 20) is within its working-set cap and, when larger
+    than one, a multiple of ``HOST_VECTOR_REPLICATES`` (the compiled kernels then run no scalar
+    remainder loop); a device's is not rounded."""
+    from bootgpu.planner import HOST_VECTOR_REPLICATES, replicate_chunk_cap
+
+    host = plan_bootstrap(plan_batches(12625, 128, 25, 25, 1000, 4 << 30, threads=2, working_set_bytes=16 << 20,
+                                       ranks_by_gene=True), edges)
+    reps = replicate_chunk_for(host, 1000, 25, 20, genes, edges)
+    cap = replicate_chunk_cap(host.working_set_bytes, 25, 20, genes, edges, by_gene=True)
+    assert 1 <= reps <= min(cap, 500), (reps, cap)
+    assert reps <= HOST_VECTOR_REPLICATES or reps % HOST_VECTOR_REPLICATES == 0, reps
+    device = plan_bootstrap(plan_batches(12625, 128, 25, 25, 1000, 4 << 30), edges)
+    assert replicate_chunk_for(device, 1000, 25, 20, genes, edges) >= reps
+
+
 def test_planner_says_how_much_is_needed_when_nothing_fits():
     with pytest.raises(BootgpuError, match=r"too small .* at least [0-9.]+ MiB is needed"):
         plan_batches(8763, 938, 187, 187, 1000, 100 << 20)

@@ -583,12 +583,14 @@ def replicate_chunk_for(plan: Plan, n_bootstrap: int, k: int, m: int, n_genes: i
         reps = min(reps, replicate_chunk_cap(plan.working_set_bytes, k, m, n_genes, n_edges, dense_outputs,
                                              plan.ranks_by_gene))
     reps = max(1, min(-(-n_bootstrap // plan.threads), reps))  # every thread gets a chunk
-    if plan.working_set_bytes and reps > HOST_VECTOR_REPLICATES:  # whole vectors of int16 replicates on a host
+    if plan.working_set_bytes and reps > HOST_VECTOR_REPLICATES:  # whole loop iterations of int16 replicates on a host
         reps -= reps % HOST_VECTOR_REPLICATES
     return int(reps)
 
 
-HOST_VECTOR_REPLICATES = 16  # replicate chunks on a host in multiples of this: no scalar remainders in the kernels
+HOST_VECTOR_REPLICATES = 32  # replicate chunks on a host in multiples of this: no scalar remainders in the kernels
+# (16 int16 lanes, two vectors a loop iteration: an odd multiple of 16 ran 5-13% slower in the deltas kernel,
+# ALL focus 113 and 114's bootstrap stage 3-15%; docs/benchmarks.md)
 
 
 def replicate_work_bytes(plan: Plan, n_bootstrap: int, reps: int, k: int, m: int, n_genes: int, n_edges: int,
