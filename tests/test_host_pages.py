@@ -24,10 +24,13 @@ PROBE = ("try:\n from numpy._core.multiarray import _get_madvise_hugepage as g\n
 
 @pytest.fixture
 def numpy_pages(monkeypatch):
-    """NumPy's huge-page switch on, as NumPy sets it by default on Linux >= 4.6, restored after."""
+    """NumPy's huge-page switch on, as NumPy sets it by default on Linux >= 4.6, and the variable
+    unset; both restored after (the variable set first, so that monkeypatch records its state
+    before the test, which ``use_small_pages`` then writes)."""
     before = _get_madvise_hugepage()
     _set_madvise_hugepage(True)
-    monkeypatch.delenv(host_memory.HUGEPAGE_VARIABLE, raising=False)
+    monkeypatch.setenv(host_memory.HUGEPAGE_VARIABLE, "unset by the fixture")
+    monkeypatch.delenv(host_memory.HUGEPAGE_VARIABLE)
     yield
     _set_madvise_hugepage(before)
 
